@@ -1,0 +1,1 @@
+"""AirPlay output provider: RAOP and AirPlay 2 streaming, multi-room, DACP and pairing."""

@@ -1,0 +1,1 @@
+"""The standalone host: the `airplay-provider` command and its local helpers."""

@@ -1,0 +1,1 @@
+"""Real-time streamer processes behind bin/cliraop and bin/cliap2."""
