@@ -1,0 +1,85 @@
+"""`airplay-provider`: the standalone host's command line.
+
+Each subcommand lives in its own module, imported only when that subcommand runs. A module
+provides ``add_arguments(parser)`` and ``run(args) -> int``. To add a command, add one line to
+`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import ipaddress
+import sys
+from typing import Final, Protocol
+
+#: name → (module path, one-line help)
+COMMANDS: Final[dict[str, tuple[str, str]]] = {
+    "discover": ("airplay_provider.host.cmd_discover", "list AirPlay receivers on the network"),
+    "config": ("airplay_provider.host.cmd_config", "show or change a player's settings"),
+}
+
+
+class CommandModule(Protocol):
+    """What a subcommand module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the subcommand's arguments."""
+        ...
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run it; return the exit code."""
+        ...
+
+
+def interface_address(text: str) -> str:
+    """argparse type for ``--interface``: an IP address of this host."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+
+
+def add_interface_argument(parser: argparse.ArgumentParser) -> None:
+    """``--interface ADDR`` (repeatable): where mDNS runs; default all interfaces."""
+    parser.add_argument(
+        "--interface",
+        dest="interfaces",
+        metavar="ADDR",
+        action="append",
+        type=interface_address,
+        default=None,
+        help="local address to run mDNS on (repeatable; default: all interfaces)",
+    )
+
+
+def build_parser(selected: str | None) -> argparse.ArgumentParser:
+    """The parser; only the `selected` command's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="airplay-provider", description="AirPlay output provider, standalone host."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_path, help_text) in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            module: CommandModule = importlib.import_module(module_path)
+            module.add_arguments(subparser)
+            subparser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` (default: the process arguments) and run the subcommand."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    selected = next((arg for arg in arguments if not arg.startswith("-")), None)
+    parser = build_parser(selected if selected in COMMANDS else None)
+    args = parser.parse_args(arguments)
+    try:
+        exit_code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

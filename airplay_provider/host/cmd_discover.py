@@ -1,0 +1,129 @@
+"""`airplay-provider discover`: list the AirPlay receivers seen within a time window."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from airplay_provider.discovery import AirPlayDiscovery
+from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.protocol.txt import (
+    DeviceRecord,
+    ProtocolUnavailableError,
+    StreamingProtocol,
+    choose_protocol,
+)
+
+DEFAULT_TIMEOUT = 3.0
+_PROTOCOL_NAMES = {StreamingProtocol.RAOP: "raop", StreamingProtocol.AIRPLAY2: "airplay2"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--timeout S``, ``--json``, ``--interface ADDR``."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds to listen (default {DEFAULT_TIMEOUT})",
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list for scripts")
+    add_interface_argument(parser)
+
+
+class _Quiet:
+    """Discovery listener that keeps nothing: the result is read from `devices` at the end."""
+
+    async def device_added(self, device: DeviceRecord) -> None:
+        """Nothing to do."""
+
+    async def device_updated(self, device: DeviceRecord) -> None:
+        """Nothing to do."""
+
+    async def device_removed(self, device: DeviceRecord) -> None:
+        """Nothing to do."""
+
+
+async def collect_devices(
+    interfaces: Sequence[str] | None, listen_seconds: float
+) -> list[DeviceRecord]:
+    """Browse for `listen_seconds`; the receivers present at the end, sorted by name."""
+    async with AirPlayDiscovery(_Quiet(), interfaces=interfaces) as discovery:
+        await asyncio.sleep(listen_seconds)
+        devices = list(discovery.devices.values())
+    return sorted(devices, key=lambda device: (device.name.lower(), device.player_id))
+
+
+def protocol_name(device: DeviceRecord, *, ap2_available: bool = False) -> str | None:
+    """``raop`` / ``airplay2`` as chosen on AUTO, or None when no route exists here."""
+    try:
+        return _PROTOCOL_NAMES[choose_protocol(device, ap2_available=ap2_available)]
+    except ProtocolUnavailableError:
+        return None
+
+
+def device_summary(device: DeviceRecord) -> dict[str, object]:
+    """JSON-ready description of one receiver."""
+    return {
+        "player_id": device.player_id,
+        "name": device.name,
+        "protocol": protocol_name(device),
+        "airplay2_capable": device.supports_airplay2,
+        "manufacturer": device.manufacturer,
+        "model": device.model,
+        "model_id": device.model_id,
+        "address": device.address,
+        "addresses": list(device.addresses),
+        "hostname": device.hostname,
+        "raop_port": device.raop_port,
+        "airplay_port": device.airplay_port,
+        "pairing_required": device.pairing_required,
+        "password_required": device.password_required,
+        "features": f"0x{device.features:X}",
+        "status_flags": f"0x{device.status_flags:X}",
+    }
+
+
+def format_table(devices: Sequence[DeviceRecord]) -> str:
+    """Aligned columns: name, protocol, model, address, pairing."""
+    header = ("NAME", "PROTOCOL", "MODEL", "ADDRESS", "PAIRING")
+    rows = [header]
+    for device in devices:
+        protocol = (protocol_name(device) or "none").upper()
+        if device.supports_airplay2 and protocol != "AIRPLAY2":
+            protocol += " (AP2-capable)"
+        pairing = "required" if device.pairing_required else "no"
+        if device.password_required:
+            pairing += ", password"
+        address = device.address or "-"
+        port = device.raop_port or device.airplay_port
+        rows.append((device.name, protocol, device.model, f"{address}:{port}", pairing))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Print what was found; exit 1 (with a message) when nothing was."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if args.timeout <= 0:
+        print("--timeout must be a positive number of seconds", file=err)
+        return 2
+    devices = asyncio.run(collect_devices(args.interfaces, args.timeout))
+    if args.json:
+        print(json.dumps([device_summary(device) for device in devices], indent=2), file=out)
+    elif devices:
+        print(format_table(devices), file=out)
+    if not devices:
+        where = ", ".join(args.interfaces) if args.interfaces else "all interfaces"
+        print(f"No AirPlay receivers found within {args.timeout:g} s on {where}.", file=err)
+        return 1
+    return 0

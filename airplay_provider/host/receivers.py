@@ -1,0 +1,576 @@
+"""Local receiver lab: real shairport-sync receivers advertised on loopback only.
+
+The lab starts a private D-Bus system bus, an avahi-daemon restricted to ``lo`` (IPv4, in a
+private mount namespace so several labs and a system avahi can coexist) and one shairport-sync
+process per receiver. Every process runs in its own process group and is killed on exit.
+
+Two avahi daemons on ``lo`` fight over the unique reverse record ``1.0.0.127.in-addr.arpa``
+when both publish their host address, so each lab sets ``publish-addresses=no`` and publishes
+its own unique host name with ``avahi-publish -a -R`` (no reverse record) instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import random
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+_PACKAGES = {
+    "avahi-publish": "avahi-utils",
+    "avahi-browse": "avahi-utils",
+    "dbus-daemon": "dbus",
+    "unshare": "util-linux",
+}
+_UDP_PORT_RANGE = 10
+_STOP_TIMEOUT = 3.0
+_POLL_INTERVAL = 0.02
+_UNIX_PATH_MAX = 100
+
+# Process groups still alive; killed at interpreter exit if a lab never reached __aexit__.
+_LIVE_GROUPS: set[int] = set()
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for pgid in list(_LIVE_GROUPS):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    _LIVE_GROUPS.clear()
+
+
+class ReceiverLabError(RuntimeError):
+    """The lab could not start, or a receiver failed."""
+
+
+@dataclass
+class ReceiverSpec:
+    """What kind of receiver to start."""
+
+    name: str
+    password: str | None = None
+    ignore_volume: bool = True
+    metadata: bool = False  # True: metadata pipe in the lab dir; the TXT then has md=0,2
+
+
+@dataclass
+class LocalReceiver:
+    """A running shairport-sync instance and where its output goes."""
+
+    name: str
+    port: int
+    udp_port_base: int
+    output_path: Path
+    log_path: Path
+    pid: int
+    password: str | None = None
+
+    def read_output(self) -> bytes:
+        """Raw s16le stereo 44.1 kHz audio written so far."""
+        return self.output_path.read_bytes()
+
+    def clear_output(self) -> None:
+        """Truncate the output file (the receiver appends, so it goes on writing at 0)."""
+        os.truncate(self.output_path, 0)
+
+    def log_text(self) -> str:
+        """The receiver's log (``-v --statistics``) so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@dataclass
+class BrowsedService:
+    """One resolved line of ``avahi-browse -rtpk``."""
+
+    interface: str
+    protocol: str
+    name: str
+    service_type: str
+    domain: str
+    host: str
+    address: str
+    port: int
+    txt: list[str] = field(default_factory=list)
+
+    def txt_dict(self) -> dict[str, str]:
+        """TXT entries as key → value (an entry without '=' maps to '')."""
+        return {key: value for key, _, value in (e.partition("=") for e in self.txt)}
+
+
+def _unescape(text: str) -> str:
+    """Undo avahi's ``\\DDD`` (decimal) and ``\\c`` escapes."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        digits = text[i + 1 : i + 4]
+        if text[i] == "\\" and len(digits) == 3 and digits.isdigit():
+            out.append(chr(int(digits)))
+            i += 4
+        elif text[i] == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _split_txt(text: str) -> list[str]:
+    """Split avahi's TXT rendering (``"a=b" "c=d"``) into unescaped entries."""
+    entries: list[str] = []
+    start = text.find('"')
+    while start >= 0:
+        end = start + 1
+        while end < len(text) and text[end] != '"':
+            end += 2 if text[end] == "\\" else 1
+        entries.append(_unescape(text[start + 1 : end]))
+        start = text.find('"', end + 1)
+    return entries
+
+
+def parse_avahi_browse(output: str) -> list[BrowsedService]:
+    """Parse the resolved (``=``) lines of ``avahi-browse -rtpk`` output; skip the rest."""
+    services: list[BrowsedService] = []
+    for line in output.splitlines():
+        fields = line.split(";", 9)
+        if len(fields) < 10 or fields[0] != "=" or not fields[8].isdigit():
+            continue
+        iface, proto, name, stype, domain, host, address = fields[1:8]
+        name, port, txt = _unescape(name), int(fields[8]), _split_txt(fields[9])
+        services.append(BrowsedService(iface, proto, name, stype, domain, host, address, port, txt))
+    return services
+
+
+def _conf_string(value: str) -> str:
+    """A libconfig string literal."""
+    if any(ord(c) < 0x20 for c in value):
+        raise ReceiverLabError(f"control characters are not allowed: {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _port_free(port: int, kind: socket.SocketKind) -> bool:
+    """True when ``port`` binds on 0.0.0.0 and [::] (shairport-sync listens on both)."""
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            with socket.socket(family, kind) as sock:
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_tcp_port(taken: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("0.0.0.0", 0))
+            port = int(sock.getsockname()[1])
+        if port not in taken and _port_free(port, socket.SOCK_STREAM):
+            return port
+    raise ReceiverLabError("no free TCP port found")
+
+
+def _free_udp_base(taken: set[int]) -> int:
+    """A base below the ephemeral range with ``_UDP_PORT_RANGE`` free UDP ports."""
+    for _ in range(100):
+        base = random.randrange(20000, 32000, _UDP_PORT_RANGE)
+        ports = range(base, base + _UDP_PORT_RANGE)
+        if taken.isdisjoint(ports) and all(_port_free(p, socket.SOCK_DGRAM) for p in ports):
+            return base
+    raise ReceiverLabError("no free UDP port range found")
+
+
+def _require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise ReceiverLabError(
+            f"{binary} not found: apt-get install {_PACKAGES.get(binary, binary)}"
+        )
+    return path
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+async def _poll_until(predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109
+    """Poll ``predicate`` until true (→ True) or ``timeout`` seconds passed (→ False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(_POLL_INTERVAL)
+
+
+class _Process:
+    """A child in its own process group; stdout (or everything) goes to files."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: dict[str, str],
+        stdout_path: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        setpriv = shutil.which("setpriv")  # the child dies with us even if we are SIGKILLed
+        prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(open(log_path, "ab"))
+            out = files.enter_context(open(stdout_path, "ab")) if stdout_path else log
+            self.popen = subprocess.Popen(
+                [*prefix, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=log if stdout_path else subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self.pid = self.popen.pid
+        _LIVE_GROUPS.add(self.pid)
+
+    def exited(self) -> bool:
+        """True once the leader exited (not reaped yet, so its pgid stays reserved)."""
+        if self.popen.returncode is not None:
+            return True
+        try:
+            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def error(self, what: str) -> ReceiverLabError:
+        return ReceiverLabError(f"{self.name} {what}; log tail:\n{_tail(self.log_path)}")
+
+    async def wait_for_log(self, marker: str, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until ``marker`` appears in the log; raise if the process dies first."""
+        found = await _poll_until(
+            lambda: self.exited() or marker in self.log_path.read_text(errors="replace"), timeout
+        )
+        if self.exited():
+            raise self.error(f"exited during start-up (status {self.popen.poll()})")
+        if not found:
+            raise self.error(f"not ready after {timeout:.1f} s")
+
+    async def stop(self) -> None:
+        """SIGTERM the group, wait, SIGKILL what is left of it, reap the leader."""
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            await _poll_until(self.exited, _STOP_TIMEOUT)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            await _poll_until(lambda: self.popen.poll() is not None, _STOP_TIMEOUT)
+        _LIVE_GROUPS.discard(self.pid)
+
+
+async def _can_connect(path_or_host: str, port: int | None = None) -> bool:
+    """One connection attempt to a TCP port or a unix socket (0.5 s at most)."""
+    try:
+        connect = (
+            asyncio.open_connection(path_or_host, port)
+            if port is not None
+            else asyncio.open_unix_connection(path_or_host)
+        )
+        _, writer = await asyncio.wait_for(connect, 0.5)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _dbus_config(socket_path: Path) -> str:
+    return (
+        '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"\n'
+        ' "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n'
+        f"<busconfig>\n  <type>system</type>\n  <listen>unix:path={socket_path}</listen>\n"
+        '  <auth>EXTERNAL</auth>\n  <policy context="default">\n    <allow user="*"/>\n'
+        '    <allow own="*"/>\n    <allow send_destination="*" eavesdrop="true"/>\n'
+        '    <allow receive_sender="*"/>\n    <allow eavesdrop="true"/>\n  </policy>\n'
+        "</busconfig>\n"
+    )
+
+
+def _avahi_config(host_name: str) -> str:
+    return (
+        f"[server]\nhost-name={host_name}\nuse-ipv4=yes\nuse-ipv6=no\nallow-interfaces=lo\n"
+        "enable-dbus=yes\n[wide-area]\nenable-wide-area=no\n[publish]\npublish-hinfo=no\n"
+        "publish-workstation=no\npublish-addresses=no\npublish-aaaa-on-ipv4=no\n"
+        "[reflector]\nenable-reflector=no\n"
+    )
+
+
+def _avahi_argv(config: Path, lab_dir: Path) -> list[str]:
+    """avahi-daemon in a private mount namespace: own pid file, none of this host's services."""
+    if Path("/run/avahi-daemon").is_dir():
+        run_mount = "mount -t tmpfs -o size=1m tmpfs /run/avahi-daemon"
+    elif lab_dir.resolve().is_relative_to("/run"):
+        raise ReceiverLabError("the lab directory must not be under /run")
+    else:
+        run_mount = "mount -t tmpfs -o size=1m,mode=755 tmpfs /run && mkdir /run/avahi-daemon"
+    script = (
+        f"set -e; {run_mount}; if [ -d /etc/avahi/services ]; then "
+        "mount -t tmpfs -o size=64k tmpfs /etc/avahi/services; fi; "
+        "if [ -f /etc/avahi/hosts ]; then mount --bind /dev/null /etc/avahi/hosts; fi; "
+        f"exec {shlex.quote(_require('avahi-daemon'))} -f {shlex.quote(str(config))} "
+        "--no-chroot --no-drop-root --no-rlimits"
+    )
+    return [_require("unshare"), "--mount", "--propagation", "private", "--", "sh", "-c", script]
+
+
+def _shairport_config(spec: ReceiverSpec, port: int, udp_base: int, metadata_pipe: Path) -> str:
+    general = [
+        f"name = {_conf_string(spec.name)};",
+        f"port = {port};",
+        f"udp_port_base = {udp_base};",
+        f"udp_port_range = {_UDP_PORT_RANGE};",
+        'mdns_backend = "avahi";',
+        'interpolation = "basic";',
+        f'ignore_volume_control = "{"yes" if spec.ignore_volume else "no"}";',
+    ]
+    if spec.password is not None:
+        general.append(f"password = {_conf_string(spec.password)};")
+    pipe = _conf_string(str(metadata_pipe))
+    metadata = (
+        f'enabled = "yes"; include_cover_art = "no"; pipe_name = {pipe};'
+        if spec.metadata
+        else 'enabled = "no";'
+    )
+    return (
+        "general = {\n  " + "\n  ".join(general) + "\n};\n"
+        "sessioncontrol = { session_timeout = 20; };\n"
+        f"metadata = {{ {metadata} }};\n"
+    )
+
+
+class ReceiverLab:
+    """Private D-Bus + loopback-only avahi + shairport-sync receivers (async context manager).
+
+    Not tied to an event loop: processes are plain ``subprocess.Popen`` children, waits poll.
+    """
+
+    def __init__(self, workdir: Path | None = None, *, keep_files: bool = False) -> None:
+        self._parent_dir = workdir
+        self._keep_files = keep_files
+        self._dir: Path | None = None
+        self._dbus_address: str | None = None
+        self._infra: list[_Process] = []
+        self._receivers: dict[int, tuple[LocalReceiver, _Process]] = {}
+        self._taken_ports: set[int] = set()
+        self.host_name = f"aplab-{secrets.token_hex(4)}"
+
+    @property
+    def directory(self) -> Path:
+        """The lab's private directory (configs, logs, audio outputs)."""
+        if self._dir is None:
+            raise ReceiverLabError("the lab is not running")
+        return self._dir
+
+    @property
+    def dbus_address(self) -> str:
+        """Address of the lab's private D-Bus system bus."""
+        if self._dbus_address is None:
+            raise ReceiverLabError("the lab is not running")
+        return self._dbus_address
+
+    @property
+    def receivers(self) -> list[LocalReceiver]:
+        """The receivers running now."""
+        return [receiver for receiver, _ in self._receivers.values()]
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of everything the lab runs now (process group leaders)."""
+        return [p.pid for p in self._infra] + [p.pid for _, p in self._receivers.values()]
+
+    def environ(self) -> dict[str, str]:
+        """Environment for D-Bus/avahi clients of this lab (avahi-browse, shairport-sync...)."""
+        return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.dbus_address}
+
+    async def __aenter__(self) -> ReceiverLab:
+        for binary in ("dbus-daemon", "avahi-daemon", "avahi-publish", "unshare", "shairport-sync"):
+            _require(binary)
+        if os.geteuid() != 0:
+            raise ReceiverLabError("the receiver lab needs root (mount namespace for avahi-daemon)")
+        if self._parent_dir is not None:
+            self._parent_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = Path(tempfile.mkdtemp(prefix="airplay-lab-", dir=self._parent_dir))
+        try:
+            await self._start_dbus()
+            await self._start_avahi()
+        except BaseException:
+            await self._shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._shutdown()
+
+    async def _start_dbus(self) -> None:
+        socket_path = self.directory / "dbus-system.sock"
+        if len(str(socket_path)) > _UNIX_PATH_MAX:
+            raise ReceiverLabError(f"socket path too long for AF_UNIX: {socket_path}")
+        config = self.directory / "dbus-system.conf"
+        config.write_text(_dbus_config(socket_path))
+        argv = [_require("dbus-daemon"), f"--config-file={config}", "--nofork", "--nopidfile"]
+        proc = _Process("dbus-daemon", argv, self.directory / "dbus.log", dict(os.environ))
+        self._infra.append(proc)
+        deadline = time.monotonic() + 5.0
+        while not (socket_path.exists() and await _can_connect(str(socket_path))):
+            if proc.exited():
+                raise proc.error("exited during start-up")
+            if time.monotonic() > deadline:
+                raise proc.error("not listening after 5 s")
+            await asyncio.sleep(_POLL_INTERVAL)
+        self._dbus_address = f"unix:path={socket_path}"
+
+    async def _start_avahi(self) -> None:
+        config = self.directory / "avahi-daemon.conf"
+        config.write_text(_avahi_config(self.host_name))
+        argv = _avahi_argv(config, self.directory)
+        avahi = _Process("avahi-daemon", argv, self.directory / "avahi.log", self.environ())
+        self._infra.append(avahi)
+        await avahi.wait_for_log("Server startup complete", 10.0)
+        log_lines = avahi.log_path.read_text(errors="replace").splitlines()
+        joined = [line for line in log_lines if line.startswith("Joining mDNS multicast group")]
+        if not joined or any(" lo.IPv4 " not in line for line in joined):
+            raise avahi.error(f"joined other interfaces than lo.IPv4: {joined}")
+        argv = [_require("avahi-publish"), "-a", "-R", f"{self.host_name}.local", "127.0.0.1"]
+        log = self.directory / "avahi-publish.log"
+        publish = _Process("avahi-publish", argv, log, self.environ())
+        self._infra.append(publish)
+        await publish.wait_for_log("Established under name", 10.0)
+
+    async def start_receiver(
+        self,
+        spec: ReceiverSpec,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> LocalReceiver:
+        """Start shairport-sync for ``spec``; return once its RTSP port accepts connections."""
+        if not spec.name or len(spec.name) > 50 or "/" in spec.name:
+            raise ReceiverLabError(f"bad receiver name {spec.name!r} (1-50 chars, no '/')")
+        if any(r.name == spec.name for r in self.receivers):
+            raise ReceiverLabError(f"a receiver named {spec.name!r} is already running")
+        port = _free_tcp_port(self._taken_ports)
+        udp_base = _free_udp_base(self._taken_ports)
+        self._taken_ports.update({port, *range(udp_base, udp_base + _UDP_PORT_RANGE)})
+        stem = self.directory / f"receiver-{port}"
+        config = stem.with_suffix(".conf")
+        config.write_text(_shairport_config(spec, port, udp_base, stem.with_suffix(".metadata")))
+        argv = [_require("shairport-sync"), "-c", str(config), "-u", "-v", "--statistics"]
+        proc = _Process(
+            f"shairport-sync {spec.name!r}",
+            [*argv, "-o", "stdout"],
+            stem.with_suffix(".log"),
+            self.environ(),
+            stdout_path=stem.with_suffix(".pcm"),
+        )
+        receiver = LocalReceiver(
+            spec.name,
+            port,
+            udp_base,
+            stem.with_suffix(".pcm"),
+            proc.log_path,
+            proc.pid,
+            spec.password,
+        )
+        self._receivers[proc.pid] = (receiver, proc)
+        deadline = time.monotonic() + timeout
+        while not await _can_connect("127.0.0.1", port):
+            if proc.exited() or time.monotonic() > deadline:
+                error = proc.error(
+                    f"died at start (status {proc.popen.poll()})"
+                    if proc.exited()
+                    else f"not listening on {port} after {timeout:.1f} s"
+                )
+                await self.stop_receiver(receiver)
+                raise error
+            await asyncio.sleep(_POLL_INTERVAL)
+        return receiver
+
+    async def stop_receiver(self, receiver: LocalReceiver) -> None:
+        """Stop one receiver; its output and log stay readable until the lab exits."""
+        entry = self._receivers.pop(receiver.pid, None)
+        if entry is not None:
+            await entry[1].stop()
+
+    async def browse(
+        self,
+        service_type: str = "_raop._tcp",
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[BrowsedService]:
+        """Resolved services of ``service_type`` that this lab's avahi sees (avahi-browse)."""
+        proc = await asyncio.create_subprocess_exec(
+            _require("avahi-browse"),
+            "-rtpk",
+            service_type,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=self.environ(),
+        )
+        try:
+            stdout, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise ReceiverLabError(f"avahi-browse {service_type} timed out") from None
+        return parse_avahi_browse(stdout.decode("utf-8", "replace"))
+
+    async def wait_advertised(
+        self,
+        receiver: LocalReceiver,
+        *,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> BrowsedService:
+        """Wait until ``receiver``'s ``_raop._tcp`` service resolves on lo; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(1.0, deadline - time.monotonic())
+            for service in await self.browse("_raop._tcp", timeout=remaining):
+                if service.port == receiver.port and service.name.endswith("@" + receiver.name):
+                    return service
+            if time.monotonic() > deadline:
+                raise ReceiverLabError(f"{receiver.name!r} not advertised after {timeout:.1f} s")
+            await asyncio.sleep(0.2)
+
+    async def _shutdown(self) -> None:
+        for _, proc in list(self._receivers.values()):
+            await proc.stop()
+        self._receivers.clear()
+        for proc in reversed(self._infra):
+            await proc.stop()
+        self._infra.clear()
+        self._dbus_address = None
+        if self._dir is not None and not self._keep_files:
+            shutil.rmtree(self._dir, ignore_errors=True)
+        self._dir = None

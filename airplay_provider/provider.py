@@ -1,0 +1,214 @@
+"""AirPlayProvider: owns discovery and the players; the host-facing PlayerProvider surface.
+
+Streaming, DACP and pairing are added by other modules later; the player commands below that
+need a stream are clearly marked extension points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Final
+
+from music_assistant_models.config_entries import ConfigEntry
+from music_assistant_models.player import PlayerMedia
+from zeroconf import ServiceInfo, ServiceStateChange
+from zeroconf.asyncio import AsyncZeroconf
+
+from airplay_provider.config import (
+    CONF_ENABLED,
+    CONF_MDNS_INTERFACES,
+    ConfigValidationError,
+    PlayerSettings,
+    parse_interfaces,
+    player_config_entries,
+)
+from airplay_provider.discovery import AirPlayDiscovery
+from airplay_provider.host_api import ProviderHost
+from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.txt import (
+    AIRPLAY_SERVICE_TYPE,
+    RAOP_SERVICE_TYPE,
+    DeviceRecord,
+    is_own_receiver,
+)
+
+STREAMING_PENDING: Final = "streaming lands with the StreamSession"
+
+
+class AirPlayProvider:
+    """Discovers receivers, keeps one `AirPlayPlayer` per receiver, reports them to the host."""
+
+    def __init__(
+        self,
+        host: ProviderHost,
+        *,
+        ap2_available: bool = False,
+        browse: bool = True,
+        zeroconf: AsyncZeroconf | None = None,
+        interfaces: list[str] | None = None,
+    ) -> None:
+        """`browse=False` when the host browses mDNS itself and calls
+        `on_mdns_service_state_change` (Music Assistant's core does).
+
+        `interfaces` overrides the provider's `mdns_interfaces` setting (None: use it).
+        """
+        self.host = host
+        self.ap2_available = ap2_available
+        self._browse = browse
+        self._zeroconf = zeroconf
+        self._interfaces = interfaces
+        self._players: dict[str, AirPlayPlayer] = {}
+        self._discovery: AirPlayDiscovery | None = None
+
+    @property
+    def instance_id(self) -> str:
+        """The host's id for this provider instance."""
+        return self.host.instance_id
+
+    @property
+    def players(self) -> Mapping[str, AirPlayPlayer]:
+        """Registered players by id."""
+        return dict(self._players)
+
+    def get_player(self, player_id: str) -> AirPlayPlayer | None:
+        """The player with this id, if registered."""
+        return self._players.get(player_id)
+
+    async def handle_async_init(self) -> None:
+        """Start discovery on the configured interfaces."""
+        interfaces = self._interfaces
+        if interfaces is None:
+            setting = self.host.get_provider_config_value(CONF_MDNS_INTERFACES)
+            interfaces = parse_interfaces(setting if isinstance(setting, str) else None)
+        own_ports: Collection[int] = self.host.own_receiver_ports()
+        self._discovery = AirPlayDiscovery(
+            self,
+            interfaces=interfaces,
+            zeroconf=self._zeroconf,
+            ignore=lambda device: is_own_receiver(device, own_ports),
+            logger=self.host.logger,
+        )
+        await self._discovery.start(browse=self._browse)
+
+    async def unload(self, is_removed: bool = False) -> None:
+        """Stop discovery and forget the players (the host keeps its own records)."""
+        if self._discovery is not None:
+            await self._discovery.stop()
+            self._discovery = None
+        self._players.clear()
+
+    def on_mdns_service_state_change(
+        self, name: str, state_change: ServiceStateChange, info: ServiceInfo | None
+    ) -> None:
+        """Music Assistant's core feeds resolved mDNS services here (info None: removed)."""
+        if self._discovery is None:
+            return
+        service_type = RAOP_SERVICE_TYPE if "._raop." in name.lower() else AIRPLAY_SERVICE_TYPE
+        removed = state_change is ServiceStateChange.Removed
+        self._discovery.handle_service(service_type, name, None if removed else info)
+
+    async def wait_idle(self) -> None:
+        """Wait until discovery events so far have been applied to the players."""
+        if self._discovery is not None:
+            await self._discovery.wait_idle()
+
+    # --- discovery listener -------------------------------------------------------------
+
+    async def device_added(self, device: DeviceRecord) -> None:
+        """Create and register a player (unless the user disabled it)."""
+        if device.player_id in self._players:
+            await self.device_updated(device)
+            return
+        values = dict(self.host.get_player_config_values(device.player_id))
+        enabled = values.pop(CONF_ENABLED, None)
+        if enabled is False:
+            self.host.logger.debug("%s is disabled; not registering it", device.name)
+            return
+        try:
+            settings = PlayerSettings.from_values(values)
+        except ConfigValidationError as err:
+            self.host.logger.warning("%s: stored setting refused (%s); defaults", device.name, err)
+            settings = PlayerSettings()
+        player = AirPlayPlayer(
+            device,
+            settings,
+            ap2_available=self.ap2_available,
+            enabled=None if enabled is None else bool(enabled),
+        )
+        self._players[player.player_id] = player
+        await self.host.register_player(player)
+
+    async def device_updated(self, device: DeviceRecord) -> None:
+        """Refresh a player's identity (address, name, ports, TXT)."""
+        player = self._players.get(device.player_id)
+        if player is None:
+            await self.device_added(device)
+            return
+        player.update_device(device)
+        self.host.update_player(player)
+
+    async def device_removed(self, device: DeviceRecord) -> None:
+        """Unregister the player of a receiver that left."""
+        if self._players.pop(device.player_id, None) is not None:
+            await self.host.unregister_player(device.player_id)
+
+    # --- configuration ------------------------------------------------------------------
+
+    def get_player_config_entries(self, player_id: str) -> list[ConfigEntry]:
+        """Per-player entries, with the broken-model alert when it applies."""
+        player = self._players.get(player_id)
+        return player_config_entries(player.device if player else None)
+
+    def reload_player_settings(self, player_id: str) -> None:
+        """Re-read a player's stored settings after the host changed them."""
+        player = self._players.get(player_id)
+        if player is None:
+            return
+        values = dict(self.host.get_player_config_values(player_id))
+        values.pop(CONF_ENABLED, None)
+        player.settings = PlayerSettings.from_values(values)
+        self.host.update_player(player)
+
+    # --- player commands ----------------------------------------------------------------
+
+    async def cmd_volume_set(self, player_id: str, volume_level: int) -> None:
+        """Record the volume (0..100); a running stream will be told by the StreamSession."""
+        player = self._require(player_id)
+        player.state.volume_level = max(0, min(100, volume_level))
+        self.host.update_player(player)
+
+    async def play_media(self, player_id: str, media: PlayerMedia) -> None:
+        """Extension point: start a flow-mode stream of `media` on the player's group."""
+        self._require(player_id)
+        raise NotImplementedError(STREAMING_PENDING)
+
+    async def cmd_play(self, player_id: str) -> None:
+        """Extension point: resume playback."""
+        self._require(player_id)
+        raise NotImplementedError(STREAMING_PENDING)
+
+    async def cmd_pause(self, player_id: str) -> None:
+        """Extension point: pause playback."""
+        self._require(player_id)
+        raise NotImplementedError(STREAMING_PENDING)
+
+    async def cmd_stop(self, player_id: str) -> None:
+        """Extension point: stop the session and return to IDLE."""
+        self._require(player_id)
+        raise NotImplementedError(STREAMING_PENDING)
+
+    async def set_members(
+        self,
+        player_id: str,
+        player_ids_to_add: list[str] | None = None,
+        player_ids_to_remove: list[str] | None = None,
+    ) -> None:
+        """Extension point: change the sync group led by `player_id`."""
+        self._require(player_id)
+        raise NotImplementedError(STREAMING_PENDING)
+
+    def _require(self, player_id: str) -> AirPlayPlayer:
+        player = self._players.get(player_id)
+        if player is None:
+            raise KeyError(f"unknown AirPlay player {player_id!r}")
+        return player

@@ -1,0 +1,129 @@
+"""Non-blocking PCM input from a file descriptor (stdin), indexed by sample number.
+
+The buffer always starts at input sample `first_sample`. Bytes for samples the streamer has
+already given up on (too late to play, or replaced by silence after an underrun) are dropped on
+arrival, so the mapping "input sample k plays at T + k/44100" never slips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+BYTES_PER_SAMPLE = 4  # s16le stereo frame
+
+
+class PcmInput:
+    """Reads PCM from `fd` on the event loop with a bounded buffer (backpressure)."""
+
+    def __init__(self, fd: int, *, max_buffer_bytes: int = 44100 * 4 * 4) -> None:
+        self.fd = fd
+        self.max_buffer_bytes = max_buffer_bytes
+        self.buffer = bytearray()
+        self.first_sample = 0
+        self.eof = False
+        self.total_bytes = 0
+        self.dropped_samples = 0
+        self.changed = asyncio.Event()
+        self._odd = b""  # an incomplete frame carried to the next read
+        self._owed = 0  # samples skipped before they arrived: dropped on arrival
+        self._reading = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        """Begin reading on the running loop."""
+        os.set_blocking(self.fd, False)
+        self._loop = asyncio.get_running_loop()
+        self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if not self._reading and not self.eof and self._loop is not None:
+            self._loop.add_reader(self.fd, self._on_readable)
+            self._reading = True
+
+    def _pause_reading(self) -> None:
+        if self._reading and self._loop is not None:
+            self._loop.remove_reader(self.fd)
+            self._reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            self._pause_reading()
+            if self._odd:  # a torn last frame: pad it to a whole frame
+                self.buffer.extend(self._odd.ljust(BYTES_PER_SAMPLE, b"\0"))
+                self._odd = b""
+        else:
+            self.total_bytes += len(data)
+            if self._odd:
+                data = self._odd + data
+            whole = len(data) - len(data) % BYTES_PER_SAMPLE
+            self._odd = data[whole:]
+            start = 0
+            if self._owed:
+                start = min(self._owed, whole // BYTES_PER_SAMPLE) * BYTES_PER_SAMPLE
+                self._owed -= start // BYTES_PER_SAMPLE
+                self.dropped_samples += start // BYTES_PER_SAMPLE
+            self.buffer.extend(memoryview(data)[start:whole])
+            if len(self.buffer) >= self.max_buffer_bytes:
+                self._pause_reading()
+        self.changed.set()
+
+    @property
+    def available_samples(self) -> int:
+        """Samples buffered from `first_sample` on."""
+        return len(self.buffer) // BYTES_PER_SAMPLE
+
+    def skip_to(self, sample: int) -> int:
+        """Drop input before `sample` (also samples not yet arrived); returns samples skipped."""
+        if sample <= self.first_sample:
+            return 0
+        count = sample - self.first_sample
+        present = min(count, self.available_samples)
+        del self.buffer[: present * BYTES_PER_SAMPLE]
+        self.dropped_samples += present
+        self._owed += count - present
+        self.first_sample = sample
+        return count
+
+    def take(self, samples: int) -> bytes:
+        """Remove and return up to `samples` samples from the front of the buffer."""
+        count = min(samples, self.available_samples)
+        chunk = bytes(self.buffer[: count * BYTES_PER_SAMPLE])
+        del self.buffer[: count * BYTES_PER_SAMPLE]
+        self.first_sample += count
+        if len(self.buffer) < self.max_buffer_bytes // 2:
+            self._resume_reading()
+        return chunk
+
+    def prepend(self, first_sample: int, pcm: bytes) -> None:
+        """Put already-sent PCM back in front (resume after pause)."""
+        self.buffer[:0] = pcm
+        self.first_sample = first_sample
+
+    def discard_all(self) -> int:
+        """Drop everything buffered and whatever is waiting in the pipe right now (flush)."""
+        dropped = self.available_samples
+        self.buffer.clear()
+        with contextlib.suppress(BlockingIOError, OSError):
+            while True:
+                data = os.read(self.fd, 65536)
+                if not data:
+                    self.eof = True
+                    break
+                dropped += len(data) // BYTES_PER_SAMPLE
+        self._odd = b""
+        self._owed = 0
+        self._resume_reading()
+        return dropped
+
+    def close(self) -> None:
+        """Stop reading."""
+        self._pause_reading()

@@ -1,0 +1,548 @@
+"""The RAOP streamer: RTSP session set-up, paced RTP audio, sync, resends, commands, teardown.
+
+Time flows through one `Timeline` (protocol/schedule.py): input sample k is audible at
+`ntpstart + k/44100`. Packets are sent one receiver-latency ahead of their play time, or at once
+when the start instant is closer than that; samples whose play time is already too close are
+skipped (never shifted), so a late start or a late join stays on the group's timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+from collections.abc import Coroutine
+
+from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.backlog import Backlog, SentPacket
+from airplay_provider.protocol.raop_crypto import AudioCipher, apple_challenge, rsa_encrypt_aes_key
+from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packet
+from airplay_provider.protocol.rtsp import parse_rtp_info, parse_transport
+from airplay_provider.protocol.schedule import Timeline
+from airplay_provider.protocol.sdp import announce_sdp
+from airplay_provider.protocol.timing import (
+    FRAMES_PER_PACKET,
+    frames_to_ns,
+    ns_to_frames,
+    ntp_add_frames,
+    ntp_diff_ns,
+    ntp_from_unix_ns,
+    rtp_add,
+)
+from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
+from airplay_provider.streamer.raop_commands import RaopCommandHandler
+from airplay_provider.streamer.raop_options import RaopOptions
+from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
+from airplay_provider.streamer.status import StatusWriter
+from airplay_provider.streamer.udp_services import (
+    Address,
+    ControlChannel,
+    TimingResponder,
+    open_udp_socket,
+)
+
+PACKET_BYTES = FRAMES_PER_PACKET * BYTES_PER_SAMPLE
+SILENT_PACKET = bytes(PACKET_BYTES)
+SEND_MARGIN_NS = 120_000_000  # a packet must leave at least this long before its play time
+START_MARGIN_NS = 150_000_000  # the first packet: room for the receiver to take the anchor
+PREROLL_FRAMES = 10 * FRAMES_PER_PACKET  # silence before sample 0 (see `preroll_end`)
+TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request at start
+DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
+KEEPALIVE_S = 25.0
+STATS_EVERY_S = 5.0
+
+
+class StreamerError(Exception):
+    """A fatal streaming error with a short machine code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RaopStreamer:
+    """One RAOP stream from stdin to one receiver."""
+
+    def __init__(
+        self,
+        options: RaopOptions,
+        status: StatusWriter,
+        *,
+        clock: SenderClock | None = None,
+        input_fd: int = 0,
+    ) -> None:
+        self.opts = options
+        self.status = status
+        self.clock = clock or SenderClock()
+        self.input = PcmInput(input_fd)
+        latency_frames = ns_to_frames(options.latency_ms * 1_000_000)
+        self.timeline = Timeline(
+            start_ntp=options.ntpstart or 0,
+            first_rtp=random.getrandbits(32),
+            latency_frames=latency_frames,
+        )
+        self.ssrc = random.getrandbits(32)
+        self.seq = random.getrandbits(16)
+        self.backlog = Backlog(1024)
+        self.rtsp: RtspClient | None = None
+        self.uri = ""
+        self.cipher: AudioCipher | None = None
+        self.audio_addr: Address | None = None
+        self.control_addr: Address | None = None
+        self.timing: TimingResponder | None = None
+        self.control: ControlChannel | None = None
+        self.next_sample = 0
+        # Packets before `preroll_end` carry silence, not input: shairport-sync 3.3.8 plays the
+        # first 9 packets after every start or flush as silence (player.c,
+        # play_number_after_flush), so real audio must not begin before the 10th packet.
+        self.preroll_end = 0
+        self.requested_ntp = 0
+        self.requested_first_sample = 0
+        self.resumes = 0
+        self.first_packet = True
+        self.last_sync_mono = 0.0
+        self.started_at_mono = 0.0
+        self.paused = False
+        self.stopping = False
+        self.wake = asyncio.Event()
+        self.stats = {"sent": 0, "resent": 0, "late": 0, "underruns": 0, "lost": 0, "send_errors": 0}
+        self.commands = RaopCommandHandler(self)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Connect, stream until end of input (or STOP), drain, tear down. Returns exit code."""
+        try:
+            await self.connect()
+            self.input.start()
+            await self.stream()
+            await self.teardown()
+        except StreamerError as exc:
+            self.status.log(f"error: {exc}", level=1)
+            self.status.status("error", code=exc.code, message=str(exc))
+            await self.teardown(quiet=True)
+            return 2 if exc.code == "usage" else 1
+        except RtspClientError as exc:
+            self.status.log(f"error: {exc}", level=1)
+            self.status.status("error", code=exc.code, message=str(exc))
+            await self.teardown(quiet=True)
+            return 1
+        finally:
+            self.close()
+        self.status.status("stats", **self.stats)
+        self.status.log("end of stream reached")
+        self.status.status("exit", code=0)
+        return 0
+
+    def close(self) -> None:
+        """Release every socket, reader and task (idempotent)."""
+        for task in list(self._tasks):
+            task.cancel()
+        self.input.close()
+        self.commands.close()
+        if self.timing is not None:
+            self.timing.endpoint.close()
+        if self.control is not None:
+            self.control.endpoint.close()
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> None:
+        """Run a background coroutine, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- RTSP session set-up ----------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """OPEN → ANNOUNCE → SETUP → RECORD → volume; then `[STATUS] connected`."""
+        opts = self.opts
+        headers = {"User-Agent": "iTunes/12.12 (Macintosh; OS X 14.0) AppleWebKit/0",
+                   "Client-Instance": opts.dacp_id or f"{random.getrandbits(64):016X}"}
+        if opts.dacp_id:
+            headers["DACP-ID"] = opts.dacp_id
+        if opts.active_remote:
+            headers["Active-Remote"] = opts.active_remote
+        self.rtsp = await RtspClient.connect(
+            opts.host,
+            opts.port,
+            timeout=5.0,
+            bind_address=opts.bind_address,
+            common_headers=headers,
+            password=opts.password,
+        )
+        rtsp = self.rtsp
+        local_ip = rtsp.local_address
+        family = socket.AF_INET6 if ":" in rtsp.peer_address else socket.AF_INET
+        self.timing = TimingResponder(open_udp_socket(family, opts.bind_address), self.clock)
+        self.control = ControlChannel(open_udp_socket(family, opts.bind_address), self.on_resend)
+        session_id = random.getrandbits(32)
+        host_in_uri = f"[{local_ip}]" if ":" in local_ip else local_ip
+        self.uri = f"rtsp://{host_in_uri}/{session_id}"
+
+        aes_key = aes_iv = None
+        extra: dict[str, str] = {"Content-Type": "application/sdp"}
+        if opts.use_encryption:
+            aes_key, aes_iv = os.urandom(16), os.urandom(16)
+            self.cipher = AudioCipher(aes_key, aes_iv)
+            extra["Apple-Challenge"] = apple_challenge(os.urandom(16))
+        sdp = announce_sdp(
+            session_id=session_id,
+            sender_ip=local_ip,
+            receiver_ip=rtsp.peer_address,
+            alac=True,
+            rsa_aes_key=rsa_encrypt_aes_key(aes_key) if aes_key else None,
+            aes_iv=aes_iv,
+        )
+        response = await rtsp.request("ANNOUNCE", self.uri, headers=extra, body=sdp.encode())
+        if response.status == 401:
+            if opts.password is None:
+                raise StreamerError("password_required", "receiver requires a password (-password)")
+            raise StreamerError("auth_failed", "receiver rejected the password")
+        self._expect_ok("ANNOUNCE", response.status)
+
+        transport = (
+            "RTP/AVP/UDP;unicast;interleaved=0-1;mode=record;"
+            f"control_port={self.control.endpoint.port};timing_port={self.timing.endpoint.port}"
+        )
+        response = await rtsp.request("SETUP", self.uri, headers={"Transport": transport})
+        self._expect_ok("SETUP", response.status)
+        fields = parse_transport(response.headers.get("Transport") or "")
+        try:
+            server_port = int(fields["server_port"])
+            control_port = int(fields["control_port"])
+        except (KeyError, ValueError) as exc:
+            raise StreamerError("bad_response", "SETUP answer lacks server_port/control_port") from exc
+        self.audio_addr = (rtsp.peer_address, server_port)
+        self.control_addr = (rtsp.peer_address, control_port)
+        session = response.headers.get("Session")
+        rtsp.session = session.split(";")[0].strip() if session else "1"
+
+        first_real = self._first_playable_sample(START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES))
+        skipped = self.input.skip_to(first_real)
+        self.preroll_end = first_real
+        self.next_sample = first_real - PREROLL_FRAMES
+        self.requested_ntp = opts.ntpstart or self.timeline.anchor.ntp
+        rtp_info = f"seq={self.seq};rtptime={self.timeline.rtp_of(self.next_sample)}"
+        response = await rtsp.request(
+            "RECORD", self.uri, headers={"Range": "npt=0-", "RTP-Info": rtp_info}
+        )
+        self._expect_ok("RECORD", response.status)
+        if opts.volume is not None:
+            await self.commands.send_volume(opts.volume)
+        self.status.log(
+            f"connected to {opts.host} on port {opts.port}, player latency is {opts.latency_ms} ms"
+        )
+        self.status.status(
+            "connected",
+            host=opts.host,
+            port=opts.port,
+            latency_ms=opts.latency_ms,
+            encrypted=self.cipher is not None,
+            audio_latency=response.headers.get("Audio-Latency") or "",
+        )
+        if skipped:
+            self.stats["late"] += skipped
+
+    def _expect_ok(self, method: str, status_code: int) -> None:
+        if status_code == 200:
+            return
+        reasons = {
+            403: ("forbidden", "receiver needs pairing/verification (403)"),
+            453: ("busy", "receiver is busy with another sender (453)"),
+            470: ("pairing_required", "receiver requires pairing (470)"),
+        }
+        code, message = reasons.get(status_code, ("rejected", f"receiver answered {status_code}"))
+        raise StreamerError(code, f"{method}: {message}")
+
+    def _first_playable_sample(self, margin_ns: int) -> int:
+        """The first input sample whose play time is at least `margin_ns` away."""
+        if self.opts.ntpstart is None:  # no start instant: start as soon as we can
+            self.timeline.restart(
+                sample=0,
+                rtp=self.timeline.anchor.rtp,
+                ntp=ntp_add_frames(self.clock.ntp(), ns_to_frames(margin_ns)),
+            )
+            return 0
+        earliest = ntp_from_unix_ns(self.clock.unix_ns() + margin_ns)
+        return max(0, self.timeline.sample_at(earliest) + 1)
+
+    # ---- the pacing loop ---------------------------------------------------------------------
+
+    async def stream(self) -> None:
+        """Send audio until end of input (then drain) or STOP."""
+        assert self.timing is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.timing.answered.wait(), TIMING_WAIT_S)
+        loop = asyncio.get_running_loop()
+        self.started_at_mono = loop.time()
+        self.spawn(self._periodic())
+        while not self.stopping:
+            if self.paused:
+                await self._wait_wake(None)
+                continue
+            self._send_due_packets()
+            if self._interrupted():
+                continue
+            if self.input.eof and self.input.available_samples == 0:
+                if self.input.total_bytes == 0:
+                    raise StreamerError("empty_input", "no audio arrived on stdin")
+                break
+            await self._wait_wake(self._next_wake_delay())
+        if not self.stopping:
+            self.status.status("eof", samples=self.next_sample)
+            await self._drain()
+
+    def _interrupted(self) -> bool:
+        """True when a command paused or stopped the stream meanwhile."""
+        return self.stopping or self.paused
+
+    def _next_wake_delay(self) -> float:
+        """Seconds until the next packet is due (or until an underrun would force silence)."""
+        if self.input.available_samples >= FRAMES_PER_PACKET or self.input.eof:
+            due = self.timeline.send_ntp_of(self.next_sample)
+        else:
+            due = ntp_add_frames(
+                self.timeline.play_ntp_of(self.next_sample), -ns_to_frames(SEND_MARGIN_NS)
+            )
+        return max(0.0, self.clock.seconds_until(due))
+
+    async def _wait_wake(self, delay: float | None) -> None:
+        self.wake.clear()
+        self.input.changed.clear()
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(self.input.changed.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _send_due_packets(self) -> None:
+        now = self.clock.ntp()
+        for _ in range(512):  # bounded burst (about 4 s of audio)
+            if self.stopping or self.paused:
+                return
+            available = self.input.available_samples
+            have_packet = available >= FRAMES_PER_PACKET or (self.input.eof and available > 0)
+            play_at = self.timeline.play_ntp_of(self.next_sample)
+            if self.next_sample < self.preroll_end:
+                if ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now) > 0:
+                    return
+                pcm = SILENT_PACKET
+            elif have_packet:
+                if ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now) > 0:
+                    return  # not due yet
+                if ntp_diff_ns(play_at, now) < SEND_MARGIN_NS and not self.first_packet:
+                    late = self._skip_late(now)
+                    if late:
+                        continue
+                pcm = self.input.take(FRAMES_PER_PACKET)
+            elif ntp_diff_ns(play_at, now) < SEND_MARGIN_NS and not self.input.eof:
+                # Underrun: keep the receiver fed with silence for this slot; the input for it
+                # is dropped when it arrives, so later samples keep their play times.
+                pcm = self.input.take(available)
+                self.input.skip_to(self.next_sample + FRAMES_PER_PACKET)
+                self.stats["underruns"] += 1
+            else:
+                return
+            self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"))
+            now = self.clock.ntp()
+
+    def _skip_late(self, now: int) -> int:
+        """Drop input whose play time is too close to send; returns samples skipped."""
+        target = max(
+            self.next_sample,
+            self.timeline.sample_at(ntp_add_frames(now, ns_to_frames(SEND_MARGIN_NS))) + 1,
+        )
+        skipped = self.input.skip_to(target) if target > self.next_sample else 0
+        if skipped:
+            self.stats["late"] += target - self.next_sample
+            self.next_sample = target
+        return skipped
+
+    def _send_packet(self, pcm: bytes) -> None:
+        assert self.control is not None and self.audio_addr is not None
+        first = self.first_packet
+        loop_now = asyncio.get_running_loop().time()
+        if first or loop_now - self.last_sync_mono >= self._sync_interval(loop_now):
+            self._send_sync(first=first)
+            self.last_sync_mono = loop_now
+        payload = encode_uncompressed(pcm)
+        if self.cipher is not None:
+            payload = self.cipher.encrypt(payload)
+        wire = audio_packet(
+            seq=self.seq,
+            timestamp=self.timeline.rtp_of(self.next_sample),
+            ssrc=self.ssrc,
+            payload=payload,
+            marker=first,
+        )
+        if not self.control.endpoint.send(wire, self.audio_addr):
+            self.stats["send_errors"] += 1
+        self.backlog.add(SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm))
+        if first:
+            self.first_packet = False
+        if self.next_sample == self.preroll_end:
+            self._report_start()
+        self.stats["sent"] += 1
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.next_sample += FRAMES_PER_PACKET
+
+    def _sync_interval(self, loop_now: float) -> float:
+        # A receiver ignores sync packets until it has measured our clock (shairport-sync:
+        # "Sync packet received before we got a timing packet back"), and judges the first
+        # packet late if the anchor comes too late: so sync often while starting, then 1/s.
+        return 0.04 if loop_now - self.started_at_mono < 0.6 else 1.0
+
+    def _send_sync(self, *, first: bool) -> None:
+        assert self.control is not None and self.control_addr is not None
+        fields = self.timeline.sync_fields(self.next_sample)
+        packet = sync_packet(
+            first=first, rtp_latency=fields.rtp_latency, ntp=fields.ntp, rtp_now=fields.rtp_now
+        )
+        self.control.endpoint.send(packet, self.control_addr)
+
+    def _report_start(self) -> None:
+        actual = self.timeline.play_ntp_of(self.next_sample)
+        fields: dict[str, object] = {
+            "requested_ntp": self.requested_ntp,
+            "actual_ntp": actual,
+            "first_sample": self.next_sample,
+            "seq": self.seq,
+            "rtptime": self.timeline.rtp_of(self.next_sample),
+            "skipped_frames": self.next_sample - self.requested_first_sample,
+        }
+        if self.resumes == 0:
+            self.status.log(f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}")
+            self.status.status("started", **fields)
+        else:
+            self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
+        self.status.status("playing", **fields)
+
+    # ---- resends, periodic work ----------------------------------------------------------------
+
+    def on_resend(self, first_seq: int, count: int, addr: Address) -> None:
+        """Answer a receiver's resend request from the backlog (A.12)."""
+        assert self.control is not None
+        for offset in range(min(count, self.backlog.capacity)):
+            seq = (first_seq + offset) & 0xFFFF
+            entry = self.backlog.get(seq)
+            if entry is None:
+                self.stats["lost"] += 1
+                self.status.log(f"lost packet out of backlog: {seq}", level=4)
+                continue
+            if self.control.endpoint.send(resend_reply(entry.wire), addr):
+                self.stats["resent"] += 1
+
+    async def _periodic(self) -> None:
+        """Elapsed/stats reports and RTSP keepalive."""
+        loop = asyncio.get_running_loop()
+        last_keepalive = last_stats = loop.time()
+        while not self.stopping:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            if not self.paused and not self.first_packet:
+                played = self.timeline.sample_at(self.clock.ntp())
+                if played >= 0:
+                    ms = frames_to_ns(played) // 1_000_000
+                    self.status.log(f"elapsed milliseconds: {ms}", level=5)
+                    self.status.status("elapsed", ms=ms)
+            if now - last_stats >= STATS_EVERY_S:
+                last_stats = now
+                self.status.status("stats", **self.stats)
+            if now - last_keepalive >= KEEPALIVE_S and self.rtsp is not None:
+                last_keepalive = now
+                try:
+                    await self.rtsp.request("OPTIONS", "*")
+                except RtspClientError as exc:
+                    self.status.status("error", code=exc.code, message=f"keepalive: {exc}")
+                    self.stopping = True
+                    self.wake.set()
+
+    async def _drain(self) -> None:
+        """Wait until the last frame has played (still answering resends), then return."""
+        end = self.timeline.play_ntp_of(self.next_sample)
+        while not self.stopping:
+            remaining = self.clock.seconds_until(end) + DRAIN_TAIL_NS / 1e9
+            if remaining <= 0:
+                return
+            if self.control is not None and asyncio.get_running_loop().time() - self.last_sync_mono >= 1.0:
+                self._send_sync(first=False)
+                self.last_sync_mono = asyncio.get_running_loop().time()
+            await self._wait_wake(min(remaining, 1.0))
+
+    # ---- pause / resume / flush (driven by commands) ---------------------------------------------
+
+    async def pause(self) -> None:
+        """Stop sending, flush the receiver, keep unplayed input for the resume."""
+        if self.paused or self.rtsp is None:
+            self.status.log("pause ignored: already paused", level=2)
+            return
+        self.paused = True
+        flush_rtp = self.timeline.rtp_of(self.next_sample)
+        if self.next_sample <= self.preroll_end:
+            self.next_sample = self.preroll_end  # nothing real was sent yet
+        else:
+            audible = self.timeline.sample_at(self.clock.ntp()) + 1
+            resume_at = max(self.preroll_end, audible)
+            if resume_at < self.next_sample:
+                kept = self.backlog.pcm_from(resume_at)
+                if kept is not None:
+                    self.input.prepend(kept[0], kept[1])
+                    self.next_sample = kept[0]
+        self.backlog.clear()
+        self._resume_rtp = flush_rtp
+        self.status.log(f"Pause at : sample {self.next_sample}")
+        self.status.status("paused", sample=self.next_sample)
+        self.wake.set()
+        await self.rtsp.request(
+            "FLUSH", self.uri, headers={"RTP-Info": f"seq={self.seq};rtptime={flush_rtp}"}
+        )
+
+    def resume(self, at_ntp: int | None) -> None:
+        """Continue from the first unplayed sample, audible at `at_ntp` (default: soon)."""
+        if not self.paused:
+            self.status.log("play ignored: not paused", level=2)
+            return
+        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
+        if at_ntp is None or self.clock.seconds_until(at_ntp) * 1e9 < lead_ns:
+            at_ntp = ntp_from_unix_ns(self.clock.unix_ns() + lead_ns + 50_000_000)
+        resume_sample = self.next_sample
+        # The flush discarded everything before `_resume_rtp`: the pre-roll starts there.
+        self.timeline.restart(
+            sample=resume_sample - PREROLL_FRAMES,
+            rtp=self._resume_rtp,
+            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES),
+        )
+        self.preroll_end = resume_sample
+        self.next_sample = resume_sample - PREROLL_FRAMES
+        self.requested_ntp = at_ntp
+        self.requested_first_sample = resume_sample
+        self.resumes += 1
+        self.first_packet = True
+        self.started_at_mono = asyncio.get_running_loop().time()
+        self.paused = False
+        self.status.log(f"Re-started at : sample {resume_sample}")
+        self.wake.set()
+
+    def stop(self) -> None:
+        """Leave the loop now (ACTION=STOP or a signal)."""
+        self.stopping = True
+        self.wake.set()
+
+    async def teardown(self, *, quiet: bool = False) -> None:
+        """TEARDOWN and close the RTSP connection (bounded)."""
+        rtsp, self.rtsp = self.rtsp, None
+        if rtsp is None:
+            return
+        with contextlib.suppress(RtspClientError, OSError):
+            await rtsp.request("TEARDOWN", self.uri, timeout=2.0)
+        await rtsp.close()
+        if not quiet:
+            self.status.status("stopped", sample=self.next_sample)
+
+    _resume_rtp: int = 0
+

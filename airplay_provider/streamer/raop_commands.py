@@ -1,0 +1,247 @@
+"""FIFO commands for the RAOP streamer: volume, transport actions, metadata, artwork, progress.
+
+Commands run one at a time in arrival order on a worker task, so `ACTION=PAUSE` followed at once
+by `ACTION=PLAY` is applied in that order. A failing metadata request is logged, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airplay_provider.protocol.dmap import track_metadata
+from airplay_provider.protocol.timing import SAMPLE_RATE, rtp_add, volume_to_db
+from airplay_provider.streamer.rtsp_client import RtspClientError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from airplay_provider.streamer.raop import RaopStreamer
+
+MAX_ARTWORK_BYTES = 4 * 2**20
+ARTWORK_TIMEOUT_S = 5.0
+METADATA_TEXT = 0
+METADATA_ARTWORK = 1
+METADATA_PROGRESS = 2
+
+
+def artwork_content_type(data: bytes) -> str | None:
+    """`image/jpeg` or `image/png` from the magic bytes; None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    return None
+
+
+def load_artwork(location: str) -> bytes:
+    """Read artwork from a local path or an http(s) URL (blocking; run in a thread)."""
+    if location.startswith(("http://", "https://")):
+        with urllib.request.urlopen(location, timeout=ARTWORK_TIMEOUT_S) as response:  # noqa: S310
+            data: bytes = response.read(MAX_ARTWORK_BYTES + 1)
+    else:
+        path = Path(location.removeprefix("file://"))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ARTWORK_BYTES + 1)
+    if len(data) > MAX_ARTWORK_BYTES:
+        raise ValueError(f"artwork larger than {MAX_ARTWORK_BYTES} bytes")
+    return data
+
+
+class RaopCommandHandler:
+    """Turns `KEY=VALUE` commands into RTSP requests and streamer actions."""
+
+    def __init__(self, streamer: RaopStreamer) -> None:
+        self.streamer = streamer
+        self.title: str | None = None
+        self.artist: str | None = None
+        self.album: str | None = None
+        self.duration_s: int | None = None
+        self.resume_at_ntp: int | None = None
+        self.volume: int | None = None
+        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def handle(self, key: str, value: str) -> None:
+        """Entry point for the FIFO reader (called on the event loop)."""
+        streamer = self.streamer
+        if key == "TITLE":
+            self.title = value
+        elif key == "ARTIST":
+            self.artist = value
+        elif key == "ALBUM":
+            self.album = value
+        elif key == "DURATION":
+            self.duration_s = _int_or_none(value)
+        elif key == "NTPSTART":
+            self.resume_at_ntp = _int_or_none(value)
+        elif key == "PROGRESS":
+            position = _int_or_none(value)
+            if position is not None:
+                self._enqueue(lambda: self.send_progress(position))
+        elif key == "ARTWORK":
+            self._enqueue(lambda: self.send_artwork(value))
+        elif key == "VOLUME":
+            volume = _int_or_none(value)
+            if volume is None or not 0 <= volume <= 100:
+                streamer.status.log(f"ignoring VOLUME={value!r}: expected 0..100", level=2)
+            else:
+                self._enqueue(lambda: self.send_volume(volume))
+        elif key == "ACTION":
+            self._action(value.upper())
+        else:
+            streamer.status.log(f"unknown command {key}={value!r}", level=2)
+
+    def _action(self, action: str) -> None:
+        streamer = self.streamer
+        if action == "PAUSE":
+            self._enqueue(streamer.pause)
+        elif action == "PLAY":
+            at_ntp, self.resume_at_ntp = self.resume_at_ntp, None
+
+            async def play() -> None:
+                streamer.resume(at_ntp)
+
+            self._enqueue(play)
+        elif action == "STOP":
+            streamer.status.log("Stopped at : on request")
+            streamer.stop()
+        elif action == "SENDMETA":
+            self._enqueue(self.send_text_metadata)
+        elif action == "FLUSH":
+            self._enqueue(self.flush)
+        else:
+            streamer.status.log(f"unknown action {action!r}", level=2)
+
+    def _enqueue(self, job: Callable[[], Awaitable[None]]) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.ensure_future(self._work())
+        self._queue.put_nowait(job)
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            try:
+                await job()
+            except RtspClientError as exc:
+                self.streamer.status.log(f"command failed: {exc}", level=2)
+            except Exception as exc:  # noqa: BLE001 - one bad command must not end the stream
+                self.streamer.status.log(f"command failed: {exc!r}", level=2)
+
+    def close(self) -> None:
+        """Stop the worker."""
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    def _metadata_allowed(self, kind: int) -> bool:
+        return kind in self.streamer.opts.metadata_types
+
+    def _current_rtp(self) -> int:
+        streamer = self.streamer
+        playing = streamer.timeline.sample_at(streamer.clock.ntp())
+        return streamer.timeline.rtp_of(max(playing, streamer.timeline.anchor.sample))
+
+    async def send_volume(self, volume: int) -> None:
+        """SET_PARAMETER volume (A.8); `[STATUS] volume` once the receiver took it."""
+        streamer = self.streamer
+        if streamer.rtsp is None:
+            return
+        body = f"volume: {volume_to_db(volume):.6f}\r\n".encode()
+        response = await streamer.rtsp.request(
+            "SET_PARAMETER",
+            streamer.uri,
+            headers={"Content-Type": "text/parameters"},
+            body=body,
+        )
+        if response.status == 200:
+            self.volume = volume
+            streamer.status.log(f"Setting volume to: {volume}")
+            streamer.status.status("volume", value=volume)
+        else:
+            streamer.status.log(f"volume refused by receiver ({response.status})", level=2)
+
+    async def send_text_metadata(self) -> None:
+        """DMAP title/artist/album (when the receiver lists md=0)."""
+        streamer = self.streamer
+        if streamer.rtsp is None or not self._metadata_allowed(METADATA_TEXT):
+            return
+        body = track_metadata(title=self.title, artist=self.artist, album=self.album)
+        streamer.status.log(f"Sending metadata: {self.title} / {self.artist} / {self.album}")
+        await streamer.rtsp.request(
+            "SET_PARAMETER",
+            streamer.uri,
+            headers={
+                "Content-Type": "application/x-dmap-tagged",
+                "RTP-Info": f"rtptime={self._current_rtp()}",
+            },
+            body=body,
+        )
+        streamer.status.status("metadata", title=self.title or "", artist=self.artist or "")
+
+    async def send_artwork(self, location: str) -> None:
+        """Artwork from a path or URL (when the receiver lists md=1)."""
+        streamer = self.streamer
+        if streamer.rtsp is None or not self._metadata_allowed(METADATA_ARTWORK):
+            return
+        try:
+            data = await asyncio.to_thread(load_artwork, location)
+        except (OSError, ValueError) as exc:
+            streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
+            return
+        content_type = artwork_content_type(data)
+        if content_type is None:
+            streamer.status.log("artwork is neither JPEG nor PNG; not sent", level=2)
+            return
+        streamer.status.log("Sending artwork to player...")
+        await streamer.rtsp.request(
+            "SET_PARAMETER",
+            streamer.uri,
+            headers={"Content-Type": content_type, "RTP-Info": f"rtptime={self._current_rtp()}"},
+            body=data,
+        )
+        streamer.status.status("artwork", bytes=len(data))
+
+    async def send_progress(self, position_s: int) -> None:
+        """`progress: start/current/end` in RTP time (when the receiver lists md=2)."""
+        streamer = self.streamer
+        if streamer.rtsp is None or not self._metadata_allowed(METADATA_PROGRESS):
+            return
+        current = self._current_rtp()
+        start = rtp_add(current, -position_s * SAMPLE_RATE)
+        end = rtp_add(start, (self.duration_s or 0) * SAMPLE_RATE)
+        await streamer.rtsp.request(
+            "SET_PARAMETER",
+            streamer.uri,
+            headers={"Content-Type": "text/parameters"},
+            body=f"progress: {start}/{current}/{end}\r\n".encode(),
+        )
+
+    async def flush(self) -> None:
+        """Drop buffered input and restart on the same session with the next input (FLUSH)."""
+        streamer = self.streamer
+        was_paused = streamer.paused
+        if not was_paused:
+            await streamer.pause()
+        dropped = streamer.input.discard_all()
+        streamer.status.log(f"flushed {dropped} buffered samples")
+        streamer.status.status("flushed", samples=dropped)
+        with contextlib.suppress(Exception):
+            streamer.resume(None)
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text.strip())
+    except ValueError:
+        try:
+            return int(float(text.strip()))
+        except ValueError:
+            return None

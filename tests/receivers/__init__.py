@@ -1,0 +1,1 @@
+"""Test receivers: shairport-sync fixtures, packet-loss helper, receiver emulators."""
