@@ -2,6 +2,9 @@
 
 TXT decoding and merging live in `protocol.txt`; this module only moves mDNS events and time.
 Listener calls happen one at a time, in event order, from a single dispatcher task.
+
+Addresses come from zeroconf newest first, so after an address change the new address leads
+(and wins `choose_address`) even while mDNS still lists the replaced one as valid.
 """
 
 from __future__ import annotations

@@ -349,6 +349,10 @@ def _shairport_config(spec: ReceiverSpec, port: int, udp_base: int, metadata_pip
         'mdns_backend = "avahi";',
         'interpolation = "basic";',
         f'ignore_volume_control = "{"yes" if spec.ignore_volume else "no"}";',
+        # The stdout backend has no delay measurement and releases each frame this long before
+        # its play time (default 1.0 s, audio_stdout.c). A real DAC buffer is ~0.2 s; with
+        # 1.0 s a sender sending 1 s ahead leaves the receiver no time to ask for resends.
+        "audio_backend_buffer_desired_length_in_seconds = 0.2;",
     ]
     if spec.password is not None:
         general.append(f"password = {_conf_string(spec.password)};")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
+from collections.abc import Callable
 
 BYTES_PER_SAMPLE = 4  # s16le stereo frame
 
@@ -26,18 +28,34 @@ class PcmInput:
         self.total_bytes = 0
         self.dropped_samples = 0
         self.changed = asyncio.Event()
+        self.on_change: Callable[[], None] | None = None
         self._odd = b""  # an incomplete frame carried to the next read
         self._owed = 0  # samples skipped before they arrived: dropped on arrival
         self._reading = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._file_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Begin reading on the running loop."""
-        os.set_blocking(self.fd, False)
         self._loop = asyncio.get_running_loop()
+        if stat.S_ISREG(os.fstat(self.fd).st_mode):
+            # epoll refuses regular files (EPERM); they never block, so poll them from a task.
+            self._file_task = self._loop.create_task(self._read_file())
+            return
+        os.set_blocking(self.fd, False)
         self._resume_reading()
 
+    async def _read_file(self) -> None:
+        while not self.eof:
+            if len(self.buffer) < self.max_buffer_bytes:
+                self._on_readable()
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0.25)
+
     def _resume_reading(self) -> None:
+        if self._file_task is not None:
+            return
         if not self._reading and not self.eof and self._loop is not None:
             self._loop.add_reader(self.fd, self._on_readable)
             self._reading = True
@@ -75,6 +93,8 @@ class PcmInput:
             if len(self.buffer) >= self.max_buffer_bytes:
                 self._pause_reading()
         self.changed.set()
+        if self.on_change is not None:
+            self.on_change()
 
     @property
     def available_samples(self) -> int:
@@ -127,3 +147,5 @@ class PcmInput:
     def close(self) -> None:
         """Stop reading."""
         self._pause_reading()
+        if self._file_task is not None:
+            self._file_task.cancel()

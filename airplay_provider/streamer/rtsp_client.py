@@ -7,6 +7,8 @@ import contextlib
 import socket
 from dataclasses import dataclass, field
 
+from airplay_provider.protocol.hap.channel import ChannelCipher
+from airplay_provider.protocol.hap.errors import ChannelError
 from airplay_provider.protocol.rtsp import (
     Headers,
     MessageParser,
@@ -50,6 +52,8 @@ class RtspClient:
     digest: DigestState | None = None
     cseq: int = 0
     session: str | None = None
+    cipher: ChannelCipher | None = None
+    """Set once HAP pairing succeeded (AirPlay 2): every byte is then framed and encrypted."""
     _parser: MessageParser = field(default_factory=MessageParser)
     _pending: list[Response] = field(default_factory=list)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -72,13 +76,17 @@ class RtspClient:
                 asyncio.open_connection(host, port, local_addr=local), timeout
             )
         except TimeoutError as exc:
-            raise RtspClientError("timeout", f"no answer from {host}:{port} in {timeout:g} s") from exc
+            raise RtspClientError(
+                "timeout", f"no answer from {host}:{port} in {timeout:g} s"
+            ) from exc
         except ConnectionRefusedError as exc:
             raise RtspClientError("refused", f"{host}:{port} refused the connection") from exc
         except socket.gaierror as exc:
             raise RtspClientError("unknown_host", f"cannot resolve {host!r}: {exc}") from exc
         except OSError as exc:
-            raise RtspClientError("connect_failed", f"cannot connect to {host}:{port}: {exc}") from exc
+            raise RtspClientError(
+                "connect_failed", f"cannot connect to {host}:{port}: {exc}"
+            ) from exc
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -156,14 +164,14 @@ class RtspClient:
             headers.add(name, value)
         data = Request(method=method, uri=uri, headers=headers, body=body).encode()
         try:
-            self.writer.write(data)
+            self.writer.write(self.cipher.encrypt(data) if self.cipher is not None else data)
             await asyncio.wait_for(self.writer.drain(), timeout or self.timeout)
             return await asyncio.wait_for(self._read_response(), timeout or self.timeout)
         except TimeoutError as exc:
             raise RtspClientError(
                 "timeout", f"{method}: no answer in {timeout or self.timeout:g} s"
             ) from exc
-        except RtspError as exc:
+        except (RtspError, ChannelError) as exc:
             raise RtspClientError("bad_response", f"{method}: malformed answer: {exc}") from exc
         except (ConnectionError, OSError) as exc:
             raise RtspClientError("connection_lost", f"{method}: connection lost: {exc}") from exc
@@ -173,6 +181,8 @@ class RtspClient:
             data = await self.reader.read(65536)
             if not data:
                 raise ConnectionResetError("receiver closed the connection")
+            if self.cipher is not None:
+                data = self.cipher.decrypt(data)
             for message in self._parser.feed(data):
                 if not isinstance(message, Response):
                     raise RtspClientError("bad_response", "receiver sent a request, not a response")

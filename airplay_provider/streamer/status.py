@@ -69,3 +69,29 @@ class StatusWriter:
             self._stream.flush()
         except (OSError, ValueError):
             pass  # stderr closed by the parent: nothing left to tell
+
+
+class JitterStats:
+    """Wake-up lateness of the pacer (actual minus planned), in microseconds."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._samples: list[int] = []
+        self._capacity = capacity
+
+    def add(self, late_s: float) -> None:
+        """Record one wake-up that was `late_s` seconds after its plan."""
+        if len(self._samples) < self._capacity:
+            self._samples.append(round(late_s * 1e6))
+
+    def summary(self) -> dict[str, int]:
+        """p50/p99/max in microseconds (empty when nothing was recorded)."""
+        if not self._samples:
+            return {}
+        ordered = sorted(self._samples)
+        last = len(ordered) - 1
+        return {
+            "jitter_p50_us": ordered[last // 2],
+            "jitter_p99_us": ordered[(last * 99) // 100],
+            "jitter_max_us": ordered[last],
+            "wakeups": len(ordered),
+        }

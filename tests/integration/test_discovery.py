@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from receivers.shairport import StartShairport
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.discovery import AirPlayDiscovery
+from airplay_provider.host.receivers import ReceiverLab
 from airplay_provider.protocol.txt import DeviceRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +49,6 @@ class Recorder:
         async with asyncio.timeout(EVENT_TIMEOUT):
             while True:
                 kind, device = await self.events.get()
-                print("EV", kind, device.name, device.addresses, device.raop_port, device.airplay_port)
                 if device.player_id == player_id and kind in kinds and check(device):
                     return device
 
@@ -118,10 +119,11 @@ async def test_add_merge_address_change_and_removal(publisher: AsyncZeroconf) ->
         for info in (raop, airplay):
             info.addresses = [socket.inet_aton("127.0.0.3")]
             await publisher.async_update_service(info)
-        moved = await recorder.wait_for(
-            player_id, {"updated"}, lambda d: d.addresses == ("127.0.0.3",)
-        )
+        # The replaced address can stay valid in mDNS caches for a while (cache-flush only
+        # expires records older than 1 s); zeroconf lists the newest first and so do we.
+        moved = await recorder.wait_for(player_id, {"updated"}, lambda d: d.address != "127.0.0.2")
         assert moved.address == "127.0.0.3"
+        assert moved.addresses[0] == "127.0.0.3"
 
         await publisher.async_unregister_service(raop)
         only_airplay = await recorder.wait_for(player_id, {"updated"}, lambda d: d.raop is None)
@@ -130,26 +132,6 @@ async def test_add_merge_address_change_and_removal(publisher: AsyncZeroconf) ->
         gone = await recorder.wait_for(player_id, {"removed"}, lambda d: True)
         assert gone.name == name
         assert player_id not in discovery.devices
-
-
-async def test_ignored_devices_are_never_reported(publisher: AsyncZeroconf) -> None:
-    ignored_mac, ignored_name = unique_device()
-    kept_mac, kept_name = unique_device()
-    recorder = Recorder()
-    ignored_id = "ap" + ignored_mac.lower()
-    async with AirPlayDiscovery(
-        recorder, interfaces=LOOPBACK, ignore=lambda d: d.player_id == ignored_id
-    ) as discovery:
-        await publisher.async_register_service(
-            fake_services(ignored_mac, ignored_name, "127.0.0.2")[0]
-        )
-        await publisher.async_register_service(fake_services(kept_mac, kept_name, "127.0.0.2")[0])
-        await recorder.wait_for("ap" + kept_mac.lower(), {"added"}, lambda d: True)
-        await discovery.wait_idle()
-        assert ignored_id not in discovery.devices
-    while not recorder.events.empty():
-        _, device = recorder.events.get_nowait()
-        assert device.player_id != ignored_id
 
 
 async def test_discover_command_prints_json(publisher: AsyncZeroconf) -> None:
@@ -246,23 +228,22 @@ async def test_config_command_validates_and_persists(
 
 
 @pytest.mark.receiver
-async def test_real_shairport_sync_is_discovered_and_removed() -> None:
-    from airplay_provider.host.receivers import ReceiverLab, ReceiverSpec  # noqa: PLC0415
-
+async def test_real_shairport_sync_is_discovered_and_removed(
+    receiver_lab: ReceiverLab, start_shairport: StartShairport
+) -> None:
     recorder = Recorder()
-    name = f"disc-{secrets.token_hex(3)}"
-    async with ReceiverLab() as lab, AirPlayDiscovery(recorder, interfaces=LOOPBACK):
-        receiver = await lab.start_receiver(ReceiverSpec(name))
-        browsed = await lab.wait_advertised(receiver)
+    async with AirPlayDiscovery(recorder, interfaces=LOOPBACK):
+        receiver = await start_shairport("disc")
+        browsed = await receiver_lab.wait_advertised(receiver)
         player_id = "ap" + browsed.name.split("@", 1)[0].lower()
         device = await recorder.wait_for(player_id, {"added", "updated"}, lambda d: True)
-        assert device.name == name
+        assert device.name == receiver.name
         assert device.raop_port == receiver.port
         assert device.model_id == "ShairportSync"
         assert device.address == "127.0.0.1"
         assert not device.pairing_required
         assert device.raop is not None
         assert device.raop.txt["et"] == "0,1"
-        await lab.stop_receiver(receiver)
+        await receiver_lab.stop_receiver(receiver)
         gone = await recorder.wait_for(player_id, {"removed"}, lambda d: True)
         assert gone.raop_port == receiver.port

@@ -126,9 +126,12 @@ class RequestParser:
 class EmuFraming:
     """The accessory's own HAP channel framing (reads Control-Write, writes Control-Read)."""
 
-    def __init__(self, shared: bytes) -> None:
-        self._out = ChaCha20Poly1305(_hkdf(shared, "Control-Salt", "Control-Read-Encryption-Key"))
-        self._in = ChaCha20Poly1305(_hkdf(shared, "Control-Salt", "Control-Write-Encryption-Key"))
+    def __init__(self, shared: bytes, *, events: bool = False) -> None:
+        """Control-connection keys, or (``events``) the accessory's end of the event channel."""
+        salt, kind = ("Events-Salt", "Events") if events else ("Control-Salt", "Control")
+        out_info, in_info = ("Write", "Read") if events else ("Read", "Write")
+        self._out = ChaCha20Poly1305(_hkdf(shared, salt, f"{kind}-{out_info}-Encryption-Key"))
+        self._in = ChaCha20Poly1305(_hkdf(shared, salt, f"{kind}-{in_info}-Encryption-Key"))
         self._out_count = 0
         self._in_count = 0
         self._pending = bytearray()
@@ -173,6 +176,7 @@ class AccessoryDevice:
     device_id: str = "AA:BB:CC:DD:EE:FF"
     model: str = "AudioAccessory5,1"
     status_flags: int = 0x4
+    features: int = FEATURES
     backoff: bool = False
     retry_delay: int = 30
     signing_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
@@ -181,6 +185,8 @@ class AccessoryDevice:
     legacy: LegacyAccessory = field(init=False)
     routes: dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]] = field(default_factory=dict)
     """Extra (method, path) handlers for encrypted sessions; later issues add SETUP etc."""
+    session_handler: Callable[[AccessoryConnection, EmuRequest], EmuResponse | None] | None = None
+    """Encrypted-session requests not in `routes` (SETUP, RECORD, ... on any URI); None = 404."""
 
     def __post_init__(self) -> None:
         self.legacy = LegacyAccessory(self.signing_key)
@@ -198,7 +204,7 @@ class AccessoryDevice:
     def info_plist(self) -> bytes:
         return plistlib.dumps(
             {
-                "features": FEATURES,
+                "features": self.features,
                 "statusFlags": self.status_flags,
                 "pk": self.public_key,
                 "deviceID": self.device_id,
@@ -245,6 +251,8 @@ class AccessoryConnection:
         self.requests: list[EmuRequest] = []
         self._srp: _SrpServer | None = None
         self._verify: tuple[X25519PrivateKey, bytes, bytes] | None = None
+        self.shared_secret = b""
+        """The pairing's shared secret once encrypted (event-channel keys derive from it)."""
 
     @property
     def encrypted(self) -> bool:
@@ -315,6 +323,10 @@ class AccessoryConnection:
         route = self.device.routes.get(key)
         if route is not None and self.encrypted:
             return route(request)
+        if self.device.session_handler is not None and self.encrypted:
+            response = self.device.session_handler(self, request)
+            if response is not None:
+                return response
         return EmuResponse(404, "Not Found")
 
     # --- pair-setup -------------------------------------------------------------------------
@@ -380,6 +392,7 @@ class AccessoryConnection:
         if srp.transient:
             self._srp = None
             self.framing = EmuFraming(key)
+            self.shared_secret = key
         return response
 
     def _setup_m5(self, tlv: dict[int, bytes]) -> EmuResponse:
@@ -471,4 +484,5 @@ class AccessoryConnection:
         except (InvalidSignature, ValueError):
             return _tlv_error(4, E_AUTHENTICATION)
         self.framing = EmuFraming(shared)
+        self.shared_secret = shared
         return _tlv_reply(4)

@@ -26,7 +26,7 @@ from airplay_provider.config import (
     provider_config_entries,
     validate_values,
 )
-from airplay_provider.host.cmd_config import parse_assignments
+from airplay_provider.host.cmd_config import LookupFailedError, parse_assignments, resolve_target
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, default_config_path
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
@@ -241,3 +241,46 @@ def test_store_write_failure_is_a_clear_error(tmp_path: Path) -> None:
         store = ConfigStore(locked / "config.json")
     with pytest.raises(ConfigStoreError, match="cannot"):
         store.save()
+
+
+# --- finding the player a `config` command is about ------------------------------------------
+
+
+def device(mac: str, name: str):
+    record = parse_service(
+        AIRPLAY_SERVICE_TYPE,
+        f"{name}._airplay._tcp.local.",
+        port=7000,
+        addresses=["192.0.2.9"],
+        properties={"deviceid": mac},
+    )
+    return merge_records(None, record)
+
+
+def test_resolve_target_by_name_id_and_substring(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "c.json")
+    devices = [
+        device("00:00:00:00:00:01", "Kitchen"),
+        device("00:00:00:00:00:02", "Kitchen Annex"),
+        device("00:00:00:00:00:03", "Bedroom"),
+    ]
+    assert resolve_target(store, "kitchen", devices).player_id == "ap000000000001"
+    assert resolve_target(store, "ap000000000002", devices).name == "Kitchen Annex"
+    assert resolve_target(store, "bed", devices).player_id == "ap000000000003"
+    with pytest.raises(LookupFailedError, match=r"'itch' is ambiguous: .*Kitchen \(ap0+1\)"):
+        resolve_target(store, "itch", devices)
+    with pytest.raises(LookupFailedError, match="receivers seen: Bedroom, Kitchen, Kitchen Annex"):
+        resolve_target(store, "Garage", devices)
+    with pytest.raises(LookupFailedError, match="receivers seen: none"):
+        resolve_target(store, "Garage", [])
+
+
+def test_resolve_target_prefers_stored_players(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path / "c.json")
+    store.set_player_values("ap0000000000aa", {"sync_adjust": 1}, name="Den")
+    store.set_player_values("ap0000000000bb", {"sync_adjust": 2}, name="den")
+    store.set_player_values("ap0000000000cc", {"sync_adjust": 3}, name="Hall")
+    target = resolve_target(store, "hall", None)
+    assert (target.player_id, target.name, target.device) == ("ap0000000000cc", "Hall", None)
+    with pytest.raises(LookupFailedError, match="ambiguous"):
+        resolve_target(store, "DEN", None)

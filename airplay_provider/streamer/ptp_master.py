@@ -1,0 +1,362 @@
+"""The host's PTP grandmaster for AirPlay 2 and the small daemon every `cliap2` shares.
+
+Only one process per network namespace can own UDP 319/320, so the grandmaster runs in its own
+detached process (`python -m airplay_provider.streamer.ptp_master --detach`), started by the
+first streamer that needs it. Streamers talk to it over an abstract Unix socket (scoped to the
+network namespace, like the ports) with JSON lines: `{"peers": [ip, ...]}` adds timing peers,
+the answer names the clock (`clock_id`, `ptp_minus_mono_ns`, `pid`). A peer is served while a
+client holds it and for `linger` seconds after; the daemon exits once nobody has needed it for
+`linger` seconds. PTP time is `CLOCK_MONOTONIC + ptp_minus_mono_ns` in every process, so all
+streams of the host share one timeline exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import select
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airplay_provider.protocol import ptp
+
+SYNC_INTERVAL_S = 0.125
+ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
+DEFAULT_LINGER_S = 20.0
+LINGER_ENV = "AIRPLAY_PTP_LINGER_S"
+SPAWN_TIMEOUT_S = 5.0
+CLIENT_TIMEOUT_S = 2.0
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def socket_name() -> str:
+    """The daemon's abstract Unix socket name (per user, per network namespace)."""
+    return f"\0airplay-provider-ptp-{os.getuid()}"
+
+
+class PtpUnavailable(Exception):
+    """No grandmaster can run here (ports taken or not permitted); use NTP timing."""
+
+
+class Grandmaster:
+    """Unicast gPTP grandmaster on two bound sockets (event 319, general 320)."""
+
+    def __init__(
+        self, event_sock: socket.socket, general_sock: socket.socket, *, clock_id: int
+    ) -> None:
+        self.identity = ptp.PortIdentity(clock_id)
+        self.ptp_minus_mono_ns = time.time_ns() - time.monotonic_ns()
+        self.event_sock = event_sock
+        self.general_sock = general_sock
+        self.peers: dict[str, float] = {}  # address -> serve until (monotonic s; inf = held)
+        self.sequence = 0
+        self.delay_requests = 0
+        self._loop = asyncio.get_running_loop()
+        for sock in (event_sock, general_sock):
+            sock.setblocking(False)
+            self._loop.add_reader(sock.fileno(), self._on_readable, sock)
+
+    def now_ns(self) -> int:
+        """Current time on the PTP timeline."""
+        return time.monotonic_ns() + self.ptp_minus_mono_ns
+
+    def _on_readable(self, sock: socket.socket) -> None:
+        for _ in range(32):
+            try:
+                data, addr = sock.recvfrom(512)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            arrived = self.now_ns()
+            try:
+                message = ptp.decode(data)
+            except ptp.PtpError:
+                continue
+            if message.message_type is ptp.MessageType.DELAY_REQ:
+                self.delay_requests += 1
+                reply = ptp.encode_delay_resp(self.identity, message, arrived)
+                self._send(self.general_sock, reply, (str(addr[0]), ptp.GENERAL_PORT))
+
+    def _send(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
+        with contextlib.suppress(OSError):
+            sock.sendto(data, addr)
+
+    def tick(self) -> None:
+        """One Sync period: Sync + Follow_Up to every peer, Announce every 8th period."""
+        now = time.monotonic()
+        for address, until in list(self.peers.items()):
+            if until < now:
+                del self.peers[address]
+        seq = self.sequence
+        self.sequence = (seq + 1) & 0xFFFF
+        for address in self.peers:
+            if seq % ANNOUNCE_EVERY == 0:
+                announce = ptp.encode_announce(self.identity, seq // ANNOUNCE_EVERY)
+                self._send(self.general_sock, announce, (address, ptp.GENERAL_PORT))
+            sent = self.now_ns()
+            self._send(self.event_sock, ptp.encode_sync(self.identity, seq), (address, 319))
+            follow_up = ptp.encode_follow_up(self.identity, seq, sent)
+            self._send(self.general_sock, follow_up, (address, ptp.GENERAL_PORT))
+
+    async def run(self) -> None:
+        """Tick every 125 ms on a fixed grid until cancelled."""
+        next_at = self._loop.time()
+        while True:
+            self.tick()
+            next_at += SYNC_INTERVAL_S
+            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
+
+    def close(self) -> None:
+        """Stop reading and close both sockets."""
+        for sock in (self.event_sock, self.general_sock):
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+
+def bind_ptp_ports(address: str = "0.0.0.0") -> tuple[socket.socket, socket.socket]:
+    """Bind UDP 319 and 320; PtpUnavailable if either is taken or not permitted."""
+    bound: list[socket.socket] = []
+    try:
+        for port in (ptp.EVENT_PORT, ptp.GENERAL_PORT):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            bound.append(sock)
+            sock.bind((address, port))
+    except OSError as exc:
+        for sock in bound:
+            sock.close()
+        raise PtpUnavailable(f"cannot bind PTP ports 319/320: {exc.strerror or exc}") from exc
+    return bound[0], bound[1]
+
+
+@dataclass
+class _Daemon:
+    master: Grandmaster
+    linger_s: float
+    server: asyncio.Server | None = None
+    clients: dict[int, set[str]] = field(default_factory=dict)
+    last_needed: float = field(default_factory=time.monotonic)
+
+    def hold(self, client: int, peers: list[str]) -> None:
+        self.clients.setdefault(client, set()).update(peers)
+        for peer in peers:
+            self.master.peers[peer] = float("inf")
+
+    def release(self, client: int) -> None:
+        released = self.clients.pop(client, set())
+        still_held = set().union(*self.clients.values()) if self.clients else set()
+        for peer in released - still_held:
+            self.master.peers[peer] = time.monotonic() + self.linger_s
+        self.last_needed = time.monotonic()
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        client = id(writer)
+        self.clients.setdefault(client, set())
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                try:
+                    request = json.loads(line)
+                    peers = [str(peer) for peer in request.get("peers", [])]
+                except (ValueError, AttributeError, TypeError):
+                    break
+                self.hold(client, peers)
+                answer = {
+                    "clock_id": self.master.identity.clock_id,
+                    "ptp_minus_mono_ns": self.master.ptp_minus_mono_ns,
+                    "pid": os.getpid(),
+                }
+                writer.write(json.dumps(answer).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.release(client)
+            writer.close()
+
+    async def run(self) -> None:
+        ticker = asyncio.ensure_future(self.master.run())
+        try:
+            while True:
+                await asyncio.sleep(0.25)
+                if not self.clients and time.monotonic() - self.last_needed >= self.linger_s:
+                    return
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+
+async def _daemon_main(ready_fd: int | None, linger_s: float) -> int:
+    try:
+        event_sock, general_sock = bind_ptp_ports()
+    except PtpUnavailable as exc:
+        _report(ready_fd, f"error {exc}")
+        return 3
+    master = Grandmaster(event_sock, general_sock, clock_id=random.getrandbits(64) | 1)
+    daemon = _Daemon(master, linger_s)
+    try:
+        daemon.server = await asyncio.start_unix_server(daemon.serve_client, path=socket_name())
+    except OSError as exc:
+        master.close()
+        _report(ready_fd, f"busy {exc}")
+        return 4
+    _report(ready_fd, f"ok {os.getpid()}")
+    try:
+        await daemon.run()
+    finally:
+        daemon.server.close()
+        master.close()
+    return 0
+
+
+def _report(ready_fd: int | None, message: str) -> None:
+    if ready_fd is None:
+        print(message, flush=True)
+        return
+    with contextlib.suppress(OSError):
+        os.write(ready_fd, message.encode() + b"\n")
+        os.close(ready_fd)
+
+
+def _detach_and_run(linger_s: float) -> int:
+    """Fork; the child becomes the daemon, the parent relays its first line and exits."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(read_fd)
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        os._exit(asyncio.run(_daemon_main(write_fd, linger_s)))
+    os.close(write_fd)
+    ready, _, _ = select.select([read_fd], [], [], SPAWN_TIMEOUT_S)
+    line = os.read(read_fd, 512).decode(errors="replace").strip() if ready else "error timeout"
+    os.close(read_fd)
+    print(line, flush=True)
+    if line.startswith("error"):
+        os.waitpid(pid, 0)
+        return 3
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m airplay_provider.streamer.ptp_master [--detach] [--linger S]`."""
+    parser = argparse.ArgumentParser(prog="ptp_master", description=__doc__)
+    parser.add_argument("--detach", action="store_true", help="fork into the background")
+    parser.add_argument("--linger", type=float, default=None, help="idle seconds before exit")
+    args = parser.parse_args(argv)
+    linger = args.linger
+    if linger is None:
+        linger = float(os.environ.get(LINGER_ENV, DEFAULT_LINGER_S))
+    if args.detach:
+        return _detach_and_run(linger)
+    return asyncio.run(_daemon_main(None, linger))
+
+
+# ---- the streamer's side -------------------------------------------------------------------
+
+
+@dataclass
+class PtpLease:
+    """A streamer's connection to the daemon; peers are held while it stays open."""
+
+    clock_id: int
+    ptp_minus_mono_ns: int
+    daemon_pid: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def now_ns(self) -> int:
+        """Current PTP time."""
+        return time.monotonic_ns() + self.ptp_minus_mono_ns
+
+    async def add_peers(self, peers: list[str]) -> None:
+        """Ask the grandmaster to serve more timing peers."""
+        await _exchange(self.reader, self.writer, peers)
+
+    async def close(self) -> None:
+        """Release our peers (they linger in the daemon for a quick restart)."""
+        self.writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peers: list[str]
+) -> dict[str, int]:
+    writer.write(json.dumps({"peers": peers}).encode() + b"\n")
+    async with asyncio.timeout(CLIENT_TIMEOUT_S):
+        await writer.drain()
+        line = await reader.readline()
+    try:
+        answer = json.loads(line)
+        return {key: int(answer[key]) for key in ("clock_id", "ptp_minus_mono_ns", "pid")}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PtpUnavailable(f"PTP daemon answered {line[:80]!r}") from exc
+
+
+async def _try_join(peers: list[str]) -> PtpLease | None:
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_unix_connection(path=socket_name()), CLIENT_TIMEOUT_S
+        )
+    except (OSError, TimeoutError):
+        return None
+    try:
+        answer = await _exchange(reader, writer, peers)
+    except (OSError, TimeoutError, PtpUnavailable):
+        writer.close()
+        return None
+    return PtpLease(answer["clock_id"], answer["ptp_minus_mono_ns"], answer["pid"], reader, writer)
+
+
+async def join_ptp_daemon(peers: list[str]) -> PtpLease:
+    """Join the host's grandmaster, starting it if needed; PtpUnavailable if it cannot run."""
+    lease = await _try_join(peers)
+    if lease is not None:
+        return lease
+    package_root = _PACKAGE_ROOT
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "airplay_provider.streamer.ptp_master",
+        "--detach",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), SPAWN_TIMEOUT_S + 2.0)
+    except TimeoutError as exc:
+        process.kill()
+        await process.wait()
+        raise PtpUnavailable("PTP daemon did not start in time") from exc
+    line = output.decode(errors="replace").strip()
+    if line.startswith("error"):
+        raise PtpUnavailable(line.removeprefix("error").strip())
+    lease = await _try_join(peers)  # "ok" or "busy" (another streamer won the race)
+    if lease is None:
+        raise PtpUnavailable(f"cannot reach the PTP daemon ({line})")
+    return lease
+
+
+if __name__ == "__main__":
+    sys.exit(main())

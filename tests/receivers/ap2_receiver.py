@@ -1,0 +1,213 @@
+"""A complete emulated AirPlay 2 receiver: pairing core + session + UDP stream + PTP slave.
+
+Asyncio only moves bytes and time; the logic is in `ap2_emulator_core`, `ap2_stream` and
+`ap2_ptp_slave`. Binds to one address (127.0.0.1 by default, or an address inside a test's own
+network namespace); the PTP slave needs UDP 319/320, so `ptp=True` only works in a namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from types import TracebackType
+from typing import Any
+
+from tests.receivers.ap2_emulator import Ap2Emulator
+from tests.receivers.ap2_emulator_core import BadRequest, EmuFraming
+from tests.receivers.ap2_ptp_slave import PtpSlave
+from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
+
+TICK_S = 0.005
+EVENT_REQUEST = (
+    b"POST /command RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/x-apple-binary-plist\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, on_datagram: Any) -> None:
+        self.on_datagram = on_datagram
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.on_datagram(data, (str(addr[0]), int(addr[1])))
+
+
+class Ap2Receiver:
+    """Use as `async with Ap2Receiver(...) as receiver:`; `receiver.port` is the RTSP port."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        ptp: bool = False,
+        rtsp_port: int = 0,
+        session_options: dict[str, Any] | None = None,
+        **device_options: Any,
+    ) -> None:
+        self.host = host
+        self.ptp = ptp
+        self.rtsp_port = rtsp_port
+        self.session_options = session_options or {}
+        self.emulator = Ap2Emulator(host, **device_options)
+        self.slave = PtpSlave()
+        self.session: Ap2StreamSession | None = None
+        self.event_replies = 0
+        self._udp: dict[str, _Udp] = {}
+        self._event_server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def port(self) -> int:
+        """The RTSP (pairing + control) port."""
+        return self.emulator.port
+
+    async def start(self) -> None:
+        """Open every socket and start the tick loop."""
+        loop = asyncio.get_running_loop()
+        for kind in ("data", "control", "timing"):
+            await self._open_udp(kind, 0)
+        if self.ptp:
+            await self._open_udp("ptp_event", 319)
+            await self._open_udp("ptp_general", 320)
+        self._event_server = await asyncio.start_server(self._serve_events, self.host, 0)
+        self.session = Ap2StreamSession(
+            event_port=self._event_server.sockets[0].getsockname()[1],
+            data_port=self._local_port("data"),
+            control_port=self._local_port("control"),
+            addresses=[self.host],
+            **self.session_options,
+        )
+        self.emulator.device.session_handler = self.session.handle
+        if self.rtsp_port:
+            server = await asyncio.start_server(self.emulator._serve, self.host, self.rtsp_port)
+            self.emulator._server = server
+            self.emulator.port = self.rtsp_port
+        else:
+            await self.emulator.start()
+        self._spawn(self._tick(loop))
+
+    async def _open_udp(self, kind: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_datagram(data: bytes, addr: tuple[str, int]) -> None:
+            self._datagram(kind, data, addr)
+
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: _Udp(on_datagram), local_addr=(self.host, port)
+        )
+        self._udp[kind] = protocol
+
+    def _local_port(self, kind: str) -> int:
+        transport = self._udp[kind].transport
+        assert transport is not None
+        return int(transport.get_extra_info("sockname")[1])
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, datagrams: list[Datagram]) -> None:
+        for kind, data, addr in datagrams:
+            transport = self._udp[kind].transport
+            if transport is not None:
+                transport.sendto(data, addr)
+
+    def _datagram(self, kind: str, data: bytes, addr: tuple[str, int]) -> None:
+        session = self.session
+        assert session is not None
+        now = time.monotonic()
+        if kind == "data":
+            self._send(session.audio_received(data, now))
+        elif kind == "control":
+            self._send(session.control_received(data, addr, now))
+        elif kind == "timing":
+            session.timing_reply(data, time.time_ns())
+        elif kind == "ptp_event":
+            self.slave.event_received(data, addr[0], time.time_ns())
+        else:
+            self.slave.general_received(data, addr[0], time.time_ns())
+
+    async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        session = self.session
+        assert session is not None
+        while True:
+            now = time.monotonic()
+            self.slave.follow(session.timing_clock_ids)
+            self._send(session.poll(now))
+            host = self._sender_host()
+            request = session.timing_request(now, time.time_ns()) if host else None
+            if request is not None and host is not None and session.sender_timing_port:
+                self._send([("timing", request, (host, session.sender_timing_port))])
+            delay_req = self.slave.poll(now, time.time_ns())
+            if delay_req is not None and self.slave.master_address is not None:
+                transport = self._udp["ptp_event"].transport
+                if transport is not None:
+                    transport.sendto(delay_req, (self.slave.master_address, 319))
+            await asyncio.sleep(TICK_S)
+
+    def _sender_host(self) -> str | None:
+        for writer in self.emulator._writers:
+            peer = writer.get_extra_info("peername")
+            if peer:
+                return str(peer[0])
+        return None
+
+    async def _serve_events(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The sender's event connection: send one request, expect an encrypted 200."""
+        task = asyncio.current_task()
+        assert task is not None
+        assert self.session is not None
+        self._tasks.add(task)
+        framing = EmuFraming(self.session.shared_secret, events=True)
+        try:
+            writer.write(framing.seal(EVENT_REQUEST))
+            await writer.drain()
+            buffer = b""
+            while data := await asyncio.wait_for(reader.read(4096), 60.0):
+                buffer += framing.open(data)
+                while b"\r\n\r\n" in buffer:
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    if head.startswith(b"RTSP/1.0 200") and b"CSeq: 1" in head:
+                        self.event_replies += 1
+                    else:
+                        self.session.errors.append(f"bad event reply {head[:60]!r}")
+        except (TimeoutError, ConnectionError):
+            pass
+        except BadRequest as exc:
+            self.session.errors.append(f"event channel: {exc}")
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def stop(self) -> None:
+        """Close everything (bounded)."""
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait(list(self._tasks) or [asyncio.sleep(0)], timeout=2.0)
+        if self._event_server is not None:
+            self._event_server.close()
+        await self.emulator.stop()
+        for protocol in self._udp.values():
+            if protocol.transport is not None:
+                protocol.transport.close()
+
+    async def __aenter__(self) -> Ap2Receiver:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,407 @@
+"""Sans-I/O AirPlay 2 session of the receiver emulator: RTSP after pairing, then the UDP stream.
+
+Strict like devices: SETUP session (NTP or PTP; a PTP-only receiver refuses NTP with 400),
+optionally no stream SETUP before RECORD, type-96 ALAC 44100/16/2 streams only, SETPEERS only on
+PTP sessions. The stream side decrypts ChaCha20-Poly1305 audio, decodes ALAC escape frames,
+records every sync anchor (0xD4 on NTP, 0xD7 on PTP; the wrong kind is an error), simulates loss
+and asks for resends, and keeps one segment per RECORD/FLUSH. Nothing is imported from
+``airplay_provider``: its own plist checks, packet parsers and timing maths.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
+from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
+
+SocketKind = Literal["control", "timing"]
+Datagram = tuple[SocketKind, bytes, tuple[str, int]]
+RATE = 44100
+NTP_UNIX_OFFSET_S = 2208988800
+PLIST = "application/x-apple-binary-plist"
+
+
+def ntp_to_unix_ns(ntp: int) -> int:
+    """64-bit NTP (era 0) → Unix ns."""
+    return ((ntp >> 32) - NTP_UNIX_OFFSET_S) * 10**9 + ((ntp & 0xFFFFFFFF) * 10**9 >> 32)
+
+
+def unix_ns_to_ntp(ns: int) -> int:
+    """Unix ns → 64-bit NTP."""
+    seconds, rest = divmod(ns, 10**9)
+    return ((seconds + NTP_UNIX_OFFSET_S) << 32) | ((rest << 32) // 10**9)
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Frame `rtp` plays at `remote_ns` on the sender's timeline (NTP as Unix ns, or PTP ns)."""
+
+    rtp: int
+    remote_ns: int
+    first: bool
+
+
+@dataclass
+class Segment:
+    """Audio between RECORD (or a FLUSH) and the next FLUSH."""
+
+    index: int
+    flush_rtp: int | None = None
+    first_rtp: int | None = None
+    packets: dict[int, bytes] = field(default_factory=dict)  # frame offset from first_rtp
+    anchors: list[Anchor] = field(default_factory=list)
+
+    def pcm(self) -> bytes:
+        """Everything received, in RTP order from the first packet; gaps are zero-filled."""
+        if not self.packets:
+            return b""
+        end = max(offset + len(pcm) // 4 for offset, pcm in self.packets.items())
+        out = bytearray(end * 4)
+        for offset, pcm in self.packets.items():
+            out[offset * 4 : offset * 4 + len(pcm)] = pcm
+        return bytes(out)
+
+    def missing_frames(self) -> int:
+        """Frames between the first and last packet that never arrived."""
+        have = sum(len(pcm) // 4 for pcm in self.packets.values())
+        return len(self.pcm()) // 4 - have
+
+    def scheduled_ns(self, rtp: int) -> int:
+        """When frame `rtp` plays on the sender timeline, from the latest anchor."""
+        anchor = self.anchors[-1]
+        return anchor.remote_ns + _signed32(rtp - anchor.rtp) * 10**9 // RATE
+
+    def anchor_spread_ns(self) -> int:
+        """How far the anchors disagree about one frame (0 for one fixed anchor line)."""
+        if not self.anchors:
+            return 0
+        probe = self.anchors[0].rtp
+        times = [a.remote_ns + _signed32(probe - a.rtp) * 10**9 // RATE for a in self.anchors]
+        return max(times) - min(times)
+
+
+@dataclass
+class _Missing:
+    attempts: int = 0
+    next_at: float = 0.0
+
+
+class Ap2StreamSession:
+    """One emulated receiver's session; plug `handle` in as the accessory's session handler."""
+
+    def __init__(
+        self,
+        *,
+        event_port: int,
+        data_port: int,
+        control_port: int,
+        addresses: list[str],
+        timing_modes: frozenset[str] = frozenset({"PTP", "NTP"}),
+        record_before_stream: bool = False,
+        drop_rate: float = 0.0,
+        drop_seed: int = 1,
+        resend_interval: float = 0.05,
+        resend_attempts: int = 6,
+    ) -> None:
+        self.event_port, self.data_port, self.control_port = event_port, data_port, control_port
+        self.addresses = addresses
+        self.timing_modes = timing_modes
+        self.record_before_stream = record_before_stream
+        self.drop_rate = drop_rate
+        self._rng = random.Random(drop_seed)
+        self.resend_interval, self.resend_attempts = resend_interval, resend_attempts
+        self.errors: list[str] = []
+        self.methods: list[str] = []
+        self.timing: str | None = None
+        self.sender_timing_port: int | None = None
+        self.timing_clock_ids: set[int] = set()
+        self.shared_secret = b""
+        self.recorded = False
+        self.peers: list[str] = []
+        self.key: ChaCha20Poly1305 | None = None
+        self.stream_setups = 0
+        self.session_setups = 0
+        self.volumes: list[float] = []
+        self.feedbacks = 0
+        self.metadata = 0
+        self.teardowns: list[str] = []
+        self.segments: list[Segment] = []
+        self.sync_source: tuple[str, int] | None = None
+        self.dropped = 0
+        self.resent_received = 0
+        self.unhealed: list[int] = []
+        self._missing: dict[int, _Missing] = {}
+        self._last_seq: int | None = None
+        self.timing_samples: list[tuple[int, int]] = []  # (round trip ns, offset ns)
+        self._timing_next = 0.0
+
+    def _error(self, message: str) -> None:
+        self.errors.append(message)
+
+    # ---- RTSP ---------------------------------------------------------------------------------
+
+    def handle(self, conn: AccessoryConnection, request: EmuRequest) -> EmuResponse | None:
+        """Requests on the encrypted connection; None lets the core answer 404."""
+        self.methods.append(request.method)
+        handlers = {
+            "SETUP": self._setup,
+            "RECORD": self._record,
+            "SETPEERS": self._setpeers,
+            "FLUSH": self._flush,
+            "TEARDOWN": self._teardown,
+            "SET_PARAMETER": self._set_parameter,
+            "GET_PARAMETER": lambda _request: EmuResponse(200),
+        }
+        if request.method == "POST" and request.path == "/feedback":
+            self.feedbacks += 1
+            return EmuResponse(200)
+        handler = handlers.get(request.method)
+        if handler is None:
+            return None
+        if request.method == "SETUP":
+            self.shared_secret = conn.shared_secret
+        return handler(request)
+
+    def _plist(self, request: EmuRequest) -> Any:
+        if request.headers.get("content-type") != PLIST:
+            return None
+        try:
+            return plistlib.loads(request.body)
+        except Exception:
+            return None
+
+    def _setup(self, request: EmuRequest) -> EmuResponse:
+        body = self._plist(request)
+        if not isinstance(body, dict):
+            return EmuResponse(400, "Bad Request")
+        if "streams" in body:
+            return self._setup_stream(body)
+        protocol = body.get("timingProtocol")
+        if not isinstance(body.get("sessionUUID"), str) or protocol not in ("NTP", "PTP"):
+            return EmuResponse(400, "Bad Request")
+        if protocol not in self.timing_modes:
+            self._error(f"SETUP refused: can not handle {protocol} streams")
+            return EmuResponse(400, "Bad Request")
+        if protocol == "NTP":
+            port = body.get("timingPort")
+            if not isinstance(port, int) or not 0 < port < 65536:
+                return EmuResponse(400, "Bad Request")
+            self.sender_timing_port = port
+        else:
+            peer = body.get("timingPeerInfo")
+            if not isinstance(peer, dict) or not isinstance(peer.get("ClockID"), int):
+                return EmuResponse(400, "Bad Request")
+            self.timing_clock_ids.add(peer["ClockID"] & 0xFFFFFFFFFFFFFFFF)
+        self.timing = protocol
+        self.session_setups += 1
+        reply = {
+            "eventPort": self.event_port,
+            "timingPort": 0,
+            "timingPeerInfo": {"Addresses": self.addresses, "ID": "EMULATOR-PEER"},
+        }
+        return EmuResponse(
+            200, body=plistlib.dumps(reply, fmt=plistlib.FMT_BINARY), content_type=PLIST
+        )
+
+    def _setup_stream(self, body: dict[str, Any]) -> EmuResponse:
+        if self.timing is None:
+            self._error("stream SETUP before session SETUP")
+            return EmuResponse(455, "Method Not Valid In This State")
+        if self.record_before_stream and not self.recorded:
+            self._error("stream SETUP before RECORD")
+            return EmuResponse(400, "Bad Request")
+        streams = body["streams"]
+        stream = streams[0] if isinstance(streams, list) and len(streams) == 1 else None
+        wanted = {"type": 96, "ct": 2, "audioFormat": 0x40000, "spf": 352, "sr": 44100}
+        if not isinstance(stream, dict) or any(stream.get(k) != v for k, v in wanted.items()):
+            self._error(f"unsupported stream {stream!r:.200}")
+            return EmuResponse(400, "Bad Request")
+        shk, port = stream.get("shk"), stream.get("controlPort")
+        if not isinstance(shk, bytes) or len(shk) != 32 or not isinstance(port, int):
+            return EmuResponse(400, "Bad Request")
+        self.key = ChaCha20Poly1305(shk)
+        self.stream_setups += 1
+        self.segments.append(Segment(len(self.segments)))
+        reply = {
+            "streams": [{"controlPort": self.control_port, "type": 96, "dataPort": self.data_port}]
+        }
+        return EmuResponse(
+            200, body=plistlib.dumps(reply, fmt=plistlib.FMT_BINARY), content_type=PLIST
+        )
+
+    def _record(self, request: EmuRequest) -> EmuResponse:
+        if self.timing is None:
+            return EmuResponse(455, "Method Not Valid In This State")
+        self.recorded = True
+        return EmuResponse(200, headers={"Audio-Latency": "0"})
+
+    def _setpeers(self, request: EmuRequest) -> EmuResponse:
+        peers = self._plist(request) if request.headers.get("content-type") == PLIST else None
+        if request.headers.get("content-type") == "/peer-list-changed":
+            try:
+                peers = plistlib.loads(request.body)
+            except Exception:
+                peers = None
+        if self.timing != "PTP" or not isinstance(peers, list):
+            self._error("SETPEERS without a PTP session or with a bad body")
+            return EmuResponse(400, "Bad Request")
+        self.peers = [str(peer) for peer in peers]
+        return EmuResponse(200)
+
+    def _flush(self, request: EmuRequest) -> EmuResponse:
+        fields = dict(
+            part.strip().split("=", 1)
+            for part in request.headers.get("rtp-info", "").split(";")
+            if "=" in part
+        )
+        if not self.segments or not fields.get("rtptime", "").isdigit():
+            self._error("FLUSH without a stream or RTP-Info rtptime")
+            return EmuResponse(400, "Bad Request")
+        self.segments.append(Segment(len(self.segments), flush_rtp=int(fields["rtptime"])))
+        self._missing.clear()
+        self._last_seq = None
+        return EmuResponse(200)
+
+    def _teardown(self, request: EmuRequest) -> EmuResponse:
+        body = self._plist(request)
+        if not isinstance(body, dict):
+            return EmuResponse(400, "Bad Request")
+        self.teardowns.append("stream" if body.get("streams") else "session")
+        if body.get("streams"):
+            self.key = None
+        return EmuResponse(200)
+
+    def _set_parameter(self, request: EmuRequest) -> EmuResponse:
+        if request.headers.get("content-type") == "text/parameters":
+            for line in request.body.decode(errors="replace").splitlines():
+                if line.startswith("volume:"):
+                    self.volumes.append(float(line.split(":", 1)[1]))
+        else:
+            self.metadata += 1
+        return EmuResponse(200)
+
+    # ---- UDP ----------------------------------------------------------------------------------
+
+    def audio_received(self, data: bytes, now: float) -> list[Datagram]:
+        """One datagram on the data port."""
+        if self.drop_rate and self._segment_started() and self._rng.random() < self.drop_rate:
+            if len(data) >= 4:
+                seq = struct.unpack_from(">H", data, 2)[0]
+                self._missing[seq] = _Missing(next_at=now + 0.02)
+                self.dropped += 1
+            return []
+        self._accept_audio(data, now, resent=False)
+        return []
+
+    def _segment_started(self) -> bool:
+        return bool(self.segments) and self.segments[-1].first_rtp is not None
+
+    def _accept_audio(self, data: bytes, now: float, *, resent: bool) -> None:
+        if self.key is None or not self.recorded:
+            self._error("audio before stream SETUP and RECORD")
+            return
+        if len(data) <= 36 or data[0] != 0x80 or data[1] & 0x7F != 0x60:
+            self._error(f"bad audio packet header {data[:2].hex()} ({len(data)} bytes)")
+            return
+        seq, rtp = struct.unpack_from(">HI", data, 2)
+        try:
+            frame = self.key.decrypt(bytes(4) + data[-8:], data[12:-8], data[4:12])
+            pcm = decode_alac_escape(frame, 352)
+        except (InvalidTag, WireError) as exc:
+            self._error(f"audio packet {seq} does not decrypt/decode: {exc!r}")
+            return
+        segment = self.segments[-1]
+        if segment.first_rtp is None:
+            if resent or not data[1] & 0x80:
+                self._error("first audio packet of a segment lacks the marker bit")
+            if not segment.anchors or not segment.anchors[0].first:
+                self._error("audio before the first (0x90) sync packet")
+            segment.first_rtp = rtp
+        offset = _signed32(rtp - segment.first_rtp)
+        if offset < 0:
+            self._error(f"audio packet before the segment start ({offset} frames)")
+            return
+        segment.packets[offset] = pcm
+        self._missing.pop(seq, None)
+        if resent:
+            self.resent_received += 1
+
+    def control_received(self, data: bytes, addr: tuple[str, int], now: float) -> list[Datagram]:
+        """Sync packets and resend replies on the control port."""
+        if len(data) >= 8 and data[1] == 0xD6:
+            self._accept_audio(data[4:], now, resent=True)
+            return []
+        if len(data) < 4 or data[1] not in (0xD4, 0xD7):
+            self._error(f"unexpected control packet {data[:2].hex()}")
+            return []
+        kind = "NTP" if data[1] == 0xD4 else "PTP"
+        if kind != self.timing:
+            self._error(f"{kind} sync packet on a {self.timing} session")
+            return []
+        if not self.segments:
+            self._error("sync packet before stream SETUP")
+            return []
+        self.sync_source = addr
+        first = data[0] == 0x90
+        if kind == "NTP" and len(data) == 20:
+            t_lat, ntp, t_now = struct.unpack_from(">IQI", data, 4)
+            latency = _signed32(t_now - t_lat) + 11025  # bytes 2-3 are 7 (SPS rule)
+            anchor = Anchor((t_now - latency) & 0xFFFFFFFF, ntp_to_unix_ns(ntp), first)
+        elif kind == "PTP" and len(data) == 28:
+            f1, ptp_ns, f2 = struct.unpack_from(">IQI", data, 4)
+            if _signed32(f2 - f1) != 77175:
+                self._error("0xD7 F2 - F1 is not the iOS 77175")
+            anchor = Anchor((f1 - 11035) & 0xFFFFFFFF, ptp_ns, first)
+        else:
+            self._error(f"{kind} sync packet of {len(data)} bytes")
+            return []
+        segment = self.segments[-1]
+        if not segment.anchors and not first:
+            self._error("first sync of a segment is not 0x90")
+        segment.anchors.append(anchor)
+        return []
+
+    def poll(self, now: float) -> list[Datagram]:
+        """Resend requests due now, and NTP timing requests (3 quick, then every 3 s)."""
+        out: list[Datagram] = []
+        if self.sync_source is not None:
+            for seq, missing in list(self._missing.items()):
+                if missing.next_at > now:
+                    continue
+                if missing.attempts >= self.resend_attempts:
+                    self.unhealed.append(seq)
+                    del self._missing[seq]
+                    continue
+                missing.attempts += 1
+                missing.next_at = now + self.resend_interval
+                request = b"\x80\xd5" + struct.pack(">HHH", 1, seq, 1)
+                out.append(("control", request, self.sync_source))
+        return out
+
+    def timing_request(self, now: float, unix_ns: int) -> bytes | None:
+        """A 0xD2 request to send now (NTP sessions), stamped with our clock."""
+        if self.timing != "NTP" or self.sender_timing_port is None or now < self._timing_next:
+            return None
+        self._timing_next = now + (0.3 if len(self.timing_samples) < 3 else 3.0)
+        return b"\x80\xd2\x00\x07" + bytes(20) + struct.pack(">Q", unix_ns_to_ntp(unix_ns))
+
+    def timing_reply(self, data: bytes, unix_ns: int) -> None:
+        """A 0xD3 reply: offset = ((t2 - t1) + (t3 - t4)) / 2 on the sender's clock."""
+        if len(data) != 32 or data[1] != 0xD3:
+            self._error("bad timing reply")
+            return
+        t1, t2, t3 = (ntp_to_unix_ns(v) for v in struct.unpack_from(">QQQ", data, 8))
+        self.timing_samples.append(((unix_ns - t1) - (t3 - t2), ((t2 - t1) + (t3 - unix_ns)) // 2))
