@@ -6,10 +6,10 @@ need a stream are clearly marked extension points.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, MutableMapping
 from typing import Final
 
-from music_assistant_models.config_entries import ConfigEntry
+from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 from music_assistant_models.player import PlayerMedia
 from zeroconf import ServiceInfo, ServiceStateChange
 from zeroconf.asyncio import AsyncZeroconf
@@ -24,6 +24,8 @@ from airplay_provider.config import (
 )
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host_api import ProviderHost
+from airplay_provider.identity import new_dacp_id
+from airplay_provider.pairing import PairingManager
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
@@ -31,6 +33,7 @@ from airplay_provider.protocol.txt import (
     DeviceRecord,
     is_own_receiver,
 )
+from airplay_provider.remote_control import RemoteControl
 
 STREAMING_PENDING: Final = "streaming lands with the StreamSession"
 
@@ -46,11 +49,15 @@ class AirPlayProvider:
         browse: bool = True,
         zeroconf: AsyncZeroconf | None = None,
         interfaces: list[str] | None = None,
+        dacp_id: str | None = None,
     ) -> None:
         """`browse=False` when the host browses mDNS itself and calls
         `on_mdns_service_state_change` (Music Assistant's core does).
 
         `interfaces` overrides the provider's `mdns_interfaces` setting (None: use it).
+        `dacp_id`: the persistent DACP id (also the pairing identity); a random one when None,
+        which breaks stored AirPlay 2 pairings on the next start. The DACP server is announced
+        with `zeroconf`, or with an own instance when browsing; without either it stays off.
         """
         self.host = host
         self.ap2_available = ap2_available
@@ -59,6 +66,9 @@ class AirPlayProvider:
         self._interfaces = interfaces
         self._players: dict[str, AirPlayPlayer] = {}
         self._discovery: AirPlayDiscovery | None = None
+        self.dacp_id = dacp_id or new_dacp_id()
+        self.remote_control: RemoteControl | None = None
+        self.pairing = PairingManager(host, self.dacp_id)
 
     @property
     def instance_id(self) -> str:
@@ -89,9 +99,23 @@ class AirPlayProvider:
             logger=self.host.logger,
         )
         await self._discovery.start(browse=self._browse)
+        if self._zeroconf is not None or self._browse:
+            remote = RemoteControl(
+                self, self.dacp_id, interfaces=interfaces, zeroconf=self._zeroconf
+            )
+            try:
+                await remote.start()
+            except (OSError, TimeoutError) as err:
+                self.host.logger.warning("DACP remote control unavailable: %s", err)
+            else:
+                self.remote_control = remote
 
     async def unload(self, is_removed: bool = False) -> None:
         """Stop discovery and forget the players (the host keeps its own records)."""
+        await self.pairing.close()
+        if self.remote_control is not None:
+            await self.remote_control.stop()
+            self.remote_control = None
         if self._discovery is not None:
             await self._discovery.stop()
             self._discovery = None
@@ -150,14 +174,31 @@ class AirPlayProvider:
     async def device_removed(self, device: DeviceRecord) -> None:
         """Unregister the player of a receiver that left."""
         if self._players.pop(device.player_id, None) is not None:
+            await self.pairing.close_player(device.player_id)
+            if self.remote_control is not None:
+                self.remote_control.forget_player(device.player_id)
             await self.host.unregister_player(device.player_id)
 
     # --- configuration ------------------------------------------------------------------
 
     def get_player_config_entries(self, player_id: str) -> list[ConfigEntry]:
-        """Per-player entries, with the broken-model alert when it applies."""
+        """Per-player entries: pairing entries first, the broken-model alert when it applies."""
         player = self._players.get(player_id)
-        return player_config_entries(player.device if player else None)
+        if player is None:
+            return player_config_entries(None)
+        return [*self.pairing.config_entries(player), *player_config_entries(player.device)]
+
+    async def handle_player_config_action(
+        self,
+        player_id: str,
+        action: str,
+        values: MutableMapping[str, ConfigValueType] | None = None,
+    ) -> list[ConfigEntry]:
+        """Run a config action (`start_pairing`, `finish_pairing`, `reset_pairing`); returns
+        the entries to show next. Credentials land in `values` and in the host's settings.
+        """
+        await self.pairing.handle_action(self._require(player_id), action, values)
+        return self.get_player_config_entries(player_id)
 
     def reload_player_settings(self, player_id: str) -> None:
         """Re-read a player's stored settings after the host changed them."""
@@ -175,6 +216,8 @@ class AirPlayProvider:
         """Record the volume (0..100); a running stream will be told by the StreamSession."""
         player = self._require(player_id)
         player.state.volume_level = max(0, min(100, volume_level))
+        if self.remote_control is not None:
+            self.remote_control.note_volume_sent(player_id, player.state.volume_level)
         self.host.update_player(player)
 
     async def play_media(self, player_id: str, media: PlayerMedia) -> None:

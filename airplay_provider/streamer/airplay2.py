@@ -107,14 +107,16 @@ class Airplay2Streamer(RaopStreamer):
         )
         rtsp = self.rtsp
         info = await get_info(rtsp, self._txt_features())
-        secret, method = await pair(
+        secret, method, new_credentials = await pair(
             rtsp,
             info,
             credentials=self.ap2.credentials,
             pairing_id=self.pairing_id,
-            pin_source=self._wait_for_pin,
+            pin_source=self._wait_for_pin if opts.cmdpipe else None,
         )
         self.status.log(f"paired with {opts.host} ({method})")
+        if new_credentials is not None:  # the provider stores them for `--auth` next time
+            self.status.status("paired", credentials=new_credentials.serialize())
         local_ip, peer_ip = rtsp.local_address, rtsp.peer_address
         family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
         self.control = ControlChannel(open_udp_socket(family, opts.bind_address), self.on_resend)
@@ -195,6 +197,7 @@ class Airplay2Streamer(RaopStreamer):
             protocol="ptp",
             clock_id=f"{self.lease.clock_id:016X}",
             daemon_pid=self.lease.daemon_pid,
+            ptp_minus_mono_ns=self.lease.ptp_minus_mono_ns,
         )
 
     async def _plist_request(self, method: str, body: bytes) -> ap2.SessionReply:

@@ -20,7 +20,12 @@ from airplay_provider.pairing_client import (
 )
 from airplay_provider.protocol.hap.channel import ChannelCipher, control_keys, event_keys
 from airplay_provider.protocol.hap.credentials import HapCredentials
-from airplay_provider.protocol.hap.errors import ChannelError, HapError, HttpStatusError
+from airplay_provider.protocol.hap.errors import (
+    AuthenticationError,
+    ChannelError,
+    HapError,
+    HttpStatusError,
+)
 from airplay_provider.protocol.rtsp import Headers, MessageParser, Request, Response, RtspError
 from airplay_provider.protocol.txt import PAIRING_FLAGS, Feature, has_feature
 from airplay_provider.streamer.raop import StreamerError
@@ -81,25 +86,30 @@ async def pair(
     *,
     credentials: HapCredentials | None,
     pairing_id: str,
-    pin_source: PinSource,
-) -> tuple[bytes, str]:
-    """Run the right pairing and switch `rtsp` to encryption; returns (shared secret, method).
+    pin_source: PinSource | None,
+) -> tuple[bytes, str, HapCredentials | None]:
+    """Pair and switch `rtsp` to encryption; returns (shared secret, method, new credentials).
 
     Stored credentials → pair-verify; a device demanding a PIN → PIN pair-setup then verify;
     otherwise transient. A transient refusal (470 or an error TLV) falls back to the PIN path.
     """
     plain = RtspConnection(rtsp.reader, rtsp.writer, headers=rtsp.common_headers, cseq=rtsp.cseq)
     method = "verify" if credentials else ("pin" if info.wants_pin else "transient")
+    new_credentials = None
     try:
         if credentials is None and method == "transient":
             try:
                 encrypted = await transient_pair(plain, request_timeout=PAIRING_TIMEOUT_S)
-            except (HttpStatusError, HapError) as exc:
+            except (HttpStatusError, AuthenticationError) as exc:
                 if isinstance(exc, HttpStatusError) and exc.status not in (470, 403):
                     raise
-                method = "pin"
+                method = "pin"  # transient refused: the device wants a PIN
         if method == "pin":
-            credentials = await pin_pair_setup(plain, pairing_id, _bounded(pin_source))
+            if pin_source is None:
+                raise StreamerError("pin_required", "receiver demands a PIN; no --command_pipe")
+            credentials = new_credentials = await pin_pair_setup(
+                plain, pairing_id, _bounded(pin_source)
+            )
         if method != "transient":
             assert credentials is not None
             encrypted = await pair_verify(
@@ -111,7 +121,7 @@ async def pair(
         raise StreamerError("pairing_failed", f"{method} pairing failed: {exc!r}") from exc
     rtsp.cseq = encrypted.cseq
     rtsp.cipher = ChannelCipher(control_keys(encrypted.shared_secret))
-    return encrypted.shared_secret, method
+    return encrypted.shared_secret, method, new_credentials
 
 
 def _bounded(pin_source: PinSource) -> PinSource:

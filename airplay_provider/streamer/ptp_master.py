@@ -200,26 +200,37 @@ class _Daemon:
 
 
 async def _daemon_main(ready_fd: int | None, linger_s: float) -> int:
+    # The Unix socket is the lock: of two daemons started at once, one gets it, the other
+    # answers "busy" and its streamer joins the winner.
+    try:
+        server = await asyncio.start_unix_server(_pending_client, path=socket_name())
+    except OSError as exc:
+        _report(ready_fd, f"busy {exc}")
+        return 4
     try:
         event_sock, general_sock = bind_ptp_ports()
     except PtpUnavailable as exc:
+        server.close()
         _report(ready_fd, f"error {exc}")
         return 3
     master = Grandmaster(event_sock, general_sock, clock_id=random.getrandbits(64) | 1)
-    daemon = _Daemon(master, linger_s)
-    try:
-        daemon.server = await asyncio.start_unix_server(daemon.serve_client, path=socket_name())
-    except OSError as exc:
-        master.close()
-        _report(ready_fd, f"busy {exc}")
-        return 4
+    daemon = _Daemon(master, linger_s, server)
+    _DAEMON.append(daemon)
     _report(ready_fd, f"ok {os.getpid()}")
     try:
         await daemon.run()
     finally:
-        daemon.server.close()
+        server.close()
         master.close()
     return 0
+
+
+_DAEMON: list[_Daemon] = []
+
+
+async def _pending_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Serve a streamer with the daemon (created right after the socket is bound)."""
+    await _DAEMON[0].serve_client(reader, writer)
 
 
 def _report(ready_fd: int | None, message: str) -> None:
@@ -352,10 +363,12 @@ async def join_ptp_daemon(peers: list[str]) -> PtpLease:
     line = output.decode(errors="replace").strip()
     if line.startswith("error"):
         raise PtpUnavailable(line.removeprefix("error").strip())
-    lease = await _try_join(peers)  # "ok" or "busy" (another streamer won the race)
-    if lease is None:
-        raise PtpUnavailable(f"cannot reach the PTP daemon ({line})")
-    return lease
+    for _ in range(20):  # "ok", or "busy": another streamer's daemon won the race
+        lease = await _try_join(peers)
+        if lease is not None:
+            return lease
+        await asyncio.sleep(0.1)
+    raise PtpUnavailable(f"cannot reach the PTP daemon ({line})")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,479 @@
+"""StreamSession: one group playing one source in sync (ARCHITECTURE §4–5).
+
+Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
+audible at ``T + s/44100`` everywhere. T is as early as the members can honour: the lead is
+measured from their recent connect times (`LeadEstimator`), not a fixed multi-second wait.
+
+The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
+of audio fed ahead of what is audible), feeds silence when the source stalls (before the
+first chunk and later), keeps a ring buffer for late joins and hands identical chunks to every
+member's queue; members write on their own tasks, so a stuck one never stalls the others.
+Pause sends ACTION=PAUSE to all; resume gives each member the instant its own first unplayed
+frame has on a new common timeline (NTPSTART=…, ACTION=PLAY), so the group stays aligned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
+from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
+from airplay_provider.session_timing import (
+    FLOW_FRAME_BYTES,
+    LeadEstimator,
+    RingBuffer,
+    join_position,
+    member_start_ntp,
+    position_at,
+    resume_plan,
+    start_instant,
+)
+from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamers import StreamerError, StreamTarget
+
+AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
+LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed silence
+WATCHDOG_CHUNK_S: Final = 0.1
+SOURCE_QUEUE_CHUNKS: Final = 2
+PAUSE_TIMEOUT_S: Final = 3.0
+RESUME_LEAD_S: Final = 0.35
+END_GRACE_S: Final = 5.0
+PROGRESS_EVERY_S: Final = 10.0
+
+#: Shared by all sessions of this process: connect times measured so far.
+DEFAULT_LEAD = LeadEstimator()
+
+
+class SessionError(Exception):
+    """The session cannot do what was asked (nothing to play to, not running...)."""
+
+
+class SessionState(enum.StrEnum):
+    """Life cycle of a session."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    PLAYING = "playing"
+    PAUSED = "paused"
+    DRAINING = "draining"  # source ended; members play out their tail
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class TrackMetadata:
+    """What receivers show: text, duration, artwork (local path or http URL)."""
+
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    duration_s: float | None = None
+    artwork: str | None = None
+
+
+@dataclass
+class JoinReport:
+    """How a member was started: its first session frame and when that frame is audible."""
+
+    key: str
+    offset: int
+    start_ntp: int
+    connect_s: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class StartReport:
+    """Result of `StreamSession.start`."""
+
+    start_ntp: int
+    lead_s: float
+    members: list[JoinReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[JoinReport]:
+        """Members that did not connect (reported and dropped)."""
+        return [m for m in self.members if m.error is not None]
+
+
+class StreamSession:
+    """One source, several members, one timeline."""
+
+    def __init__(
+        self,
+        source: AsyncIterator[bytes],
+        *,
+        lead: LeadEstimator | None = None,
+        ring_seconds: float = 10.0,
+        ahead_s: float = AHEAD_S,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.source = source
+        self.lead = lead or DEFAULT_LEAD
+        self.ahead_s = ahead_s
+        self.logger = logger or logging.getLogger(__name__)
+        self.clock = SenderClock()
+        self.state = SessionState.IDLE
+        self.start_ntp = 0
+        self.members: dict[str, SessionMember] = {}
+        self.departed: list[SessionMember] = []
+        self.ring = RingBuffer(ring_seconds)
+        self.fed = 0  # session frames handed to members so far
+        self.silence_frames = 0  # of those, silence fed while the source had nothing
+        self.source_error: str | None = None
+        self.metadata: TrackMetadata | None = None
+        self.listeners: list[Callable[[StreamSession], None]] = []
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._carry = b""
+        self._source_done = False
+        self._paused_at: int | None = None
+        self._joins_after_resume: list[StreamTarget] = []
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._helpers: set[asyncio.Task[None]] = set()
+        self._reader: asyncio.Task[None] | None = None
+        self._fanout: asyncio.Task[None] | None = None
+        self._progress: asyncio.Task[None] | None = None
+        self._end_task: asyncio.Task[None] | None = None
+        self._fifo_dir: Path | None = None
+        self._stopping = False
+
+    # ---- queries ----------------------------------------------------------------------------
+
+    @property
+    def position_s(self) -> float:
+        """Seconds of session audio played so far (frozen while paused)."""
+        if self._paused_at is not None:
+            return self._paused_at / SAMPLE_RATE
+        if self.state in (SessionState.IDLE, SessionState.STARTING) and not self.start_ntp:
+            return 0.0
+        frames = position_at(self.clock.ntp(), self.start_ntp)
+        return max(0, min(self.fed, frames)) / SAMPLE_RATE
+
+    @property
+    def active_members(self) -> list[SessionMember]:
+        """Members not ended."""
+        return [m for m in self.members.values() if not m.ended]
+
+    async def wait_ended(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """Wait until the session ended (played out or stopped); False on timeout."""
+        try:
+            await asyncio.wait_for(self._ended.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # ---- start ------------------------------------------------------------------------------
+
+    async def start(
+        self, targets: Sequence[StreamTarget], metadata: TrackMetadata | None = None
+    ) -> StartReport:
+        """Start every target on one instant T; members that fail to connect are dropped.
+
+        SessionError when no member connected (the session is then fully stopped).
+        """
+        if self.state is not SessionState.IDLE:
+            raise SessionError("a session starts only once")
+        keys = [t.key for t in targets]
+        if not targets or len(set(keys)) != len(keys):
+            raise SessionError("need at least one target, each once")
+        self.state = SessionState.STARTING
+        self.metadata = metadata
+        self._fifo_dir = Path(tempfile.mkdtemp(prefix="airplay-session-"))
+        lead_s = self.lead.lead_s(len(targets))
+        self.start_ntp = start_instant(self.clock.ntp(), lead_s)
+        report = StartReport(self.start_ntp, lead_s)
+        members = [self._new_member(t, offset=0) for t in targets]
+        self.members = {m.key: m for m in members}
+        self._reader = asyncio.create_task(self._read_source(), name="session-source")
+        self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
+        joins = await asyncio.gather(*(self._launch(m) for m in members))
+        report.members.extend(joins)
+        if not self.active_members:
+            await self.stop()
+            reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
+            raise SessionError(f"no member could start ({reasons})")
+        if self.state is SessionState.STARTING:
+            self.state = SessionState.PLAYING
+        self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
+        self._notify()
+        self._check_end()
+        return report
+
+    def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
+        assert self._fifo_dir is not None
+        return SessionMember(
+            target,
+            offset=offset,
+            fifo_dir=self._fifo_dir,
+            on_change=self._on_member_change,
+            logger=self.logger,
+        )
+
+    async def _launch(self, member: SessionMember) -> JoinReport:
+        """Spawn a member at its place on the timeline, wait for `connected`, send metadata."""
+        ntp = member_start_ntp(self.start_ntp, member.offset, member.target.sync_adjust_ms)
+        join = JoinReport(member.key, member.offset, ntp)
+        try:
+            await member.start(ntp)
+            await member.wait_connected(CONNECT_TIMEOUT_S)
+        except StreamerError as exc:
+            join.error = str(exc)
+            await self._remove(member, graceful=False)
+            return join
+        streamer = member.streamer
+        if streamer.connected_at is not None:
+            join.connect_s = streamer.connected_at - streamer.spawned_at
+            self.lead.record(join.connect_s)
+        if self.metadata is not None:
+            await self._send_metadata(member, self.metadata)
+        return join
+
+    # ---- the audio path ---------------------------------------------------------------------
+
+    async def _read_source(self) -> None:
+        """Pull chunks from the source into a small queue (backpressure: 2 chunks)."""
+        try:
+            async for chunk in self.source:
+                data = self._carry + chunk
+                whole = len(data) - len(data) % FLOW_FRAME_BYTES
+                self._carry = data[whole:]
+                if not whole:
+                    continue
+                while len(self._pending) >= SOURCE_QUEUE_CHUNKS:
+                    self._space.clear()
+                    await self._space.wait()
+                self._pending.append(data[:whole])
+                self._wakeup.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken source ends the session's input, not the process
+            self.source_error = str(exc) or exc.__class__.__name__
+            self.logger.warning("audio source failed: %s", self.source_error)
+        finally:
+            self._source_done = True
+            self._wakeup.set()
+            closer = getattr(self.source, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+
+    async def _fan_out(self) -> None:
+        """Hand chunks to members in session order, paced on the timeline; silence on stalls."""
+        while not self._stopping:
+            self._wakeup.clear()
+            if self._paused_at is not None:
+                await self._wakeup.wait()
+                continue
+            ahead = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+            if ahead > self.ahead_s:
+                await self._nap(ahead - self.ahead_s)
+            elif self._pending:
+                chunk = self._pending.popleft()
+                self._space.set()
+                self._distribute(chunk)
+            elif self._source_done:
+                self._end_input()
+                return
+            elif ahead > LOW_WATER_S:
+                await self._nap(ahead - LOW_WATER_S)
+            else:
+                frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
+                self.silence_frames += frames
+                self._distribute(bytes(frames * FLOW_FRAME_BYTES))
+
+    async def _nap(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    def _distribute(self, chunk: bytes) -> None:
+        self.ring.append(self.fed, chunk)
+        self.fed += len(chunk) // FLOW_FRAME_BYTES
+        for member in self.members.values():
+            member.feed(chunk)
+
+    def _end_input(self) -> None:
+        self.state = SessionState.DRAINING
+        for member in self.members.values():
+            member.feed(None)
+        self._notify()
+        self._check_end()
+
+    # ---- membership -------------------------------------------------------------------------
+
+    async def add_member(self, target: StreamTarget) -> JoinReport:
+        """Late join: the newcomer starts from the ring buffer at `T + p`, in sync; nobody else
+        restarts. While paused, it joins at the resume."""
+        if self.state not in (SessionState.PLAYING, SessionState.PAUSED, SessionState.STARTING):
+            raise SessionError(f"cannot add a member to a {self.state} session")
+        if target.key in self.members:
+            raise SessionError(f"{target.key} is already a member")
+        if self._paused_at is not None:
+            self._joins_after_resume.append(target)
+            return JoinReport(target.key, -1, 0, error="joins at resume")
+        position = join_position(
+            self.clock.ntp(), self.start_ntp, self.lead.lead_s(1), self.ring.start, self.fed
+        )
+        member = self._new_member(target, offset=position)
+        for chunk in self.ring.since(position):  # no await until it is registered: no gap
+            member.feed(chunk)
+        self.members[member.key] = member
+        join = await self._launch(member)
+        self._notify()
+        return join
+
+    async def remove_member(self, key: str) -> None:
+        """Stop one member (TEARDOWN); the others go on untouched."""
+        member = self.members.get(key)
+        if member is None:
+            raise SessionError(f"{key} is not a member")
+        await self._remove(member, graceful=True)
+
+    async def _remove(self, member: SessionMember, *, graceful: bool) -> None:
+        if self.members.get(member.key) is member:
+            del self.members[member.key]
+            self.departed.append(member)
+        await member.stop(graceful=graceful)
+        self._notify()
+        self._check_end()
+
+    def _on_member_change(self, member: SessionMember) -> None:
+        if member.state is MemberState.FAILED and self.members.get(member.key) is member:
+            self.logger.warning("%s removed: %s", member.target.name, member.error)
+            self._spawn(self._remove(member, graceful=False))
+        self._notify()
+        self._check_end()
+
+    def _check_end(self) -> None:
+        if self._stopping or self.state in (SessionState.IDLE, SessionState.STARTING):
+            return
+        if not self.active_members and self._end_task is None:
+            self._end_task = asyncio.create_task(self.stop(), name="session-end")
+
+    # ---- transport control ------------------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Pause every member; each keeps its unplayed audio for the resume."""
+        if self.state is not SessionState.PLAYING:
+            return
+        self.state = SessionState.PAUSED
+        self._paused_at = max(0, min(self.fed, position_at(self.clock.ntp(), self.start_ntp)))
+        self._wakeup.set()
+        members = self.active_members
+        frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
+        for member, frame in zip(members, frames, strict=True):
+            if frame is None:  # it would play on out of sync: drop it
+                await self._remove(member, graceful=False)
+        self._notify()
+
+    async def resume(self) -> None:
+        """Resume all members on one new timeline (each from its own first unplayed frame)."""
+        if self.state is not SessionState.PAUSED:
+            return
+        members = [m for m in self.active_members if m.paused_frame is not None]
+        plan = resume_plan(
+            self.clock.ntp(),
+            {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
+            RESUME_LEAD_S,
+        )
+        if plan is not None:
+            self.start_ntp = plan.start_ntp
+            await asyncio.gather(
+                *(m.send(f"NTPSTART={plan.member_ntp[m.key]}", "ACTION=PLAY") for m in members)
+            )
+        self._paused_at = None
+        self.state = SessionState.PLAYING
+        self._wakeup.set()
+        joins, self._joins_after_resume = self._joins_after_resume, []
+        for target in joins:
+            with contextlib.suppress(SessionError):
+                await self.add_member(target)
+        await self._send_progress()
+        self._notify()
+
+    async def set_volume(self, key: str, volume: int) -> bool:
+        """Tell one member's receiver its volume (0..100)."""
+        member = self.members.get(key)
+        if member is None:
+            return False
+        return await member.send(f"VOLUME={max(0, min(100, volume))}")
+
+    async def set_metadata(self, metadata: TrackMetadata) -> None:
+        """Send title/artist/album/duration, artwork and progress to every member."""
+        self.metadata = metadata
+        connected = [m for m in self.active_members if m.streamer.connected_at is not None]
+        await asyncio.gather(*(self._send_metadata(m, metadata) for m in connected))
+
+    async def _send_metadata(self, member: SessionMember, metadata: TrackMetadata) -> None:
+        duration = min(int(metadata.duration_s or 0), 3600)
+        await member.send(
+            f"TITLE={metadata.title or ''}",
+            f"ARTIST={metadata.artist or ''}",
+            f"ALBUM={metadata.album or ''}",
+            f"DURATION={duration}",
+            "PROGRESS=0",
+            "ACTION=SENDMETA",
+        )
+        if metadata.artwork:
+            await member.send(f"ARTWORK={metadata.artwork}")
+        await member.send(f"PROGRESS={int(self.position_s)}")
+
+    async def _send_progress(self) -> None:
+        progress = f"PROGRESS={int(self.position_s)}"
+        await asyncio.gather(*(m.send(progress) for m in self.active_members))
+
+    async def _progress_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(PROGRESS_EVERY_S)
+            if self.state is SessionState.PLAYING and self.metadata is not None:
+                await self._send_progress()
+
+    # ---- stop -------------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop everything: source, fan-out, every member; remove the FIFO directory."""
+        if self._stopping:
+            await self._ended.wait()
+            return
+        self._stopping = True
+        self._wakeup.set()
+        current = asyncio.current_task()
+        for task in (self._fanout, self._reader, self._progress):
+            if task is not None and not task.done():
+                task.cancel()
+        helpers = [t for t in self._helpers if t is not current]  # removals: let them finish
+        for task in (self._fanout, self._reader, self._progress, *helpers):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        members = list(self.members.values())
+        self.members.clear()
+        self.departed.extend(members)
+        await asyncio.gather(*(m.stop(graceful=True) for m in members))
+        if self._fifo_dir is not None:
+            shutil.rmtree(self._fifo_dir, ignore_errors=True)
+        self.state = SessionState.ENDED
+        self._ended.set()
+        self._notify()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._helpers.add(task)
+        task.add_done_callback(self._helpers.discard)
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(self)
+            except Exception:
+                self.logger.exception("session listener failed")

@@ -1,0 +1,160 @@
+"""Sans-I/O arithmetic of a group session: start lead, member start instants, late-join
+position, group resume instants, and the ring buffer of recent session audio.
+
+Session frame s is audible at ``T + s/44100`` on every member (+ that member's sync_adjust).
+A member whose stdin begins at session frame ``offset`` gets ``-ntpstart T + offset/44100``.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from airplay_provider.protocol.timing import (
+    SAMPLE_RATE,
+    ns_to_frames,
+    ntp_add_frames,
+    ntp_add_ns,
+    ntp_diff_ns,
+)
+
+FLOW_FRAME_BYTES: Final = 8  # f32le stereo
+#: cliraop skips input whose play time is closer than this when the stream starts
+#: (START_MARGIN 150 ms + 10-packet pre-roll 80 ms), so a start instant needs this much lead.
+STREAMER_START_MARGIN_S: Final = 0.23
+LEAD_SAFETY_S: Final = 0.08
+INITIAL_CONNECT_S: Final = 0.45
+MIN_LEAD_S: Final = STREAMER_START_MARGIN_S + LEAD_SAFETY_S
+MAX_LEAD_S: Final = 10.0
+
+
+class LeadEstimator:
+    """Measured spawn → `connected` times; the smallest start lead that they allow.
+
+    The lead is the slowest of the recent connect times plus the streamer's start margin and
+    a small safety margin: a start instant any closer would make a member skip its first
+    samples (it never shifts them, so a too-short lead costs audio, not sync).
+    """
+
+    def __init__(self, *, initial_connect_s: float = INITIAL_CONNECT_S, window: int = 8) -> None:
+        self._samples: collections.deque[float] = collections.deque(maxlen=window)
+        self._initial = initial_connect_s
+
+    def record(self, connect_s: float) -> None:
+        """One measured spawn → connected time, in seconds."""
+        if connect_s >= 0:
+            self._samples.append(connect_s)
+
+    @property
+    def connect_estimate_s(self) -> float:
+        """The connect time planned for (the slowest recent one)."""
+        return max(self._samples) if self._samples else self._initial
+
+    def lead_s(self, members: int = 1) -> float:
+        """Lead from now to the start instant for a start of `members` processes at once."""
+        # Concurrent starts share the CPU: allow 15 % more per extra member.
+        connect = self.connect_estimate_s * (1.0 + 0.15 * max(0, members - 1))
+        return min(MAX_LEAD_S, max(MIN_LEAD_S, connect + STREAMER_START_MARGIN_S + LEAD_SAFETY_S))
+
+
+def start_instant(now_ntp: int, lead_s: float) -> int:
+    """The group start instant T, `lead_s` from now."""
+    return ntp_add_ns(now_ntp, round(lead_s * 1e9))
+
+
+def member_start_ntp(start_ntp: int, offset_frames: int, sync_adjust_ms: int) -> int:
+    """`-ntpstart` for a member whose stdin begins at session frame `offset_frames`."""
+    return ntp_add_ns(ntp_add_frames(start_ntp, offset_frames), sync_adjust_ms * 1_000_000)
+
+
+def position_at(now_ntp: int, start_ntp: int) -> int:
+    """The session frame audible at `now_ntp` (negative before T)."""
+    return ns_to_frames(ntp_diff_ns(now_ntp, start_ntp))
+
+
+def join_position(now_ntp: int, start_ntp: int, lead_s: float, oldest: int, fed: int) -> int:
+    """First session frame a late joiner gets: the earliest it can still play, in the buffer.
+
+    It is the frame audible `lead_s` from now, clamped to the buffered range [oldest, fed].
+    """
+    wanted = position_at(start_instant(now_ntp, lead_s), start_ntp) + 1
+    return max(oldest, min(fed, wanted))
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """A group resume: new T and each member's `NTPSTART` so all stay on one timeline."""
+
+    start_ntp: int
+    member_ntp: dict[str, int]
+
+
+def resume_plan(
+    now_ntp: int, members: Mapping[str, tuple[int, int]], lead_s: float
+) -> ResumePlan | None:
+    """Plan a resume from members' (first unplayed session frame, sync_adjust_ms).
+
+    Members may have stopped at slightly different frames; each one resumes at the instant its
+    own frame has on the new common timeline, and the earliest of them `lead_s` from now.
+    """
+    if not members:
+        return None
+    earliest = start_instant(now_ntp, lead_s)
+    # New T such that min over members of (T + frame + adjust) == earliest.
+    candidates = [
+        ntp_add_ns(ntp_add_frames(earliest, -frame), -adjust * 1_000_000)
+        for frame, adjust in members.values()
+    ]
+    new_start = max(candidates, key=lambda ntp: ntp_diff_ns(ntp, earliest))
+    return ResumePlan(
+        start_ntp=new_start,
+        member_ntp={
+            key: member_start_ntp(new_start, frame, adjust)
+            for key, (frame, adjust) in members.items()
+        },
+    )
+
+
+class RingBuffer:
+    """The last `seconds` of session audio (f32le stereo) by session frame, for late joins."""
+
+    def __init__(self, seconds: float = 10.0) -> None:
+        self.capacity_frames = int(seconds * SAMPLE_RATE)
+        self._chunks: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.end = 0  # session frame after the last buffered one
+
+    @property
+    def start(self) -> int:
+        """Oldest buffered session frame (== end when empty)."""
+        return self._chunks[0][0] if self._chunks else self.end
+
+    def append(self, position: int, chunk: bytes) -> None:
+        """Add `chunk` (whole f32 frames) starting at session frame `position`."""
+        if self._chunks and position != self.end:
+            raise ValueError(f"chunk at {position} does not follow {self.end}")
+        if not self._chunks:
+            self.end = position
+        self._chunks.append((position, chunk))
+        self.end = position + len(chunk) // FLOW_FRAME_BYTES
+        while self._chunks and self._chunks[0][0] + self._frames(0) <= self.end - (
+            self.capacity_frames
+        ):
+            self._chunks.popleft()
+
+    def _frames(self, index: int) -> int:
+        return len(self._chunks[index][1]) // FLOW_FRAME_BYTES
+
+    def since(self, frame: int) -> list[bytes]:
+        """The buffered audio from session frame `frame` to the end (first chunk cut)."""
+        if frame < self.start or frame > self.end:
+            raise ValueError(f"frame {frame} is outside the buffer [{self.start}, {self.end}]")
+        out: list[bytes] = []
+        for position, chunk in self._chunks:
+            chunk_end = position + len(chunk) // FLOW_FRAME_BYTES
+            if chunk_end <= frame:
+                continue
+            cut = max(0, frame - position) * FLOW_FRAME_BYTES
+            out.append(chunk[cut:] if cut else chunk)
+        return out

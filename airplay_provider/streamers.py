@@ -1,0 +1,373 @@
+"""The streamer processes (`bin/cliraop`, `bin/cliap2`) behind one interface.
+
+A `StreamTarget` says where one member streams to; `build_argv` turns it into the command line
+of the right streamer (RAOP or AirPlay 2, same contract: ARCHITECTURE §3). `StreamerProcess`
+spawns it with a given stdin, follows its `[STATUS]` lines, writes its command FIFO (retrying
+while the streamer has not opened it yet, reopening after EPIPE) and stops it without leaving
+a process or FIFO behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.streamer.status import parse_status
+
+BIN_DIR: Final = Path(__file__).resolve().parent.parent / "bin"
+FIFO_OPEN_ATTEMPTS: Final = 20
+FIFO_RETRY_S: Final = 0.05
+STOP_GRACE_S: Final = 2.0
+KILL_WAIT_S: Final = 2.0
+LOG_TAIL_LINES: Final = 40
+STDERR_LINE_LIMIT: Final = 1 << 20
+
+StatusCallback = Callable[["StreamerProcess", str, dict[str, str]], None]
+
+
+class StreamerError(Exception):
+    """A streamer failed (did not start, did not connect, exited with an error)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StreamTarget:
+    """One receiver as a session member: address, protocol and per-player options."""
+
+    name: str
+    host: str
+    port: int
+    protocol: StreamingProtocol = StreamingProtocol.RAOP
+    volume: int | None = None
+    latency_ms: int = 1000
+    sync_adjust_ms: int = 0
+    encrypt: bool = True
+    txt: Mapping[str, str] = field(default_factory=dict)
+    password: str | None = None
+    secret: str | None = None
+    dacp_id: str | None = None
+    active_remote: int | None = None
+    udn: str | None = None
+    hostname: str | None = None
+    player_id: str | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Unique key of this member within a session (player id, else name)."""
+        return self.player_id or self.name
+
+
+def streamer_binary(protocol: StreamingProtocol) -> Path:
+    """Path of the launcher for `protocol` in this checkout / installed package."""
+    return BIN_DIR / ("cliap2" if protocol is StreamingProtocol.AIRPLAY2 else "cliraop")
+
+
+def build_raop_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
+    """`cliraop` arguments in Music Assistant's order (reference §4a), without the binary."""
+    argv = ["-ntpstart", str(ntpstart), "-port", str(target.port)]
+    argv += ["-latency", str(target.latency_ms)]
+    if target.volume is not None:
+        argv += ["-volume", str(max(0, min(100, target.volume)))]
+    if target.encrypt:
+        argv.append("-encrypt")
+    argv.append("-alac")
+    for key in ("et", "md", "am", "pk", "pw"):
+        value = target.txt.get(key, "")
+        if value:
+            argv += [f"-{key}", value]
+    if target.password:
+        argv += ["-password", target.password]
+    if target.secret:
+        argv += ["-secret", target.secret.split(":", 1)[-1]]
+    if target.dacp_id:
+        argv += ["-dacp", target.dacp_id]
+    if target.active_remote is not None:
+        argv += ["-activeremote", str(target.active_remote)]
+    argv += ["-cmdpipe", cmdpipe]
+    if target.udn:
+        argv += ["-udn", target.udn]
+    return [*argv, *target.extra_args, target.host, "-"]
+
+
+def build_ap2_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
+    """`cliap2` arguments (reference §4b), without the binary."""
+    txt = "".join(f'"{key}={value}" ' for key, value in target.txt.items() if "=" not in value)
+    argv = [
+        "--name",
+        target.name,
+        "--hostname",
+        target.hostname or target.host,
+        "--address",
+        target.host,
+        "--port",
+        str(target.port),
+        "--txt",
+        txt,
+        "--ntpstart",
+        str(ntpstart),
+        "--latency",
+        str(target.latency_ms),
+        "--pipe",
+        "-",
+        "--command_pipe",
+        cmdpipe,
+    ]
+    if target.volume is not None:
+        argv += ["--volume", str(max(0, min(100, target.volume)))]
+    if target.dacp_id:
+        argv += ["--dacp_id", target.dacp_id]
+    if target.secret and len(target.secret) == 192:
+        argv += ["--auth", target.secret]
+    return [*argv, *target.extra_args]
+
+
+def build_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
+    """Full command line (interpreter, launcher, arguments) for the target's protocol."""
+    binary = streamer_binary(target.protocol)
+    if target.protocol is StreamingProtocol.AIRPLAY2:
+        args = build_ap2_argv(target, ntpstart, cmdpipe)
+    else:
+        args = build_raop_argv(target, ntpstart, cmdpipe)
+    return [sys.executable, str(binary), *args]
+
+
+class CommandPipe:
+    """Writes `KEY=VALUE` lines into a streamer's FIFO (non-blocking, never on a closed pipe)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, *lines: str) -> bool:
+        """Write the lines in one write; False when no streamer reads the FIFO."""
+        payload = "".join(line.replace("\n", " ") + "\n" for line in lines).encode()
+        async with self._lock:
+            for _ in range(2):  # a second try after EPIPE, with a fresh descriptor
+                fd = await self._open()
+                if fd is None:
+                    return False
+                try:
+                    await self._write_all(fd, payload)
+                except BrokenPipeError:
+                    self.close()
+                    continue
+                except OSError:
+                    self.close()
+                    return False
+                return True
+        return False
+
+    async def _open(self) -> int | None:
+        if self._fd is not None:
+            return self._fd
+        for _ in range(FIFO_OPEN_ATTEMPTS):
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno not in (errno.ENXIO, errno.ENOENT):
+                    return None
+                await asyncio.sleep(FIFO_RETRY_S)
+            else:
+                return self._fd
+        return None
+
+    @staticmethod
+    async def _write_all(fd: int, payload: bytes) -> None:
+        view = memoryview(payload)
+        for _ in range(FIFO_OPEN_ATTEMPTS):
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:
+                await asyncio.sleep(FIFO_RETRY_S)
+                continue
+            view = view[written:]
+            if not view:
+                return
+        raise OSError(errno.EAGAIN, "command FIFO stays full")
+
+    def close(self) -> None:
+        """Close the write descriptor (the streamer removes the FIFO itself)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+class StreamerProcess:
+    """One running streamer: spawn, `[STATUS]` tracking, commands, stop."""
+
+    def __init__(
+        self,
+        target: StreamTarget,
+        cmdpipe: Path,
+        *,
+        on_status: StatusCallback | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.target = target
+        self.cmdpipe = cmdpipe
+        self.commands = CommandPipe(cmdpipe)
+        self.on_status = on_status
+        self.logger = logger or logging.getLogger(__name__)
+        self.statuses: list[tuple[float, str, dict[str, str]]] = []
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.spawned_at = 0.0
+        self.connected_at: float | None = None
+        self.returncode: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._connected: asyncio.Future[dict[str, str]] | None = None
+        self._exited = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while spawned."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """Spawned and not exited yet."""
+        return self._proc is not None and not self._exited.is_set()
+
+    def last(self, event: str) -> dict[str, str] | None:
+        """Fields of the latest `[STATUS] event`, if any."""
+        for _, name, fields in reversed(self.statuses):
+            if name == event:
+                return fields
+        return None
+
+    async def spawn(self, ntpstart: int, stdin_fd: int) -> None:
+        """Start the streamer reading audio from `stdin_fd` (the caller closes its copy)."""
+        argv = build_argv(self.target, ntpstart, str(self.cmdpipe))
+        loop = asyncio.get_running_loop()
+        self._connected = loop.create_future()
+        self.spawned_at = time.monotonic()
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=stdin_fd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop the streamer in order
+                limit=STDERR_LINE_LIMIT,
+            )
+        except OSError as exc:
+            raise StreamerError("spawn_failed", f"cannot start {argv[1]}: {exc}") from exc
+        self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
+
+    async def wait_connected(self, timeout: float) -> dict[str, str]:  # noqa: ASYNC109
+        """The `connected` fields; StreamerError if it exits, errors or times out first."""
+        if self._connected is None:
+            raise StreamerError("not_started", "streamer not spawned")
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._connected), timeout)
+        except TimeoutError:
+            raise StreamerError(
+                "connect_timeout", f"{self.target.name}: not connected after {timeout:.1f} s"
+            ) from None
+
+    async def wait_exit(self, timeout: float | None = None) -> int | None:  # noqa: ASYNC109
+        """Wait for the process to exit; its return code, or None on timeout."""
+        try:
+            await asyncio.wait_for(self._exited.wait(), timeout)
+        except TimeoutError:
+            return None
+        return self.returncode
+
+    async def send(self, *lines: str) -> bool:
+        """Send FIFO commands; False if the streamer is gone or never opened its FIFO."""
+        if not self.running:
+            return False
+        return await self.commands.send(*lines)
+
+    async def _read_stderr(self) -> None:
+        assert self._proc is not None
+        assert self._proc.stderr is not None
+        stderr = self._proc.stderr
+        while True:
+            try:
+                raw = await stderr.readline()
+            except ValueError:  # an over-long line: skipped
+                continue
+            if not raw:
+                break
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.log_tail.append(line)
+            parsed = parse_status(line)
+            if parsed is None:
+                self.logger.debug("%s: %s", self.target.name, line)
+                continue
+            event, fields = parsed
+            self.statuses.append((time.monotonic(), event, fields))
+            self._on_event(event, fields)
+        self.returncode = await self._proc.wait()
+        self._exited.set()
+        self._fail_connect(
+            StreamerError("exited", f"{self.target.name}: streamer exited ({self.returncode})")
+        )
+        self.commands.close()
+        self._notify("exit", {"code": str(self.returncode)})
+
+    def _on_event(self, event: str, fields: dict[str, str]) -> None:
+        if event == "connected" and self._connected is not None and not self._connected.done():
+            self.connected_at = time.monotonic()
+            self._connected.set_result(fields)
+        elif event == "error":
+            code = fields.get("code", "error")
+            self._fail_connect(StreamerError(code, f"{self.target.name}: {fields.get('message')}"))
+        self._notify(event, fields)
+
+    def _fail_connect(self, error: StreamerError) -> None:
+        if self._connected is not None and not self._connected.done():
+            self._connected.set_exception(error)
+            self._connected.exception()  # retrieved: nobody may be waiting
+
+    def _notify(self, event: str, fields: dict[str, str]) -> None:
+        if self.on_status is not None:
+            try:
+                self.on_status(self, event, fields)
+            except Exception:  # a listener bug must not kill the reader
+                self.logger.exception("status listener failed")
+
+    async def stop(self, *, graceful: bool = True) -> int | None:
+        """ACTION=STOP (if graceful), then SIGTERM, then SIGKILL; reaps; removes the FIFO."""
+        proc = self._proc
+        if proc is not None and not self._exited.is_set():
+            if graceful and await self.commands.send("ACTION=STOP"):
+                await self.wait_exit(STOP_GRACE_S)
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                if self._exited.is_set():
+                    break
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signum)
+                await self.wait_exit(KILL_WAIT_S)
+        if self._reader is not None:
+            if not self._reader.done():
+                self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            self.returncode = await proc.wait()
+        self.commands.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.cmdpipe.unlink()  # only present if the streamer was killed hard
+        return self.returncode

@@ -1,0 +1,138 @@
+"""`bin/cliap2` with PTP timing: sender and emulated receivers in network namespaces.
+
+PTP needs UDP 319/320 on both sides, so each receiver gets its own namespace (created and
+deleted by the test); the sender's namespace holds the shared grandmaster daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.audio import assert_audio_delivered, test_signal
+from tests.receivers.ap2_netns import in_netns, netns_hosts
+from tests.receivers.ap2_sender import REPO, Cliap2, ntp_in
+from tests.receivers.ap2_stream import Anchor, Segment
+
+pytestmark = pytest.mark.netns
+FRAME_NS = 1e9 / 44100
+DAEMON_ENV = {"AIRPLAY_PTP_LINGER_S": "0.5"}
+
+
+@asynccontextmanager
+async def _receiver(
+    namespace: str, address: str, out: Path, drop_rate: float = 0.0
+) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
+    argv = [sys.executable, "-m", "tests.receivers.ap2_netns", address, "--ptp"]
+    argv += ["--out", str(out), "--timeout", "40", "--drop-rate", str(drop_rate)]
+    process = await asyncio.create_subprocess_exec(
+        *in_netns(namespace, argv), stdout=asyncio.subprocess.PIPE, cwd=REPO
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 10.0)
+        assert line.startswith(b"READY "), line
+        yield int(line.split()[1]), process
+        await asyncio.wait_for(process.wait(), 10.0)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _segment(report: dict[str, object]) -> Segment:
+    segments = report["segments"]
+    assert isinstance(segments, list)
+    first = segments[0]
+    rtp, remote_ns = first["anchor"]
+    return Segment(
+        0,
+        first_rtp=first["first_rtp"],
+        packets={0: Path(first["pcm"]).read_bytes()},
+        anchors=[Anchor(rtp, remote_ns, True)],
+    )
+
+
+def _sample0_ptp_ns(segment: Segment, sent: bytes) -> float:
+    comparison = assert_audio_delivered(segment.pcm(), sent, tolerance_lsb=0)
+    assert segment.first_rtp is not None
+    return segment.scheduled_ns((segment.first_rtp + comparison.offset_frames) & 0xFFFFFFFF)
+
+
+def _expected_ptp_ns(start_unix: int, timing: dict[str, str]) -> float:
+    """`--ntpstart` on the grandmaster's timeline (PTP = CLOCK_MONOTONIC + daemon offset)."""
+    wall_minus_mono = time.time_ns() - time.monotonic_ns()
+    return start_unix - wall_minus_mono + int(timing["ptp_minus_mono_ns"])
+
+
+async def test_ten_seconds_over_ptp_bit_exact_on_time_with_loss(tmp_path: Path) -> None:
+    signal = test_signal(10.0, seed=11)
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp_path / "rx.json"
+        async with _receiver(namespace, address, out, drop_rate=0.05) as (port, _):
+            start_unix, start_ntp = ntp_in(1.5)
+            run = await Cliap2.start(
+                address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
+            )
+            await run.feed(signal)
+            assert await run.finish(wait_s=30) == 0, run.text()
+        report = json.loads(out.read_text())
+        await asyncio.sleep(1.0)  # the daemon lingers 0.5 s after its last streamer
+        leftover = await asyncio.create_subprocess_exec(
+            "ip", "netns", "pids", hosts.sender, stdout=asyncio.subprocess.PIPE
+        )
+        pids = (await leftover.communicate())[0].split()
+    timing = run.status("timing")[0]
+    assert timing["protocol"] == "ptp"
+    assert pids == []  # the grandmaster daemon ended by itself
+    assert report["errors"] == []
+    assert report["timing"] == "PTP"
+    assert report["peers"] == [address, hosts.sender_ip]
+    assert report["teardowns"] == ["stream", "session"]
+    assert report["dropped"] > 20
+    assert report["unhealed"] == []
+    assert report["feedbacks"] >= 4
+    segment = _segment(report)
+    assert report["segments"][0]["anchor_spread_ns"] < FRAME_NS
+    assert abs(_sample0_ptp_ns(segment, signal) - _expected_ptp_ns(start_unix, timing)) <= FRAME_NS
+    ptp = report["ptp"]
+    assert ptp["master"] == int(timing["clock_id"], 16)
+    assert ptp["lock_s"] is not None
+    assert ptp["lock_s"] < 2.0
+    true_offset = int(timing["ptp_minus_mono_ns"]) - ptp["local_wall_minus_mono_ns"]
+    assert abs(ptp["offset_ns"] - true_offset) < 500_000  # software timestamps over veth
+
+
+async def test_group_over_ptp_shares_one_grandmaster_and_agrees(tmp_path: Path) -> None:
+    signal = test_signal(1.5, seed=12)
+    with netns_hosts(2) as hosts:
+        (ns_a, ip_a), (ns_b, ip_b) = hosts.receivers
+        out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
+        async with (
+            _receiver(ns_a, ip_a, out_a) as (port_a, _),
+            _receiver(ns_b, ip_b, out_b) as (port_b, _),
+        ):
+            _, start_ntp = ntp_in(1.5)
+            runs = [
+                await Cliap2.start(
+                    address=ip, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
+                )
+                for ip, port in ((ip_a, port_a), (ip_b, port_b))
+            ]
+            await asyncio.gather(*(run.feed(signal) for run in runs))
+            assert [await run.finish() for run in runs] == [0, 0]
+    timings = [run.status("timing")[0] for run in runs]
+    assert timings[0]["daemon_pid"] == timings[1]["daemon_pid"]
+    assert timings[0]["clock_id"] == timings[1]["clock_id"]
+    reports = [json.loads(out.read_text()) for out in (out_a, out_b)]
+    assert [report["errors"] for report in reports] == [[], []]
+    times = [_sample0_ptp_ns(_segment(report), signal) for report in reports]
+    assert abs(times[0] - times[1]) <= FRAME_NS

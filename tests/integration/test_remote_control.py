@@ -1,0 +1,292 @@
+"""DACP through the provider: real aiohttp server, real HTTP on loopback, a recording host."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Collection, Mapping
+
+import aiohttp
+import pytest
+from music_assistant_models.config_entries import ConfigValueType
+from music_assistant_models.enums import PlaybackState
+from music_assistant_models.player import PlayerMedia
+from zeroconf import ServiceInfo, ServiceStateChange
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+from airplay_provider.dacp import DACP_SERVICE_TYPE, dacp_service_name
+from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.dacp import encode_volume_property
+from airplay_provider.provider import AirPlayProvider
+from airplay_provider.remote_control import RemoteControl
+
+HOST = "127.0.0.1"
+DACP_ID = "C0FFEE0123456789"
+RAOP = "_raop._tcp.local."
+KITCHEN = "ap0a0b0c0d0e01"  # addressed by a per-stream token
+DEN = "ap0a0b0c0d0e02"  # addressed by its MAC-derived token
+OFFICE = "ap0a0b0c0d0e03"  # an Apple device: its volume reports are ignored
+COMMANDS: list[tuple[str, bool, tuple[str, int | None]]] = [
+    ("nextitem", True, ("next", None)),
+    ("previtem", True, ("previous", None)),
+    ("playpause", True, ("play_pause", None)),
+    ("stop", True, ("stop", None)),
+    ("pause", True, ("pause", None)),
+    ("play", False, ("play", None)),
+    ("playresume", False, ("play", None)),
+    ("volumeup", True, ("volume_set", 25)),
+    ("volumedown", True, ("volume_set", 15)),
+    ("setproperty?dmcp.device-volume=-15.000000", True, ("volume_set", 50)),
+    ("setproperty?dmcp.volume=80", True, ("volume_set", 80)),
+    ("setproperty?dmcp.device-prevent-playback=1", True, ("stop", None)),
+]
+WAIT_S = 5.0
+
+Call = tuple[str, str, int | None]
+
+
+class RecordingHost:
+    """A ProviderHost that records every command the provider gives it."""
+
+    def __init__(self) -> None:
+        self.instance_id = "airplay--dacp"
+        self.logger = logging.getLogger("test.remote_control")
+        self.registered: dict[str, AirPlayPlayer] = {}
+        self.updates: list[str] = []
+        self.calls: asyncio.Queue[Call] = asyncio.Queue()
+        self.values: dict[str, dict[str, ConfigValueType]] = {}
+
+    async def register_player(self, player: AirPlayPlayer) -> None:
+        self.registered[player.player_id] = player
+
+    async def unregister_player(self, player_id: str) -> None:
+        self.registered.pop(player_id, None)
+
+    def update_player(self, player: AirPlayPlayer) -> None:
+        self.updates.append(player.player_id)
+
+    def get_provider_config_value(self, key: str) -> ConfigValueType:
+        return None
+
+    def get_player_config_values(self, player_id: str) -> Mapping[str, ConfigValueType]:
+        return self.values.get(player_id, {})
+
+    async def set_player_config_value(
+        self, player_id: str, key: str, value: ConfigValueType
+    ) -> None:
+        self.values.setdefault(player_id, {})[key] = value
+
+    async def _silence(self) -> AsyncIterator[bytes]:
+        yield b""
+
+    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
+        return self._silence()
+
+    def _record(self, name: str, player_id: str, value: int | None = None) -> None:
+        self.calls.put_nowait((name, player_id, value))
+
+    async def cmd_play(self, player_id: str) -> None:
+        self._record("play", player_id)
+
+    async def cmd_pause(self, player_id: str) -> None:
+        self._record("pause", player_id)
+
+    async def cmd_play_pause(self, player_id: str) -> None:
+        self._record("play_pause", player_id)
+
+    async def cmd_stop(self, player_id: str) -> None:
+        self._record("stop", player_id)
+
+    async def cmd_next(self, player_id: str) -> None:
+        self._record("next", player_id)
+
+    async def cmd_previous(self, player_id: str) -> None:
+        self._record("previous", player_id)
+
+    async def cmd_volume_set(self, player_id: str, volume_level: int) -> None:
+        self._record("volume_set", player_id, volume_level)
+
+    def own_receiver_ports(self) -> Collection[int]:
+        return ()
+
+    async def next_call(self) -> Call:
+        async with asyncio.timeout(WAIT_S):
+            return await self.calls.get()
+
+
+def raop_info(mac: str, name: str, model: str) -> ServiceInfo:
+    return ServiceInfo(
+        RAOP,
+        f"{mac}@{name}.{RAOP}",
+        port=5000,
+        properties={"am": model, "et": "0,1"},
+        server=f"{name.lower()}.local.",
+        addresses=[socket.inet_aton("192.0.2.50")],
+    )
+
+
+@pytest.fixture
+async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
+    instance = AsyncZeroconf(interfaces=[HOST])
+    yield instance
+    await instance.async_close()
+
+
+@pytest.fixture
+async def host() -> RecordingHost:
+    return RecordingHost()
+
+
+@pytest.fixture
+async def provider(host: RecordingHost, zeroconf: AsyncZeroconf) -> AsyncIterator[AirPlayProvider]:
+    provider = AirPlayProvider(
+        host, browse=False, zeroconf=zeroconf, interfaces=[HOST], dacp_id=DACP_ID
+    )
+    await provider.handle_async_init()
+    devices = [
+        ("0A0B0C0D0E01", "Kitchen", "ShairportSync"),
+        ("0A0B0C0D0E02", "Den", "ShairportSync"),
+        ("0A0B0C0D0E03", "Office", "AirPort10,115"),
+    ]
+    for mac, name, model in devices:
+        info = raop_info(mac, name, model)
+        provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
+    await provider.wait_idle()
+    try:
+        yield provider
+    finally:
+        await provider.unload()
+
+
+def remote(provider: AirPlayProvider) -> RemoteControl:
+    assert provider.remote_control is not None
+    return provider.remote_control
+
+
+async def send(provider: AirPlayProvider, command: str, token: str) -> aiohttp.ClientResponse:
+    url = f"http://{HOST}:{remote(provider).port}/ctrl-int/1/{command}"
+    timeout = aiohttp.ClientTimeout(total=WAIT_S)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(url, headers={"Active-Remote": token}) as response,
+    ):
+        await response.read()
+        return response
+
+
+async def test_service_is_announced_with_our_port_on_loopback(
+    provider: AirPlayProvider, zeroconf: AsyncZeroconf
+) -> None:
+    info = AsyncServiceInfo(DACP_SERVICE_TYPE, dacp_service_name(DACP_ID))
+    assert await info.async_request(zeroconf.zeroconf, 3000)
+    assert info.port == remote(provider).port > 0
+    assert info.parsed_addresses() == [HOST]
+    assert info.properties[b"DbId"] == DACP_ID.encode()
+
+
+async def test_every_command_reaches_the_right_player(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    for command, playing, (name, value) in COMMANDS:
+        state = PlaybackState.PLAYING if playing else PlaybackState.PAUSED
+        for player_id in (KITCHEN, DEN):
+            host.registered[player_id].state.playback_state = state
+        kitchen_token = remote(provider).new_stream(KITCHEN)  # a new stream per command
+        den_token = str(host.registered[DEN].active_remote)
+        for token, player_id in ((kitchen_token, KITCHEN), (den_token, DEN)):
+            response = await send(provider, command, token)
+            assert response.status == 204, command
+            assert await host.next_call() == (name, player_id, value), command
+    assert host.calls.empty()
+
+
+async def test_apple_devices_volume_reports_are_ignored(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    office = host.registered[OFFICE]
+    office.state.playback_state = PlaybackState.PLAYING
+    token = remote(provider).new_stream(OFFICE)
+    assert (await send(provider, "setproperty?dmcp.volume=80", token)).status == 204
+    assert (await send(provider, "nextitem", token)).status == 204
+    assert await host.next_call() == ("next", OFFICE, None)
+    assert office.state.volume_level == 20
+
+
+async def test_unknown_or_ended_tokens_are_ignored(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    token = remote(provider).new_stream(KITCHEN)
+    remote(provider).end_stream(KITCHEN)
+    for stranger in (token, "12345", "not-a-number"):
+        assert (await send(provider, "nextitem", stranger)).status == 204
+    den_token = str(host.registered[DEN].active_remote)
+    assert (await send(provider, "previtem", den_token)).status == 204
+    assert await host.next_call() == ("previous", DEN, None)  # nothing was queued before it
+    assert host.calls.empty()
+
+
+async def test_device_volume_echo_only_updates_state(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    await provider.cmd_volume_set(KITCHEN, 42)
+    token = remote(provider).new_stream(KITCHEN)
+    host.updates.clear()
+    assert (await send(provider, "setproperty?dmcp.volume=44", token)).status == 204
+    assert (await send(provider, "nextitem", token)).status == 204  # a marker after the echo
+    assert await host.next_call() == ("next", KITCHEN, None)
+    assert host.registered[KITCHEN].state.volume_level == 44
+    assert host.updates == [KITCHEN]
+
+
+async def test_getproperty_volume_answers_with_the_player_volume(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    host.registered[DEN].state.volume_level = 42
+    url = f"http://{HOST}:{remote(provider).port}/ctrl-int/1/getproperty?properties=dmcp.volume"
+    token = str(host.registered[DEN].active_remote)
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as session,
+        session.get(url, headers={"Active-Remote": token}) as response,
+    ):
+        assert response.status == 200
+        assert await response.read() == encode_volume_property(42)
+
+
+async def test_grouped_member_leaves_via_the_leader(
+    provider: AirPlayProvider, host: RecordingHost
+) -> None:
+    member = host.registered[DEN]
+    member.state.playback_state = PlaybackState.PLAYING
+    member.state.synced_to = KITCHEN
+    token = str(member.active_remote)
+    path = "setproperty?dmcp.device-prevent-playback=1"
+    assert (await send(provider, path, token)).status == 204
+    # set_members is still an extension point here, so the member is stopped instead
+    assert await host.next_call() == ("stop", DEN, None)
+
+
+async def test_unload_unannounces_and_closes_the_port(
+    host: RecordingHost, zeroconf: AsyncZeroconf
+) -> None:
+    provider = AirPlayProvider(
+        host, browse=False, zeroconf=zeroconf, interfaces=[HOST], dacp_id=DACP_ID
+    )
+    await provider.handle_async_init()
+    port = remote(provider).port
+    await provider.unload()
+    assert provider.remote_control is None
+    with pytest.raises(OSError):
+        await asyncio.open_connection(HOST, port)
+    info = AsyncServiceInfo(DACP_SERVICE_TYPE, dacp_service_name(DACP_ID))
+    assert not await info.async_request(zeroconf.zeroconf, 500)
+
+
+async def test_without_zeroconf_or_browsing_remote_control_stays_off(host: RecordingHost) -> None:
+    provider = AirPlayProvider(host, browse=False, interfaces=[HOST], dacp_id=DACP_ID)
+    await provider.handle_async_init()
+    try:
+        assert provider.remote_control is None
+        assert provider.dacp_id == DACP_ID
+    finally:
+        await provider.unload()

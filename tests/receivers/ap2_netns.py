@@ -1,0 +1,184 @@
+"""Test hosts in network namespaces (PTP needs UDP 319/320 on both sides) + a receiver runner.
+
+`netns_hosts(n)` creates one sender namespace and `n` receiver namespaces joined by a bridge in
+the sender namespace, with addresses 10.209.0.x that exist only inside them; everything is
+deleted afterwards, also on failure. Real interfaces are never touched. Run a receiver inside
+one with `python -m tests.receivers.ap2_netns ADDRESS --ptp --out FILE`: it prints
+`READY <port>`, serves until the sender tears the session down (or a timeout), then writes a
+JSON report and the received audio of every segment next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.receivers.ap2_receiver import Ap2Receiver
+
+SUBNET = "10.209.0"
+
+
+@dataclass(frozen=True)
+class NetnsHosts:
+    """The namespaces of one test: the sender's and one per receiver."""
+
+    sender: str
+    sender_ip: str
+    receivers: list[tuple[str, str]]  # (namespace, address)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def _ns(name: str, *args: str) -> None:
+    _ip("netns", "exec", name, *args)
+
+
+@contextmanager
+def netns_hosts(receivers: int = 1) -> Iterator[NetnsHosts]:
+    """Create the namespaces, or skip the test with the reason when that is not permitted."""
+    tag = uuid.uuid4().hex[:6]
+    sender = f"h9s{tag}"
+    names = [sender] + [f"h9r{index}{tag}" for index in range(receivers)]
+    created: list[str] = []
+    try:
+        for name in names:
+            try:
+                _ip("netns", "add", name)
+            except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+                pytest.skip(f"cannot create network namespaces (ip netns add): {exc}")
+            created.append(name)
+            _ns(name, "ip", "link", "set", "lo", "up")
+        _ns(sender, "ip", "link", "add", "br0", "type", "bridge")
+        _ns(sender, "ip", "addr", "add", f"{SUBNET}.1/24", "dev", "br0")
+        _ns(sender, "ip", "link", "set", "br0", "up")
+        hosts = []
+        for index, name in enumerate(names[1:]):
+            _ns(
+                sender,
+                "ip",
+                "link",
+                "add",
+                f"v{index}",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                name,
+            )
+            _ns(sender, "ip", "link", "set", f"v{index}", "master", "br0", "up")
+            address = f"{SUBNET}.{index + 2}"
+            _ns(name, "ip", "addr", "add", f"{address}/24", "dev", "eth0")
+            _ns(name, "ip", "link", "set", "eth0", "up")
+            hosts.append((name, address))
+        yield NetnsHosts(sender, f"{SUBNET}.1", hosts)
+    finally:
+        for name in created:  # anything still running in our own namespaces was started by us
+            pids = subprocess.run(
+                ["ip", "netns", "pids", name],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout.split()
+            for pid in pids:
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(
+                ["ip", "netns", "del", name], capture_output=True, timeout=10, check=False
+            )
+
+
+def in_netns(name: str, argv: list[str]) -> list[str]:
+    """The command line running `argv` inside namespace `name`."""
+    return ["ip", "netns", "exec", name, *argv]
+
+
+# ---- the receiver runner (runs inside a namespace) -------------------------------------------
+
+
+async def _serve(args: argparse.Namespace) -> dict[str, object]:
+    options = {"drop_rate": args.drop_rate, "drop_seed": 7}
+    async with Ap2Receiver(args.address, ptp=args.ptp, session_options=options) as receiver:
+        print(f"READY {receiver.port}", flush=True)
+        session = receiver.session
+        assert session is not None
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and "session" not in session.teardowns:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        out = Path(args.out)
+        segments = []
+        for segment in session.segments:
+            pcm_path = out.with_suffix(f".seg{segment.index}.pcm")
+            pcm_path.write_bytes(segment.pcm())
+            segments.append(
+                {
+                    "pcm": str(pcm_path),
+                    "first_rtp": segment.first_rtp,
+                    "flush_rtp": segment.flush_rtp,
+                    "anchor": [segment.anchors[-1].rtp, segment.anchors[-1].remote_ns]
+                    if segment.anchors
+                    else None,
+                    "anchor_spread_ns": segment.anchor_spread_ns(),
+                    "missing_frames": segment.missing_frames(),
+                }
+            )
+        slave = receiver.slave
+        return {
+            "errors": session.errors,
+            "timing": session.timing,
+            "teardowns": session.teardowns,
+            "segments": segments,
+            "event_replies": receiver.event_replies,
+            "peers": session.peers,
+            "dropped": session.dropped,
+            "resent_received": session.resent_received,
+            "unhealed": session.unhealed,
+            "feedbacks": session.feedbacks,
+            "ptp": {
+                "master": slave.master,
+                "syncs": slave.syncs,
+                "announces": slave.announces,
+                "offset_ns": slave.offset_ns,
+                "lock_s": (slave.locked_at_local - slave.first_sync_local) / 1e9
+                if slave.locked_at_local and slave.first_sync_local
+                else None,
+                "local_wall_minus_mono_ns": time.time_ns() - time.monotonic_ns(),
+            },
+        }
+
+
+def main() -> int:
+    """Run one receiver (see the module docstring)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("address")
+    parser.add_argument("--ptp", action="store_true")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--drop-rate", type=float, default=0.0)
+    args = parser.parse_args()
+    report = asyncio.run(_serve(args))
+    Path(args.out).write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    sys.exit(main())
