@@ -31,8 +31,12 @@ def is_valid_dacp_id(value: str) -> bool:
 
 
 def new_dacp_id() -> str:
-    """A fresh random DACP id."""
-    return secrets.token_hex(8).upper()
+    """A fresh random DACP id, never starting with '0'.
+
+    shairport-sync 3.3.8 strips leading zeros from the `iTunes_Ctrl_<id>` service name before
+    comparing it with the stream's DACP-ID (mdns_avahi.c), so such an id would never match.
+    """
+    return f"{secrets.randbelow(15) + 1:X}{secrets.token_hex(8).upper()[1:]}"
 
 
 def _read_state(state_file: Path) -> dict[str, object]:

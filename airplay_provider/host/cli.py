@@ -17,6 +17,7 @@ from typing import Final, Protocol
 COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "discover": ("airplay_provider.host.cmd_discover", "list AirPlay receivers on the network"),
     "config": ("airplay_provider.host.cmd_config", "show or change a player's settings"),
+    "pair": ("airplay_provider.host.cmd_pair", "pair with a receiver that shows a PIN"),
 }
 
 

@@ -210,7 +210,7 @@ def _tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
-async def _poll_until(predicate: Callable[[], bool], timeout: float) -> bool:  # noqa: ASYNC109
+async def _poll_until(predicate: Callable[[], bool], timeout: float) -> bool:
     """Poll ``predicate`` until true (→ True) or ``timeout`` seconds passed (→ False)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -262,7 +262,7 @@ class _Process:
     def error(self, what: str) -> ReceiverLabError:
         return ReceiverLabError(f"{self.name} {what}; log tail:\n{_tail(self.log_path)}")
 
-    async def wait_for_log(self, marker: str, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_for_log(self, marker: str, timeout: float) -> None:
         """Wait until ``marker`` appears in the log; raise if the process dies first."""
         found = await _poll_until(
             lambda: self.exited() or marker in self.log_path.read_text(errors="replace"), timeout
@@ -476,7 +476,7 @@ class ReceiverLab:
         self,
         spec: ReceiverSpec,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> LocalReceiver:
         """Start shairport-sync for ``spec``; return once its RTSP port accepts connections."""
         if not spec.name or len(spec.name) > 50 or "/" in spec.name:
@@ -530,7 +530,7 @@ class ReceiverLab:
         self,
         service_type: str = "_raop._tcp",
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> list[BrowsedService]:
         """Resolved services of ``service_type`` that this lab's avahi sees (avahi-browse)."""
         proc = await asyncio.create_subprocess_exec(
@@ -554,7 +554,7 @@ class ReceiverLab:
         self,
         receiver: LocalReceiver,
         *,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> BrowsedService:
         """Wait until ``receiver``'s ``_raop._tcp`` service resolves on lo; return it."""
         deadline = time.monotonic() + timeout

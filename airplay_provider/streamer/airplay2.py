@@ -20,9 +20,9 @@ import uuid
 
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
-from airplay_provider.protocol.backlog import SentPacket
+from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.rtp import audio_packet
-from airplay_provider.protocol.timing import FRAMES_PER_PACKET, frames_to_ns, unix_ns_from_ntp
+from airplay_provider.protocol.timing import frames_to_ns, unix_ns_from_ntp
 from airplay_provider.protocol.txt import TxtError, parse_features
 from airplay_provider.streamer.airplay2_options import Ap2Options
 from airplay_provider.streamer.airplay2_session import (
@@ -116,7 +116,7 @@ class Airplay2Streamer(RaopStreamer):
         )
         self.status.log(f"paired with {opts.host} ({method})")
         if new_credentials is not None:  # the provider stores them for `--auth` next time
-            self.status.status("paired", credentials=new_credentials.serialize())
+            self.status.status("paired", stored=self._store_credentials(new_credentials))
         local_ip, peer_ip = rtsp.local_address, rtsp.peer_address
         family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
         self.control = ControlChannel(open_udp_socket(family, opts.bind_address), self.on_resend)
@@ -143,7 +143,10 @@ class Airplay2Streamer(RaopStreamer):
         session = await self._plist_request("SETUP", body)
         if self.lease is not None and session.timing_peer_addresses:
             await self.lease.add_peers(list(session.timing_peer_addresses))
-        self.events = await EventChannel.open(peer_ip, session.event_port, secret)
+        try:
+            self.events = await EventChannel.open(peer_ip, session.event_port, secret)
+        except StreamerError as exc:  # as OwnTone: audio works without the event channel
+            self.status.log(f"{exc}; continuing without it", level=2)
         response = await rtsp.request("RECORD", self.uri)
         self._expect_ok("RECORD", response.status)
         if self.lease is not None:
@@ -268,31 +271,33 @@ class Airplay2Streamer(RaopStreamer):
         self.spawn(self._feedback())
         await super().stream()
 
-    def _send_packet(self, pcm: bytes) -> None:
-        assert self.control is not None
-        assert self.audio_addr is not None
+    def _store_credentials(self, credentials: HapCredentials) -> bool:
+        """Write new credentials to `--credentials_out` (mode 0600); never to a log or status."""
+        path = self.ap2.credentials_out
+        if not path:
+            self.status.log("new credentials not kept: no --credentials_out given", level=2)
+            return False
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(credentials.serialize() + "\n")
+        except OSError as exc:
+            self.status.log(f"cannot store credentials in {path}: {exc}", level=1)
+            return False
+        return True
+
+    def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
+        """RTP header in clear, ALAC payload sealed with ChaCha20-Poly1305 (B.14)."""
         assert self.sealer is not None
-        first = self.first_packet
-        loop_now = asyncio.get_running_loop().time()
-        if first or loop_now - self.last_sync_mono >= self._sync_interval(loop_now):
-            self._send_sync(first=first)
-            self.last_sync_mono = loop_now
-        timestamp = self.timeline.rtp_of(self.next_sample)
         header = audio_packet(
-            seq=self.seq, timestamp=timestamp, ssrc=self.ssrc, payload=b"", marker=first
+            seq=self.seq,
+            timestamp=self.timeline.rtp_of(self.next_sample),
+            ssrc=self.ssrc,
+            payload=b"",
+            marker=marker,
         )
-        wire = self.sealer.seal(header, encode_uncompressed(pcm))
-        if not self.control.endpoint.send(wire, self.audio_addr):
-            self.stats["send_errors"] += 1
-        self.backlog.add(
-            SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
-        )
-        self.first_packet = False
-        if self.next_sample == self.preroll_end:
-            self._report_start()
-        self.stats["sent"] += 1
-        self.seq = (self.seq + 1) & 0xFFFF
-        self.next_sample += FRAMES_PER_PACKET
+        return self.sealer.seal(header, encode_uncompressed(pcm))
 
     def _send_sync(self, *, first: bool) -> None:
         if self.lease is None:

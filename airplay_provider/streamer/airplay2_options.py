@@ -32,6 +32,7 @@ class Ap2Options:
     credentials: HapCredentials | None
     timing: TimingChoice
     pairing_id: str
+    credentials_out: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--command_pipe", help="command FIFO path (created and removed by us)")
     add("--latency", type=int, default=DEFAULT_LATENCY_MS, help="send-ahead, ms")
     add("--auth", help="stored HAP credentials (192 hex) for pair-verify")
+    add(
+        "--credentials_out",
+        help="file (created 0600) that receives new credentials after PIN pairing",
+    )
     add("--timing", choices=("auto", "ptp", "ntp"), default="auto", help="timing protocol")
     add("--bind", dest="bind_address", help="local address to send from")
     return parser
@@ -136,6 +141,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         credentials=credentials,
         timing=ns.timing,
         pairing_id=dacp_id or "",
+        credentials_out=ns.credentials_out,
     )
 
 

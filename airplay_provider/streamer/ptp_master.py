@@ -58,6 +58,7 @@ class Grandmaster:
         self.peers: dict[str, float] = {}  # address -> serve until (monotonic s; inf = held)
         self.sequence = 0
         self.delay_requests = 0
+        self._announced: set[str] = set()
         self._loop = asyncio.get_running_loop()
         for sock in (event_sock, general_sock):
             sock.setblocking(False)
@@ -95,10 +96,12 @@ class Grandmaster:
         for address, until in list(self.peers.items()):
             if until < now:
                 del self.peers[address]
+                self._announced.discard(address)
         seq = self.sequence
         self.sequence = (seq + 1) & 0xFFFF
         for address in self.peers:
-            if seq % ANNOUNCE_EVERY == 0:
+            if seq % ANNOUNCE_EVERY == 0 or address not in self._announced:
+                self._announced.add(address)  # a new peer hears of us at once, not within 1 s
                 announce = ptp.encode_announce(self.identity, seq // ANNOUNCE_EVERY)
                 self._send(self.general_sock, announce, (address, ptp.GENERAL_PORT))
             sent = self.now_ns()
@@ -202,8 +205,13 @@ class _Daemon:
 async def _daemon_main(ready_fd: int | None, linger_s: float) -> int:
     # The Unix socket is the lock: of two daemons started at once, one gets it, the other
     # answers "busy" and its streamer joins the winner.
+    daemon: list[_Daemon] = []  # filled before the loop can serve the first client
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await daemon[0].serve_client(reader, writer)
+
     try:
-        server = await asyncio.start_unix_server(_pending_client, path=socket_name())
+        server = await asyncio.start_unix_server(serve, path=socket_name())
     except OSError as exc:
         _report(ready_fd, f"busy {exc}")
         return 4
@@ -214,23 +222,14 @@ async def _daemon_main(ready_fd: int | None, linger_s: float) -> int:
         _report(ready_fd, f"error {exc}")
         return 3
     master = Grandmaster(event_sock, general_sock, clock_id=random.getrandbits(64) | 1)
-    daemon = _Daemon(master, linger_s, server)
-    _DAEMON.append(daemon)
+    daemon.append(_Daemon(master, linger_s, server))
     _report(ready_fd, f"ok {os.getpid()}")
     try:
-        await daemon.run()
+        await daemon[0].run()
     finally:
         server.close()
         master.close()
     return 0
-
-
-_DAEMON: list[_Daemon] = []
-
-
-async def _pending_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Serve a streamer with the daemon (created right after the socket is bound)."""
-    await _DAEMON[0].serve_client(reader, writer)
 
 
 def _report(ready_fd: int | None, message: str) -> None:

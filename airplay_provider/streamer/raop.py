@@ -19,7 +19,7 @@ from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.raop_crypto import AudioCipher, apple_challenge, rsa_encrypt_aes_key
 from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packet
-from airplay_provider.protocol.rtsp import parse_rtp_info, parse_transport
+from airplay_provider.protocol.rtsp import parse_transport
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.sdp import announce_sdp
 from airplay_provider.protocol.timing import (
@@ -29,7 +29,6 @@ from airplay_provider.protocol.timing import (
     ntp_add_frames,
     ntp_diff_ns,
     ntp_from_unix_ns,
-    rtp_add,
 )
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
@@ -51,6 +50,7 @@ SEND_MARGIN_NS = 120_000_000  # a packet must leave at least this long before it
 # than a packet (on our VMs ~150 µs), so one wake per ~4 packets keeps a stream near 1 % CPU.
 # Sending up to 32 ms early is harmless: the receiver buffers a whole latency ahead.
 SEND_WINDOW_NS = 32_000_000
+WAKE_EARLY_S = 0.001
 START_MARGIN_NS = 150_000_000  # the first packet: room for the receiver to take the anchor
 PREROLL_FRAMES = 10 * FRAMES_PER_PACKET  # silence before sample 0 (see `preroll_end`)
 TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request at start
@@ -114,7 +114,14 @@ class RaopStreamer:
         self._waiter: asyncio.Future[None] | None = None
         self._waiting_for_input = False
         self.input.on_change = self._on_input
-        self.stats = {"sent": 0, "resent": 0, "late": 0, "underruns": 0, "lost": 0, "send_errors": 0}
+        self.stats = {
+            "sent": 0,
+            "resent": 0,
+            "late": 0,
+            "underruns": 0,
+            "lost": 0,
+            "send_errors": 0,
+        }
         self.commands = RaopCommandHandler(self)
         self.jitter = JitterStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,8 +174,10 @@ class RaopStreamer:
     async def connect(self) -> None:
         """OPEN → ANNOUNCE → SETUP → RECORD → volume; then `[STATUS] connected`."""
         opts = self.opts
-        headers = {"User-Agent": "iTunes/12.12 (Macintosh; OS X 14.0) AppleWebKit/0",
-                   "Client-Instance": opts.dacp_id or f"{random.getrandbits(64):016X}"}
+        headers = {
+            "User-Agent": "iTunes/12.12 (Macintosh; OS X 14.0) AppleWebKit/0",
+            "Client-Instance": opts.dacp_id or f"{random.getrandbits(64):016X}",
+        }
         if opts.dacp_id:
             headers["DACP-ID"] = opts.dacp_id
         if opts.active_remote:
@@ -222,7 +231,9 @@ class RaopStreamer:
             server_port = int(fields["server_port"])
             control_port = int(fields["control_port"])
         except (KeyError, ValueError) as exc:
-            raise StreamerError("bad_response", "SETUP answer lacks server_port/control_port") from exc
+            raise StreamerError(
+                "bad_response", "SETUP answer lacks server_port/control_port"
+            ) from exc
         self.audio_addr = (rtsp.peer_address, server_port)
         self.control_addr = (rtsp.peer_address, control_port)
         session = response.headers.get("Session")
@@ -300,7 +311,9 @@ class RaopStreamer:
                 break
             delay, needs_input = self._next_wake()
             planned = loop.time() + delay
-            await self._sleep(delay, wake_on_input=needs_input)
+            # The event loop's poll timeout has 1 ms granularity and rounds up; ask for the wake
+            # that much early (packets may leave up to SEND_WINDOW_NS early anyway).
+            await self._sleep(max(0.0, delay - WAKE_EARLY_S), wake_on_input=needs_input)
             if not needs_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
         if not self.stopping:
@@ -392,32 +405,38 @@ class RaopStreamer:
         return skipped
 
     def _send_packet(self, pcm: bytes) -> None:
-        assert self.control is not None and self.audio_addr is not None
+        assert self.control is not None
+        assert self.audio_addr is not None
         first = self.first_packet
         loop_now = asyncio.get_running_loop().time()
         if first or loop_now - self.last_sync_mono >= self._sync_interval(loop_now):
             self._send_sync(first=first)
             self.last_sync_mono = loop_now
-        payload = encode_uncompressed(pcm)
-        if self.cipher is not None:
-            payload = self.cipher.encrypt(payload)
-        wire = audio_packet(
-            seq=self.seq,
-            timestamp=self.timeline.rtp_of(self.next_sample),
-            ssrc=self.ssrc,
-            payload=payload,
-            marker=first,
-        )
+        wire = self._build_wire(pcm, marker=first)
         if not self.control.endpoint.send(wire, self.audio_addr):
             self.stats["send_errors"] += 1
-        self.backlog.add(SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm))
-        if first:
-            self.first_packet = False
+        self.backlog.add(
+            SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
+        )
+        self.first_packet = False
         if self.next_sample == self.preroll_end:
             self._report_start()
         self.stats["sent"] += 1
         self.seq = (self.seq + 1) & 0xFFFF
         self.next_sample += FRAMES_PER_PACKET
+
+    def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
+        """The RTP packet for `pcm` at `next_sample`: ALAC, AES-CBC when encrypting."""
+        payload = encode_uncompressed(pcm)
+        if self.cipher is not None:
+            payload = self.cipher.encrypt(payload)
+        return audio_packet(
+            seq=self.seq,
+            timestamp=self.timeline.rtp_of(self.next_sample),
+            ssrc=self.ssrc,
+            payload=payload,
+            marker=marker,
+        )
 
     def _sync_interval(self, loop_now: float) -> float:
         # A receiver ignores sync packets until it has measured our clock (shairport-sync:
@@ -426,7 +445,8 @@ class RaopStreamer:
         return 0.04 if loop_now - self.started_at_mono < 0.6 else 1.0
 
     def _send_sync(self, *, first: bool) -> None:
-        assert self.control is not None and self.control_addr is not None
+        assert self.control is not None
+        assert self.control_addr is not None
         fields = self.timeline.sync_fields(self.next_sample)
         packet = sync_packet(
             first=first, rtp_latency=fields.rtp_latency, ntp=fields.ntp, rtp_now=fields.rtp_now
@@ -444,7 +464,9 @@ class RaopStreamer:
             "skipped_frames": self.next_sample - self.requested_first_sample,
         }
         if self.resumes == 0:
-            self.status.log(f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}")
+            self.status.log(
+                f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
+            )
             self.status.status("started", **fields)
         else:
             self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
@@ -561,6 +583,10 @@ class RaopStreamer:
         self.paused = False
         self.status.log(f"Re-started at : sample {resume_sample}")
         self._wake()
+
+    def handle_command(self, key: str, value: str) -> None:
+        """A `KEY=VALUE` line from the command FIFO."""
+        self.commands.handle(key, value)
 
     def stop(self) -> None:
         """Leave the loop now (ACTION=STOP or a signal)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +39,8 @@ def artwork_content_type(data: bytes) -> str | None:
 def load_artwork(location: str) -> bytes:
     """Read artwork from a local path or an http(s) URL (blocking; run in a thread)."""
     if location.startswith(("http://", "https://")):
+        import urllib.request  # noqa: PLC0415 - only artwork needs it; keeps start-up fast
+
         with urllib.request.urlopen(location, timeout=ARTWORK_TIMEOUT_S) as response:  # noqa: S310
             data: bytes = response.read(MAX_ARTWORK_BYTES + 1)
     else:
@@ -130,7 +131,7 @@ class RaopCommandHandler:
                 await job()
             except RtspClientError as exc:
                 self.streamer.status.log(f"command failed: {exc}", level=2)
-            except Exception as exc:  # noqa: BLE001 - one bad command must not end the stream
+            except Exception as exc:
                 self.streamer.status.log(f"command failed: {exc!r}", level=2)
 
     def close(self) -> None:

@@ -53,8 +53,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _int_list(text: str) -> frozenset[int]:
     values: set[int] = set()
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
+    for raw in text.replace(";", ",").split(","):
+        part = raw.strip()
         if part:
             if not part.isdigit():
                 raise UsageError(f"expected a comma-separated list of numbers, got {text!r}")

@@ -14,7 +14,7 @@ from typing import TextIO
 
 _BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]*$")
 _STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
-_PAIR = re.compile(r'\s+(?P<key>[a-z_]+)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
+_PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
 
 
 def format_status(event: str, fields: dict[str, object]) -> str:

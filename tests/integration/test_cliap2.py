@@ -121,7 +121,7 @@ async def test_pin_pairing_through_the_command_fifo(tmp_path: Path) -> None:
             address="127.0.0.1",
             port=receiver.port,
             fifo=fifo,
-            extra=["--dacp_id", PAIRING_ID],
+            extra=["--dacp_id", PAIRING_ID, "--credentials_out", str(tmp_path / "creds")],
         )
         await run.wait_status("pin_required")
         assert receiver.emulator.displayed_pin is not None
@@ -129,7 +129,11 @@ async def test_pin_pairing_through_the_command_fifo(tmp_path: Path) -> None:
         paired = await run.wait_status("paired")
         await run.feed(test_signal(0.5))
         assert await run.finish() == 0, run.text()
-        credentials = HapCredentials.parse(paired["credentials"])
+        assert paired["stored"] == "true"
+        stored = tmp_path / "creds"
+        assert stored.stat().st_mode & 0o777 == 0o600
+        credentials = HapCredentials.parse(stored.read_text().strip())
+        assert credentials.serialize() not in run.text()  # no secret on stderr
         assert credentials.accessory_ltpk == receiver.emulator.device.public_key
         assert receiver.emulator.device.paired[PAIRING_ID.encode()] == credentials.public_key
         assert run.status("connected")[0]["pairing"] == "pin"

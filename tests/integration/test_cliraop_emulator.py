@@ -148,7 +148,8 @@ async def test_metadata_artwork_progress_and_volume(tmp_path: Path) -> None:
         assert core.metadata[0].text("minm") == "Ünïcode Song"
         assert core.metadata[0].text("asar") == "The Band"
         assert core.metadata[0].text("asal") == "Debut"
-        assert core.artwork and core.artwork[0].data == art.read_bytes()
+        assert core.artwork
+        assert core.artwork[0].data == art.read_bytes()
         start, current, end = core.progress[0]
         assert (current - start) & 0xFFFFFFFF == 12 * 44100
         assert (end - start) & 0xFFFFFFFF == 200 * 44100

@@ -486,3 +486,13 @@ def test_new_active_remote_is_random_32_bit_decimal() -> None:
     for token in tokens:
         assert parse_active_remote(token) == token
         assert 1 <= int(token) <= 0xFFFFFFFF
+
+
+def test_new_dacp_ids_never_start_with_zero() -> None:
+    # shairport-sync 3.3.8 strips leading zeros from iTunes_Ctrl_<id> before matching DACP-ID.
+    from airplay_provider.identity import is_valid_dacp_id, new_dacp_id
+
+    ids = [new_dacp_id() for _ in range(2000)]
+    assert all(is_valid_dacp_id(value) for value in ids)
+    assert not any(value.startswith("0") for value in ids)
+    assert len({value[0] for value in ids}) == 15  # every other leading digit does occur

@@ -59,7 +59,7 @@ def test_encryption_needs_type_1() -> None:
 
 @given(
     st.dictionaries(
-        st.from_regex(r"[a-z_]{1,8}", fullmatch=True),
+        st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
         st.one_of(st.integers(), st.text(max_size=20), st.booleans()),
         max_size=5,
     )

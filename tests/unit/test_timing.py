@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -157,7 +158,8 @@ def test_frames_ns_conversions() -> None:
 @given(st.integers(-(10**12), 10**12))
 def test_frames_ns_round_trip(frames: int) -> None:
     assert ns_to_frames(frames_to_ns(frames) + 11_000) == frames
-    assert abs(frames_to_ns(frames) - frames * 10**9 / SAMPLE_RATE) <= 0.5 + 1e-3
+    exact = Fraction(frames * 10**9, SAMPLE_RATE)  # floats lose precision at 1e16 ns
+    assert abs(frames_to_ns(frames) - exact) <= Fraction(1, 2)
 
 
 def test_rtp_add_wraps() -> None:
