@@ -17,6 +17,7 @@ from airplay_provider.identity import (
     is_valid_dacp_id,
     load_or_create_dacp_id,
     new_active_remote,
+    new_dacp_id,
 )
 from airplay_provider.protocol.dacp import (
     NO_ACTION,
@@ -490,8 +491,6 @@ def test_new_active_remote_is_random_32_bit_decimal() -> None:
 
 def test_new_dacp_ids_never_start_with_zero() -> None:
     # shairport-sync 3.3.8 strips leading zeros from iTunes_Ctrl_<id> before matching DACP-ID.
-    from airplay_provider.identity import is_valid_dacp_id, new_dacp_id
-
     ids = [new_dacp_id() for _ in range(2000)]
     assert all(is_valid_dacp_id(value) for value in ids)
     assert not any(value.startswith("0") for value in ids)
