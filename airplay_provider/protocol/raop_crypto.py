@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from airplay_provider.protocol.sdp import b64_nopad
 
 # The AirPort Express public key every RAOP receiver holds the private half of.
 AIRPORT_RSA_MODULUS = int(
@@ -28,11 +28,6 @@ CHALLENGE_BYTES = 16
 
 class RaopCryptoError(ValueError):
     """A key, IV or challenge of the wrong size."""
-
-
-def b64_nopad(data: bytes) -> str:
-    """Base64 with the trailing ``=`` padding removed, as RAOP uses everywhere."""
-    return base64.b64encode(data).decode("ascii").rstrip("=")
 
 
 def airport_public_key() -> rsa.RSAPublicKey:

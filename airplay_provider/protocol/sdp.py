@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 
-from airplay_provider.protocol.raop_crypto import b64_nopad
-
 ALAC_FMTP = "352 0 16 40 10 14 2 255 0 0 44100"
+
+
+def b64_nopad(data: bytes) -> str:
+    """Base64 without '=' padding, as RAOP writes keys, IVs and challenges."""
+    return base64.b64encode(data).decode("ascii").rstrip("=")
 
 
 def _address_fields(address: str) -> str:

@@ -14,10 +14,10 @@ import os
 import random
 import socket
 from collections.abc import Coroutine
+from typing import TYPE_CHECKING
 
 from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.backlog import Backlog, SentPacket
-from airplay_provider.protocol.raop_crypto import AudioCipher, apple_challenge, rsa_encrypt_aes_key
 from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packet
 from airplay_provider.protocol.rtsp import parse_transport
 from airplay_provider.protocol.schedule import Timeline
@@ -42,6 +42,9 @@ from airplay_provider.streamer.udp_services import (
     TimingResponder,
     open_udp_socket,
 )
+
+if TYPE_CHECKING:
+    from airplay_provider.protocol.raop_crypto import AudioCipher
 
 PACKET_BYTES = FRAMES_PER_PACKET * BYTES_PER_SAMPLE
 SILENT_PACKET = bytes(PACKET_BYTES)
@@ -199,10 +202,18 @@ class RaopStreamer:
         host_in_uri = f"[{local_ip}]" if ":" in local_ip else local_ip
         self.uri = f"rtsp://{host_in_uri}/{session_id}"
 
-        aes_key = aes_iv = None
+        rsa_aes_key = aes_iv = None
         extra: dict[str, str] = {"Content-Type": "application/sdp"}
         if opts.use_encryption:
+            # Loaded only when encrypting: cryptography costs start-up time.
+            from airplay_provider.protocol.raop_crypto import (  # noqa: PLC0415
+                AudioCipher,
+                apple_challenge,
+                rsa_encrypt_aes_key,
+            )
+
             aes_key, aes_iv = os.urandom(16), os.urandom(16)
+            rsa_aes_key = rsa_encrypt_aes_key(aes_key)
             self.cipher = AudioCipher(aes_key, aes_iv)
             extra["Apple-Challenge"] = apple_challenge(os.urandom(16))
         sdp = announce_sdp(
@@ -210,7 +221,7 @@ class RaopStreamer:
             sender_ip=local_ip,
             receiver_ip=rtsp.peer_address,
             alac=True,
-            rsa_aes_key=rsa_encrypt_aes_key(aes_key) if aes_key else None,
+            rsa_aes_key=rsa_aes_key,
             aes_iv=aes_iv,
         )
         response = await rtsp.request("ANNOUNCE", self.uri, headers=extra, body=sdp.encode())

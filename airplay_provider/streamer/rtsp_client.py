@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from airplay_provider.protocol.hap.channel import ChannelCipher
 from airplay_provider.protocol.hap.errors import ChannelError
 from airplay_provider.protocol.rtsp import (
     Headers,
@@ -18,6 +18,9 @@ from airplay_provider.protocol.rtsp import (
     digest_authorization,
     parse_www_authenticate,
 )
+
+if TYPE_CHECKING:  # the cipher (and cryptography) is only loaded by AirPlay 2 sessions
+    from airplay_provider.protocol.hap.channel import ChannelCipher
 
 USER_AGENT = "AirPlay/550.10"
 
