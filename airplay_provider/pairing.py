@@ -30,7 +30,6 @@ from airplay_provider.config import (
     pairing_config_entries,
 )
 from airplay_provider.pairing_client import (
-    RtspConnection,
     legacy_pin_pair_setup,
     pin_pair_setup,
 )
@@ -47,6 +46,7 @@ from airplay_provider.protocol.hap.errors import (
     UnavailableError,
 )
 from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
+from airplay_provider.rtsp_connection import RtspConnection
 
 if TYPE_CHECKING:
     from airplay_provider.host_api import ProviderHost

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
 from .protocol.hap.channel import ChannelCipher, ChannelKeys, control_keys
 from .protocol.hap.credentials import HapCredentials, LegacyCredentials
@@ -15,98 +13,26 @@ from .protocol.hap.legacy import LegacyPairSetup, LegacyPairVerify
 from .protocol.hap.pair_setup import HKP_NORMAL, PairSetup
 from .protocol.hap.pair_verify import PairVerify
 from .protocol.hap.tlv8 import decode_tlv, raise_on_error
-from .protocol.rtsp import Headers, MessageParser, Request, Response
+from .rtsp_connection import DEFAULT_TIMEOUT, RtspConnection
 
-DEFAULT_TIMEOUT = 10.0
 PIN_TIMEOUT = 30.0
 OCTET_STREAM = "application/octet-stream"
 PinProvider = Callable[[], Awaitable[str]]
-
-
-class RtspConnection:
-    """One RTSP (or HTTP) client connection: CSeq numbering, parsing, per-request timeouts."""
-
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        *,
-        protocol: str = "RTSP/1.0",
-        headers: Mapping[str, str] | None = None,
-        cseq: int = 0,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
-        self.protocol = protocol
-        self.base_headers = dict(headers or {})
-        self.cseq = cseq
-        self._parser = MessageParser()
-        self._responses: deque[Response] = deque()
-
-    def _encode(self, data: bytes) -> bytes:
-        return data
-
-    def _decode(self, data: bytes) -> bytes:
-        return data
-
-    def _idle(self) -> bool:
-        """True when nothing received is still waiting to be read."""
-        return not self._responses and self._parser.buffered == 0
-
-    async def request(
-        self,
-        method: str,
-        uri: str,
-        *,
-        body: bytes = b"",
-        headers: Mapping[str, str] | None = None,
-        request_timeout: float = DEFAULT_TIMEOUT,
-    ) -> Response:
-        """Send one request and wait (at most ``request_timeout`` s) for its response."""
-        self.cseq += 1
-        all_headers = Headers({**self.base_headers, **(headers or {})})
-        all_headers.set("CSeq", str(self.cseq))
-        request = Request(method, uri, all_headers, body, self.protocol)
-        async with asyncio.timeout(request_timeout):
-            self._writer.write(self._encode(request.encode()))
-            await self._writer.drain()
-            response = await self._next_response()
-        cseq = response.headers.get("CSeq")
-        if cseq is not None and cseq.strip() != str(self.cseq):
-            raise ProtocolViolation(f"response CSeq {cseq} does not match request {self.cseq}")
-        return response
-
-    async def _next_response(self) -> Response:
-        while not self._responses:
-            data = await self._reader.read(65536)
-            if not data:
-                raise ConnectionResetError("connection closed by the receiver")
-            for message in self._parser.feed(self._decode(data)):
-                if not isinstance(message, Response):
-                    raise ProtocolViolation("receiver sent a request on the control connection")
-                self._responses.append(message)
-        return self._responses.popleft()
-
-    async def close(self, close_timeout: float = 2.0) -> None:
-        """Close the TCP connection."""
-        self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
-            async with asyncio.timeout(close_timeout):
-                await self._writer.wait_closed()
 
 
 class EncryptedConnection(RtspConnection):
     """The same connection after pairing: every byte framed by the HAP channel cipher."""
 
     def __init__(self, plain: RtspConnection, shared_secret: bytes) -> None:
-        if not plain._idle():
+        if not plain.idle():
             raise ProtocolViolation("receiver sent unexpected bytes before encryption started")
         super().__init__(
-            plain._reader,
-            plain._writer,
+            plain.reader,
+            plain.writer,
             protocol=plain.protocol,
             headers=plain.base_headers,
             cseq=plain.cseq,
+            check_cseq=plain.check_cseq,
         )
         self.shared_secret = shared_secret
         self.keys: ChannelKeys = control_keys(shared_secret)

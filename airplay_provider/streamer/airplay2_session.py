@@ -13,12 +13,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from airplay_provider.pairing_client import (
-    RtspConnection,
     pair_verify,
     pin_pair_setup,
     transient_pair,
 )
-from airplay_provider.protocol.hap.channel import ChannelCipher, control_keys, event_keys
+from airplay_provider.protocol.hap.channel import ChannelCipher, event_keys
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
@@ -93,7 +92,7 @@ async def pair(
     Stored credentials → pair-verify; a device demanding a PIN → PIN pair-setup then verify;
     otherwise transient. A transient refusal (470 or an error TLV) falls back to the PIN path.
     """
-    plain = RtspConnection(rtsp.reader, rtsp.writer, headers=rtsp.common_headers, cseq=rtsp.cseq)
+    plain = rtsp.connection
     method = "verify" if credentials else ("pin" if info.wants_pin else "transient")
     new_credentials = None
     try:
@@ -119,8 +118,7 @@ async def pair(
         raise StreamerError("pairing_failed", f"{method} pairing failed: {exc}") from exc
     except (TimeoutError, ConnectionError, OSError) as exc:
         raise StreamerError("pairing_failed", f"{method} pairing failed: {exc!r}") from exc
-    rtsp.cseq = encrypted.cseq
-    rtsp.cipher = ChannelCipher(control_keys(encrypted.shared_secret))
+    rtsp.connection = encrypted  # same socket; every later request is framed and encrypted
     return encrypted.shared_secret, method, new_credentials
 
 

@@ -1,26 +1,20 @@
-"""An RTSP client connection: one request at a time, every wait bounded by a timeout."""
+"""The streamers' RTSP session: connect with clear errors, Session/Digest headers, one request
+at a time, every failure turned into an `RtspClientError` with a short machine code."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from airplay_provider.protocol.hap.errors import ChannelError
+from airplay_provider.protocol.hap.errors import ChannelError, ProtocolViolation
 from airplay_provider.protocol.rtsp import (
-    Headers,
-    MessageParser,
-    Request,
     Response,
     RtspError,
     digest_authorization,
     parse_www_authenticate,
 )
-
-if TYPE_CHECKING:  # the cipher (and cryptography) is only loaded by AirPlay 2 sessions
-    from airplay_provider.protocol.hap.channel import ChannelCipher
+from airplay_provider.rtsp_connection import RtspConnection
 
 USER_AGENT = "AirPlay/550.10"
 
@@ -43,23 +37,26 @@ class DigestState:
     nonce: str
 
 
-@dataclass
 class RtspClient:
-    """A connected RTSP session to one receiver."""
+    """A connected RTSP session to one receiver.
 
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    common_headers: dict[str, str] = field(default_factory=dict)
-    timeout: float = 5.0
-    password: str | None = None
-    digest: DigestState | None = None
-    cseq: int = 0
-    session: str | None = None
-    cipher: ChannelCipher | None = None
-    """Set once HAP pairing succeeded (AirPlay 2): every byte is then framed and encrypted."""
-    _parser: MessageParser = field(default_factory=MessageParser)
-    _pending: list[Response] = field(default_factory=list)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    `connection` does the wire work; after HAP pairing (AirPlay 2) it is replaced by the
+    encrypted connection on the same socket, so later requests go through the channel cipher.
+    """
+
+    def __init__(
+        self,
+        connection: RtspConnection,
+        *,
+        timeout: float = 5.0,
+        password: str | None = None,
+    ) -> None:
+        self.connection = connection
+        self.timeout = timeout
+        self.password = password
+        self.digest: DigestState | None = None
+        self.session: str | None = None
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def connect(
@@ -93,23 +90,25 @@ class RtspClient:
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(
-            reader=reader,
-            writer=writer,
-            common_headers=dict(common_headers or {}),
-            timeout=timeout,
-            password=password,
-        )
+        # Some receivers (Airfoil, Reflector) echo CSeq wrongly; one request is in flight at a
+        # time, so the sender does not need the check (the pairing client keeps it).
+        connection = RtspConnection(reader, writer, headers=common_headers, check_cseq=False)
+        return cls(connection, timeout=timeout, password=password)
+
+    @property
+    def common_headers(self) -> dict[str, str]:
+        """Headers sent with every request (User-Agent, DACP-ID, Active-Remote, ...)."""
+        return self.connection.base_headers
 
     @property
     def local_address(self) -> str:
         """Our address on this connection."""
-        return str(self.writer.get_extra_info("sockname")[0])
+        return self.connection.local_address
 
     @property
     def peer_address(self) -> str:
         """The receiver's address on this connection."""
-        return str(self.writer.get_extra_info("peername")[0])
+        return self.connection.peer_address
 
     async def request(
         self,
@@ -144,56 +143,31 @@ class RtspClient:
         body: bytes,
         timeout: float | None,
     ) -> Response:
-        self.cseq += 1
-        headers = Headers()
-        headers.add("CSeq", str(self.cseq))
-        for name, value in self.common_headers.items():
-            headers.add(name, value)
+        headers: dict[str, str] = {}
         if self.session is not None:
-            headers.add("Session", self.session)
+            headers["Session"] = self.session
         if self.digest is not None:
-            headers.add(
-                "Authorization",
-                digest_authorization(
-                    method=method,
-                    uri=uri,
-                    username=self.digest.username,
-                    password=self.digest.password,
-                    realm=self.digest.realm,
-                    nonce=self.digest.nonce,
-                ),
+            headers["Authorization"] = digest_authorization(
+                method=method,
+                uri=uri,
+                username=self.digest.username,
+                password=self.digest.password,
+                realm=self.digest.realm,
+                nonce=self.digest.nonce,
             )
-        for name, value in (extra or {}).items():
-            headers.add(name, value)
-        data = Request(method=method, uri=uri, headers=headers, body=body).encode()
+        headers.update(extra or {})
+        limit = timeout or self.timeout
         try:
-            self.writer.write(self.cipher.encrypt(data) if self.cipher is not None else data)
-            await asyncio.wait_for(self.writer.drain(), timeout or self.timeout)
-            return await asyncio.wait_for(self._read_response(), timeout or self.timeout)
+            return await self.connection.request(
+                method, uri, body=body, headers=headers, request_timeout=limit
+            )
         except TimeoutError as exc:
-            raise RtspClientError(
-                "timeout", f"{method}: no answer in {timeout or self.timeout:g} s"
-            ) from exc
-        except (RtspError, ChannelError) as exc:
+            raise RtspClientError("timeout", f"{method}: no answer in {limit:g} s") from exc
+        except (RtspError, ChannelError, ProtocolViolation) as exc:
             raise RtspClientError("bad_response", f"{method}: malformed answer: {exc}") from exc
         except (ConnectionError, OSError) as exc:
             raise RtspClientError("connection_lost", f"{method}: connection lost: {exc}") from exc
 
-    async def _read_response(self) -> Response:
-        while not self._pending:
-            data = await self.reader.read(65536)
-            if not data:
-                raise ConnectionResetError("receiver closed the connection")
-            if self.cipher is not None:
-                data = self.cipher.decrypt(data)
-            for message in self._parser.feed(data):
-                if not isinstance(message, Response):
-                    raise RtspClientError("bad_response", "receiver sent a request, not a response")
-                self._pending.append(message)
-        return self._pending.pop(0)
-
     async def close(self) -> None:
         """Close the connection (bounded wait)."""
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        await self.connection.close(1.0)

@@ -10,7 +10,6 @@ import pytest
 
 from airplay_provider.pairing_client import (
     PinProvider,
-    RtspConnection,
     legacy_pair_verify,
     legacy_pin_pair_setup,
     pair_verify,
@@ -23,6 +22,7 @@ from airplay_provider.protocol.hap.errors import (
     BackoffError,
     HttpStatusError,
 )
+from airplay_provider.rtsp_connection import RtspConnection
 from tests.receivers.ap2_emulator import Ap2Emulator
 
 IDENTIFIER = "00112233AABBCCDD"
@@ -139,9 +139,9 @@ async def _raw_after_transient(emulator: Ap2Emulator, payload: bytes) -> bytes:
     """Pair transiently, then write ``payload`` raw and return what the receiver sends."""
     encrypted = await transient_pair(await _connect(emulator))
     try:
-        encrypted._writer.write(payload)
-        await encrypted._writer.drain()
-        return await asyncio.wait_for(encrypted._reader.read(), EOF_TIMEOUT)
+        encrypted.writer.write(payload)
+        await encrypted.writer.drain()
+        return await asyncio.wait_for(encrypted.reader.read(), EOF_TIMEOUT)
     finally:
         await encrypted.close()
 
@@ -151,9 +151,9 @@ async def test_tampered_ciphertext_closes_the_connection(emulator: Ap2Emulator) 
     try:
         block = bytearray(encrypted._encode(b"GET /info RTSP/1.0\r\nCSeq: 9\r\n\r\n"))
         block[-1] ^= 0x80
-        encrypted._writer.write(bytes(block))
-        await encrypted._writer.drain()
-        assert await asyncio.wait_for(encrypted._reader.read(), EOF_TIMEOUT) == b""
+        encrypted.writer.write(bytes(block))
+        await encrypted.writer.drain()
+        assert await asyncio.wait_for(encrypted.reader.read(), EOF_TIMEOUT) == b""
     finally:
         await encrypted.close()
     assert emulator.connections[-1].close_reason == "bad tag"

@@ -24,7 +24,7 @@ from airplay_provider.pairing import (
     credentials_key,
     normalize_pin,
 )
-from airplay_provider.pairing_client import RtspConnection, legacy_pair_verify, pair_verify
+from airplay_provider.pairing_client import legacy_pair_verify, pair_verify
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
@@ -36,6 +36,7 @@ from airplay_provider.protocol.hap.errors import (
     ProtocolViolation,
 )
 from airplay_provider.protocol.txt import StreamingProtocol, merge_records, parse_service
+from airplay_provider.rtsp_connection import RtspConnection
 from tests.receivers.ap2_emulator import Ap2Emulator
 
 IDENTIFIER = "A1B2C3D4E5F60718"
