@@ -194,6 +194,8 @@ class RaopStreamer:
             password=opts.password,
         )
         rtsp = self.rtsp
+        if opts.secret:
+            await self._legacy_pair_verify(opts.secret)
         local_ip = rtsp.local_address
         family = socket.AF_INET6 if ":" in rtsp.peer_address else socket.AF_INET
         self.timing = TimingResponder(open_udp_socket(family, opts.bind_address), self.clock)
@@ -275,6 +277,38 @@ class RaopStreamer:
         )
         if skipped:
             self.stats["late"] += skipped
+
+    async def _legacy_pair_verify(self, secret_hex: str) -> None:
+        """Legacy RAOP pair-verify (A.17) with the stored secret; RTSP then goes on in clear."""
+        from airplay_provider.protocol.hap.credentials import LegacyCredentials  # noqa: PLC0415
+        from airplay_provider.protocol.hap.errors import HapError  # noqa: PLC0415
+        from airplay_provider.protocol.hap.legacy import LegacyPairVerify  # noqa: PLC0415
+
+        assert self.rtsp is not None
+        try:
+            # Verify needs only the secret (our Ed25519 seed); the client id is for pair-setup.
+            credentials = LegacyCredentials(client_id=bytes(8), secret=bytes.fromhex(secret_hex))
+        except (ValueError, HapError) as exc:
+            raise StreamerError("usage", f"-secret must be 64 hex characters: {exc}") from exc
+        flow = LegacyPairVerify(credentials)
+        body: bytes | None = flow.start()
+        try:
+            while body is not None:
+                response = await self.rtsp.request(
+                    "POST",
+                    "/pair-verify",
+                    headers={"Content-Type": "application/octet-stream"},
+                    body=body,
+                )
+                if response.status != 200:
+                    raise StreamerError(
+                        "pairing_failed",
+                        f"pair-verify refused ({response.status}): pair the device again",
+                    )
+                body = flow.handle(response.body)
+        except HapError as exc:
+            raise StreamerError("pairing_failed", f"pair-verify failed: {exc}") from exc
+        self.status.log("pair-verify done")
 
     def _expect_ok(self, method: str, status_code: int) -> None:
         if status_code == 200:

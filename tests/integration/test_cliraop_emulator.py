@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 from audio import test_signal
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from receivers.ap2_emulator_legacy import LegacyAccessory
 from receivers.raop_emulator import RaopEmulator
 from streamer_driver import ntp_in, run_cliraop
+
+from airplay_provider.protocol.hap.credentials import LegacyCredentials
 
 PREROLL_FRAMES = 3520  # cliraop's silent pre-roll before sample 0 (10 packets)
 FRAME_NTP = 2**32 / 44100  # one frame in NTP units
@@ -212,3 +217,37 @@ async def test_usage_error_exit_code() -> None:
     run = await run_cliraop(0, b"", args=["-volume", "500"])
     assert run.returncode == 2
     assert run.status("error")["code"] == "usage"
+
+
+def _legacy_device() -> tuple[LegacyAccessory, LegacyCredentials]:
+    accessory = LegacyAccessory(signing_key=Ed25519PrivateKey.generate())
+    credentials = LegacyCredentials.generate()
+    public = credentials.signing_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    accessory.paired[credentials.user] = public
+    return accessory, credentials
+
+
+async def test_stored_legacy_secret_passes_pair_verify() -> None:
+    accessory, credentials = _legacy_device()
+    signal = test_signal(1.0, seed=26)
+    async with RaopEmulator(legacy_accessory=accessory) as emu:
+        run = await run_cliraop(
+            emu.port, signal, lead_s=0.8, args=["-secret", credentials.secret.hex()]
+        )
+        assert run.returncode == 0, run.log
+        assert credentials.secret.hex() not in run.log  # never logged
+        methods = [record.method for record in emu.core.requests]
+        assert methods[:3] == ["POST", "POST", "ANNOUNCE"]
+        pcm = emu.stream.reconstructed_pcm()
+        assert pcm[PREROLL_FRAMES * 4 : PREROLL_FRAMES * 4 + len(signal)] == signal
+
+
+async def test_device_demanding_verification_without_or_with_a_wrong_secret() -> None:
+    accessory, _ = _legacy_device()
+    async with RaopEmulator(legacy_accessory=accessory) as emu:
+        missing = await run_cliraop(emu.port, b"\0" * 4096)
+        assert missing.returncode == 1
+        assert missing.status("error")["code"] == "forbidden"
+        wrong = await run_cliraop(emu.port, b"\0" * 4096, args=["-secret", "ab" * 32])
+        assert wrong.returncode == 1
+        assert wrong.status("error")["code"] == "pairing_failed"

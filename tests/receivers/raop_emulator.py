@@ -24,7 +24,7 @@ import itertools
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from tests.receivers.raop_emulator_core import RaopReceiverCore
 from tests.receivers.raop_emulator_stream import RaopStreamReceiver
@@ -32,6 +32,9 @@ from tests.receivers.raop_emulator_wire import RECEIVER_FIXED_DELAY, Datagram, U
 
 _CLOSE_TIMEOUT = 5.0
 _MAX_IDLE_WAIT = 1.0
+
+if TYPE_CHECKING:
+    from tests.receivers.ap2_emulator_legacy import LegacyAccessory
 
 
 class _UdpEndpoint(asyncio.DatagramProtocol):
@@ -64,6 +67,7 @@ class RaopEmulator:
         resend_attempts: int = 3,
         resend_interval: float = 0.1,
         idle_timeout: float = 60.0,
+        legacy_accessory: LegacyAccessory | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError("the emulator binds loopback only")
@@ -78,6 +82,7 @@ class RaopEmulator:
             timing_interval=timing_interval,
             resend_attempts=resend_attempts,
             resend_interval=resend_interval,
+            legacy_accessory=legacy_accessory,
         )
         self.port = 0
         self._udp: dict[UdpSocket, asyncio.DatagramTransport] = {}

@@ -17,7 +17,7 @@ import base64
 import functools
 import secrets
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tests.receivers.raop_emulator_stream import RaopStreamReceiver
 from tests.receivers.raop_emulator_wire import (
@@ -44,6 +44,9 @@ from tests.receivers.raop_emulator_wire import (
 
 # --------------------------------------------------------------------------- receiver state
 
+if TYPE_CHECKING:
+    from tests.receivers.ap2_emulator_legacy import LegacyAccessory
+
 
 @dataclass
 class _Connection:
@@ -51,6 +54,7 @@ class _Connection:
     parser: RtspParser = field(default_factory=RtspParser)
     authorized: bool = False
     nonce: str | None = None
+    verified: bool = False
 
 
 class _Refusal(Exception):
@@ -84,9 +88,12 @@ class RaopReceiverCore:
         timing_interval: float = 3.0,
         resend_attempts: int = 3,
         resend_interval: float = 0.1,
+        legacy_accessory: LegacyAccessory | None = None,
     ) -> None:
         self.ports = ports
         self._password = password
+        # When set, the device demands legacy pair-verify (A.17) before it takes a stream.
+        self.legacy_accessory = legacy_accessory
         self._audio_latency = audio_latency
         self._conns: dict[int, _Connection] = {}
         self._owner: int | None = None
@@ -164,6 +171,19 @@ class RaopReceiverCore:
                 return RtspOutput(bytes(out), True)
         return RtspOutput(bytes(out), False)
 
+    def _post(
+        self, conn: int, connection: _Connection, request: RtspRequest
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """POST /pair-verify (legacy, raw bodies) on devices that need it; nothing else."""
+        if request.uri != "/pair-verify" or self.legacy_accessory is None:
+            raise _Refusal(404, f"no POST {request.uri}")
+        status, body = self.legacy_accessory.verify(conn, request.body)
+        if status != 200:
+            raise _Refusal(status, "pair-verify refused")
+        if len(request.body) == 68 and request.body[:4] == bytes(4):
+            connection.verified = True  # the second message passed the signature check
+        return [("Content-Type", "application/octet-stream")], body
+
     def _authorize(self, connection: _Connection, request: RtspRequest) -> None:
         header = request.headers.get("authorization", "")
         nonce, password = connection.nonce, self._password or ""
@@ -187,7 +207,11 @@ class RaopReceiverCore:
         method = request.method
         if method == "OPTIONS":
             return [("Public", ", ".join(METHODS))], b""
+        if method == "POST":
+            return self._post(conn, connection, request)
         if method == "ANNOUNCE":
+            if self.legacy_accessory is not None and not connection.verified:
+                raise _Refusal(403, "pair-verify required before ANNOUNCE")
             if self._owner is not None and self._owner != conn:
                 raise _Refusal(453, "busy with another sender")
             if request.headers.get("content-type") != "application/sdp":

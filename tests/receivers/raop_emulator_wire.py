@@ -21,12 +21,15 @@ _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
 METHODS = (
     *("ANNOUNCE", "SETUP", "RECORD", "FLUSH", "TEARDOWN"),
-    *("OPTIONS", "GET_PARAMETER", "SET_PARAMETER"),
+    *("OPTIONS", "GET_PARAMETER", "SET_PARAMETER", "POST"),
 )
 _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    470: "Connection Authorization Required",
     453: "Not Enough Bandwidth",
     455: "Method Not Valid in This State",
     501: "Not Implemented",
