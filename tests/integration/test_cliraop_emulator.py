@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from receivers.ap2_emulator_legacy import LegacyAccessory
 from receivers.raop_emulator import RaopEmulator
-from streamer_driver import ntp_in, run_cliraop
+from streamer_driver import CLIRAOP, ntp_in, run_cliraop
 
 from airplay_provider.protocol.hap.credentials import LegacyCredentials
 
@@ -48,7 +49,10 @@ async def test_sample_zero_plays_at_ntpstart_and_every_sample_follows() -> None:
         assert pcm[PREROLL_FRAMES * 4 : PREROLL_FRAMES * 4 + len(signal)] == signal  # bit-exact
         assert set(pcm[PREROLL_FRAMES * 4 + len(signal) :]) <= {0}  # silence after the end
         assert emu.errors == []
+        # The tail is played before teardown: TEARDOWN came after the last sample's play time.
         assert emu.core.teardown_at is not None
+        last = (int(started["rtptime"]) + len(signal) // 4 - 1) & 0xFFFFFFFF
+        assert emu.core.teardown_at > emu.stream.play_time_local(last)
 
 
 async def test_five_percent_loss_is_healed() -> None:
@@ -251,3 +255,17 @@ async def test_device_demanding_verification_without_or_with_a_wrong_secret() ->
         wrong = await run_cliraop(emu.port, b"\0" * 4096, args=["-secret", "ab" * 32])
         assert wrong.returncode == 1
         assert wrong.status("error")["code"] == "pairing_failed"
+
+
+async def test_check_and_ntp_flags() -> None:
+    check = await asyncio.create_subprocess_exec(
+        sys.executable, str(CLIRAOP), "-check", stdout=asyncio.subprocess.PIPE
+    )
+    assert (await check.communicate())[0] == b"cliraop check\n"
+    assert check.returncode == 0
+    before = ntp_in(0)
+    ntp = await asyncio.create_subprocess_exec(
+        sys.executable, str(CLIRAOP), "-ntp", stdout=asyncio.subprocess.PIPE
+    )
+    printed = int((await ntp.communicate())[0])
+    assert before <= printed <= ntp_in(5)  # the current time as 64-bit NTP
