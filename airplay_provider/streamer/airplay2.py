@@ -33,13 +33,9 @@ from airplay_provider.streamer.airplay2_session import (
 )
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
-from airplay_provider.streamer.raop import (
-    PREROLL_FRAMES,
-    START_MARGIN_NS,
-    RaopStreamer,
-    StreamerError,
-)
+from airplay_provider.streamer.raop import PREROLL_FRAMES, START_MARGIN_NS, RaopStreamer
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
+from airplay_provider.streamer.raop_setup import StreamerError, expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.status import StatusWriter
 from airplay_provider.streamer.udp_services import ControlChannel, TimingResponder, open_udp_socket
@@ -148,7 +144,7 @@ class Airplay2Streamer(RaopStreamer):
         except StreamerError as exc:  # as OwnTone: audio works without the event channel
             self.status.log(f"{exc}; continuing without it", level=2)
         response = await rtsp.request("RECORD", self.uri)
-        self._expect_ok("RECORD", response.status)
+        expect_ok("RECORD", response.status)
         if self.lease is not None:
             response = await rtsp.request(
                 "SETPEERS",
@@ -156,7 +152,7 @@ class Airplay2Streamer(RaopStreamer):
                 headers={"Content-Type": "/peer-list-changed"},
                 body=ap2.setpeers([peer_ip, local_ip]),
             )
-            self._expect_ok("SETPEERS", response.status)
+            expect_ok("SETPEERS", response.status)
         await self._setup_stream(session_id)
         self._place_start()
         if opts.volume is not None:
@@ -208,7 +204,7 @@ class Airplay2Streamer(RaopStreamer):
         response = await self.rtsp.request(method, self.uri, headers=PLIST_HEADERS, body=body)
         if response.status == 400 and self.lease is None:
             raise StreamerError("ntp_refused", "SETUP: receiver refused NTP timing (400)")
-        self._expect_ok(method, response.status)
+        expect_ok(method, response.status)
         try:
             return ap2.parse_setup_session_reply(response.body)
         except ap2.Ap2Error as exc:
@@ -222,7 +218,7 @@ class Airplay2Streamer(RaopStreamer):
             shk=shk, control_port=self.control.endpoint.port, connection_id=session_id
         )
         response = await self.rtsp.request("SETUP", self.uri, headers=PLIST_HEADERS, body=body)
-        self._expect_ok("SETUP stream", response.status)
+        expect_ok("SETUP stream", response.status)
         try:
             reply = ap2.parse_setup_stream_reply(response.body)
         except ap2.Ap2Error as exc:

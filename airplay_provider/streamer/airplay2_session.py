@@ -27,7 +27,7 @@ from airplay_provider.protocol.hap.errors import (
 )
 from airplay_provider.protocol.rtsp import Headers, MessageParser, Request, Response, RtspError
 from airplay_provider.protocol.txt import PAIRING_FLAGS, Feature, has_feature
-from airplay_provider.streamer.raop import StreamerError
+from airplay_provider.streamer.raop_setup import StreamerError
 from airplay_provider.streamer.rtsp_client import RtspClient
 
 PAIRING_TIMEOUT_S = 10.0

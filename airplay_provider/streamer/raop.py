@@ -34,6 +34,7 @@ from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_options import RaopOptions
+from airplay_provider.streamer.raop_setup import StreamerError, expect_ok, legacy_pair_verify
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.status import JitterStats, StatusWriter
 from airplay_provider.streamer.udp_services import (
@@ -60,14 +61,6 @@ TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request 
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
 KEEPALIVE_S = 25.0
 STATS_EVERY_S = 5.0
-
-
-class StreamerError(Exception):
-    """A fatal streaming error with a short machine code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class RaopStreamer:
@@ -195,7 +188,8 @@ class RaopStreamer:
         )
         rtsp = self.rtsp
         if opts.secret:
-            await self._legacy_pair_verify(opts.secret)
+            await legacy_pair_verify(rtsp, opts.secret)
+            self.status.log("pair-verify done")
         local_ip = rtsp.local_address
         family = socket.AF_INET6 if ":" in rtsp.peer_address else socket.AF_INET
         self.timing = TimingResponder(open_udp_socket(family, opts.bind_address), self.clock)
@@ -231,14 +225,14 @@ class RaopStreamer:
             if opts.password is None:
                 raise StreamerError("password_required", "receiver requires a password (-password)")
             raise StreamerError("auth_failed", "receiver rejected the password")
-        self._expect_ok("ANNOUNCE", response.status)
+        expect_ok("ANNOUNCE", response.status)
 
         transport = (
             "RTP/AVP/UDP;unicast;interleaved=0-1;mode=record;"
             f"control_port={self.control.endpoint.port};timing_port={self.timing.endpoint.port}"
         )
         response = await rtsp.request("SETUP", self.uri, headers={"Transport": transport})
-        self._expect_ok("SETUP", response.status)
+        expect_ok("SETUP", response.status)
         fields = parse_transport(response.headers.get("Transport") or "")
         try:
             server_port = int(fields["server_port"])
@@ -261,7 +255,7 @@ class RaopStreamer:
         response = await rtsp.request(
             "RECORD", self.uri, headers={"Range": "npt=0-", "RTP-Info": rtp_info}
         )
-        self._expect_ok("RECORD", response.status)
+        expect_ok("RECORD", response.status)
         if opts.volume is not None:
             await self.commands.send_volume(opts.volume)
         self.status.log(
@@ -277,49 +271,6 @@ class RaopStreamer:
         )
         if skipped:
             self.stats["late"] += skipped
-
-    async def _legacy_pair_verify(self, secret_hex: str) -> None:
-        """Legacy RAOP pair-verify (A.17) with the stored secret; RTSP then goes on in clear."""
-        from airplay_provider.protocol.hap.credentials import LegacyCredentials  # noqa: PLC0415
-        from airplay_provider.protocol.hap.errors import HapError  # noqa: PLC0415
-        from airplay_provider.protocol.hap.legacy import LegacyPairVerify  # noqa: PLC0415
-
-        assert self.rtsp is not None
-        try:
-            # Verify needs only the secret (our Ed25519 seed); the client id is for pair-setup.
-            credentials = LegacyCredentials(client_id=bytes(8), secret=bytes.fromhex(secret_hex))
-        except (ValueError, HapError) as exc:
-            raise StreamerError("usage", f"-secret must be 64 hex characters: {exc}") from exc
-        flow = LegacyPairVerify(credentials)
-        body: bytes | None = flow.start()
-        try:
-            while body is not None:
-                response = await self.rtsp.request(
-                    "POST",
-                    "/pair-verify",
-                    headers={"Content-Type": "application/octet-stream"},
-                    body=body,
-                )
-                if response.status != 200:
-                    raise StreamerError(
-                        "pairing_failed",
-                        f"pair-verify refused ({response.status}): pair the device again",
-                    )
-                body = flow.handle(response.body)
-        except HapError as exc:
-            raise StreamerError("pairing_failed", f"pair-verify failed: {exc}") from exc
-        self.status.log("pair-verify done")
-
-    def _expect_ok(self, method: str, status_code: int) -> None:
-        if status_code == 200:
-            return
-        reasons = {
-            403: ("forbidden", "receiver needs pairing/verification (403)"),
-            453: ("busy", "receiver is busy with another sender (453)"),
-            470: ("pairing_required", "receiver requires pairing (470)"),
-        }
-        code, message = reasons.get(status_code, ("rejected", f"receiver answered {status_code}"))
-        raise StreamerError(code, f"{method}: {message}")
 
     def _first_playable_sample(self, margin_ns: int) -> int:
         """The first input sample whose play time is at least `margin_ns` away."""

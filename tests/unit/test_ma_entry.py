@@ -23,7 +23,8 @@ from zeroconf import ServiceInfo, ServiceStateChange
 import airplay_provider
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.provider import STREAMING_PENDING, AirPlayProvider
+from airplay_provider.provider import AirPlayProvider
+from airplay_provider.session_players import PlaybackError
 
 ROOT = Path(__file__).resolve().parents[2]
 RAOP = "_raop._tcp.local."
@@ -213,18 +214,20 @@ async def test_disabled_broken_and_own_receivers() -> None:
         await provider.unload()
 
 
-async def test_streaming_extension_points_say_what_is_missing() -> None:
+async def test_unreachable_receiver_gives_a_clear_playback_error() -> None:
+    # Loopback only: a port nothing listens on stands for a receiver that went away.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
     host = FakeHost()
     provider = await started(host)
     try:
-        event = info(RAOP, "001122334455@Den", 5000, {}, "192.0.2.40")
+        event = info(RAOP, "001122334455@Den", closed_port, {}, "127.0.0.1")
         provider.on_mdns_service_state_change(event.name, ServiceStateChange.Added, event)
         await provider.wait_idle()
         media = PlayerMedia(uri="flow://queue")
-        with pytest.raises(NotImplementedError, match=STREAMING_PENDING):
+        with pytest.raises(PlaybackError, match="Den"):
             await provider.play_media("ap001122334455", media)
-        with pytest.raises(NotImplementedError, match=STREAMING_PENDING):
-            await provider.set_members("ap001122334455", ["apffffffffffff"])
         with pytest.raises(KeyError, match="apffffffffffff"):
             await provider.cmd_stop("apffffffffffff")
         await provider.cmd_volume_set("ap001122334455", 140)

@@ -1,0 +1,62 @@
+"""RTSP session set-up helpers shared by the streamers: error codes for receiver answers and
+legacy RAOP pair-verify (A.17)."""
+
+from __future__ import annotations
+
+from airplay_provider.streamer.rtsp_client import RtspClient
+
+_STATUS_ERRORS = {
+    403: ("forbidden", "receiver needs pairing/verification (403)"),
+    453: ("busy", "receiver is busy with another sender (453)"),
+    470: ("pairing_required", "receiver requires pairing (470)"),
+}
+
+
+class StreamerError(Exception):
+    """A fatal streaming error with a short machine code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def expect_ok(method: str, status_code: int) -> None:
+    """Raise a `StreamerError` with a clear code unless the receiver answered 200."""
+    if status_code == 200:
+        return
+    code, message = _STATUS_ERRORS.get(
+        status_code, ("rejected", f"receiver answered {status_code}")
+    )
+    raise StreamerError(code, f"{method}: {message}")
+
+
+async def legacy_pair_verify(rtsp: RtspClient, secret_hex: str) -> None:
+    """Legacy RAOP pair-verify with the stored secret; RTSP then goes on in clear."""
+    # Loaded only for paired devices: cryptography costs start-up time.
+    from airplay_provider.protocol.hap.credentials import LegacyCredentials  # noqa: PLC0415
+    from airplay_provider.protocol.hap.errors import HapError  # noqa: PLC0415
+    from airplay_provider.protocol.hap.legacy import LegacyPairVerify  # noqa: PLC0415
+
+    try:
+        # Verify needs only the secret (our Ed25519 seed); the client id is for pair-setup.
+        credentials = LegacyCredentials(client_id=bytes(8), secret=bytes.fromhex(secret_hex))
+    except (ValueError, HapError) as exc:
+        raise StreamerError("usage", f"-secret must be 64 hex characters: {exc}") from exc
+    flow = LegacyPairVerify(credentials)
+    body: bytes | None = flow.start()
+    try:
+        while body is not None:
+            response = await rtsp.request(
+                "POST",
+                "/pair-verify",
+                headers={"Content-Type": "application/octet-stream"},
+                body=body,
+            )
+            if response.status != 200:
+                raise StreamerError(
+                    "pairing_failed",
+                    f"pair-verify refused ({response.status}): pair the device again",
+                )
+            body = flow.handle(response.body)
+    except HapError as exc:
+        raise StreamerError("pairing_failed", f"pair-verify failed: {exc}") from exc
