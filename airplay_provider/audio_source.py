@@ -47,14 +47,24 @@ def _require(tool: str) -> str:
     return path
 
 
+def _positive(value: object) -> bool:
+    try:
+        return int(str(value)) > 0
+    except ValueError:
+        return False
+
+
 def parse_probe(data: Mapping[str, object]) -> TrackInfo:
     """TrackInfo from `ffprobe -print_format json -show_format -show_streams` output.
 
     Raises AudioSourceError when there is no audio stream.
     """
     streams = [s for s in data.get("streams", []) or [] if isinstance(s, dict)]  # type: ignore[attr-defined]
-    if not any(s.get("codec_type") == "audio" for s in streams):
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audio:
         raise AudioSourceError("no audio stream found")
+    if not any(_positive(s.get("sample_rate")) and _positive(s.get("channels")) for s in audio):
+        raise AudioSourceError("no decodable audio stream (no sample rate or channels)")
     fmt = data.get("format")
     fmt = fmt if isinstance(fmt, dict) else {}
     tags: dict[str, str] = {}
@@ -83,7 +93,7 @@ def parse_probe(data: Mapping[str, object]) -> TrackInfo:
     )
 
 
-async def _run_tool(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:  # noqa: ASYNC109
+async def _run_tool(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -100,7 +110,7 @@ async def _run_tool(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]
     return proc.returncode or 0, out, err
 
 
-async def probe(source: str, *, timeout: float = PROBE_TIMEOUT_S) -> TrackInfo:  # noqa: ASYNC109
+async def probe(source: str, *, timeout: float = PROBE_TIMEOUT_S) -> TrackInfo:
     """Tags, duration and cover-art stream of `source` (not for stdin)."""
     argv = [_require("ffprobe"), "-v", "error", "-print_format", "json"]
     argv += ["-show_format", "-show_streams", "--", source]
@@ -128,7 +138,7 @@ async def extract_cover(
     info: TrackInfo,
     directory: Path,
     *,
-    timeout: float = COVER_TIMEOUT_S,  # noqa: ASYNC109
+    timeout: float = COVER_TIMEOUT_S,
 ) -> Path | None:
     """Write the embedded picture as JPEG/PNG into `directory`; None when there is none."""
     if info.cover_stream is None:

@@ -94,8 +94,8 @@ class AirPlayPlayer:
 
     @property
     def supported_features(self) -> frozenset[PlayerFeature]:
-        """Base features, plus PAUSE only when not grouped (grouped pause means stop)."""
-        if self.state.group_members or self.state.synced_to:
+        """Base features, plus PAUSE unless synced to a leader (a group pauses in sync)."""
+        if self.state.synced_to:
             return BASE_FEATURES
         return BASE_FEATURES | {PlayerFeature.PAUSE}
 

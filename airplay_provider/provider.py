@@ -1,7 +1,6 @@
 """AirPlayProvider: owns discovery and the players; the host-facing PlayerProvider surface.
 
-Streaming, DACP and pairing are added by other modules later; the player commands below that
-need a stream are clearly marked extension points.
+Streaming goes through `session_players.GroupPlayback` (one StreamSession per group leader).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from airplay_provider.protocol.txt import (
     is_own_receiver,
 )
 from airplay_provider.remote_control import RemoteControl
+from airplay_provider.session_players import GroupPlayback, PlaybackError
 
 STREAMING_PENDING: Final = "streaming lands with the StreamSession"
 
@@ -69,6 +69,13 @@ class AirPlayProvider:
         self.dacp_id = dacp_id or new_dacp_id()
         self.remote_control: RemoteControl | None = None
         self.pairing = PairingManager(host, self.dacp_id)
+        self.playback = GroupPlayback(
+            self.get_player,
+            host.flow_audio_source,
+            host.update_player,
+            dacp_id=self.dacp_id,
+            logger=host.logger,
+        )
 
     @property
     def instance_id(self) -> str:
@@ -112,6 +119,7 @@ class AirPlayProvider:
 
     async def unload(self, is_removed: bool = False) -> None:
         """Stop discovery and forget the players (the host keeps its own records)."""
+        await self.playback.close()
         await self.pairing.close()
         if self.remote_control is not None:
             await self.remote_control.stop()
@@ -218,27 +226,35 @@ class AirPlayProvider:
         player.state.volume_level = max(0, min(100, volume_level))
         if self.remote_control is not None:
             self.remote_control.note_volume_sent(player_id, player.state.volume_level)
+        await self.playback.set_volume(player)
         self.host.update_player(player)
 
     async def play_media(self, player_id: str, media: PlayerMedia) -> None:
-        """Extension point: start a flow-mode stream of `media` on the player's group."""
-        self._require(player_id)
-        raise NotImplementedError(STREAMING_PENDING)
+        """Start a flow-mode stream of `media` on the player and its group members, in sync."""
+        player = self._require(player_id)
+        if player.state.synced_to:
+            raise PlaybackError(f"{player.name} is synced to {player.state.synced_to}")
+        members = [
+            self._players[member]
+            for member in player.state.group_members
+            if member in self._players and member != player_id
+        ]
+        await self.playback.play(player, members, media)
 
     async def cmd_play(self, player_id: str) -> None:
-        """Extension point: resume playback."""
+        """Resume the paused group of the player (all members on one new timeline)."""
         self._require(player_id)
-        raise NotImplementedError(STREAMING_PENDING)
+        await self.playback.resume(player_id)
 
     async def cmd_pause(self, player_id: str) -> None:
-        """Extension point: pause playback."""
+        """Pause the player's group; members keep their unplayed audio and stay aligned."""
         self._require(player_id)
-        raise NotImplementedError(STREAMING_PENDING)
+        await self.playback.pause(player_id)
 
     async def cmd_stop(self, player_id: str) -> None:
-        """Extension point: stop the session and return to IDLE."""
+        """Stop the session the player is in and return its players to IDLE."""
         self._require(player_id)
-        raise NotImplementedError(STREAMING_PENDING)
+        await self.playback.stop(player_id)
 
     async def set_members(
         self,
@@ -246,9 +262,33 @@ class AirPlayProvider:
         player_ids_to_add: list[str] | None = None,
         player_ids_to_remove: list[str] | None = None,
     ) -> None:
-        """Extension point: change the sync group led by `player_id`."""
-        self._require(player_id)
-        raise NotImplementedError(STREAMING_PENDING)
+        """Change the sync group led by `player_id`; a running session gains (late join) or
+        loses members without restarting the others. Removing the leader dissolves it."""
+        leader = self._require(player_id)
+        if leader.state.synced_to:
+            raise PlaybackError(f"{leader.name} is synced to {leader.state.synced_to}")
+        members = leader.state.group_members
+        for child_id in player_ids_to_remove or []:
+            dropped = list(members) if child_id == player_id else [child_id]
+            if child_id == player_id:
+                await self.playback.stop(player_id)
+            for dropped_id in dropped:
+                if dropped_id in members:
+                    members.remove(dropped_id)
+                child = self._players.get(dropped_id)
+                if child is not None and dropped_id != player_id:
+                    child.state.synced_to = None
+                    await self.playback.leave(dropped_id)
+                    self.host.update_player(child)
+        for child_id in player_ids_to_add or []:
+            if child_id == player_id or child_id in members:
+                continue
+            child = self._require(child_id)
+            members.append(child_id)
+            child.state.synced_to = player_id
+            await self.playback.join(player_id, child)
+            self.host.update_player(child)
+        self.host.update_player(leader)
 
     def _require(self, player_id: str) -> AirPlayPlayer:
         player = self._players.get(player_id)

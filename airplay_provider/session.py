@@ -1,8 +1,12 @@
 """StreamSession: one group playing one source in sync (ARCHITECTURE §4–5).
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
-audible at ``T + s/44100`` everywhere. T is as early as the members can honour: the lead is
-measured from their recent connect times (`LeadEstimator`), not a fixed multi-second wait.
+audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
+spawned with a far start instant, and once the slowest has connected (each one held with
+ACTION=PAUSE before playing anything) T is set `RESUME_LEAD_S` ahead and sent to all with
+NTPSTART=…, ACTION=PLAY — measured connect times, not a fixed multi-second lead. Late joiners
+connect the same way, then get the ring buffer from the first frame p they can still play,
+starting at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -46,7 +50,10 @@ LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed 
 WATCHDOG_CHUNK_S: Final = 0.1
 SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
-RESUME_LEAD_S: Final = 0.35
+# cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
+# the rest is slack for the command to arrive and a FLUSH still in flight to finish.
+RESUME_LEAD_S: Final = 0.4
+FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
 
@@ -96,7 +103,7 @@ class StartReport:
     """Result of `StreamSession.start`."""
 
     start_ntp: int
-    lead_s: float
+    lead_s: float  # the provisional lead used to pace the source while members connected
     members: list[JoinReport] = field(default_factory=list)
 
     @property
@@ -144,6 +151,8 @@ class StreamSession:
         self._reader: asyncio.Task[None] | None = None
         self._fanout: asyncio.Task[None] | None = None
         self._progress: asyncio.Task[None] | None = None
+        self._drain_guard: asyncio.Task[None] | None = None
+        self._state_before_pause = SessionState.PLAYING
         self._end_task: asyncio.Task[None] | None = None
         self._fifo_dir: Path | None = None
         self._stopping = False
@@ -165,7 +174,7 @@ class StreamSession:
         """Members not ended."""
         return [m for m in self.members.values() if not m.ended]
 
-    async def wait_ended(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+    async def wait_ended(self, timeout: float | None = None) -> bool:
         """Wait until the session ended (played out or stopped); False on timeout."""
         try:
             await asyncio.wait_for(self._ended.wait(), timeout)
@@ -180,6 +189,10 @@ class StreamSession:
     ) -> StartReport:
         """Start every target on one instant T; members that fail to connect are dropped.
 
+        The streamers are spawned with a far start instant, connected, and held (ACTION=PAUSE:
+        nothing was played yet); T is then chosen `RESUME_LEAD_S` from the moment the slowest
+        one connected, and each gets NTPSTART=T (+ its sync_adjust), ACTION=PLAY. So T is as
+        early as every member can honour, whatever its connect time, and no member skips.
         SessionError when no member connected (the session is then fully stopped).
         """
         if self.state is not SessionState.IDLE:
@@ -190,25 +203,34 @@ class StreamSession:
         self.state = SessionState.STARTING
         self.metadata = metadata
         self._fifo_dir = Path(tempfile.mkdtemp(prefix="airplay-session-"))
+        # Provisional T, for pacing the source until the real one is known.
         lead_s = self.lead.lead_s(len(targets))
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
-        report = StartReport(self.start_ntp, lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
         self.members = {m.key: m for m in members}
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
-        joins = await asyncio.gather(*(self._launch(m) for m in members))
-        report.members.extend(joins)
-        if not self.active_members:
+        joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
+        ready = [m for m in members if not m.ended and m.paused_frame is not None]
+        plan = resume_plan(
+            self.clock.ntp(),
+            {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
+            RESUME_LEAD_S,
+        )
+        if plan is None:
             await self.stop()
             reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
             raise SessionError(f"no member could start ({reasons})")
+        self.start_ntp = plan.start_ntp
+        for join in joins:
+            join.start_ntp = plan.member_ntp.get(join.key, 0)
+        await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
         if self.state is SessionState.STARTING:
             self.state = SessionState.PLAYING
         self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
         self._notify()
         self._check_end()
-        return report
+        return StartReport(self.start_ntp, self.lead.lead_s(len(targets)), joins)
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
@@ -220,13 +242,16 @@ class StreamSession:
             logger=self.logger,
         )
 
-    async def _launch(self, member: SessionMember) -> JoinReport:
-        """Spawn a member at its place on the timeline, wait for `connected`, send metadata."""
-        ntp = member_start_ntp(self.start_ntp, member.offset, member.target.sync_adjust_ms)
-        join = JoinReport(member.key, member.offset, ntp)
+    async def _launch(self, member: SessionMember, *, together: int = 1) -> JoinReport:
+        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE),
+        send metadata. The caller releases it with `_release` once T is known."""
+        far = start_instant(self.clock.ntp(), FAR_START_S)
+        join = JoinReport(member.key, member.offset, 0)
         try:
-            await member.start(ntp)
+            await member.start(far)
             await member.wait_connected(CONNECT_TIMEOUT_S)
+            if await member.request_pause(PAUSE_TIMEOUT_S, hold=True) is None:
+                raise StreamerError("no_hold", f"{member.target.name}: did not take ACTION=PAUSE")
         except StreamerError as exc:
             join.error = str(exc)
             await self._remove(member, graceful=False)
@@ -234,10 +259,16 @@ class StreamSession:
         streamer = member.streamer
         if streamer.connected_at is not None:
             join.connect_s = streamer.connected_at - streamer.spawned_at
-            self.lead.record(join.connect_s)
+            self.lead.record(join.connect_s, together)
         if self.metadata is not None:
             await self._send_metadata(member, self.metadata)
         return join
+
+    async def _release(self, member: SessionMember, ntp: int) -> None:
+        """Let a held member play: its first unplayed frame becomes audible at `ntp`."""
+        member.start_ntp = member.expected_ntp = ntp
+        if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
+            member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
 
     # ---- the audio path ---------------------------------------------------------------------
 
@@ -306,29 +337,53 @@ class StreamSession:
         self.state = SessionState.DRAINING
         for member in self.members.values():
             member.feed(None)
+        self._arm_drain_guard()
         self._notify()
         self._check_end()
+
+    def _arm_drain_guard(self) -> None:
+        """Stop anyway if members have not finished `END_GRACE_S` after the last frame."""
+        if self._drain_guard is not None:
+            self._drain_guard.cancel()
+        self._drain_guard = asyncio.create_task(self._guard_drain(), name="session-drain")
+
+    async def _guard_drain(self) -> None:
+        end = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+        await asyncio.sleep(max(0.0, end) + END_GRACE_S)
+        self.logger.warning("members did not finish after the end of the source; stopping")
+        await self.stop()
 
     # ---- membership -------------------------------------------------------------------------
 
     async def add_member(self, target: StreamTarget) -> JoinReport:
-        """Late join: the newcomer starts from the ring buffer at `T + p`, in sync; nobody else
-        restarts. While paused, it joins at the resume."""
-        if self.state not in (SessionState.PLAYING, SessionState.PAUSED, SessionState.STARTING):
+        """Late join: once connected, the newcomer gets the ring buffer from the first frame p
+        it can still play and starts at `T + p`, in sync; nobody else restarts. While paused,
+        it joins at the resume."""
+        if self.state not in (SessionState.PLAYING, SessionState.PAUSED):
             raise SessionError(f"cannot add a member to a {self.state} session")
         if target.key in self.members:
             raise SessionError(f"{target.key} is already a member")
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
             return JoinReport(target.key, -1, 0, error="joins at resume")
+        member = self._new_member(target, offset=0)
+        join = await self._launch(member)
+        if join.error is not None:
+            return join
+        if self.state is not SessionState.PLAYING or target.key in self.members:
+            await member.stop(graceful=True)  # paused, ended or joined twice meanwhile
+            join.error = f"session became {self.state} while {target.name} connected"
+            return join
+        # No await from here until it is registered: the fan-out cannot slip a chunk between.
         position = join_position(
-            self.clock.ntp(), self.start_ntp, self.lead.lead_s(1), self.ring.start, self.fed
+            self.clock.ntp(), self.start_ntp, RESUME_LEAD_S, self.ring.start, self.fed
         )
-        member = self._new_member(target, offset=position)
-        for chunk in self.ring.since(position):  # no await until it is registered: no gap
+        member.offset = join.offset = position
+        for chunk in self.ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
-        join = await self._launch(member)
+        join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms)
+        await self._release(member, join.start_ntp)
         self._notify()
         return join
 
@@ -364,8 +419,11 @@ class StreamSession:
 
     async def pause(self) -> None:
         """Pause every member; each keeps its unplayed audio for the resume."""
-        if self.state is not SessionState.PLAYING:
+        if self.state not in (SessionState.PLAYING, SessionState.DRAINING):
             return
+        self._state_before_pause = self.state
+        if self._drain_guard is not None:
+            self._drain_guard.cancel()
         self.state = SessionState.PAUSED
         self._paused_at = max(0, min(self.fed, position_at(self.clock.ntp(), self.start_ntp)))
         self._wakeup.set()
@@ -388,11 +446,15 @@ class StreamSession:
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp
+            for member in members:
+                member.expected_ntp = plan.member_ntp[member.key]
             await asyncio.gather(
                 *(m.send(f"NTPSTART={plan.member_ntp[m.key]}", "ACTION=PLAY") for m in members)
             )
         self._paused_at = None
-        self.state = SessionState.PLAYING
+        self.state = self._state_before_pause
+        if self.state is SessionState.DRAINING:
+            self._arm_drain_guard()
         self._wakeup.set()
         joins, self._joins_after_resume = self._joins_after_resume, []
         for target in joins:
@@ -448,11 +510,12 @@ class StreamSession:
         self._stopping = True
         self._wakeup.set()
         current = asyncio.current_task()
-        for task in (self._fanout, self._reader, self._progress):
-            if task is not None and not task.done():
-                task.cancel()
+        tasks = (self._fanout, self._reader, self._progress, self._drain_guard)
+        owned = [t for t in tasks if t is not None and t is not current]
+        for task in owned:
+            task.cancel()
         helpers = [t for t in self._helpers if t is not current]  # removals: let them finish
-        for task in (self._fanout, self._reader, self._progress, *helpers):
+        for task in (*owned, *helpers):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

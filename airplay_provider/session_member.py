@@ -25,10 +25,16 @@ WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
 MAX_BACKLOG_BYTES: Final = 12 * 44100 * 8  # 12 s of flow PCM queued but not written
+# Without a tiny probe size ffmpeg holds back its first ~5 MB of raw input (>3 s of audio)
+# before writing anything: a slow or stalled source would then underrun the streamer.
 MEMBER_FFMPEG_ARGS: Final = (
     "-hide_banner",
     "-loglevel",
     "error",
+    "-probesize",
+    "32",
+    "-analyzeduration",
+    "0",
     "-f",
     "f32le",
     "-ar",
@@ -99,6 +105,9 @@ class SessionMember:
         self._input_closed = False
         self._paused = asyncio.Event()
         self._stop_task: asyncio.Task[None] | None = None
+        self._holding = False
+        self.expected_ntp: int | None = None  # the instant the next `playing` must report
+        self.misaligned = False
 
     @property
     def key(self) -> str:
@@ -112,8 +121,14 @@ class SessionMember:
 
     @property
     def started(self) -> dict[str, str] | None:
-        """Fields of the streamer's `[STATUS] started` line (actual_ntp, first_sample...)."""
-        return self.streamer.last("started")
+        """Fields of the streamer's first `started`/`playing` line (actual_ntp, first_sample…).
+
+        A member held before its start (see `StreamSession`) reports its start as `playing`.
+        """
+        for _, event, fields in self.streamer.statuses:
+            if event in ("started", "playing"):
+                return fields
+        return None
 
     @property
     def pids(self) -> list[int]:
@@ -183,7 +198,7 @@ class SessionMember:
                 return
             self.bytes_written += len(chunk)
 
-    async def wait_connected(self, timeout: float = CONNECT_TIMEOUT_S) -> None:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float = CONNECT_TIMEOUT_S) -> None:
         """Wait for the streamer's `connected`; StreamerError (member failed) otherwise."""
         try:
             await self.streamer.wait_connected(timeout)
@@ -197,8 +212,13 @@ class SessionMember:
             return False
         return await self.streamer.send(*lines)
 
-    async def request_pause(self, timeout: float) -> int | None:  # noqa: ASYNC109
-        """ACTION=PAUSE; the session frame it will resume from, None if it did not pause."""
+    async def request_pause(self, timeout: float, *, hold: bool = False) -> int | None:
+        """ACTION=PAUSE; the session frame it will resume from, None if it did not pause.
+
+        `hold`: a pause before the first sample (the session's start); the member stays in
+        CONNECTING rather than PAUSED.
+        """
+        self._holding = hold
         self._paused.clear()
         self.paused_frame = None
         if not await self.send("ACTION=PAUSE"):
@@ -210,8 +230,11 @@ class SessionMember:
     def _on_status(self, _proc: StreamerProcess, event: str, fields: dict[str, str]) -> None:
         if event in ("started", "playing") and not self.ended:
             self.state = MemberState.PLAYING
+            self._holding = False
+            self._check_instant(fields)
         elif event == "paused" and not self.ended:
-            self.state = MemberState.PAUSED
+            if not self._holding:
+                self.state = MemberState.PAUSED
             with contextlib.suppress(KeyError, ValueError):
                 self.paused_frame = int(fields["sample"]) + self.offset
             self._paused.set()
@@ -225,6 +248,18 @@ class SessionMember:
                 self.state = MemberState.FAILED
                 self.error = self.error or f"streamer exited ({fields.get('code')})"
         self._notify()
+
+    def _check_instant(self, fields: dict[str, str]) -> None:
+        """A streamer that got its start/resume instant too late plays off the timeline."""
+        expected, self.expected_ntp = self.expected_ntp, None
+        if expected is not None and fields.get("actual_ntp") != str(expected):
+            self.misaligned = True
+            self.logger.warning(
+                "%s started at %s instead of %s: out of sync with the group",
+                self.target.name,
+                fields.get("actual_ntp"),
+                expected,
+            )
 
     def _fail(self, reason: str) -> None:
         if self.ended:
@@ -241,7 +276,7 @@ class SessionMember:
             except Exception:
                 self.logger.exception("member listener failed")
 
-    async def wait_exit(self, timeout: float | None) -> bool:  # noqa: ASYNC109
+    async def wait_exit(self, timeout: float | None) -> bool:
         """Wait for the streamer to exit by itself; True if it did."""
         return await self.streamer.wait_exit(timeout) is not None or not self.streamer.running
 

@@ -24,38 +24,49 @@ FLOW_FRAME_BYTES: Final = 8  # f32le stereo
 #: cliraop skips input whose play time is closer than this when the stream starts
 #: (START_MARGIN 150 ms + 10-packet pre-roll 80 ms), so a start instant needs this much lead.
 STREAMER_START_MARGIN_S: Final = 0.23
-LEAD_SAFETY_S: Final = 0.08
-INITIAL_CONNECT_S: Final = 0.45
+LEAD_SAFETY_S: Final = 0.1
+INITIAL_CONNECT_S: Final = 0.25
 MIN_LEAD_S: Final = STREAMER_START_MARGIN_S + LEAD_SAFETY_S
 MAX_LEAD_S: Final = 10.0
 
 
-class LeadEstimator:
-    """Measured spawn → `connected` times; the smallest start lead that they allow.
+def concurrency_factor(members: int) -> float:
+    """How much longer `members` streamers take to connect when started together."""
+    n = max(1, members)
+    return n * (1.0 + 0.15 * (n - 1))
 
-    The lead is the slowest of the recent connect times plus the streamer's start margin and
-    a small safety margin: a start instant any closer would make a member skip its first
-    samples (it never shifts them, so a too-short lead costs audio, not sync).
+
+class LeadEstimator:
+    """Measured spawn → `connected` times; the start lead they allow.
+
+    `StreamSession` holds members until they connected, so this only paces the source during
+    the start (and predicts T); a start instant fixed at spawn time would need it exactly.
+
+    Streamers started together share the CPU, so a start of n members takes longer: measured
+    on 2 cores, 0.11 s alone, 0.22 s for 2, 0.4 s for 3, 0.6 s for 4 — about
+    `n · (1 + 0.15 (n − 1))` times the cost of one. Each measurement is kept divided by that
+    factor; the lead for n members is the slowest recent per-member cost times the factor,
+    plus the streamer's start margin and a safety margin. A start instant any closer makes
+    members skip their first samples (never shift them: a short lead costs audio, not sync).
     """
 
     def __init__(self, *, initial_connect_s: float = INITIAL_CONNECT_S, window: int = 8) -> None:
         self._samples: collections.deque[float] = collections.deque(maxlen=window)
         self._initial = initial_connect_s
 
-    def record(self, connect_s: float) -> None:
-        """One measured spawn → connected time, in seconds."""
+    def record(self, connect_s: float, members: int = 1) -> None:
+        """One measured spawn → connected time (seconds) in a start of `members` streamers."""
         if connect_s >= 0:
-            self._samples.append(connect_s)
+            self._samples.append(connect_s / concurrency_factor(members))
 
     @property
     def connect_estimate_s(self) -> float:
-        """The connect time planned for (the slowest recent one)."""
+        """Per-member connect cost planned for (the slowest recent one)."""
         return max(self._samples) if self._samples else self._initial
 
     def lead_s(self, members: int = 1) -> float:
         """Lead from now to the start instant for a start of `members` processes at once."""
-        # Concurrent starts share the CPU: allow 15 % more per extra member.
-        connect = self.connect_estimate_s * (1.0 + 0.15 * max(0, members - 1))
+        connect = self.connect_estimate_s * concurrency_factor(members)
         return min(MAX_LEAD_S, max(MIN_LEAD_S, connect + STREAMER_START_MARGIN_S + LEAD_SAFETY_S))
 
 

@@ -272,7 +272,7 @@ class StreamerProcess:
             raise StreamerError("spawn_failed", f"cannot start {argv[1]}: {exc}") from exc
         self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
 
-    async def wait_connected(self, timeout: float) -> dict[str, str]:  # noqa: ASYNC109
+    async def wait_connected(self, timeout: float) -> dict[str, str]:
         """The `connected` fields; StreamerError if it exits, errors or times out first."""
         if self._connected is None:
             raise StreamerError("not_started", "streamer not spawned")
@@ -283,7 +283,7 @@ class StreamerProcess:
                 "connect_timeout", f"{self.target.name}: not connected after {timeout:.1f} s"
             ) from None
 
-    async def wait_exit(self, timeout: float | None = None) -> int | None:  # noqa: ASYNC109
+    async def wait_exit(self, timeout: float | None = None) -> int | None:
         """Wait for the process to exit; its return code, or None on timeout."""
         try:
             await asyncio.wait_for(self._exited.wait(), timeout)

@@ -88,7 +88,8 @@ def member_pids(session: StreamSession) -> list[int]:
 def no_children_left() -> list[int]:
     """Our child processes still alive (should be none after a session)."""
     try:
-        children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
+        with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as handle:
+            children = handle.read().split()
     except OSError:
         return []
     return [int(c) for c in children if alive(int(c))]

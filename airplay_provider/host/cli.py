@@ -18,6 +18,8 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "discover": ("airplay_provider.host.cmd_discover", "list AirPlay receivers on the network"),
     "config": ("airplay_provider.host.cmd_config", "show or change a player's settings"),
     "pair": ("airplay_provider.host.cmd_pair", "pair with a receiver that shows a PIN"),
+    "play": ("airplay_provider.host.cmd_play", "play a file, URL or stdin on receivers, in sync"),
+    "demo": ("airplay_provider.host.cmd_demo", "play a test signal to two local receivers"),
 }
 
 

@@ -29,6 +29,11 @@ from airplay_provider.session_member import MemberState
 RATE = 44100
 
 
+def audio_segments(emu: RaopEmulator) -> int:
+    """Stretches of audio between flushes (the start hold flushes before any audio)."""
+    return sum(1 for segment in emu.stream.segments if segment.first_audio is not None)
+
+
 def delivered(emu: RaopEmulator) -> bytes:
     """What the emulator got after the pre-roll, gap-free (raises on a gap)."""
     return emu.stream.reconstructed_pcm()[PREROLL_FRAMES * 4 :]
@@ -45,8 +50,11 @@ async def test_two_members_share_one_timeline_and_sync_adjust_shifts_one() -> No
         assert await session.wait_ended(15)
         a, b = session.departed
         assert (a.key, b.key) == ("a", "b")
-        assert a.state is MemberState.FINISHED and b.state is MemberState.FINISHED
+        assert a.state is MemberState.FINISHED
+        assert b.state is MemberState.FINISHED
         assert a.start_ntp == session.start_ntp == report.start_ntp
+        assert not a.misaligned
+        assert not b.misaligned
         assert b.start_ntp == ntp_add_ns(session.start_ntp, 20_000_000)
         for emu, member in ((emu_a, a), (emu_b, b)):
             for frame in (0, 1, 352, RATE, 3 * RATE - 1):
@@ -89,9 +97,10 @@ async def test_late_join_starts_at_t_plus_p_and_nobody_else_restarts() -> None:
         assert delivered(emu_b)[: len(signal_pcm) - 4 * p] == signal_pcm[4 * p :]
         # The first member saw no gap, no flush, no second segment.
         assert delivered(emu_a)[: len(signal_pcm)] == signal_pcm
-        assert len(emu_a.stream.segments) == 1
-        assert emu_a.core.flushes == []
-        assert emu_a.errors == [] and emu_b.errors == []
+        assert audio_segments(emu_a) == 1
+        assert len(emu_a.core.flushes) == 1  # only the start hold: no restart
+        assert emu_a.errors == []
+        assert emu_b.errors == []
 
 
 async def test_killed_member_is_removed_and_the_other_plays_on() -> None:
@@ -130,7 +139,7 @@ async def test_stalled_source_gets_silence_not_a_teardown() -> None:
         gap = got.find(tail)
         assert gap > len(head)
         assert set(got[len(head) : gap]) == {0}  # silence in between, then the rest, intact
-        assert len(emu.stream.segments) == 1
+        assert audio_segments(emu) == 1
         assert emu.errors == []
 
 
@@ -143,11 +152,15 @@ async def test_group_pause_and_resume_keep_members_aligned() -> None:
         await session.pause()
         assert session.state is SessionState.PAUSED
         a, b = session.members["a"], session.members["b"]
-        assert a.paused_frame is not None and b.paused_frame is not None
+        assert a.paused_frame is not None
+        assert b.paused_frame is not None
         await asyncio.sleep(0.8)
         await session.resume()
         assert await session.wait_ended(20)
-        assert a.state is MemberState.FINISHED and b.state is MemberState.FINISHED
+        assert a.state is MemberState.FINISHED
+        assert b.state is MemberState.FINISHED
+        assert not a.misaligned  # both took the resume instant they were given
+        assert not b.misaligned
         after = max(a.paused_frame, b.paused_frame)
         for frame in (after, after + RATE, len(signal_pcm) // 4 - 1):
             gap = (play_ntp(emu_b, b, frame) - play_ntp(emu_a, a, frame)) / FRAME_NTP
@@ -155,7 +168,7 @@ async def test_group_pause_and_resume_keep_members_aligned() -> None:
             # ... and both on the session's new timeline.
             assert abs(schedule_error_at(session.start_ntp, emu_a, a, frame)) <= 1.0
         for emu, member in ((emu_a, a), (emu_b, b)):
-            assert len(emu.core.flushes) == 1
+            assert len(emu.core.flushes) == 2  # the start hold, then the pause
             resumed = member.streamer.last("playing")
             assert resumed is not None
             assert int(resumed["first_sample"]) == member.paused_frame
@@ -188,5 +201,29 @@ async def test_removing_a_member_leaves_the_other_untouched() -> None:
         assert emu_b.core.teardown_at is not None
         assert await session.wait_ended(15)
         assert delivered(emu_a)[: len(signal_pcm)] == signal_pcm
-        assert len(emu_a.stream.segments) == 1
+        assert audio_segments(emu_a) == 1
+        assert not any(alive(p) for p in member_pids(session))
+
+
+async def test_member_that_stops_reading_is_dropped_without_disturbing_the_other() -> None:
+    signal_pcm = test_signal(9.0, seed=37)
+    async with RaopEmulator() as emu_a, RaopEmulator() as emu_b:
+        session = StreamSession(flow_source(signal_pcm))
+        await session.start([raop_target("a", emu_a.port), raop_target("b", emu_b.port)])
+        await asyncio.sleep(1.0)
+        stuck = session.members["b"]
+        pid = stuck.streamer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # alive, but it reads nothing any more
+        try:
+            assert await session.wait_ended(25)
+        finally:
+            if alive(pid):
+                os.kill(pid, signal.SIGCONT)
+        a, b = sorted(session.departed, key=lambda m: m.key)
+        assert b.state is MemberState.FAILED
+        assert "stopped reading" in (b.error or "")
+        assert a.state is MemberState.FINISHED
+        assert delivered(emu_a)[: len(signal_pcm)] == signal_pcm  # no gap for the other one
+        assert audio_segments(emu_a) == 1
         assert not any(alive(p) for p in member_pids(session))

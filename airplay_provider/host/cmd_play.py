@@ -1,0 +1,298 @@
+"""`airplay-provider play SOURCE --player NAME ...`: play a file, URL or stdin on one or more
+receivers in sync, with a live progress line; Ctrl-C stops cleanly.
+
+Players are found by mDNS (name, player id or MAC) or given as ``HOST:PORT`` (a RAOP receiver
+without mDNS). Title, artist, album and cover art come from the source's tags (ffprobe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from music_assistant_models.enums import MediaType
+from music_assistant_models.player import PlayerMedia
+
+from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
+from airplay_provider.config import CONF_SYNC_ADJUST
+from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.host.cmd_pair import identity_path
+from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.host.standalone import StandaloneHost, manual_device
+from airplay_provider.identity import IdentityError, load_or_create_dacp_id
+from airplay_provider.player import AirPlayPlayer
+from airplay_provider.provider import AirPlayProvider
+from airplay_provider.session import SessionState, StreamSession
+from airplay_provider.session_players import PlaybackError
+
+DEFAULT_DISCOVERY_S = 5.0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class PlayCommandError(Exception):
+    """A failure with a message for the user and an exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _sync_adjust(text: str) -> tuple[str, int]:
+    name, sep, value = text.rpartition("=")
+    try:
+        ms = int(value)
+    except ValueError:
+        ms = None
+    if not sep or not name or ms is None or not -500 <= ms <= 500:
+        raise argparse.ArgumentTypeError(f"expected NAME=MS with MS in -500..500, got {text!r}")
+    return name, ms
+
+
+def _volume(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"volume must be 0..100, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """SOURCE, ``--player`` (repeatable), ``--volume``, ``--sync-adjust``, ``--interface``..."""
+    parser.add_argument("source", metavar="SOURCE", help="audio file, URL, or - for stdin")
+    parser.add_argument(
+        "--player",
+        dest="players",
+        metavar="NAME",
+        action="append",
+        required=True,
+        help="receiver name, player id, MAC or HOST:PORT (repeat for multi-room)",
+    )
+    parser.add_argument("--volume", type=_volume, metavar="0..100", help="volume of every player")
+    parser.add_argument(
+        "--sync-adjust",
+        dest="sync_adjust",
+        metavar="NAME=MS",
+        type=_sync_adjust,
+        action="append",
+        default=[],
+        help="delay (+) or advance (-) one player by MS milliseconds",
+    )
+    parser.add_argument(
+        "--discovery-timeout",
+        type=float,
+        default=DEFAULT_DISCOVERY_S,
+        metavar="S",
+        help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
+    )
+    add_interface_argument(parser)
+
+
+def _host_port(text: str) -> tuple[str, int] | None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _matches(player: AirPlayPlayer, wanted: str) -> bool:
+    key = wanted.lower()
+    return key in (player.name.lower(), player.player_id, player.mac_address.lower())
+
+
+async def find_players(
+    provider: AirPlayProvider,
+    host: StandaloneHost,
+    wanted: Sequence[str],
+    timeout: float,
+) -> list[AirPlayPlayer]:
+    """The players for `wanted`, in order: HOST:PORT added directly, names found by mDNS."""
+    found: dict[str, AirPlayPlayer] = {}
+    for text in wanted:
+        address = _host_port(text)
+        if address is not None:
+            await provider.device_added(manual_device(*address, name=text))
+    deadline = time.monotonic() + timeout
+    while True:
+        await provider.wait_idle()
+        for text in wanted:
+            match = next((p for p in host.players.values() if _matches(p, text)), None)
+            if match is not None:
+                found[text] = match
+        if len(found) == len(wanted) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    missing = [text for text in wanted if text not in found]
+    if missing:
+        seen = ", ".join(sorted(p.name for p in host.players.values())) or "none"
+        raise PlayCommandError(f"player(s) not found: {', '.join(missing)} (seen: {seen})")
+    return [found[text] for text in wanted]
+
+
+def progress_line(
+    session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
+) -> str:
+    """`1:02 / 3:45  Kitchen: playing  Office: playing`."""
+    position = _clock(session.position_s)
+    total = f" / {_clock(duration)}" if duration else ""
+    states = []
+    gone = {m.key: m for m in session.departed}
+    for player in players:
+        member = session.members.get(player.player_id) or gone.get(player.player_id)
+        state = member.state.value if member is not None else "starting"
+        states.append(f"{player.name}: {state}")
+    return f"{position}{total}  " + "  ".join(states)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{secs:04.1f}"
+
+
+async def _probe(source: str, workdir: Path) -> tuple[TrackInfo, Path | None]:
+    if source == "-":
+        return TrackInfo(), None
+    info = await probe(source)
+    cover = await extract_cover(source, info, workdir)
+    return info, cover
+
+
+async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> int:
+    """Run the whole command; returns the exit code."""
+    with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
+        info, cover = await _probe(args.source, Path(workdir))  # unreadable: nothing started
+        store: ConfigStore | None = ConfigStore()
+        dacp_id: str | None = None
+        try:
+            assert store is not None
+            store.load()
+            dacp_id = load_or_create_dacp_id(identity_path(store.path))
+        except (ConfigStoreError, IdentityError) as err:
+            print(f"warning: {err}; using defaults", file=out)
+            store = None
+        host = StandaloneHost(store)
+        provider = AirPlayProvider(host, interfaces=args.interfaces, dacp_id=dacp_id)
+        host.provider = provider
+        # Discovery starts at once; announcing the DACP service (~1.5 s of mDNS probing)
+        # goes on in the background instead of delaying the first sample.
+        init = asyncio.create_task(provider.handle_async_init())
+        try:
+            await asyncio.sleep(0)
+            return await _play_on(
+                args, host=host, provider=provider, info=info, cover=cover, out=out, stop=stop
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await init
+            await provider.unload()
+
+
+async def _play_on(
+    args: argparse.Namespace,
+    *,
+    host: StandaloneHost,
+    provider: AirPlayProvider,
+    info: TrackInfo,
+    cover: Path | None,
+    out: TextIO,
+    stop: asyncio.Event,
+) -> int:
+    players = await find_players(provider, host, args.players, args.discovery_timeout)
+    if len({p.player_id for p in players}) != len(players):
+        raise PlayCommandError("a player was named twice", EXIT_USAGE)
+    for name, ms in args.sync_adjust:
+        chosen = [p for text, p in zip(args.players, players, strict=True) if text == name]
+        chosen = chosen or [p for p in players if _matches(p, name)]
+        if not chosen:
+            raise PlayCommandError(f"--sync-adjust {name}: not one of the --player names", 2)
+        host.overrides.setdefault(chosen[0].player_id, {})[CONF_SYNC_ADJUST] = ms
+    for player in players:
+        provider.reload_player_settings(player.player_id)
+        if args.volume is not None:
+            player.state.volume_level = args.volume
+    leader, *others = players
+    if others:
+        await provider.set_members(leader.player_id, [p.player_id for p in others])
+    media = PlayerMedia(
+        uri=args.source,
+        media_type=MediaType.TRACK,
+        title=info.title or (Path(args.source).stem if args.source != "-" else "stdin"),
+        artist=info.artist,
+        album=info.album,
+        image_url=str(cover) if cover else None,
+        duration=int(info.duration_s) if info.duration_s else None,
+    )
+    started = time.monotonic()
+    try:
+        await provider.play_media(leader.player_id, media)
+    except PlaybackError as err:
+        raise PlayCommandError(f"playback failed to start: {err}") from err
+    found = provider.playback.session_of(leader.player_id)
+    if found is None:
+        raise PlayCommandError("playback failed to start")
+    session = found[1]
+    print(f"playing {media.title!r} on {', '.join(p.name for p in players)}", file=out)
+    tty = out.isatty()
+    last_print = 0.0
+    while not stop.is_set() and session.state is not SessionState.ENDED:
+        line = progress_line(session, players, info.duration_s)
+        now = time.monotonic()
+        if tty:
+            print("\r" + line + "\x1b[K", end="", file=out, flush=True)
+        elif now - last_print >= 1.0:
+            print(line, file=out, flush=True)
+            last_print = now
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+    interrupted = stop.is_set()
+    await session.stop()
+    if tty:
+        print(file=out)
+    finished = [m for m in session.departed if m.state == "finished"]
+    failed = [m for m in session.departed if m.state == "failed"]
+    for member in failed:
+        print(f"{member.target.name}: {member.error}", file=out)
+    if session.source_error:
+        print(f"source: {session.source_error}", file=out)
+    elapsed = time.monotonic() - started
+    if interrupted:
+        print(f"stopped after {elapsed:.1f} s", file=out)
+        return EXIT_INTERRUPTED
+    print(f"done: {len(finished)} of {len(players)} player(s) played to the end", file=out)
+    return 0 if finished and not session.source_error else EXIT_FAILED
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Entry point of the subcommand."""
+    out = out or sys.stdout
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            return await play(args, out, stop)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(main())
+    except AudioSourceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except PlayCommandError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code

@@ -1,0 +1,213 @@
+"""The provider's side of streaming: players → stream targets, one StreamSession per group
+leader, and player state kept in step with the session's members."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from music_assistant_models.enums import PlaybackState
+from music_assistant_models.player import PlayerMedia
+
+from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.session import SessionError, SessionState, StreamSession, TrackMetadata
+from airplay_provider.session_member import MemberState
+from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
+from airplay_provider.streamers import StreamTarget
+
+SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
+UpdateCallback = Callable[[AirPlayPlayer], None]
+
+
+class PlaybackError(Exception):
+    """A player cannot be streamed to (no address, no usable protocol, nothing connected)."""
+
+
+def target_for_player(player: AirPlayPlayer, *, dacp_id: str | None = None) -> StreamTarget:
+    """The stream target of `player`: address, protocol, TXT, settings, volume."""
+    protocol = player.protocol
+    device = player.device
+    if protocol is None or player.address is None:
+        raise PlaybackError(f"{player.name}: no usable address or protocol")
+    record = device.airplay if protocol is StreamingProtocol.AIRPLAY2 else device.raop
+    port = device.airplay_port if protocol is StreamingProtocol.AIRPLAY2 else device.raop_port
+    if record is None or port is None:
+        raise PlaybackError(f"{player.name}: no service for {protocol.name}")
+    settings = player.settings
+    if protocol is StreamingProtocol.AIRPLAY2:
+        latency = settings.airplay_latency_ms
+    else:
+        latency = max(MIN_LATENCY_MS, min(MAX_LATENCY_MS, settings.output_buffer_ms))
+    return StreamTarget(
+        name=player.name,
+        host=player.address,
+        port=port,
+        protocol=protocol,
+        volume=player.state.volume_level,
+        latency_ms=latency,
+        sync_adjust_ms=settings.sync_adjust_ms,
+        encrypt=settings.encryption,
+        txt=dict(record.txt),
+        password=settings.password,
+        secret=player.credentials,
+        dacp_id=dacp_id,
+        active_remote=player.active_remote,
+        udn=record.service_name,
+        hostname=device.hostname,
+        player_id=player.player_id,
+    )
+
+
+def metadata_from_media(media: PlayerMedia) -> TrackMetadata:
+    """What receivers show for `media`."""
+    return TrackMetadata(
+        title=media.title,
+        artist=media.artist,
+        album=media.album,
+        duration_s=float(media.duration) if media.duration else None,
+        artwork=media.image_url,
+    )
+
+
+_STATE_OF_MEMBER = {
+    MemberState.CONNECTING: PlaybackState.PLAYING,
+    MemberState.PLAYING: PlaybackState.PLAYING,
+    MemberState.PAUSED: PlaybackState.PAUSED,
+}
+
+
+class GroupPlayback:
+    """One session per group leader; members join and leave running sessions."""
+
+    def __init__(
+        self,
+        players: Callable[[str], AirPlayPlayer | None],
+        source: SourceFactory,
+        on_update: UpdateCallback,
+        *,
+        dacp_id: str | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._players = players
+        self._source = source
+        self._on_update = on_update
+        self.dacp_id = dacp_id
+        self.logger = logger or logging.getLogger(__name__)
+        self.sessions: dict[str, StreamSession] = {}
+
+    def session_of(self, player_id: str) -> tuple[str, StreamSession] | None:
+        """(leader id, session) of the running session `player_id` plays in."""
+        for leader, session in self.sessions.items():
+            if player_id == leader or player_id in session.members:
+                return leader, session
+        return None
+
+    async def play(
+        self, leader: AirPlayPlayer, members: Sequence[AirPlayPlayer], media: PlayerMedia
+    ) -> StreamSession:
+        """Stop what the players were doing and start one session for all of them."""
+        everyone = [leader, *[m for m in members if m.player_id != leader.player_id]]
+        for player in everyone:
+            await self.stop(player.player_id)
+        targets = [target_for_player(p, dacp_id=self.dacp_id) for p in everyone]
+        session = StreamSession(self._source(leader.player_id, media), logger=self.logger)
+        session.listeners.append(self._sync_states)
+        self.sessions[leader.player_id] = session
+        for player in everyone:
+            player.state.current_media = media
+        try:
+            report = await session.start(targets, metadata_from_media(media))
+        except SessionError as exc:
+            self.sessions.pop(leader.player_id, None)
+            self._sync_states(session)
+            raise PlaybackError(str(exc)) from exc
+        for failed in report.failed:
+            self.logger.warning("%s did not start: %s", failed.key, failed.error)
+        return session
+
+    async def join(self, leader_id: str, player: AirPlayPlayer) -> None:
+        """Late-join `player` into the running session of `leader_id` (no-op if none)."""
+        session = self.sessions.get(leader_id)
+        if session is None or session.state is SessionState.ENDED:
+            return
+        current = self.session_of(player.player_id)
+        if current is not None and current[1] is not session:
+            await self.leave(player.player_id)
+        player.state.current_media = next(
+            (p.state.current_media for p in self._known(session) if p.state.current_media), None
+        )
+        join = await session.add_member(target_for_player(player, dacp_id=self.dacp_id))
+        if join.error is not None and join.offset >= 0:
+            self.logger.warning("%s could not join: %s", player.name, join.error)
+
+    async def leave(self, player_id: str) -> None:
+        """Take `player_id` out of its session; a leader leaving stops the whole session."""
+        found = self.session_of(player_id)
+        if found is None:
+            return
+        leader, session = found
+        if player_id == leader:
+            await self.stop(player_id)
+        elif player_id in session.members:
+            await session.remove_member(player_id)
+
+    async def pause(self, player_id: str) -> None:
+        """Pause the group `player_id` plays in (all members stay aligned)."""
+        found = self.session_of(player_id)
+        if found is not None:
+            await found[1].pause()
+
+    async def resume(self, player_id: str) -> bool:
+        """Resume a paused group; False when there is nothing to resume."""
+        found = self.session_of(player_id)
+        if found is None or found[1].state is not SessionState.PAUSED:
+            return False
+        await found[1].resume()
+        return True
+
+    async def stop(self, player_id: str) -> None:
+        """Stop the session `player_id` leads or plays in."""
+        found = self.session_of(player_id)
+        if found is None:
+            return
+        leader, session = found
+        self.sessions.pop(leader, None)
+        await session.stop()
+        self._sync_states(session)
+
+    async def set_volume(self, player: AirPlayPlayer) -> None:
+        """Send the player's volume to its running stream, if any."""
+        found = self.session_of(player.player_id)
+        if found is not None:
+            await found[1].set_volume(player.player_id, player.state.volume_level)
+
+    async def close(self) -> None:
+        """Stop every session."""
+        for leader in list(self.sessions):
+            await self.stop(leader)
+
+    def _known(self, session: StreamSession) -> list[AirPlayPlayer]:
+        keys = [*session.members, *(m.key for m in session.departed)]
+        return [p for p in (self._players(k) for k in dict.fromkeys(keys)) if p is not None]
+
+    def _sync_states(self, session: StreamSession) -> None:
+        """Mirror member states and the session position onto the players."""
+        if session.state is SessionState.ENDED:
+            for leader, running in list(self.sessions.items()):
+                if running is session:
+                    del self.sessions[leader]
+        position = session.position_s
+        for player in self._known(session):
+            member = session.members.get(player.player_id)
+            state = PlaybackState.IDLE
+            if member is not None:
+                state = _STATE_OF_MEMBER.get(member.state, PlaybackState.IDLE)
+            if state is PlaybackState.IDLE:
+                player.state.current_media = None
+                player.set_elapsed(None)
+            else:
+                player.set_elapsed(position)
+            if player.state.playback_state is not state or state is not PlaybackState.IDLE:
+                player.state.playback_state = state
+                self._on_update(player)
