@@ -547,12 +547,13 @@ class RaopStreamer:
                     self.next_sample = kept[0]
         self.backlog.clear()
         self._resume_rtp = flush_rtp
-        self.status.log(f"Pause at : sample {self.next_sample}")
-        self.status.status("paused", sample=self.next_sample)
         self._wake()
         await self.rtsp.request(
             "FLUSH", self.uri, headers={"RTP-Info": f"seq={self.seq};rtptime={flush_rtp}"}
         )
+        # Reported once the receiver has flushed: a PLAY from now on is safe.
+        self.status.log(f"Pause at : sample {self.next_sample}")
+        self.status.status("paused", sample=self.next_sample)
 
     def resume(self, at_ntp: int | None) -> None:
         """Continue from the first unplayed sample, audible at `at_ntp` (default: soon)."""
