@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from music_assistant_models.config_entries import ConfigValueType
 from music_assistant_models.enums import PlaybackState
-from music_assistant_models.player import PlayerMedia
+from recording_host import WAIT_S, RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.dacp import DACP_SERVICE_TYPE, dacp_service_name
-from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.dacp import encode_volume_property
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.remote_control import RemoteControl
@@ -41,78 +38,6 @@ COMMANDS: list[tuple[str, bool, tuple[str, int | None]]] = [
     ("setproperty?dmcp.volume=80", True, ("volume_set", 80)),
     ("setproperty?dmcp.device-prevent-playback=1", True, ("stop", None)),
 ]
-WAIT_S = 5.0
-
-Call = tuple[str, str, int | None]
-
-
-class RecordingHost:
-    """A ProviderHost that records every command the provider gives it."""
-
-    def __init__(self) -> None:
-        self.instance_id = "airplay--dacp"
-        self.logger = logging.getLogger("test.remote_control")
-        self.registered: dict[str, AirPlayPlayer] = {}
-        self.updates: list[str] = []
-        self.calls: asyncio.Queue[Call] = asyncio.Queue()
-        self.values: dict[str, dict[str, ConfigValueType]] = {}
-
-    async def register_player(self, player: AirPlayPlayer) -> None:
-        self.registered[player.player_id] = player
-
-    async def unregister_player(self, player_id: str) -> None:
-        self.registered.pop(player_id, None)
-
-    def update_player(self, player: AirPlayPlayer) -> None:
-        self.updates.append(player.player_id)
-
-    def get_provider_config_value(self, key: str) -> ConfigValueType:
-        return None
-
-    def get_player_config_values(self, player_id: str) -> Mapping[str, ConfigValueType]:
-        return self.values.get(player_id, {})
-
-    async def set_player_config_value(
-        self, player_id: str, key: str, value: ConfigValueType
-    ) -> None:
-        self.values.setdefault(player_id, {})[key] = value
-
-    async def _silence(self) -> AsyncIterator[bytes]:
-        yield b""
-
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
-        return self._silence()
-
-    def _record(self, name: str, player_id: str, value: int | None = None) -> None:
-        self.calls.put_nowait((name, player_id, value))
-
-    async def cmd_play(self, player_id: str) -> None:
-        self._record("play", player_id)
-
-    async def cmd_pause(self, player_id: str) -> None:
-        self._record("pause", player_id)
-
-    async def cmd_play_pause(self, player_id: str) -> None:
-        self._record("play_pause", player_id)
-
-    async def cmd_stop(self, player_id: str) -> None:
-        self._record("stop", player_id)
-
-    async def cmd_next(self, player_id: str) -> None:
-        self._record("next", player_id)
-
-    async def cmd_previous(self, player_id: str) -> None:
-        self._record("previous", player_id)
-
-    async def cmd_volume_set(self, player_id: str, volume_level: int) -> None:
-        self._record("volume_set", player_id, volume_level)
-
-    def own_receiver_ports(self) -> Collection[int]:
-        return ()
-
-    async def next_call(self) -> Call:
-        async with asyncio.timeout(WAIT_S):
-            return await self.calls.get()
 
 
 def raop_info(mac: str, name: str, model: str) -> ServiceInfo:

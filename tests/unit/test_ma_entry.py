@@ -5,81 +5,28 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import json
-import logging
 import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 
 import pytest
-from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
+from music_assistant_models.config_entries import ConfigEntry
 from music_assistant_models.enums import PlayerFeature, PlayerType, ProviderType
 from music_assistant_models.player import Player, PlayerMedia
 from music_assistant_models.provider import ProviderManifest
+from recording_host import RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 
 import airplay_provider
 from airplay_provider.host_api import ProviderHost
-from airplay_provider.player import AirPlayPlayer
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session_players import PlaybackError
 
 ROOT = Path(__file__).resolve().parents[2]
 RAOP = "_raop._tcp.local."
 AIRPLAY = "_airplay._tcp.local."
-
-
-class FakeHost:
-    """A ProviderHost that records what the provider tells it."""
-
-    def __init__(self, player_values: dict[str, dict[str, ConfigValueType]] | None = None) -> None:
-        self.instance_id = "airplay--test"
-        self.logger = logging.getLogger("test.airplay")
-        self.registered: dict[str, AirPlayPlayer] = {}
-        self.unregistered: list[str] = []
-        self.updates: list[str] = []
-        self.player_values = player_values or {}
-        self.own_ports: list[int] = []
-
-    async def register_player(self, player: AirPlayPlayer) -> None:
-        self.registered[player.player_id] = player
-
-    async def unregister_player(self, player_id: str) -> None:
-        self.unregistered.append(player_id)
-        self.registered.pop(player_id, None)
-
-    def update_player(self, player: AirPlayPlayer) -> None:
-        self.updates.append(player.player_id)
-
-    def get_provider_config_value(self, key: str) -> ConfigValueType:
-        return None
-
-    def get_player_config_values(self, player_id: str) -> Mapping[str, ConfigValueType]:
-        return self.player_values.get(player_id, {})
-
-    async def set_player_config_value(
-        self, player_id: str, key: str, value: ConfigValueType
-    ) -> None:
-        self.player_values.setdefault(player_id, {})[key] = value
-
-    async def _no_audio(self) -> AsyncIterator[bytes]:
-        yield b""
-
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
-        return self._no_audio()
-
-    async def cmd_play(self, player_id: str) -> None: ...
-    async def cmd_pause(self, player_id: str) -> None: ...
-    async def cmd_play_pause(self, player_id: str) -> None: ...
-    async def cmd_stop(self, player_id: str) -> None: ...
-    async def cmd_next(self, player_id: str) -> None: ...
-    async def cmd_previous(self, player_id: str) -> None: ...
-    async def cmd_volume_set(self, player_id: str, volume_level: int) -> None: ...
-
-    def own_receiver_ports(self) -> Collection[int]:
-        return self.own_ports
 
 
 def test_pyproject_declares_the_entry_point_and_ships_the_manifest() -> None:
@@ -124,14 +71,14 @@ async def test_module_entry_points() -> None:
     assert all(isinstance(e, ConfigEntry) for e in entries)
     late_join = next(e for e in entries if e.key == "enable_late_join")
     assert late_join.default_value is True
-    provider = await module.setup(FakeHost(), None, None)
+    provider = await module.setup(RecordingHost(), None, None)
     assert isinstance(provider, AirPlayProvider)
     with pytest.raises(TypeError, match="ProviderHost"):
         await module.setup(object(), None, None)
 
 
 def test_fake_host_satisfies_the_protocol() -> None:
-    assert isinstance(FakeHost(), ProviderHost)
+    assert isinstance(RecordingHost(), ProviderHost)
 
 
 def info(service_type: str, name: str, port: int, txt: dict[str, str], addr: str) -> ServiceInfo:
@@ -145,14 +92,14 @@ def info(service_type: str, name: str, port: int, txt: dict[str, str], addr: str
     )
 
 
-async def started(host: FakeHost) -> AirPlayProvider:
+async def started(host: RecordingHost) -> AirPlayProvider:
     provider = await airplay_provider.setup(host, None, None)
     await provider.handle_async_init()
     return provider
 
 
 async def test_core_fed_mdns_registers_updates_and_removes_players() -> None:
-    host = FakeHost({"ap5855ca1ae288": {"sync_adjust": 25}})
+    host = RecordingHost({"ap5855ca1ae288": {"sync_adjust": 25}})
     provider = await started(host)
     try:
         txt = {"deviceid": "58:55:CA:1A:E2:88", "features": "0x4A7FDFD5,0xBC157FDE"}
@@ -186,7 +133,7 @@ async def test_core_fed_mdns_registers_updates_and_removes_players() -> None:
 
 
 async def test_disabled_broken_and_own_receivers() -> None:
-    host = FakeHost({"ap001122334455": {"enabled": False}})
+    host = RecordingHost({"ap001122334455": {"enabled": False}})
     host.own_ports = [5101]
     provider = await started(host)
     try:
@@ -219,7 +166,7 @@ async def test_unreachable_receiver_gives_a_clear_playback_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    host = FakeHost()
+    host = RecordingHost()
     provider = await started(host)
     try:
         event = info(RAOP, "001122334455@Den", closed_port, {}, "127.0.0.1")

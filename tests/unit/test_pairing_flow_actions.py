@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 from music_assistant_models.enums import ConfigEntryType
+from recording_host import RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.provider import AirPlayProvider
-from tests.integration.test_remote_control import RecordingHost
 from tests.receivers.ap2_emulator import Ap2Emulator
 
 HOST = "127.0.0.1"
