@@ -114,17 +114,6 @@ def compare(output: bytes, sent: array[int]) -> Received:
     return Received(len(got) // 2, offset, matched, total)
 
 
-async def _settled(receiver: LocalReceiver) -> bytes:
-    size = -1
-    for _ in range(20):
-        data = receiver.read_output()
-        if len(data) == size:
-            return data
-        size = len(data)
-        await asyncio.sleep(0.25)
-    return receiver.read_output()
-
-
 async def demo(seconds: float, out: TextIO) -> int:
     """Run the demo; 0 when both receivers got everything within one frame of each other."""
     sent = demo_signal(seconds)
@@ -146,7 +135,7 @@ async def demo(seconds: float, out: TextIO) -> int:
             print(f"FAILED: {err}", file=out)
             return 1
         await session.wait_ended(seconds + 15)
-        outputs = [await _settled(r) for r in receivers]
+        outputs = [await r.settled_output() for r in receivers]
     return _summary(session, report.start_ntp, commanded, receivers, outputs, sent, out)
 
 

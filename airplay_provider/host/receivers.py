@@ -82,6 +82,17 @@ class LocalReceiver:
         """Raw s16le stereo 44.1 kHz audio written so far."""
         return self.output_path.read_bytes()
 
+    async def settled_output(self, *, poll_s: float = 0.25, max_wait_s: float = 10.0) -> bytes:
+        """The output once it stopped growing (the receiver writes ahead of play time)."""
+        size = -1
+        for _ in range(max(1, int(max_wait_s / poll_s))):
+            data = self.read_output()
+            if len(data) == size:
+                return data
+            size = len(data)
+            await asyncio.sleep(poll_s)
+        return self.read_output()
+
     def clear_output(self) -> None:
         """Truncate the output file (the receiver appends, so it goes on writing at 0)."""
         os.truncate(self.output_path, 0)

@@ -13,23 +13,9 @@ from receivers.packet_loss import drop_udp_packets
 from receivers.shairport import StartShairport
 from streamer_driver import ntp_in, run_cliraop
 
-from airplay_provider.host.receivers import LocalReceiver
-
 pytestmark = pytest.mark.receiver
 
 SIGNAL_10S = test_signal(10.0, seed=11)
-
-
-async def wait_output_settled(receiver: LocalReceiver, *, quiet_s: float = 0.5) -> bytes:
-    """The receiver's output once it stopped growing (it writes ahead of play time)."""
-    size = -1
-    for _ in range(40):
-        data = receiver.read_output()
-        if len(data) == size:
-            return data
-        size = len(data)
-        await asyncio.sleep(quiet_s / 2)
-    return receiver.read_output()
 
 
 async def test_plain_stream_arrives_complete(start_shairport: StartShairport) -> None:
@@ -41,7 +27,7 @@ async def test_plain_stream_arrives_complete(start_shairport: StartShairport) ->
     assert started["skipped_frames"] == "0"
     assert run.status("volume")["value"] == "50"
     assert run.status("exit")["code"] == "0"
-    comparison = assert_audio_delivered(await wait_output_settled(receiver), SIGNAL_10S)
+    comparison = assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
     assert comparison.frames_compared == len(SIGNAL_10S) // 4
 
 
@@ -50,7 +36,7 @@ async def test_encrypted_stream_arrives_complete(start_shairport: StartShairport
     run = await run_cliraop(receiver.port, SIGNAL_10S, args=["-encrypt", "-et", "0,1"])
     assert run.returncode == 0, run.log
     assert run.status("connected")["encrypted"] == "true"
-    assert_audio_delivered(await wait_output_settled(receiver), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
 
 
 async def test_password_protected_receiver(start_shairport: StartShairport) -> None:
@@ -58,7 +44,7 @@ async def test_password_protected_receiver(start_shairport: StartShairport) -> N
     run = await run_cliraop(receiver.port, SIGNAL_10S, args=["-password", "s3cret pass"])
     assert run.returncode == 0, run.log
     assert "s3cret" not in run.log  # never logged
-    assert_audio_delivered(await wait_output_settled(receiver), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
 
     wrong = await run_cliraop(receiver.port, SIGNAL_10S[:44100], args=["-password", "nope"])
     assert wrong.returncode == 1
@@ -76,7 +62,7 @@ async def test_five_percent_loss_is_healed_by_resends(start_shairport: StartShai
     assert run.returncode == 0, run.log
     stats = run.all("stats")[-1]
     assert int(stats["resent"]) > 10  # ~60 of 1270 packets dropped on the way in
-    assert_audio_delivered(await wait_output_settled(receiver), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
 
 
 async def test_pause_then_resume_loses_nothing(start_shairport: StartShairport) -> None:
@@ -93,7 +79,7 @@ async def test_pause_then_resume_loses_nothing(start_shairport: StartShairport) 
     assert len(playing) == 2
     assert int(playing[1]["first_sample"]) == resume_sample
     assert playing[1]["actual_ntp"] == playing[1]["requested_ntp"]
-    received = await wait_output_settled(receiver)
+    received = await receiver.settled_output()
     # Everything up to the pause point played before the pause ...
     head = compare_audio(received, signal[: resume_sample * 4])
     assert head.ok, head
@@ -124,7 +110,7 @@ async def test_volume_change_is_applied(start_shairport: StartShairport) -> None
     )
     assert run.returncode == 0, run.log
     assert [s["value"] for s in run.all("volume")] == ["100", "30"]
-    received = await wait_output_settled(receiver)
+    received = await receiver.settled_output()
     start = find_offset(received, signal[: 44100 * 4])  # at volume 100 the audio is unscaled
     second = 44100 * 4
 
@@ -148,4 +134,4 @@ async def test_two_receivers_with_one_start_instant(start_shairport: StartShairp
         assert int(started["actual_ntp"]) == start  # both scheduled on the same instant
         assert started["skipped_frames"] == "0"
     for receiver in (first, second):
-        assert_audio_delivered(await wait_output_settled(receiver), SIGNAL_10S)
+        assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)

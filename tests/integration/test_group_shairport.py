@@ -4,33 +4,18 @@ session frame k at T + k/44100 (± 1 frame)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from audio import assert_audio_delivered, test_signal
 from group_helpers import alive, flow_source, member_pids, raop_target, schedule_error_frames
 from receivers.raop_emulator import RaopEmulator
 from receivers.shairport import StartShairport
 
-from airplay_provider.host.receivers import LocalReceiver
 from airplay_provider.session import StreamSession
 from airplay_provider.session_member import MemberState
 
 pytestmark = pytest.mark.receiver
 
 RATE = 44100
-
-
-async def settled_output(receiver: LocalReceiver) -> bytes:
-    """The receiver's output once it stopped growing."""
-    size = -1
-    for _ in range(40):
-        data = receiver.read_output()
-        if len(data) == size:
-            return data
-        size = len(data)
-        await asyncio.sleep(0.25)
-    return receiver.read_output()
 
 
 async def test_three_receivers_and_the_emulator_play_one_session(
@@ -59,6 +44,6 @@ async def test_three_receivers_and_the_emulator_play_one_session(
             assert abs(error) <= 1.0, f"frame {frame} off by {error:.2f} frames"
         assert emu.errors == []
     for receiver in receivers:
-        comparison = assert_audio_delivered(await settled_output(receiver), signal_pcm)
+        comparison = assert_audio_delivered(await receiver.settled_output(), signal_pcm)
         assert comparison.frames_compared == len(signal_pcm) // 4
     assert not any(alive(pid) for pid in member_pids(session))
