@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 from music_assistant_models.enums import PlaybackState
+from recording_host import Call, RecordingHost
 from zeroconf.asyncio import AsyncZeroconf
 
 from airplay_provider.host.receivers import LocalReceiver, ReceiverLab
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.streamer.clock import SenderClock
-from tests.integration.test_remote_control import Call, RecordingHost
 from tests.receivers.shairport import StartShairport
 
 HOST = "127.0.0.1"
