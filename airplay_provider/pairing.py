@@ -29,10 +29,6 @@ from airplay_provider.config import (
     CONF_RAOP_CREDENTIALS,
     pairing_config_entries,
 )
-from airplay_provider.pairing_client import (
-    legacy_pin_pair_setup,
-    pin_pair_setup,
-)
 from airplay_provider.protocol.hap.credentials import check_identifier
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
@@ -302,6 +298,12 @@ class PairingSession:
                 )
         except (OSError, TimeoutError) as err:
             raise _user_error(err, self.target, pin_sent=False) from None
+        # The SRP/Ed25519 machinery loads only when a pairing actually runs (start-up time).
+        from airplay_provider.pairing_client import (  # noqa: PLC0415
+            legacy_pin_pair_setup,
+            pin_pair_setup,
+        )
+
         connection = RtspConnection(
             reader, writer, headers={"User-Agent": USER_AGENT, "DACP-ID": self.identifier}
         )

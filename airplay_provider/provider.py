@@ -6,7 +6,7 @@ Streaming goes through `session_players.GroupPlayback` (one StreamSession per gr
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, MutableMapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 from music_assistant_models.player import PlayerMedia
@@ -32,8 +32,10 @@ from airplay_provider.protocol.txt import (
     DeviceRecord,
     is_own_receiver,
 )
-from airplay_provider.remote_control import RemoteControl
 from airplay_provider.session_players import GroupPlayback, PlaybackError
+
+if TYPE_CHECKING:
+    from airplay_provider.remote_control import RemoteControl
 
 STREAMING_PENDING: Final = "streaming lands with the StreamSession"
 
@@ -107,6 +109,9 @@ class AirPlayProvider:
         )
         await self._discovery.start(browse=self._browse)
         if self._zeroconf is not None or self._browse:
+            # aiohttp loads only here: `play` and `discover` start faster without it.
+            from airplay_provider.remote_control import RemoteControl  # noqa: PLC0415
+
             remote = RemoteControl(
                 self, self.dacp_id, interfaces=interfaces, zeroconf=self._zeroconf
             )

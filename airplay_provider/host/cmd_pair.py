@@ -16,13 +16,12 @@ import getpass
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 from airplay_provider.config import CONF_AIRPLAY_PROTOCOL
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host.cli import add_interface_argument
-from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.pairing import (
     PROTOCOL_LABELS,
@@ -69,11 +68,6 @@ class PairPlan:
     player_id: str
     name: str
     target: PairingTarget
-
-
-def identity_path(config_path: Path) -> Path:
-    """Where the standalone host keeps its DACP id: ``identity.json`` beside the config."""
-    return config_path.parent / "identity.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

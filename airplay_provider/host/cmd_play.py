@@ -24,8 +24,7 @@ from music_assistant_models.player import PlayerMedia
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
 from airplay_provider.config import CONF_SYNC_ADJUST
 from airplay_provider.host.cli import add_interface_argument
-from airplay_provider.host.cmd_pair import identity_path
-from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer

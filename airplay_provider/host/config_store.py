@@ -153,3 +153,8 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def identity_path(config_path: Path) -> Path:
+    """Where the standalone host keeps its DACP id: ``identity.json`` beside the config."""
+    return config_path.parent / "identity.json"
