@@ -36,7 +36,7 @@ from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_
 from airplay_provider.streamer.raop import PREROLL_FRAMES, START_MARGIN_NS, RaopStreamer
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_setup import StreamerError, expect_ok
-from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
+from airplay_provider.streamer.rtsp_client import RtspClientError
 from airplay_provider.streamer.status import StatusWriter
 from airplay_provider.streamer.udp_services import ControlChannel, TimingResponder, open_udp_socket
 
@@ -90,18 +90,7 @@ class Airplay2Streamer(RaopStreamer):
     async def connect(self) -> None:
         """info → pairing → SETUP session → events → RECORD → SETPEERS → SETUP stream → volume."""
         opts = self.opts
-        headers = {"User-Agent": USER_AGENT, "Client-Instance": self.pairing_id}
-        headers["DACP-ID"] = self.pairing_id
-        if opts.active_remote:
-            headers["Active-Remote"] = opts.active_remote
-        self.rtsp = await RtspClient.connect(
-            opts.host,
-            opts.port,
-            timeout=5.0,
-            bind_address=opts.bind_address,
-            common_headers=headers,
-        )
-        rtsp = self.rtsp
+        rtsp = self.rtsp = await self._open_rtsp(user_agent=USER_AGENT, dacp_id=self.pairing_id)
         info = await get_info(rtsp, self._txt_features())
         secret, method, new_credentials = await pair(
             rtsp,

@@ -170,23 +170,11 @@ class RaopStreamer:
     async def connect(self) -> None:
         """OPEN → ANNOUNCE → SETUP → RECORD → volume; then `[STATUS] connected`."""
         opts = self.opts
-        headers = {
-            "User-Agent": "iTunes/12.12 (Macintosh; OS X 14.0) AppleWebKit/0",
-            "Client-Instance": opts.dacp_id or f"{random.getrandbits(64):016X}",
-        }
-        if opts.dacp_id:
-            headers["DACP-ID"] = opts.dacp_id
-        if opts.active_remote:
-            headers["Active-Remote"] = opts.active_remote
-        self.rtsp = await RtspClient.connect(
-            opts.host,
-            opts.port,
-            timeout=5.0,
-            bind_address=opts.bind_address,
-            common_headers=headers,
+        rtsp = self.rtsp = await self._open_rtsp(
+            user_agent="iTunes/12.12 (Macintosh; OS X 14.0) AppleWebKit/0",
+            dacp_id=opts.dacp_id,
             password=opts.password,
         )
-        rtsp = self.rtsp
         if opts.secret:
             await legacy_pair_verify(rtsp, opts.secret)
             self.status.log("pair-verify done")
@@ -271,6 +259,28 @@ class RaopStreamer:
         )
         if skipped:
             self.stats["late"] += skipped
+
+    async def _open_rtsp(
+        self, *, user_agent: str, dacp_id: str | None, password: str | None = None
+    ) -> RtspClient:
+        """Connect the RTSP session with the headers every request carries (A.2)."""
+        opts = self.opts
+        headers = {
+            "User-Agent": user_agent,
+            "Client-Instance": dacp_id or f"{random.getrandbits(64):016X}",
+        }
+        if dacp_id:
+            headers["DACP-ID"] = dacp_id
+        if opts.active_remote:
+            headers["Active-Remote"] = opts.active_remote
+        return await RtspClient.connect(
+            opts.host,
+            opts.port,
+            timeout=5.0,
+            bind_address=opts.bind_address,
+            common_headers=headers,
+            password=password,
+        )
 
     def _first_playable_sample(self, margin_ns: int) -> int:
         """The first input sample whose play time is at least `margin_ns` away."""
