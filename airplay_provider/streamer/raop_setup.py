@@ -3,7 +3,8 @@ legacy RAOP pair-verify (A.17)."""
 
 from __future__ import annotations
 
-from airplay_provider.streamer.rtsp_client import RtspClient
+from airplay_provider.protocol.rtsp import RtspError
+from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 
 _STATUS_ERRORS = {
     403: ("forbidden", "receiver needs pairing/verification (403)"),
@@ -33,30 +34,27 @@ def expect_ok(method: str, status_code: int) -> None:
 async def legacy_pair_verify(rtsp: RtspClient, secret_hex: str) -> None:
     """Legacy RAOP pair-verify with the stored secret; RTSP then goes on in clear."""
     # Loaded only for paired devices: cryptography costs start-up time.
+    from airplay_provider.pairing_client import legacy_pair_verify as verify  # noqa: PLC0415
     from airplay_provider.protocol.hap.credentials import LegacyCredentials  # noqa: PLC0415
-    from airplay_provider.protocol.hap.errors import HapError  # noqa: PLC0415
-    from airplay_provider.protocol.hap.legacy import LegacyPairVerify  # noqa: PLC0415
+    from airplay_provider.protocol.hap.errors import HapError, HttpStatusError  # noqa: PLC0415
 
     try:
         # Verify needs only the secret (our Ed25519 seed); the client id is for pair-setup.
         credentials = LegacyCredentials(client_id=bytes(8), secret=bytes.fromhex(secret_hex))
     except (ValueError, HapError) as exc:
         raise StreamerError("usage", f"-secret must be 64 hex characters: {exc}") from exc
-    flow = LegacyPairVerify(credentials)
-    body: bytes | None = flow.start()
     try:
-        while body is not None:
-            response = await rtsp.request(
-                "POST",
-                "/pair-verify",
-                headers={"Content-Type": "application/octet-stream"},
-                body=body,
-            )
-            if response.status != 200:
-                raise StreamerError(
-                    "pairing_failed",
-                    f"pair-verify refused ({response.status}): pair the device again",
-                )
-            body = flow.handle(response.body)
+        # Nothing else is in flight during set-up, so the flow may drive the wire directly.
+        await verify(rtsp.connection, credentials, request_timeout=rtsp.timeout)
+    except HttpStatusError as exc:
+        raise StreamerError(
+            "pairing_failed", f"pair-verify refused ({exc.status}): pair the device again"
+        ) from exc
     except HapError as exc:
         raise StreamerError("pairing_failed", f"pair-verify failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise RtspClientError("timeout", f"pair-verify: no answer in {rtsp.timeout:g} s") from exc
+    except RtspError as exc:
+        raise RtspClientError("bad_response", f"pair-verify: malformed answer: {exc}") from exc
+    except (ConnectionError, OSError) as exc:
+        raise RtspClientError("connection_lost", f"pair-verify: connection lost: {exc}") from exc
