@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session_timing import (
@@ -43,7 +44,7 @@ from airplay_provider.session_timing import (
     start_instant,
 )
 from airplay_provider.streamer.clock import SenderClock
-from airplay_provider.streamers import StreamerError, StreamTarget
+from airplay_provider.streamers import StreamTarget
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
 LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed silence
@@ -251,7 +252,9 @@ class StreamSession:
             await member.start(far)
             await member.wait_connected(CONNECT_TIMEOUT_S)
             if await member.request_pause(PAUSE_TIMEOUT_S, hold=True) is None:
-                raise StreamerError("no_hold", f"{member.target.name}: did not take ACTION=PAUSE")
+                raise StreamerError(
+                    ErrorCode.NO_HOLD, f"{member.target.name}: did not take ACTION=PAUSE"
+                )
         except StreamerError as exc:
             join.error = str(exc)
             await self._remove(member, graceful=False)

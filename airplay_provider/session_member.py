@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from airplay_provider.streamers import StreamerError, StreamerProcess, StreamTarget
+from airplay_provider.protocol.streamer_status import (
+    Error,
+    ErrorCode,
+    Exit,
+    Paused,
+    StartFields,
+    StatusEvent,
+    StreamerError,
+)
+from airplay_provider.streamers import StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
@@ -120,14 +129,14 @@ class SessionMember:
         return self.state in ENDED_STATES
 
     @property
-    def started(self) -> dict[str, str] | None:
-        """Fields of the streamer's first `started`/`playing` line (actual_ntp, first_sample…).
+    def started(self) -> StartFields | None:
+        """The streamer's first `started`/`playing` event (actual_ntp, first_sample…).
 
         A member held before its start (see `StreamSession`) reports its start as `playing`.
         """
-        for _, event, fields in self.streamer.statuses:
-            if event in ("started", "playing"):
-                return fields
+        for _, event in self.streamer.statuses:
+            if isinstance(event, StartFields):
+                return event
         return None
 
     @property
@@ -140,7 +149,7 @@ class SessionMember:
         """Spawn the streamer (audible start `ntpstart`) and the ffmpeg feeding it."""
         ffmpeg = shutil.which("ffmpeg")
         if ffmpeg is None:
-            raise StreamerError("no_ffmpeg", "ffmpeg not found (install ffmpeg)")
+            raise StreamerError(ErrorCode.NO_FFMPEG, "ffmpeg not found (install ffmpeg)")
         self.start_ntp = ntpstart
         read_end, write_end = os.pipe()
         try:
@@ -154,7 +163,7 @@ class SessionMember:
                 start_new_session=True,
             )
         except OSError as exc:
-            raise StreamerError("spawn_failed", f"cannot start ffmpeg: {exc}") from exc
+            raise StreamerError(ErrorCode.SPAWN_FAILED, f"cannot start ffmpeg: {exc}") from exc
         finally:
             os.close(read_end)
             os.close(write_end)
@@ -227,37 +236,36 @@ class SessionMember:
             await asyncio.wait_for(self._paused.wait(), timeout)
         return self.paused_frame
 
-    def _on_status(self, _proc: StreamerProcess, event: str, fields: dict[str, str]) -> None:
-        if event in ("started", "playing") and not self.ended:
+    def _on_status(self, _proc: StreamerProcess, event: StatusEvent) -> None:
+        if isinstance(event, StartFields) and not self.ended:
             self.state = MemberState.PLAYING
             self._holding = False
-            self._check_instant(fields)
-        elif event == "paused" and not self.ended:
+            self._check_instant(event)
+        elif isinstance(event, Paused) and not self.ended:
             if not self._holding:
                 self.state = MemberState.PAUSED
-            with contextlib.suppress(KeyError, ValueError):
-                self.paused_frame = int(fields["sample"]) + self.offset
+            self.paused_frame = event.sample + self.offset
             self._paused.set()
-        elif event == "error":
-            self.error = fields.get("message") or fields.get("code") or "streamer error"
-        elif event == "exit" and not self.ended:
-            clean = fields.get("code") == "0" and self._input_closed
+        elif isinstance(event, Error):
+            self.error = event.message or event.code or "streamer error"
+        elif isinstance(event, Exit) and not self.ended:
+            clean = event.code == 0 and self._input_closed
             if clean:
                 self.state = MemberState.FINISHED
             else:
                 self.state = MemberState.FAILED
-                self.error = self.error or f"streamer exited ({fields.get('code')})"
+                self.error = self.error or f"streamer exited ({event.code})"
         self._notify()
 
-    def _check_instant(self, fields: dict[str, str]) -> None:
+    def _check_instant(self, event: StartFields) -> None:
         """A streamer that got its start/resume instant too late plays off the timeline."""
         expected, self.expected_ntp = self.expected_ntp, None
-        if expected is not None and fields.get("actual_ntp") != str(expected):
+        if expected is not None and event.actual_ntp != expected:
             self.misaligned = True
             self.logger.warning(
                 "%s started at %s instead of %s: out of sync with the group",
                 self.target.name,
-                fields.get("actual_ntp"),
+                event.actual_ntp,
                 expected,
             )
 

@@ -21,10 +21,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
+from airplay_provider.protocol.streamer_status import (
+    Connected,
+    Error,
+    ErrorCode,
+    Exit,
+    StatusEvent,
+    StreamerError,
+    parse_status,
+)
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.streamer.status import parse_status
 
 BIN_DIR: Final = Path(__file__).resolve().parent.parent / "bin"
 FIFO_OPEN_ATTEMPTS: Final = 20
@@ -34,15 +42,8 @@ KILL_WAIT_S: Final = 2.0
 LOG_TAIL_LINES: Final = 40
 STDERR_LINE_LIMIT: Final = 1 << 20
 
-StatusCallback = Callable[["StreamerProcess", str, dict[str, str]], None]
-
-
-class StreamerError(Exception):
-    """A streamer failed (did not start, did not connect, exited with an error)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+StatusCallback = Callable[["StreamerProcess", StatusEvent], None]
+E = TypeVar("E", bound=StatusEvent)
 
 
 @dataclass(frozen=True)
@@ -226,14 +227,14 @@ class StreamerProcess:
         self.commands = CommandPipe(cmdpipe)
         self.on_status = on_status
         self.logger = logger or logging.getLogger(__name__)
-        self.statuses: list[tuple[float, str, dict[str, str]]] = []
+        self.statuses: list[tuple[float, StatusEvent]] = []
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.spawned_at = 0.0
         self.connected_at: float | None = None
         self.returncode: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._connected: asyncio.Future[dict[str, str]] | None = None
+        self._connected: asyncio.Future[Connected] | None = None
         self._exited = asyncio.Event()
 
     @property
@@ -246,11 +247,11 @@ class StreamerProcess:
         """Spawned and not exited yet."""
         return self._proc is not None and not self._exited.is_set()
 
-    def last(self, event: str) -> dict[str, str] | None:
-        """Fields of the latest `[STATUS] event`, if any."""
-        for _, name, fields in reversed(self.statuses):
-            if name == event:
-                return fields
+    def last(self, kind: type[E]) -> E | None:
+        """The latest status event of type `kind`, if any."""
+        for _, event in reversed(self.statuses):
+            if isinstance(event, kind):
+                return event
         return None
 
     async def spawn(self, ntpstart: int, stdin_fd: int) -> None:
@@ -269,18 +270,19 @@ class StreamerProcess:
                 limit=STDERR_LINE_LIMIT,
             )
         except OSError as exc:
-            raise StreamerError("spawn_failed", f"cannot start {argv[1]}: {exc}") from exc
+            raise StreamerError(ErrorCode.SPAWN_FAILED, f"cannot start {argv[1]}: {exc}") from exc
         self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
 
-    async def wait_connected(self, timeout: float) -> dict[str, str]:
-        """The `connected` fields; StreamerError if it exits, errors or times out first."""
+    async def wait_connected(self, timeout: float) -> Connected:
+        """The `connected` event; StreamerError if it exits, errors or times out first."""
         if self._connected is None:
-            raise StreamerError("not_started", "streamer not spawned")
+            raise StreamerError(ErrorCode.NOT_STARTED, "streamer not spawned")
         try:
             return await asyncio.wait_for(asyncio.shield(self._connected), timeout)
         except TimeoutError:
             raise StreamerError(
-                "connect_timeout", f"{self.target.name}: not connected after {timeout:.1f} s"
+                ErrorCode.CONNECT_TIMEOUT,
+                f"{self.target.name}: not connected after {timeout:.1f} s",
             ) from None
 
     async def wait_exit(self, timeout: float | None = None) -> int | None:
@@ -310,39 +312,40 @@ class StreamerProcess:
                 break
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.log_tail.append(line)
-            parsed = parse_status(line)
-            if parsed is None:
+            event = parse_status(line)
+            if event is None:
                 self.logger.debug("%s: %s", self.target.name, line)
                 continue
-            event, fields = parsed
-            self.statuses.append((time.monotonic(), event, fields))
-            self._on_event(event, fields)
+            self.statuses.append((time.monotonic(), event))
+            self._on_event(event)
         self.returncode = await self._proc.wait()
         self._exited.set()
         self._fail_connect(
-            StreamerError("exited", f"{self.target.name}: streamer exited ({self.returncode})")
+            StreamerError(
+                ErrorCode.EXITED, f"{self.target.name}: streamer exited ({self.returncode})"
+            )
         )
         self.commands.close()
-        self._notify("exit", {"code": str(self.returncode)})
+        self._notify(Exit(self.returncode))
 
-    def _on_event(self, event: str, fields: dict[str, str]) -> None:
-        if event == "connected" and self._connected is not None and not self._connected.done():
-            self.connected_at = time.monotonic()
-            self._connected.set_result(fields)
-        elif event == "error":
-            code = fields.get("code", "error")
-            self._fail_connect(StreamerError(code, f"{self.target.name}: {fields.get('message')}"))
-        self._notify(event, fields)
+    def _on_event(self, event: StatusEvent) -> None:
+        if isinstance(event, Connected):
+            if self._connected is not None and not self._connected.done():
+                self.connected_at = time.monotonic()
+                self._connected.set_result(event)
+        elif isinstance(event, Error):
+            self._fail_connect(StreamerError(event.code, f"{self.target.name}: {event.message}"))
+        self._notify(event)
 
     def _fail_connect(self, error: StreamerError) -> None:
         if self._connected is not None and not self._connected.done():
             self._connected.set_exception(error)
             self._connected.exception()  # retrieved: nobody may be waiting
 
-    def _notify(self, event: str, fields: dict[str, str]) -> None:
+    def _notify(self, event: StatusEvent) -> None:
         if self.on_status is not None:
             try:
-                self.on_status(self, event, fields)
+                self.on_status(self, event)
             except Exception:  # a listener bug must not kill the reader
                 self.logger.exception("status listener failed")
 

@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status  # noqa: E402
 from airplay_provider.protocol.timing import ntp_from_unix_ns  # noqa: E402
-from airplay_provider.streamer.status import parse_status  # noqa: E402
 from tests.audio import test_signal  # noqa: E402
 from tests.receivers.ap2_netns import in_netns, netns_hosts  # noqa: E402
 

@@ -32,6 +32,7 @@ from audio import test_signal  # noqa: E402
 from group_helpers import PREROLL_FRAMES, flow_source, play_ntp, raop_target  # noqa: E402
 from receivers.raop_emulator import RaopEmulator  # noqa: E402
 
+from airplay_provider.protocol.streamer_status import Playing  # noqa: E402
 from airplay_provider.protocol.timing import unix_ns_from_ntp  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
 from airplay_provider.session_member import SessionMember  # noqa: E402
@@ -59,7 +60,7 @@ async def wait_first_audio(emu: RaopEmulator) -> None:
 async def wait_playing(member: SessionMember) -> None:
     """Until the member's streamer reported `playing` (its anchor for `play_ntp`)."""
     async with asyncio.timeout(10):
-        while member.streamer.last("playing") is None:  # noqa: ASYNC110 - a poll is enough here
+        while member.streamer.last(Playing) is None:  # noqa: ASYNC110 - a poll is enough here
             await asyncio.sleep(0.01)
 
 
@@ -78,7 +79,7 @@ async def start_to_audible(players: int, seconds: float = 2.0) -> dict[str, floa
         for member in members:
             await wait_playing(member)
         # The first sample actually played (a member that started late skips, never shifts).
-        firsts = [int((m.started or {}).get("first_sample", 0)) for m in members]
+        firsts = [(m.started.first_sample if m.started else 0) for m in members]
         audible = [
             unix_of(play_ntp(e, m, first)) - commanded
             for e, m, first in zip(emus, members, firsts, strict=True)

@@ -8,6 +8,7 @@ import sys
 from array import array
 from collections.abc import AsyncIterator
 
+from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.session import StreamSession
 from airplay_provider.session_member import SessionMember
 from airplay_provider.streamers import StreamTarget
@@ -53,11 +54,11 @@ def raop_target(name: str, port: int, **kwargs: object) -> StreamTarget:
 def play_ntp(emu: object, member: SessionMember, session_frame: int) -> int:
     """When the emulator will play `session_frame` of `member` (from its latest sync packets
     and the member's latest `[STATUS] playing` anchor)."""
-    playing = member.streamer.last("playing")
+    playing = member.streamer.last(Playing)
     assert playing is not None, "member never started"
-    first = int(playing["first_sample"])
+    first = playing.first_sample
     k = session_frame - member.offset
-    rtp = (int(playing["rtptime"]) + k - first) & 0xFFFFFFFF
+    rtp = (playing.rtptime + k - first) & 0xFFFFFFFF
     return int(emu.stream.play_time_ntp(rtp))  # type: ignore[attr-defined]
 
 

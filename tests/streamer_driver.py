@@ -10,8 +10,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status
 from airplay_provider.streamer.clock import SenderClock
-from airplay_provider.streamer.status import parse_status
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIRAOP = ROOT / "bin" / "cliraop"

@@ -162,7 +162,7 @@ def _summary(  # noqa: PLR0917 - one call site, all positional by meaning
         line += f"{got.total} frames within ±{TOLERANCE_LSB} LSB"
         line += " — complete" if got.complete else " — INCOMPLETE"
         if started is not None:
-            anchor = int(started["actual_ntp"])
+            anchor = started.actual_ntp
             anchors.append(anchor)
             line += f"; sample 0 at T{ntp_diff_ns(anchor, start_ntp) / 1e6:+.3f} ms"
         print(line, file=out)

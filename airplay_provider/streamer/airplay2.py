@@ -22,6 +22,16 @@ from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.rtp import audio_packet
+from airplay_provider.protocol.streamer_status import (
+    Connected,
+    Error,
+    ErrorCode,
+    Paired,
+    PinRequired,
+    Stopped,
+    StreamerError,
+    Timing,
+)
 from airplay_provider.protocol.timing import frames_to_ns, unix_ns_from_ntp
 from airplay_provider.protocol.txt import TxtError, parse_features
 from airplay_provider.streamer.airplay2_options import Ap2Options
@@ -35,7 +45,7 @@ from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
 from airplay_provider.streamer.raop import PREROLL_FRAMES, START_MARGIN_NS, RaopStreamer
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
-from airplay_provider.streamer.raop_setup import StreamerError, expect_ok
+from airplay_provider.streamer.raop_setup import expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClientError
 from airplay_provider.streamer.status import StatusWriter
 from airplay_provider.streamer.udp_services import ControlChannel, TimingResponder, open_udp_socket
@@ -101,7 +111,7 @@ class Airplay2Streamer(RaopStreamer):
         )
         self.status.log(f"paired with {opts.host} ({method})")
         if new_credentials is not None:  # the provider stores them for `--auth` next time
-            self.status.status("paired", stored=self._store_credentials(new_credentials))
+            self.status.emit(Paired(stored=self._store_credentials(new_credentials)))
         local_ip, peer_ip = rtsp.local_address, rtsp.peer_address
         family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
         self.control = ControlChannel(open_udp_socket(family, opts.bind_address), self.on_resend)
@@ -148,13 +158,14 @@ class Airplay2Streamer(RaopStreamer):
             await self.commands.send_volume(opts.volume)
         timing = "ptp" if self.lease is not None else "ntp"
         self.status.log(f"connected to {opts.host} on port {opts.port} ({timing} timing)")
-        self.status.status(
-            "connected",
-            host=opts.host,
-            port=opts.port,
-            latency_ms=opts.latency_ms,
-            timing=timing,
-            pairing=method,
+        self.status.emit(
+            Connected(
+                host=opts.host,
+                port=opts.port,
+                latency_ms=opts.latency_ms,
+                timing=timing,
+                pairing=method,
+            )
         )
 
     def _txt_features(self) -> int:
@@ -168,36 +179,37 @@ class Airplay2Streamer(RaopStreamer):
         """PTP when asked or when the receiver has bit 41 and the grandmaster can run."""
         choice = self.ap2.timing
         if choice == "ntp" or (choice == "auto" and not info.supports_ptp):
-            self.status.status("timing", protocol="ntp", reason=choice)
+            self.status.emit(Timing("ntp", reason=choice))
             return
         try:
             self.lease = await join_ptp_daemon([peer_ip])
         except PtpUnavailable as exc:
             if choice == "ptp":
-                raise StreamerError("ptp_unavailable", str(exc)) from exc
+                raise StreamerError(ErrorCode.PTP_UNAVAILABLE, str(exc)) from exc
             self.status.log(f"PTP unavailable ({exc}); using NTP timing", level=2)
-            self.status.status("timing", protocol="ntp", reason="ptp_unavailable")
+            self.status.emit(Timing("ntp", reason="ptp_unavailable"))
             return
         wall_minus_mono = self.clock.unix_ns() - time.monotonic_ns()
         self._ptp_minus_unix_ns = self.lease.ptp_minus_mono_ns - wall_minus_mono
-        self.status.status(
-            "timing",
-            protocol="ptp",
-            clock_id=f"{self.lease.clock_id:016X}",
-            daemon_pid=self.lease.daemon_pid,
-            ptp_minus_mono_ns=self.lease.ptp_minus_mono_ns,
+        self.status.emit(
+            Timing(
+                "ptp",
+                clock_id=f"{self.lease.clock_id:016X}",
+                daemon_pid=self.lease.daemon_pid,
+                ptp_minus_mono_ns=self.lease.ptp_minus_mono_ns,
+            )
         )
 
     async def _plist_request(self, method: str, body: bytes) -> ap2.SessionReply:
         assert self.rtsp is not None
         response = await self.rtsp.request(method, self.uri, headers=PLIST_HEADERS, body=body)
         if response.status == 400 and self.lease is None:
-            raise StreamerError("ntp_refused", "SETUP: receiver refused NTP timing (400)")
+            raise StreamerError(ErrorCode.NTP_REFUSED, "SETUP: receiver refused NTP timing (400)")
         expect_ok(method, response.status)
         try:
             return ap2.parse_setup_session_reply(response.body)
         except ap2.Ap2Error as exc:
-            raise StreamerError("bad_response", str(exc)) from exc
+            raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
 
     async def _setup_stream(self, session_id: int) -> None:
         assert self.rtsp is not None
@@ -211,7 +223,7 @@ class Airplay2Streamer(RaopStreamer):
         try:
             reply = ap2.parse_setup_stream_reply(response.body)
         except ap2.Ap2Error as exc:
-            raise StreamerError("bad_response", str(exc)) from exc
+            raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
         self.sealer = ap2.AudioSealer(shk)
         self.ssrc = 0 if self.lease is not None else session_id
         peer_ip = self.rtsp.peer_address
@@ -242,7 +254,7 @@ class Airplay2Streamer(RaopStreamer):
     async def _wait_for_pin(self) -> str:
         if self.pin is None:
             self.status.log("receiver demands a PIN: send PIN=<digits> on the command pipe")
-            self.status.status("pin_required")
+            self.status.emit(PinRequired())
             await self._pin_ready.wait()
         assert self.pin is not None
         return self.pin
@@ -314,7 +326,7 @@ class Airplay2Streamer(RaopStreamer):
             except RtspClientError:
                 misses += 1
             if misses >= FEEDBACK_MISSES_ALLOWED:
-                self.status.status("error", code="feedback", message="receiver stopped answering")
+                self.status.emit(Error(ErrorCode.FEEDBACK, "receiver stopped answering"))
                 self.stop()
 
     # ---- teardown --------------------------------------------------------------------------------
@@ -341,7 +353,7 @@ class Airplay2Streamer(RaopStreamer):
             await self.lease.close()
             self.lease = None
         if rtsp is not None and not quiet:
-            self.status.status("stopped", sample=self.next_sample)
+            self.status.emit(Stopped(self.next_sample))
 
     def close(self) -> None:
         """Release sockets and tasks (idempotent); connections were closed by `teardown`."""

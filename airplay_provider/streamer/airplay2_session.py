@@ -26,8 +26,8 @@ from airplay_provider.protocol.hap.errors import (
     HttpStatusError,
 )
 from airplay_provider.protocol.rtsp import Headers, MessageParser, Request, Response, RtspError
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.txt import PAIRING_FLAGS, Feature, has_feature
-from airplay_provider.streamer.raop_setup import StreamerError
 from airplay_provider.streamer.rtsp_client import RtspClient
 
 PAIRING_TIMEOUT_S = 10.0
@@ -105,7 +105,9 @@ async def pair(
                 method = "pin"  # transient refused: the device wants a PIN
         if method == "pin":
             if pin_source is None:
-                raise StreamerError("pin_required", "receiver demands a PIN; no --command_pipe")
+                raise StreamerError(
+                    ErrorCode.PIN_REQUIRED, "receiver demands a PIN; no --command_pipe"
+                )
             credentials = new_credentials = await pin_pair_setup(
                 plain, pairing_id, _bounded(pin_source)
             )
@@ -115,9 +117,9 @@ async def pair(
                 plain, credentials, pairing_id, request_timeout=PAIRING_TIMEOUT_S
             )
     except HapError as exc:
-        raise StreamerError("pairing_failed", f"{method} pairing failed: {exc}") from exc
+        raise StreamerError(ErrorCode.PAIRING_FAILED, f"{method} pairing failed: {exc}") from exc
     except (TimeoutError, ConnectionError, OSError) as exc:
-        raise StreamerError("pairing_failed", f"{method} pairing failed: {exc!r}") from exc
+        raise StreamerError(ErrorCode.PAIRING_FAILED, f"{method} pairing failed: {exc!r}") from exc
     rtsp.connection = encrypted  # same socket; every later request is framed and encrypted
     return encrypted.shared_secret, method, new_credentials
 
@@ -127,7 +129,7 @@ def _bounded(pin_source: PinSource) -> PinSource:
         try:
             return await asyncio.wait_for(pin_source(), PIN_WAIT_S)
         except TimeoutError as exc:
-            raise StreamerError("pin_required", "no PIN= command arrived in time") from exc
+            raise StreamerError(ErrorCode.PIN_REQUIRED, "no PIN= command arrived in time") from exc
 
     return bounded
 
@@ -151,7 +153,9 @@ class EventChannel:
                 asyncio.open_connection(host, port), EVENT_CONNECT_TIMEOUT_S
             )
         except (OSError, TimeoutError) as exc:
-            raise StreamerError("event_channel", f"cannot open event channel: {exc!r}") from exc
+            raise StreamerError(
+                ErrorCode.EVENT_CHANNEL, f"cannot open event channel: {exc!r}"
+            ) from exc
         return cls(reader, writer, secret)
 
     async def _serve(self) -> None:

@@ -7,6 +7,7 @@ import signal
 from collections.abc import Callable
 from typing import Protocol
 
+from airplay_provider.protocol.streamer_status import Error, ErrorCode
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.commands import CommandFifo
 from airplay_provider.streamer.raop_options import UsageError
@@ -69,10 +70,10 @@ def run_cli(
         return asyncio.run(main())
     except UsageError as exc:
         status.log(f"usage error: {exc}", level=0)
-        status.status("error", code="usage", message=str(exc))
+        status.emit(Error(ErrorCode.USAGE, str(exc)))
         return 2
     except OSError as exc:
-        status.status("error", code="os_error", message=str(exc))
+        status.emit(Error(ErrorCode.OS_ERROR, str(exc)))
         return 1
     except KeyboardInterrupt:
         return 130

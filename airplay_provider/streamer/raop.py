@@ -22,6 +22,20 @@ from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packe
 from airplay_provider.protocol.rtsp import parse_transport
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.sdp import announce_sdp
+from airplay_provider.protocol.streamer_status import (
+    Connected,
+    Elapsed,
+    Eof,
+    Error,
+    ErrorCode,
+    Exit,
+    Paused,
+    Playing,
+    Started,
+    Stats,
+    Stopped,
+    StreamerError,
+)
 from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
     frames_to_ns,
@@ -34,7 +48,7 @@ from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_options import RaopOptions
-from airplay_provider.streamer.raop_setup import StreamerError, expect_ok, legacy_pair_verify
+from airplay_provider.streamer.raop_setup import expect_ok, legacy_pair_verify
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.status import JitterStats, StatusWriter
 from airplay_provider.streamer.udp_services import (
@@ -131,21 +145,16 @@ class RaopStreamer:
             self.input.start()
             await self.stream()
             await self.teardown()
-        except StreamerError as exc:
+        except StreamerError as exc:  # RtspClientError included
             self.status.log(f"error: {exc}", level=1)
-            self.status.status("error", code=exc.code, message=str(exc))
+            self.status.emit(Error(exc.code, str(exc)))
             await self.teardown(quiet=True)
-            return 2 if exc.code == "usage" else 1
-        except RtspClientError as exc:
-            self.status.log(f"error: {exc}", level=1)
-            self.status.status("error", code=exc.code, message=str(exc))
-            await self.teardown(quiet=True)
-            return 1
+            return 2 if exc.code == ErrorCode.USAGE else 1
         finally:
             self.close()
-        self.status.status("stats", **self.stats, **self.jitter.summary())
+        self.status.emit(Stats(**self.stats, **self.jitter.summary()))
         self.status.log("end of stream reached")
-        self.status.status("exit", code=0)
+        self.status.emit(Exit(0))
         return 0
 
     def close(self) -> None:
@@ -211,8 +220,10 @@ class RaopStreamer:
         response = await rtsp.request("ANNOUNCE", self.uri, headers=extra, body=sdp.encode())
         if response.status == 401:
             if opts.password is None:
-                raise StreamerError("password_required", "receiver requires a password (-password)")
-            raise StreamerError("auth_failed", "receiver rejected the password")
+                raise StreamerError(
+                    ErrorCode.PASSWORD_REQUIRED, "receiver requires a password (-password)"
+                )
+            raise StreamerError(ErrorCode.AUTH_FAILED, "receiver rejected the password")
         expect_ok("ANNOUNCE", response.status)
 
         transport = (
@@ -227,7 +238,7 @@ class RaopStreamer:
             control_port = int(fields["control_port"])
         except (KeyError, ValueError) as exc:
             raise StreamerError(
-                "bad_response", "SETUP answer lacks server_port/control_port"
+                ErrorCode.BAD_RESPONSE, "SETUP answer lacks server_port/control_port"
             ) from exc
         self.audio_addr = (rtsp.peer_address, server_port)
         self.control_addr = (rtsp.peer_address, control_port)
@@ -249,13 +260,14 @@ class RaopStreamer:
         self.status.log(
             f"connected to {opts.host} on port {opts.port}, player latency is {opts.latency_ms} ms"
         )
-        self.status.status(
-            "connected",
-            host=opts.host,
-            port=opts.port,
-            latency_ms=opts.latency_ms,
-            encrypted=self.cipher is not None,
-            audio_latency=response.headers.get("Audio-Latency") or "",
+        self.status.emit(
+            Connected(
+                host=opts.host,
+                port=opts.port,
+                latency_ms=opts.latency_ms,
+                encrypted=self.cipher is not None,
+                audio_latency=response.headers.get("Audio-Latency") or "",
+            )
         )
         if skipped:
             self.stats["late"] += skipped
@@ -313,7 +325,7 @@ class RaopStreamer:
                 continue
             if self.input.eof and self.input.available_samples == 0:
                 if self.input.total_bytes == 0:
-                    raise StreamerError("empty_input", "no audio arrived on stdin")
+                    raise StreamerError(ErrorCode.EMPTY_INPUT, "no audio arrived on stdin")
                 break
             delay, needs_input = self._next_wake()
             planned = loop.time() + delay
@@ -323,7 +335,7 @@ class RaopStreamer:
             if not needs_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
         if not self.stopping:
-            self.status.status("eof", samples=self.next_sample)
+            self.status.emit(Eof(self.next_sample))
             await self._drain()
 
     def _interrupted(self) -> bool:
@@ -461,7 +473,7 @@ class RaopStreamer:
 
     def _report_start(self) -> None:
         actual = self.timeline.play_ntp_of(self.next_sample)
-        fields: dict[str, object] = {
+        fields = {
             "requested_ntp": self.requested_ntp,
             "actual_ntp": actual,
             "first_sample": self.next_sample,
@@ -473,10 +485,10 @@ class RaopStreamer:
             self.status.log(
                 f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
             )
-            self.status.status("started", **fields)
+            self.status.emit(Started(**fields))
         else:
             self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
-        self.status.status("playing", **fields)
+        self.status.emit(Playing(**fields))
 
     # ---- resends, periodic work ----------------------------------------------------------------
 
@@ -505,16 +517,16 @@ class RaopStreamer:
                 if played >= 0:
                     ms = frames_to_ns(played) // 1_000_000
                     self.status.log(f"elapsed milliseconds: {ms}", level=5)
-                    self.status.status("elapsed", ms=ms)
+                    self.status.emit(Elapsed(ms))
             if now - last_stats >= STATS_EVERY_S:
                 last_stats = now
-                self.status.status("stats", **self.stats)
+                self.status.emit(Stats(**self.stats))
             if now - last_keepalive >= KEEPALIVE_S and self.rtsp is not None:
                 last_keepalive = now
                 try:
                     await self.rtsp.request("OPTIONS", "*")
                 except RtspClientError as exc:
-                    self.status.status("error", code=exc.code, message=f"keepalive: {exc}")
+                    self.status.emit(Error(exc.code, f"keepalive: {exc}"))
                     self.stopping = True
                     self._wake()
 
@@ -563,7 +575,7 @@ class RaopStreamer:
         )
         # Reported once the receiver has flushed: a PLAY from now on is safe.
         self.status.log(f"Pause at : sample {self.next_sample}")
-        self.status.status("paused", sample=self.next_sample)
+        self.status.emit(Paused(self.next_sample))
 
     def resume(self, at_ntp: int | None) -> None:
         """Continue from the first unplayed sample, audible at `at_ntp` (default: soon)."""
@@ -609,7 +621,7 @@ class RaopStreamer:
             await rtsp.request("TEARDOWN", self.uri, timeout=2.0)
         await rtsp.close()
         if not quiet:
-            self.status.status("stopped", sample=self.next_sample)
+            self.status.emit(Stopped(self.next_sample))
 
     _resume_rtp: int = 0
 

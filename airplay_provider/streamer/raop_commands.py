@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airplay_provider.protocol.dmap import track_metadata
+from airplay_provider.protocol.streamer_status import Artwork, Flushed, Metadata, Volume
 from airplay_provider.protocol.timing import SAMPLE_RATE, rtp_add, volume_to_db
 from airplay_provider.streamer.rtsp_client import RtspClientError
 
@@ -165,7 +166,7 @@ class RaopCommandHandler:
         if response.status == 200:
             self.volume = volume
             streamer.status.log(f"Setting volume to: {volume}")
-            streamer.status.status("volume", value=volume)
+            streamer.status.emit(Volume(volume))
         else:
             streamer.status.log(f"volume refused by receiver ({response.status})", level=2)
 
@@ -185,7 +186,7 @@ class RaopCommandHandler:
             },
             body=body,
         )
-        streamer.status.status("metadata", title=self.title or "", artist=self.artist or "")
+        streamer.status.emit(Metadata(self.title or "", self.artist or ""))
 
     async def send_artwork(self, location: str) -> None:
         """Artwork from a path or URL (when the receiver lists md=1)."""
@@ -208,7 +209,7 @@ class RaopCommandHandler:
             headers={"Content-Type": content_type, "RTP-Info": f"rtptime={self._current_rtp()}"},
             body=data,
         )
-        streamer.status.status("artwork", bytes=len(data))
+        streamer.status.emit(Artwork(len(data)))
 
     async def send_progress(self, position_s: int) -> None:
         """`progress: start/current/end` in RTP time (when the receiver lists md=2)."""
@@ -233,7 +234,7 @@ class RaopCommandHandler:
             await streamer.pause()
         dropped = streamer.input.discard_all()
         streamer.status.log(f"flushed {dropped} buffered samples")
-        streamer.status.status("flushed", samples=dropped)
+        streamer.status.emit(Flushed(dropped))
         with contextlib.suppress(Exception):
             streamer.resume(None)
 

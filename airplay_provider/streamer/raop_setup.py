@@ -4,21 +4,14 @@ legacy RAOP pair-verify (A.17)."""
 from __future__ import annotations
 
 from airplay_provider.protocol.rtsp import RtspError
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 
 _STATUS_ERRORS = {
-    403: ("forbidden", "receiver needs pairing/verification (403)"),
-    453: ("busy", "receiver is busy with another sender (453)"),
-    470: ("pairing_required", "receiver requires pairing (470)"),
+    403: (ErrorCode.FORBIDDEN, "receiver needs pairing/verification (403)"),
+    453: (ErrorCode.BUSY, "receiver is busy with another sender (453)"),
+    470: (ErrorCode.PAIRING_REQUIRED, "receiver requires pairing (470)"),
 }
-
-
-class StreamerError(Exception):
-    """A fatal streaming error with a short machine code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def expect_ok(method: str, status_code: int) -> None:
@@ -26,7 +19,7 @@ def expect_ok(method: str, status_code: int) -> None:
     if status_code == 200:
         return
     code, message = _STATUS_ERRORS.get(
-        status_code, ("rejected", f"receiver answered {status_code}")
+        status_code, (ErrorCode.REJECTED, f"receiver answered {status_code}")
     )
     raise StreamerError(code, f"{method}: {message}")
 
@@ -42,19 +35,25 @@ async def legacy_pair_verify(rtsp: RtspClient, secret_hex: str) -> None:
         # Verify needs only the secret (our Ed25519 seed); the client id is for pair-setup.
         credentials = LegacyCredentials(client_id=bytes(8), secret=bytes.fromhex(secret_hex))
     except (ValueError, HapError) as exc:
-        raise StreamerError("usage", f"-secret must be 64 hex characters: {exc}") from exc
+        raise StreamerError(ErrorCode.USAGE, f"-secret must be 64 hex characters: {exc}") from exc
     try:
         # Nothing else is in flight during set-up, so the flow may drive the wire directly.
         await verify(rtsp.connection, credentials, request_timeout=rtsp.timeout)
     except HttpStatusError as exc:
         raise StreamerError(
-            "pairing_failed", f"pair-verify refused ({exc.status}): pair the device again"
+            ErrorCode.PAIRING_FAILED, f"pair-verify refused ({exc.status}): pair the device again"
         ) from exc
     except HapError as exc:
-        raise StreamerError("pairing_failed", f"pair-verify failed: {exc}") from exc
+        raise StreamerError(ErrorCode.PAIRING_FAILED, f"pair-verify failed: {exc}") from exc
     except TimeoutError as exc:
-        raise RtspClientError("timeout", f"pair-verify: no answer in {rtsp.timeout:g} s") from exc
+        raise RtspClientError(
+            ErrorCode.TIMEOUT, f"pair-verify: no answer in {rtsp.timeout:g} s"
+        ) from exc
     except RtspError as exc:
-        raise RtspClientError("bad_response", f"pair-verify: malformed answer: {exc}") from exc
+        raise RtspClientError(
+            ErrorCode.BAD_RESPONSE, f"pair-verify: malformed answer: {exc}"
+        ) from exc
     except (ConnectionError, OSError) as exc:
-        raise RtspClientError("connection_lost", f"pair-verify: connection lost: {exc}") from exc
+        raise RtspClientError(
+            ErrorCode.CONNECTION_LOST, f"pair-verify: connection lost: {exc}"
+        ) from exc

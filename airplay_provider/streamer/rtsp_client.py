@@ -14,17 +14,14 @@ from airplay_provider.protocol.rtsp import (
     digest_authorization,
     parse_www_authenticate,
 )
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.rtsp_connection import RtspConnection
 
 USER_AGENT = "AirPlay/550.10"
 
 
-class RtspClientError(Exception):
-    """The receiver could not be reached or did not speak RTSP; `code` is a short tag."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class RtspClientError(StreamerError):
+    """The receiver could not be reached or did not speak RTSP; `code` says how."""
 
 
 @dataclass
@@ -77,15 +74,19 @@ class RtspClient:
             )
         except TimeoutError as exc:
             raise RtspClientError(
-                "timeout", f"no answer from {host}:{port} in {timeout:g} s"
+                ErrorCode.TIMEOUT, f"no answer from {host}:{port} in {timeout:g} s"
             ) from exc
         except ConnectionRefusedError as exc:
-            raise RtspClientError("refused", f"{host}:{port} refused the connection") from exc
+            raise RtspClientError(
+                ErrorCode.REFUSED, f"{host}:{port} refused the connection"
+            ) from exc
         except socket.gaierror as exc:
-            raise RtspClientError("unknown_host", f"cannot resolve {host!r}: {exc}") from exc
+            raise RtspClientError(
+                ErrorCode.UNKNOWN_HOST, f"cannot resolve {host!r}: {exc}"
+            ) from exc
         except OSError as exc:
             raise RtspClientError(
-                "connect_failed", f"cannot connect to {host}:{port}: {exc}"
+                ErrorCode.CONNECT_FAILED, f"cannot connect to {host}:{port}: {exc}"
             ) from exc
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -162,11 +163,15 @@ class RtspClient:
                 method, uri, body=body, headers=headers, request_timeout=limit
             )
         except TimeoutError as exc:
-            raise RtspClientError("timeout", f"{method}: no answer in {limit:g} s") from exc
+            raise RtspClientError(ErrorCode.TIMEOUT, f"{method}: no answer in {limit:g} s") from exc
         except (RtspError, ChannelError, ProtocolViolation) as exc:
-            raise RtspClientError("bad_response", f"{method}: malformed answer: {exc}") from exc
+            raise RtspClientError(
+                ErrorCode.BAD_RESPONSE, f"{method}: malformed answer: {exc}"
+            ) from exc
         except (ConnectionError, OSError) as exc:
-            raise RtspClientError("connection_lost", f"{method}: connection lost: {exc}") from exc
+            raise RtspClientError(
+                ErrorCode.CONNECTION_LOST, f"{method}: connection lost: {exc}"
+            ) from exc
 
     async def close(self) -> None:
         """Close the connection (bounded wait)."""

@@ -1,48 +1,16 @@
 """Status reporting on stderr: human log lines plus one `[STATUS]` line per event.
 
-The provider parses only the `[STATUS] <event> key=value ...` lines (ARCHITECTURE §3). Values
-containing spaces, quotes or '=' are written as JSON strings so they parse back unambiguously.
+The provider parses only the `[STATUS]` lines (ARCHITECTURE §3); their events and text are
+defined once in `protocol/streamer_status.py`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import sys
 import time
 from typing import TextIO
 
-_BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]*$")
-_STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
-_PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
-
-
-def format_status(event: str, fields: dict[str, object]) -> str:
-    """One `[STATUS]` line (without newline)."""
-    parts = [f"[STATUS] {event}"]
-    for key, value in fields.items():
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _BARE_VALUE.match(text) or text == "":
-            text = json.dumps(text, ensure_ascii=False)
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
-
-
-def parse_status(line: str) -> tuple[str, dict[str, str]] | None:
-    """Parse a `[STATUS]` line back into (event, fields); None for any other line."""
-    match = _STATUS_LINE.match(line.rstrip("\r\n"))
-    if match is None:
-        return None
-    fields: dict[str, str] = {}
-    for pair in _PAIR.finditer(match.group("rest")):
-        value = pair.group("value")
-        if value.startswith('"'):
-            try:
-                value = str(json.loads(value))
-            except ValueError:
-                return None
-        fields[pair.group("key")] = value
-    return match.group("event"), fields
+from airplay_provider.protocol.streamer_status import StatusEvent, format_status
 
 
 class StatusWriter:
@@ -53,9 +21,9 @@ class StatusWriter:
         self._name = name
         self.debug_level = debug
 
-    def status(self, event: str, **fields: object) -> None:
+    def emit(self, event: StatusEvent) -> None:
         """Emit one machine-readable status line."""
-        self._write(format_status(event, fields))
+        self._write(format_status(event))
 
     def log(self, message: str, *, level: int = 3) -> None:
         """Emit a human log line if `level` is within the debug level."""

@@ -22,6 +22,7 @@ from group_helpers import (
 )
 from receivers.raop_emulator import RaopEmulator
 
+from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.protocol.timing import ntp_add_frames, ntp_add_ns
 from airplay_provider.session import SessionError, SessionState, StreamSession
 from airplay_provider.session_member import MemberState
@@ -61,7 +62,7 @@ async def test_two_members_share_one_timeline_and_sync_adjust_shifts_one() -> No
                 error = schedule_error_frames(emu, member, frame)
                 assert abs(error) <= 1.0, f"{member.key} frame {frame} off by {error:.2f}"
             assert member.started is not None
-            assert member.started["skipped_frames"] == "0", (member.started, report)
+            assert member.started.skipped_frames == 0, (member.started, report)
             assert delivered(emu)[: len(signal_pcm)] == signal_pcm  # bit-exact through ffmpeg
             assert emu.errors == []
         # The same session frame plays exactly 20 ms (882 frames) later on b.
@@ -86,7 +87,7 @@ async def test_late_join_starts_at_t_plus_p_and_nobody_else_restarts() -> None:
         a, b = session.departed
         started = b.started
         assert started is not None
-        assert int(started["first_sample"]) == 0  # nothing skipped: p was chosen playable
+        assert started.first_sample == 0  # nothing skipped: p was chosen playable
         # The joiner's first sample is scheduled at T + p/44100 (± 1 frame) at its receiver.
         first = (play_ntp(emu_b, b, p) - (session.start_ntp + p * FRAME_NTP)) / FRAME_NTP
         assert abs(first) <= 1.0
@@ -169,9 +170,9 @@ async def test_group_pause_and_resume_keep_members_aligned() -> None:
             assert abs(schedule_error_at(session.start_ntp, emu_a, a, frame)) <= 1.0
         for emu, member in ((emu_a, a), (emu_b, b)):
             assert len(emu.core.flushes) == 2  # the start hold, then the pause
-            resumed = member.streamer.last("playing")
+            resumed = member.streamer.last(Playing)
             assert resumed is not None
-            assert int(resumed["first_sample"]) == member.paused_frame
+            assert resumed.first_sample == member.paused_frame
             tail = signal_pcm[4 * member.paused_frame :]
             assert tail in emu.stream.reconstructed_pcm()
             assert emu.errors == []

@@ -35,8 +35,8 @@ async def test_three_receivers_and_the_emulator_play_one_session(
         for member in session.departed:
             started = member.started
             assert started is not None
-            assert started["actual_ntp"] == str(session.start_ntp), (started, report)
-            assert started["skipped_frames"] == "0"
+            assert started.actual_ntp == session.start_ntp, (started, report)
+            assert started.skipped_frames == 0
         assert not any(m.misaligned for m in session.departed)
         emulated = next(m for m in session.departed if m.key == "emulator")
         for frame in (0, 1, RATE, 5 * RATE, 10 * RATE - 1):

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status
 from airplay_provider.protocol.timing import ntp_from_unix_ns
-from airplay_provider.streamer.status import parse_status
 
 REPO = Path(__file__).resolve().parents[2]
 CLIAP2 = str(REPO / "bin" / "cliap2")

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airplay_provider.protocol.streamer_status import UnknownStatus, format_status
+from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status
 from airplay_provider.streamer.commands import CommandFifo, LineSplitter, parse_command
 from airplay_provider.streamer.pcm_input import PcmInput
 from airplay_provider.streamer.raop_options import UsageError, parse_options
-from airplay_provider.streamer.status import format_status, parse_status
 
 MA_ARGS = [
     "-ntpstart", "16725520800000000000", "-port", "7000", "-latency", "2000", "-volume", "35",
@@ -65,13 +66,13 @@ def test_encryption_needs_type_1() -> None:
     )
 )
 def test_status_lines_round_trip(fields: dict[str, object]) -> None:
-    line = format_status("started", fields)
+    expected = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
+    line = format_status(UnknownStatus("future_event", expected))
     assert "\n" not in line
     parsed = parse_status(line)
     assert parsed is not None
     event, values = parsed
-    assert event == "started"
-    expected = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in fields.items()}
+    assert event == "future_event"
     assert values == expected
 
 

@@ -1,0 +1,400 @@
+"""The streamer contract: `[STATUS]` events, error codes, and their one line format.
+
+Pure, no I/O. The streamers (`bin/cliraop`, `bin/cliap2`) write one line per event on stderr;
+the provider (and Music Assistant, which reads the same text) parses them back:
+
+    [STATUS] <event> key=value key=value ...
+
+Values containing spaces, quotes or '=' (or empty) are JSON strings, so they parse back
+unambiguously; booleans are `true`/`false`. Optional fields left as None are not written. The
+wire text is fixed (ARCHITECTURE §3): `tests/unit/test_streamer_status.py` pins it byte by byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import typing
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar
+
+_BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]*$")
+_STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
+_PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
+
+
+class ErrorCode(StrEnum):
+    """Every machine code a streamer or the provider gives a failure (`[STATUS] error code=`)."""
+
+    # command line and input
+    USAGE = "usage"
+    OS_ERROR = "os_error"
+    EMPTY_INPUT = "empty_input"
+    # reaching the receiver (RTSP connection)
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    UNKNOWN_HOST = "unknown_host"
+    CONNECT_FAILED = "connect_failed"
+    CONNECTION_LOST = "connection_lost"
+    BAD_RESPONSE = "bad_response"
+    # the receiver's answers
+    FORBIDDEN = "forbidden"
+    BUSY = "busy"
+    PAIRING_REQUIRED = "pairing_required"
+    REJECTED = "rejected"
+    PASSWORD_REQUIRED = "password_required"  # noqa: S105 - a code, not a password
+    AUTH_FAILED = "auth_failed"
+    # AirPlay 2 set-up and session
+    PIN_REQUIRED = "pin_required"
+    PAIRING_FAILED = "pairing_failed"
+    EVENT_CHANNEL = "event_channel"
+    PTP_UNAVAILABLE = "ptp_unavailable"
+    NTP_REFUSED = "ntp_refused"
+    FEEDBACK = "feedback"
+    # the provider's view of a streamer process
+    SPAWN_FAILED = "spawn_failed"
+    NOT_STARTED = "not_started"
+    CONNECT_TIMEOUT = "connect_timeout"
+    EXITED = "exited"
+    NO_HOLD = "no_hold"
+    NO_FFMPEG = "no_ffmpeg"
+
+
+class AirplayError(Exception):
+    """Base of the errors that carry an `ErrorCode`."""
+
+    def __init__(self, code: ErrorCode | str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class StreamerError(AirplayError):
+    """A streamer failed: could not set up, stream, start, or exited (one class for both sides)."""
+
+
+def code_of(text: str) -> ErrorCode | str:
+    """The `ErrorCode` named by `text`; the text itself for a code this version does not know."""
+    try:
+        return ErrorCode(text)
+    except ValueError:
+        return text
+
+
+# ---- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connected:
+    """RTSP set-up done (RAOP: `encrypted`, `audio_latency`; AirPlay 2: `timing`, `pairing`)."""
+
+    EVENT: ClassVar[str] = "connected"
+    host: str
+    port: int
+    latency_ms: int
+    encrypted: bool | None = None
+    audio_latency: str | None = None
+    timing: str | None = None
+    pairing: str | None = None
+
+
+@dataclass(frozen=True)
+class StartFields:
+    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`."""
+
+    EVENT: ClassVar[str] = ""
+    requested_ntp: int
+    actual_ntp: int
+    first_sample: int
+    seq: int
+    rtptime: int
+    skipped_frames: int
+
+
+@dataclass(frozen=True)
+class Started(StartFields):
+    """The first real audio packet of the stream left (sent once)."""
+
+    EVENT: ClassVar[str] = "started"
+
+
+@dataclass(frozen=True)
+class Playing(StartFields):
+    """Audio is (again) on its way: after `started`, and after every resume."""
+
+    EVENT: ClassVar[str] = "playing"
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The receiver has flushed; `sample` is the first unplayed input sample."""
+
+    EVENT: ClassVar[str] = "paused"
+    sample: int
+
+
+@dataclass(frozen=True)
+class Elapsed:
+    """Play position in milliseconds (once a second)."""
+
+    EVENT: ClassVar[str] = "elapsed"
+    ms: int
+
+
+@dataclass(frozen=True)
+class Volume:
+    """The receiver took a volume (0..100)."""
+
+    EVENT: ClassVar[str] = "volume"
+    value: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Packet counters; the last report also carries the pacer's wake-up jitter."""
+
+    EVENT: ClassVar[str] = "stats"
+    sent: int
+    resent: int
+    late: int
+    underruns: int
+    lost: int
+    send_errors: int
+    jitter_p50_us: int | None = None
+    jitter_p99_us: int | None = None
+    jitter_max_us: int | None = None
+    wakeups: int | None = None
+
+
+@dataclass(frozen=True)
+class Eof:
+    """End of input: `samples` input samples were sent; the tail now drains."""
+
+    EVENT: ClassVar[str] = "eof"
+    samples: int
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """TEARDOWN done at input sample `sample`."""
+
+    EVENT: ClassVar[str] = "stopped"
+    sample: int
+
+
+@dataclass(frozen=True)
+class Error:
+    """A failure; `code` is an `ErrorCode` (or the text of one a newer streamer sent)."""
+
+    EVENT: ClassVar[str] = "error"
+    code: ErrorCode | str
+    message: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    """The streamer process ends with `code` (the provider adds one when it reaps it)."""
+
+    EVENT: ClassVar[str] = "exit"
+    code: int
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Title and artist were sent to the receiver."""
+
+    EVENT: ClassVar[str] = "metadata"
+    title: str
+    artist: str
+
+
+@dataclass(frozen=True)
+class Artwork:
+    """Cover art of `size` bytes was sent (written as `bytes=`)."""
+
+    EVENT: ClassVar[str] = "artwork"
+    size: int = dataclasses.field(metadata={"wire": "bytes"})
+
+
+@dataclass(frozen=True)
+class Flushed:
+    """ACTION=FLUSH dropped `samples` buffered input samples."""
+
+    EVENT: ClassVar[str] = "flushed"
+    samples: int
+
+
+@dataclass(frozen=True)
+class Paired:
+    """AirPlay 2 pairing made new credentials; `stored` if written to --credentials_out."""
+
+    EVENT: ClassVar[str] = "paired"
+    stored: bool
+
+
+@dataclass(frozen=True)
+class PinRequired:
+    """The receiver shows a PIN: send `PIN=<digits>` on the command pipe."""
+
+    EVENT: ClassVar[str] = "pin_required"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """AirPlay 2 clock choice: NTP (with the `reason`) or PTP (with the grandmaster's data)."""
+
+    EVENT: ClassVar[str] = "timing"
+    protocol: str
+    reason: str | None = None
+    clock_id: str | None = None
+    daemon_pid: int | None = None
+    ptp_minus_mono_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class UnknownStatus:
+    """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
+
+    EVENT: ClassVar[str] = ""
+    event: str
+    fields: dict[str, str]
+
+
+StatusEvent = (
+    Connected
+    | Started
+    | Playing
+    | Paused
+    | Elapsed
+    | Volume
+    | Stats
+    | Eof
+    | Stopped
+    | Error
+    | Exit
+    | Metadata
+    | Artwork
+    | Flushed
+    | Paired
+    | PinRequired
+    | Timing
+    | UnknownStatus
+)
+
+EVENT_TYPES: dict[str, type[StatusEvent]] = {
+    kind.EVENT: kind
+    for kind in (
+        Connected,
+        Started,
+        Playing,
+        Paused,
+        Elapsed,
+        Volume,
+        Stats,
+        Eof,
+        Stopped,
+        Error,
+        Exit,
+        Metadata,
+        Artwork,
+        Flushed,
+        Paired,
+        PinRequired,
+        Timing,
+    )
+}
+
+
+# ---- the line format ----------------------------------------------------------------------------
+
+
+def format_status(event: StatusEvent) -> str:
+    """The `[STATUS]` line (without newline) for `event`."""
+    if isinstance(event, UnknownStatus):
+        return _format_line(event.event, dict(event.fields))
+    fields: dict[str, object] = {}
+    for spec in dataclasses.fields(event):
+        value = getattr(event, spec.name)
+        if value is not None:
+            fields[spec.metadata.get("wire", spec.name)] = value
+    return _format_line(event.EVENT, fields)
+
+
+def parse_status(line: str) -> StatusEvent | None:
+    """The event of a `[STATUS]` line; None for any other line (a human log line)."""
+    raw = parse_status_fields(line)
+    if raw is None:
+        return None
+    name, fields = raw
+    kind = EVENT_TYPES.get(name)
+    if kind is None:
+        return UnknownStatus(name, fields)
+    try:
+        return kind(**_typed_fields(kind, fields))
+    except (KeyError, ValueError, TypeError):
+        return UnknownStatus(name, fields)
+
+
+def parse_status_fields(line: str) -> tuple[str, dict[str, str]] | None:
+    """Untyped view of a `[STATUS]` line: (event name, text fields); None for other lines."""
+    match = _STATUS_LINE.match(line.rstrip("\r\n"))
+    if match is None:
+        return None
+    fields: dict[str, str] = {}
+    for pair in _PAIR.finditer(match.group("rest")):
+        value = pair.group("value")
+        if value.startswith('"'):
+            try:
+                value = str(json.loads(value))
+            except ValueError:
+                return None
+        fields[pair.group("key")] = value
+    return match.group("event"), fields
+
+
+def _format_line(event: str, fields: dict[str, object]) -> str:
+    parts = [f"[STATUS] {event}"]
+    for key, value in fields.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if not _BARE_VALUE.match(text) or text == "":
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def _typed_fields(kind: type[StatusEvent], fields: dict[str, str]) -> dict[str, Any]:
+    """Constructor arguments for `kind` from text fields (KeyError/ValueError when malformed)."""
+    hints = _hints(kind)
+    out: dict[str, Any] = {}
+    for spec in dataclasses.fields(kind):
+        wire = spec.metadata.get("wire", spec.name)
+        if wire not in fields:
+            if spec.default is dataclasses.MISSING:
+                raise KeyError(wire)
+            continue
+        out[spec.name] = _convert(hints[spec.name], fields[wire])
+    return out
+
+
+def _convert(hint: object, text: str) -> object:
+    args = set(typing.get_args(hint)) - {type(None)}
+    if hint is int or args == {int}:
+        return int(text)
+    if hint is bool or args == {bool}:
+        if text not in ("true", "false"):
+            raise ValueError(f"not a boolean: {text!r}")
+        return text == "true"
+    if args == {ErrorCode, str}:
+        return code_of(text)
+    return text
+
+
+_HINTS: dict[type, dict[str, object]] = {}
+
+
+def _hints(kind: type) -> dict[str, object]:
+    hints = _HINTS.get(kind)
+    if hints is None:
+        hints = _HINTS[kind] = typing.get_type_hints(kind)
+    return hints
