@@ -32,7 +32,7 @@ from airplay_provider.protocol.streamer_status import (
     StreamerError,
     Timing,
 )
-from airplay_provider.protocol.timing import frames_to_ns, unix_ns_from_ntp
+from airplay_provider.protocol.timing import unix_ns_from_ntp
 from airplay_provider.protocol.txt import TxtError, parse_features
 from airplay_provider.streamer.airplay2_options import Ap2Options
 from airplay_provider.streamer.airplay2_session import (
@@ -43,7 +43,7 @@ from airplay_provider.streamer.airplay2_session import (
 )
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
-from airplay_provider.streamer.raop import PREROLL_FRAMES, START_MARGIN_NS, RaopStreamer
+from airplay_provider.streamer.raop import RaopStreamer
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_setup import expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClientError
@@ -229,16 +229,6 @@ class Airplay2Streamer(RaopStreamer):
         peer_ip = self.rtsp.peer_address
         self.audio_addr = (peer_ip, reply.data_port)
         self.control_addr = (peer_ip, reply.control_port)
-
-    def _place_start(self) -> None:
-        """Put sample 0 at `ntpstart` (skipping what is too late) behind a silent pre-roll."""
-        first_real = self._first_playable_sample(START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES))
-        skipped = self.input.skip_to(first_real)
-        self.preroll_end = first_real
-        self.next_sample = first_real - PREROLL_FRAMES
-        self.requested_ntp = self.opts.ntpstart or self.timeline.anchor.ntp
-        if skipped:
-            self.stats["late"] += skipped
 
     # ---- PIN -----------------------------------------------------------------------------------
 

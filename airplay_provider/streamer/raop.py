@@ -1,9 +1,9 @@
 """The RAOP streamer: RTSP session set-up, paced RTP audio, sync, resends, commands, teardown.
 
 Time flows through one `Timeline` (protocol/schedule.py): input sample k is audible at
-`ntpstart + k/44100`. Packets are sent one receiver-latency ahead of their play time, or at once
-when the start instant is closer than that; samples whose play time is already too close are
-skipped (never shifted), so a late start or a late join stays on the group's timeline.
+`ntpstart + k/44100`. Which packet leaves when (pre-roll, the paced build-up of the lead,
+skip-late, underruns) is decided by the `Pacer` (streamer/pacer.py, no I/O); this class carries
+its decisions out: reads input, builds and sends packets, sleeps, answers resends.
 """
 
 from __future__ import annotations
@@ -41,10 +41,17 @@ from airplay_provider.protocol.timing import (
     frames_to_ns,
     ns_to_frames,
     ntp_add_frames,
-    ntp_diff_ns,
-    ntp_from_unix_ns,
 )
 from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer.pacer import (
+    InputDone,
+    Pacer,
+    PacketKind,
+    Phase,
+    Send,
+    Skip,
+    Wait,
+)
 from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_options import RaopOptions
@@ -63,14 +70,8 @@ if TYPE_CHECKING:
 
 PACKET_BYTES = FRAMES_PER_PACKET * BYTES_PER_SAMPLE
 SILENT_PACKET = bytes(PACKET_BYTES)
-SEND_MARGIN_NS = 120_000_000  # a packet must leave at least this long before its play time
-# Packets due within this window go out together: each wake-up of a process costs far more
-# than a packet (on our VMs ~150 µs), so one wake per ~4 packets keeps a stream near 1 % CPU.
-# Sending up to 32 ms early is harmless: the receiver buffers a whole latency ahead.
-SEND_WINDOW_NS = 32_000_000
 WAKE_EARLY_S = 0.001
-START_MARGIN_NS = 150_000_000  # the first packet: room for the receiver to take the anchor
-PREROLL_FRAMES = 10 * FRAMES_PER_PACKET  # silence before sample 0 (see `preroll_end`)
+MAX_PACKETS_PER_WAKE = 512  # bounded work per wake-up (about 4 s of audio)
 TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request at start
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
 KEEPALIVE_S = 25.0
@@ -108,18 +109,9 @@ class RaopStreamer:
         self.control_addr: Address | None = None
         self.timing: TimingResponder | None = None
         self.control: ControlChannel | None = None
-        self.next_sample = 0
-        # Packets before `preroll_end` carry silence, not input: shairport-sync 3.3.8 plays the
-        # first 9 packets after every start or flush as silence (player.c,
-        # play_number_after_flush), so real audio must not begin before the 10th packet.
-        self.preroll_end = 0
-        self.requested_ntp = 0
-        self.requested_first_sample = 0
-        self.resumes = 0
-        self.first_packet = True
+        self.pacer = Pacer(self.timeline, self.clock)
         self.last_sync_mono = 0.0
         self.started_at_mono = 0.0
-        self.paused = False
         self.stopping = False
         self._waiter: asyncio.Future[None] | None = None
         self._waiting_for_input = False
@@ -245,11 +237,7 @@ class RaopStreamer:
         session = response.headers.get("Session")
         rtsp.session = session.split(";")[0].strip() if session else "1"
 
-        first_real = self._first_playable_sample(START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES))
-        skipped = self.input.skip_to(first_real)
-        self.preroll_end = first_real
-        self.next_sample = first_real - PREROLL_FRAMES
-        self.requested_ntp = opts.ntpstart or self.timeline.anchor.ntp
+        self._place_start()
         rtp_info = f"seq={self.seq};rtptime={self.timeline.rtp_of(self.next_sample)}"
         response = await rtsp.request(
             "RECORD", self.uri, headers={"Range": "npt=0-", "RTP-Info": rtp_info}
@@ -269,8 +257,23 @@ class RaopStreamer:
                 audio_latency=response.headers.get("Audio-Latency") or "",
             )
         )
+
+    def _place_start(self) -> None:
+        """Put sample 0 at `-ntpstart` (skipping what is too late) behind a silent pre-roll."""
+        first_real = self.pacer.place_start(self.opts.ntpstart)
+        skipped = self.input.skip_to(first_real)
         if skipped:
             self.stats["late"] += skipped
+
+    @property
+    def next_sample(self) -> int:
+        """The first input sample of the next packet."""
+        return self.pacer.next_sample
+
+    @property
+    def paused(self) -> bool:
+        """Paused by a command (until the resume)."""
+        return self.pacer.phase is Phase.PAUSED
 
     async def _open_rtsp(
         self, *, user_agent: str, dacp_id: str | None, password: str | None = None
@@ -294,18 +297,6 @@ class RaopStreamer:
             password=password,
         )
 
-    def _first_playable_sample(self, margin_ns: int) -> int:
-        """The first input sample whose play time is at least `margin_ns` away."""
-        if self.opts.ntpstart is None:  # no start instant: start as soon as we can
-            self.timeline.restart(
-                sample=0,
-                rtp=self.timeline.anchor.rtp,
-                ntp=ntp_add_frames(self.clock.ntp(), ns_to_frames(margin_ns)),
-            )
-            return 0
-        earliest = ntp_from_unix_ns(self.clock.unix_ns() + margin_ns)
-        return max(0, self.timeline.sample_at(earliest) + 1)
-
     # ---- the pacing loop ---------------------------------------------------------------------
 
     async def stream(self) -> None:
@@ -313,6 +304,8 @@ class RaopStreamer:
         assert self.timing is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.timing.answered.wait(), TIMING_WAIT_S)
+        if self.opts.ntpstart is None:
+            self.pacer.place_start(None)  # sample 0 counts from now, after the timing wait
         loop = asyncio.get_running_loop()
         self.started_at_mono = loop.time()
         self.spawn(self._periodic())
@@ -320,19 +313,19 @@ class RaopStreamer:
             if self.paused:
                 await self._sleep(None)
                 continue
-            self._send_due_packets()
-            if self._interrupted():
-                continue
-            if self.input.eof and self.input.available_samples == 0:
+            wait = self._send_due_packets()
+            if wait is None:
+                continue  # interrupted, or the per-wake bound reached
+            if isinstance(wait, InputDone):
                 if self.input.total_bytes == 0:
                     raise StreamerError(ErrorCode.EMPTY_INPUT, "no audio arrived on stdin")
                 break
-            delay, needs_input = self._next_wake()
+            delay = max(0.0, self.clock.seconds_until(wait.until_ntp))
             planned = loop.time() + delay
             # The event loop's poll timeout has 1 ms granularity and rounds up; ask for the wake
             # that much early (packets may leave up to SEND_WINDOW_NS early anyway).
-            await self._sleep(max(0.0, delay - WAKE_EARLY_S), wake_on_input=needs_input)
-            if not needs_input and not self._interrupted():
+            await self._sleep(max(0.0, delay - WAKE_EARLY_S), wake_on_input=wait.wake_on_input)
+            if not wait.wake_on_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
         if not self.stopping:
             self.status.emit(Eof(self.next_sample))
@@ -341,17 +334,6 @@ class RaopStreamer:
     def _interrupted(self) -> bool:
         """True when a command paused or stopped the stream meanwhile."""
         return self.stopping or self.paused
-
-    def _next_wake(self) -> tuple[float, bool]:
-        """Seconds until the next packet is due, and whether new input could make it sooner."""
-        if self.input.available_samples >= FRAMES_PER_PACKET or self.input.eof:
-            due = self.timeline.send_ntp_of(self.next_sample)
-            return max(0.0, self.clock.seconds_until(due)), False
-        # Waiting for input: wake when it comes, or when an underrun forces a silent packet.
-        due = ntp_add_frames(
-            self.timeline.play_ntp_of(self.next_sample), -ns_to_frames(SEND_MARGIN_NS)
-        )
-        return max(0.0, self.clock.seconds_until(due)), True
 
     async def _sleep(self, delay: float | None, *, wake_on_input: bool = False) -> None:
         """Sleep `delay` seconds (None: until woken); commands always wake us.
@@ -379,53 +361,37 @@ class RaopStreamer:
         if self._waiting_for_input:
             self._wake()
 
-    def _send_due_packets(self) -> None:
-        now = self.clock.ntp()
-        for _ in range(512):  # bounded burst (about 4 s of audio)
+    def _send_due_packets(self) -> Wait | InputDone | None:
+        """Carry out the pacer's decisions until it says wait (None: interrupted or bounded)."""
+        pacer, source = self.pacer, self.input
+        for _ in range(MAX_PACKETS_PER_WAKE):
             if self.stopping or self.paused:
-                return
-            available = self.input.available_samples
-            have_packet = available >= FRAMES_PER_PACKET or (self.input.eof and available > 0)
-            play_at = self.timeline.play_ntp_of(self.next_sample)
-            if self.next_sample < self.preroll_end:
-                if ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now) > SEND_WINDOW_NS:
-                    return
-                pcm = SILENT_PACKET
-            elif have_packet:
-                if ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now) > SEND_WINDOW_NS:
-                    return  # not due yet
-                if ntp_diff_ns(play_at, now) < SEND_MARGIN_NS and not self.first_packet:
-                    late = self._skip_late(now)
-                    if late:
-                        continue
-                pcm = self.input.take(FRAMES_PER_PACKET)
-            elif ntp_diff_ns(play_at, now) < SEND_MARGIN_NS and not self.input.eof:
-                # Underrun: keep the receiver fed with silence for this slot; the input for it
-                # is dropped when it arrives, so later samples keep their play times.
-                pcm = self.input.take(available)
-                self.input.skip_to(self.next_sample + FRAMES_PER_PACKET)
-                self.stats["underruns"] += 1
+                return None
+            available = source.available_samples
+            action = pacer.next_action(available, source.eof)
+            if isinstance(action, Send):
+                if action.kind is PacketKind.AUDIO:
+                    pcm = source.take(FRAMES_PER_PACKET)
+                elif action.kind is PacketKind.UNDERRUN:
+                    # Keep the receiver fed with silence for this slot; the input for it is
+                    # dropped when it arrives, so later samples keep their play times.
+                    pcm = source.take(available)
+                    source.skip_to(self.next_sample + FRAMES_PER_PACKET)
+                    self.stats["underruns"] += 1
+                else:
+                    pcm = SILENT_PACKET
+                self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"))
+            elif isinstance(action, Skip):
+                source.skip_to(action.to_sample)
+                self.stats["late"] += action.to_sample - action.from_sample
             else:
-                return
-            self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"))
-            now = self.clock.ntp()
-
-    def _skip_late(self, now: int) -> int:
-        """Drop input whose play time is too close to send; returns samples skipped."""
-        target = max(
-            self.next_sample,
-            self.timeline.sample_at(ntp_add_frames(now, ns_to_frames(SEND_MARGIN_NS))) + 1,
-        )
-        skipped = self.input.skip_to(target) if target > self.next_sample else 0
-        if skipped:
-            self.stats["late"] += target - self.next_sample
-            self.next_sample = target
-        return skipped
+                return action
+        return None
 
     def _send_packet(self, pcm: bytes) -> None:
         assert self.control is not None
         assert self.audio_addr is not None
-        first = self.first_packet
+        first = self.pacer.first_packet
         loop_now = asyncio.get_running_loop().time()
         if first or loop_now - self.last_sync_mono >= self._sync_interval(loop_now):
             self._send_sync(first=first)
@@ -436,12 +402,11 @@ class RaopStreamer:
         self.backlog.add(
             SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
         )
-        self.first_packet = False
-        if self.next_sample == self.preroll_end:
+        if self.next_sample == self.pacer.preroll_end:
             self._report_start()
+        self.pacer.sent()
         self.stats["sent"] += 1
         self.seq = (self.seq + 1) & 0xFFFF
-        self.next_sample += FRAMES_PER_PACKET
 
     def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
         """The RTP packet for `pcm` at `next_sample`: ALAC, AES-CBC when encrypting."""
@@ -472,16 +437,17 @@ class RaopStreamer:
         self.control.endpoint.send(packet, self.control_addr)
 
     def _report_start(self) -> None:
+        pacer = self.pacer
         actual = self.timeline.play_ntp_of(self.next_sample)
         fields = {
-            "requested_ntp": self.requested_ntp,
+            "requested_ntp": pacer.requested_ntp,
             "actual_ntp": actual,
             "first_sample": self.next_sample,
             "seq": self.seq,
             "rtptime": self.timeline.rtp_of(self.next_sample),
-            "skipped_frames": self.next_sample - self.requested_first_sample,
+            "skipped_frames": self.next_sample - pacer.requested_first_sample,
         }
-        if self.resumes == 0:
+        if pacer.resumes == 0:
             self.status.log(
                 f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
             )
@@ -512,7 +478,7 @@ class RaopStreamer:
         while not self.stopping:
             await asyncio.sleep(1.0)
             now = loop.time()
-            if not self.paused and not self.first_packet:
+            if not self.paused and not self.pacer.first_packet:
                 played = self.timeline.sample_at(self.clock.ntp())
                 if played >= 0:
                     ms = frames_to_ns(played) // 1_000_000
@@ -536,15 +502,17 @@ class RaopStreamer:
         Silence packets follow the last input packet until teardown: a receiver notices a lost
         packet only when a later one arrives, so without them the last packets could not heal.
         """
+        self.pacer.drain()
         end = self.timeline.play_ntp_of(self.next_sample)
         teardown_at = ntp_add_frames(end, ns_to_frames(DRAIN_TAIL_NS))
         while not self.stopping and self.clock.seconds_until(teardown_at) > 0:
-            now = self.clock.ntp()
-            while ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now) <= 0:
+            action = self.pacer.next_drain_action()
+            if isinstance(action, Send):
                 self._send_packet(SILENT_PACKET)
+                continue
             delay = min(
                 self.clock.seconds_until(teardown_at),
-                max(0.0, self.clock.seconds_until(self.timeline.send_ntp_of(self.next_sample))),
+                max(0.0, self.clock.seconds_until(action.until_ntp)),
             )
             await self._sleep(delay)
 
@@ -555,18 +523,13 @@ class RaopStreamer:
         if self.paused or self.rtsp is None:
             self.status.log("pause ignored: already paused", level=2)
             return
-        self.paused = True
         flush_rtp = self.timeline.rtp_of(self.next_sample)
-        if self.next_sample <= self.preroll_end:
-            self.next_sample = self.preroll_end  # nothing real was sent yet
-        else:
-            audible = self.timeline.sample_at(self.clock.ntp()) + 1
-            resume_at = max(self.preroll_end, audible)
-            if resume_at < self.next_sample:
-                kept = self.backlog.pcm_from(resume_at)
-                if kept is not None:
-                    self.input.prepend(kept[0], kept[1])
-                    self.next_sample = kept[0]
+        keep_from = self.pacer.pause()
+        if keep_from is not None:
+            kept = self.backlog.pcm_from(keep_from)
+            if kept is not None:
+                self.input.prepend(kept[0], kept[1])
+                self.pacer.rewind_to(kept[0])
         self.backlog.clear()
         self._resume_rtp = flush_rtp
         self._wake()
@@ -582,26 +545,34 @@ class RaopStreamer:
         if not self.paused:
             self.status.log("play ignored: not paused", level=2)
             return
-        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
-        if at_ntp is None or self.clock.seconds_until(at_ntp) * 1e9 < lead_ns:
-            at_ntp = ntp_from_unix_ns(self.clock.unix_ns() + lead_ns + 50_000_000)
         resume_sample = self.next_sample
         # The flush discarded everything before `_resume_rtp`: the pre-roll starts there.
-        self.timeline.restart(
-            sample=resume_sample - PREROLL_FRAMES,
-            rtp=self._resume_rtp,
-            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES),
-        )
-        self.preroll_end = resume_sample
-        self.next_sample = resume_sample - PREROLL_FRAMES
-        self.requested_ntp = at_ntp
-        self.requested_first_sample = resume_sample
-        self.resumes += 1
-        self.first_packet = True
+        self.pacer.resume(at_ntp, self._resume_rtp)
         self.started_at_mono = asyncio.get_running_loop().time()
-        self.paused = False
         self.status.log(f"Re-started at : sample {resume_sample}")
         self._wake()
+
+    # ---- the command handler's view (raop_commands.StreamControl) -------------------------------
+
+    def metadata_allowed(self, kind: int) -> bool:
+        """The receiver takes metadata of this kind (its `md` TXT list)."""
+        return kind in self.opts.metadata_types
+
+    def current_rtp(self) -> int:
+        """RTP timestamp of the sample playing now (not before the current anchor)."""
+        playing = self.timeline.sample_at(self.clock.ntp())
+        return self.timeline.rtp_of(max(playing, self.timeline.anchor.sample))
+
+    async def set_parameter(self, headers: dict[str, str], body: bytes) -> int | None:
+        """SET_PARAMETER on the session; the answer's status (None: no session)."""
+        if self.rtsp is None:
+            return None
+        response = await self.rtsp.request("SET_PARAMETER", self.uri, headers=headers, body=body)
+        return response.status
+
+    def discard_input(self) -> int:
+        """Drop buffered input (ACTION=FLUSH); samples dropped."""
+        return self.input.discard_all()
 
     def handle_command(self, key: str, value: str) -> None:
         """A `KEY=VALUE` line from the command FIFO."""

@@ -2,6 +2,7 @@
 
 Commands run one at a time in arrival order on a worker task, so `ACTION=PAUSE` followed at once
 by `ACTION=PLAY` is applied in that order. A failing metadata request is logged, never fatal.
+The handler sees its stream only through `StreamControl` (no import of the streamer).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from airplay_provider.protocol.dmap import track_metadata
 from airplay_provider.protocol.streamer_status import Artwork, Flushed, Metadata, Volume
@@ -19,7 +20,7 @@ from airplay_provider.streamer.rtsp_client import RtspClientError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from airplay_provider.streamer.raop import RaopStreamer
+    from airplay_provider.streamer.status import StatusWriter
 
 MAX_ARTWORK_BYTES = 4 * 2**20
 ARTWORK_TIMEOUT_S = 5.0
@@ -53,10 +54,52 @@ def load_artwork(location: str) -> bytes:
     return data
 
 
+class StreamControl(Protocol):
+    """What the command handler may do to its stream (`RaopStreamer` provides it)."""
+
+    @property
+    def status(self) -> StatusWriter:
+        """Where log and `[STATUS]` lines go."""
+        ...
+
+    @property
+    def paused(self) -> bool:
+        """Paused by a command (until the resume)."""
+        ...
+
+    def metadata_allowed(self, kind: int) -> bool:
+        """The receiver takes metadata of this kind (0 text, 1 artwork, 2 progress)."""
+        ...
+
+    def current_rtp(self) -> int:
+        """RTP timestamp of the sample playing now (metadata is stamped with it)."""
+        ...
+
+    async def set_parameter(self, headers: dict[str, str], body: bytes) -> int | None:
+        """SET_PARAMETER on the session; the answer's status, None when there is no session."""
+        ...
+
+    async def pause(self) -> None:
+        """Stop sending and flush the receiver (keeps unplayed input)."""
+        ...
+
+    def resume(self, at_ntp: int | None) -> None:
+        """Continue, audible at `at_ntp` (None: soon)."""
+        ...
+
+    def stop(self) -> None:
+        """Leave the stream now."""
+        ...
+
+    def discard_input(self) -> int:
+        """Drop all buffered input; the number of samples dropped."""
+        ...
+
+
 class RaopCommandHandler:
     """Turns `KEY=VALUE` commands into RTSP requests and streamer actions."""
 
-    def __init__(self, streamer: RaopStreamer) -> None:
+    def __init__(self, streamer: StreamControl) -> None:
         self.streamer = streamer
         self.title: str | None = None
         self.artist: str | None = None
@@ -143,55 +186,39 @@ class RaopCommandHandler:
 
     # ---- requests ------------------------------------------------------------------------------
 
-    def _metadata_allowed(self, kind: int) -> bool:
-        return kind in self.streamer.opts.metadata_types
-
-    def _current_rtp(self) -> int:
-        streamer = self.streamer
-        playing = streamer.timeline.sample_at(streamer.clock.ntp())
-        return streamer.timeline.rtp_of(max(playing, streamer.timeline.anchor.sample))
-
     async def send_volume(self, volume: int) -> None:
         """SET_PARAMETER volume (A.8); `[STATUS] volume` once the receiver took it."""
         streamer = self.streamer
-        if streamer.rtsp is None:
-            return
         body = f"volume: {volume_to_db(volume):.6f}\r\n".encode()
-        response = await streamer.rtsp.request(
-            "SET_PARAMETER",
-            streamer.uri,
-            headers={"Content-Type": "text/parameters"},
-            body=body,
-        )
-        if response.status == 200:
+        answer = await streamer.set_parameter({"Content-Type": "text/parameters"}, body)
+        if answer is None:
+            return
+        if answer == 200:
             self.volume = volume
             streamer.status.log(f"Setting volume to: {volume}")
             streamer.status.emit(Volume(volume))
         else:
-            streamer.status.log(f"volume refused by receiver ({response.status})", level=2)
+            streamer.status.log(f"volume refused by receiver ({answer})", level=2)
 
     async def send_text_metadata(self) -> None:
         """DMAP title/artist/album (when the receiver lists md=0)."""
         streamer = self.streamer
-        if streamer.rtsp is None or not self._metadata_allowed(METADATA_TEXT):
+        if not streamer.metadata_allowed(METADATA_TEXT):
             return
         body = track_metadata(title=self.title, artist=self.artist, album=self.album)
         streamer.status.log(f"Sending metadata: {self.title} / {self.artist} / {self.album}")
-        await streamer.rtsp.request(
-            "SET_PARAMETER",
-            streamer.uri,
-            headers={
-                "Content-Type": "application/x-dmap-tagged",
-                "RTP-Info": f"rtptime={self._current_rtp()}",
-            },
-            body=body,
-        )
+        headers = {
+            "Content-Type": "application/x-dmap-tagged",
+            "RTP-Info": f"rtptime={streamer.current_rtp()}",
+        }
+        if await streamer.set_parameter(headers, body) is None:
+            return
         streamer.status.emit(Metadata(self.title or "", self.artist or ""))
 
     async def send_artwork(self, location: str) -> None:
         """Artwork from a path or URL (when the receiver lists md=1)."""
         streamer = self.streamer
-        if streamer.rtsp is None or not self._metadata_allowed(METADATA_ARTWORK):
+        if not streamer.metadata_allowed(METADATA_ARTWORK):
             return
         try:
             data = await asyncio.to_thread(load_artwork, location)
@@ -203,27 +230,22 @@ class RaopCommandHandler:
             streamer.status.log("artwork is neither JPEG nor PNG; not sent", level=2)
             return
         streamer.status.log("Sending artwork to player...")
-        await streamer.rtsp.request(
-            "SET_PARAMETER",
-            streamer.uri,
-            headers={"Content-Type": content_type, "RTP-Info": f"rtptime={self._current_rtp()}"},
-            body=data,
-        )
+        headers = {"Content-Type": content_type, "RTP-Info": f"rtptime={streamer.current_rtp()}"}
+        if await streamer.set_parameter(headers, data) is None:
+            return
         streamer.status.emit(Artwork(len(data)))
 
     async def send_progress(self, position_s: int) -> None:
         """`progress: start/current/end` in RTP time (when the receiver lists md=2)."""
         streamer = self.streamer
-        if streamer.rtsp is None or not self._metadata_allowed(METADATA_PROGRESS):
+        if not streamer.metadata_allowed(METADATA_PROGRESS):
             return
-        current = self._current_rtp()
+        current = streamer.current_rtp()
         start = rtp_add(current, -position_s * SAMPLE_RATE)
         end = rtp_add(start, (self.duration_s or 0) * SAMPLE_RATE)
-        await streamer.rtsp.request(
-            "SET_PARAMETER",
-            streamer.uri,
-            headers={"Content-Type": "text/parameters"},
-            body=f"progress: {start}/{current}/{end}\r\n".encode(),
+        await streamer.set_parameter(
+            {"Content-Type": "text/parameters"},
+            f"progress: {start}/{current}/{end}\r\n".encode(),
         )
 
     async def flush(self) -> None:
@@ -232,7 +254,7 @@ class RaopCommandHandler:
         was_paused = streamer.paused
         if not was_paused:
             await streamer.pause()
-        dropped = streamer.input.discard_all()
+        dropped = streamer.discard_input()
         streamer.status.log(f"flushed {dropped} buffered samples")
         streamer.status.emit(Flushed(dropped))
         with contextlib.suppress(Exception):
