@@ -61,16 +61,19 @@ async def run_cliraop(
     commands: list[Command] | None = None,
     timeout: float = 90.0,
     stdin_chunk: int = 65536,
+    omit_ntpstart: bool = False,
 ) -> StreamerRun:
-    """Stream `pcm` through bin/cliraop to host:port and wait for it to exit."""
+    """Stream `pcm` through bin/cliraop to host:port and wait for it to exit.
+
+    `omit_ntpstart`: no `-ntpstart` (the streamer picks its own start instant).
+    """
     with tempfile.TemporaryDirectory(prefix="cliraop-test-") as tmp:
         fifo = os.path.join(tmp, "cmd")
         start = ntpstart if ntpstart is not None else ntp_in(lead_s)
         argv = [
             sys.executable,
             str(CLIRAOP),
-            "-ntpstart",
-            str(start),
+            *([] if omit_ntpstart else ["-ntpstart", str(start)]),
             "-port",
             str(port),
             "-cmdpipe",

@@ -14,11 +14,14 @@ The rules, in the order they apply to the next packet:
   `SEND_WINDOW_NS` leave together (one wake-up per ~4 packets keeps a stream near 1 % CPU).
 * Start pacing (issue 10): when the start instant is closer than a latency, the lead is built
   up, never sent in one burst. A token bucket (GCRA) lets at most `BURST_NS` of audio leave back
-  to back, then `LEAD_RATE` times real time; a receiver's socket buffer never overflows. Until
-  the start instant the lead is also capped at `PRESTART_LEAD_NS`, so that few enough packets
-  arrive while the receiver is still buffering: shairport-sync 3.3.8 asks for a missing packet
-  only when a packet 31 (then 124, 279...) sequence numbers later arrives *after* it has
-  started playing, so a loss in a longer pre-start burst is never healed (see ARCHITECTURE §4).
+  to back, then `LEAD_RATE` times real time, so a receiver's socket buffer never overflows.
+  Until the start instant the lead is also capped at `PRESTART_LEAD_NS`. Why: shairport-sync
+  3.3.8 asks for a missing packet only when a later packet arrives exactly 31±1, 124±1,
+  279±1... sequence numbers after it (250 ms × j², player.c, player_put_packet), and only once
+  it has stopped buffering (after the first frame's timing is known; with a DAC back end, just
+  before the start instant). A loss among the first ~100 packets of a 224-packet burst that
+  arrives within 100 ms has all its look-back points inside the burst: it is never asked for.
+  With at most ~105 packets before the start, every packet's 124-later point comes after it.
 * Skip-late: input whose play time is closer than `SEND_MARGIN_NS` is dropped, never shifted,
   so a late start or join stays on the group's timeline (the very first packet is exempt: it
   carries the anchor).
@@ -53,7 +56,7 @@ RESUME_SLACK_NS = 50_000_000  # a resume without a usable instant: this much aft
 # the pre-roll (230 ms, the least any start gets) plus 270 ms, so the receiver already holds
 # ~0.5 s of audio (the whole first burst) when sample 0 plays and can ask for a lost packet.
 DEFAULT_START_LEAD_NS = 500_000_000
-BURST_NS = 200_000_000  # audio that may leave back to back (+ one packet): < 0.25 s
+BURST_NS = 150_000_000  # audio that may leave back to back (+ one packet): well < 0.25 s
 LEAD_RATE = 4  # beyond the burst, audio leaves at most this many times faster than it plays
 PRESTART_LEAD_NS = 750_000_000  # before the start instant, the lead stays below this
 BATCH_PACKETS = 4  # while rate-limited, wake when this many packets may leave
