@@ -40,7 +40,6 @@ from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
     SAMPLE_RATE,
     frames_to_ns,
-    ns_to_frames,
     ntp_add_frames,
     ntp_add_ns,
     ntp_diff_ns,
@@ -61,6 +60,10 @@ LEAD_RATE = 4  # beyond the burst, audio leaves at most this many times faster t
 PRESTART_LEAD_NS = 750_000_000  # before the start instant, the lead stays below this
 BATCH_PACKETS = 4  # while rate-limited, wake when this many packets may leave
 
+_MASK = (1 << 64) - 1
+_WINDOW_NTP = (SEND_WINDOW_NS << 32) // 1_000_000_000
+_MARGIN_NTP = (SEND_MARGIN_NS << 32) // 1_000_000_000
+_PRESTART_NTP = (PRESTART_LEAD_NS << 32) // 1_000_000_000
 _PACKET_NTP = (FRAMES_PER_PACKET << 32) // SAMPLE_RATE
 _RATE_INTERVAL = _PACKET_NTP // LEAD_RATE  # GCRA increment per packet, NTP units
 _TOLERANCE = ((BURST_NS << 32) // 1_000_000_000) // LEAD_RATE  # GCRA burst tolerance
@@ -140,6 +143,9 @@ class Pacer:
         self.requested_first_sample = 0
         self.resumes = 0
         self._tat = 0  # GCRA theoretical arrival time (NTP); 0: the bucket is full
+        self._now = 0  # the clock at the last decision
+        # play time minus send time, rounded exactly as `Timeline.send_ntp_of` rounds it
+        self._latency_ntp = _signed(timeline.play_ntp_of(0) - timeline.send_ntp_of(0))
 
     # ---- start, pause, resume -----------------------------------------------------------------
 
@@ -215,74 +221,81 @@ class Pacer:
     # ---- the decision -------------------------------------------------------------------------
 
     def next_action(self, available: int, eof: bool) -> Action:
-        """What to do now, given `available` buffered input samples and whether input ended."""
-        now = self.clock.ntp()
+        """What to do now, given `available` buffered input samples and whether input ended.
+
+        Runs once per packet: plain integer arithmetic on NTP values, no conversions.
+        """
+        now = self._now = self.clock.ntp()
         sample = self.next_sample
         have_packet = available >= FRAMES_PER_PACKET or (eof and available > 0)
-        due, rate_ok = self._due(sample, now)
         play_at = self.timeline.play_ntp_of(sample)
+        due, rate_ok = self._due(play_at, now)
         if sample < self.preroll_end:
-            if rate_ok and ntp_diff_ns(due, now) <= SEND_WINDOW_NS:
+            if rate_ok and _signed(due - now) <= _WINDOW_NTP:
                 return Send(PacketKind.PREROLL)
         elif have_packet:
-            if rate_ok and ntp_diff_ns(due, now) <= SEND_WINDOW_NS:
-                if ntp_diff_ns(play_at, now) < SEND_MARGIN_NS and not self.first_packet:
-                    target = self.timeline.sample_at(ntp_add_ns(now, SEND_MARGIN_NS)) + 1
+            if rate_ok and _signed(due - now) <= _WINDOW_NTP:
+                if _signed(play_at - now) < _MARGIN_NTP and not self.first_packet:
+                    target = self.timeline.sample_at(now + _MARGIN_NTP) + 1
                     if target > sample:
                         self.next_sample = target
                         return Skip(sample, target)
                 return Send(PacketKind.AUDIO)
-        elif ntp_diff_ns(play_at, now) <= SEND_MARGIN_NS and not eof:
+        elif _signed(play_at - now) <= _MARGIN_NTP and not eof:
             return Send(PacketKind.UNDERRUN)
         if eof and available == 0:
             return InputDone()
         if sample >= self.preroll_end and not have_packet and not eof:
             # waiting for input: wake when it comes, or when an underrun forces a silent packet
-            deadline = ntp_add_frames(play_at, -ns_to_frames(SEND_MARGIN_NS))
-            return Wait(deadline, wake_on_input=True)
+            return Wait((play_at - _MARGIN_NTP) & _MASK, wake_on_input=True)
         return Wait(due, wake_on_input=False)
 
     def next_drain_action(self) -> Send | Wait:
         """While draining: a silent packet now, or when the next one is due."""
-        now = self.clock.ntp()
-        due, rate_ok = self._due(self.next_sample, now)
-        if rate_ok and ntp_diff_ns(due, now) <= 0:
+        now = self._now = self.clock.ntp()
+        due, rate_ok = self._due(self.timeline.play_ntp_of(self.next_sample), now)
+        if rate_ok and _signed(due - now) <= 0:
             return Send(PacketKind.SILENCE)
         return Wait(due, wake_on_input=False)
 
     def sent(self) -> bool:
-        """The packet for `next_sample` left; True if it was the first real one of a start."""
-        now = self.clock.ntp()
+        """The packet for `next_sample` left (just after `next_action` said so); True if it was
+        the first real one of a start."""
+        now = self._now
         opened = self.next_sample == self.preroll_end
         self._tat = max(self._tat, now) + _RATE_INTERVAL
         self.first_packet = False
         self.next_sample += FRAMES_PER_PACKET
-        if self.phase in (Phase.PREROLL, Phase.BUILDING_LEAD, Phase.STEADY):
+        if self.phase is Phase.PREROLL or self.phase is Phase.BUILDING_LEAD:
             self.phase = self._phase_after_send(now)
         return opened
 
     def _phase_after_send(self, now: int) -> Phase:
         if self.next_sample < self.preroll_end:
             return Phase.PREROLL
-        ahead = ntp_diff_ns(self.timeline.send_ntp_of(self.next_sample), now)
+        ahead = _signed(self.timeline.send_ntp_of(self.next_sample) - now)
         return Phase.STEADY if ahead > 0 else Phase.BUILDING_LEAD
 
-    def _due(self, sample: int, now: int) -> tuple[int, bool]:
-        """When the packet at `sample` is due, and whether the send budget allows it now.
+    def _due(self, play_at: int, now: int) -> tuple[int, bool]:
+        """When the packet playing at `play_at` is due, and whether the send budget allows it.
 
         Due: one latency before its play time, but before the start instant not more than
         `PRESTART_LEAD_NS` ahead. Budget: the GCRA bucket; when it is empty, the time returned
         is when `BATCH_PACKETS` packets may leave together.
         """
-        play_at = self.timeline.play_ntp_of(sample)
-        due = self.timeline.send_ntp_of(sample)
-        prestart = min(self.start_ntp, ntp_add_ns(play_at, -PRESTART_LEAD_NS))
-        if ntp_diff_ns(prestart, due) > 0:
-            due = prestart
-        if self._tat == 0:
-            return due, True
+        due = (play_at - self._latency_ntp) & _MASK
+        if _signed(self.start_ntp - now) > 0:  # before the start instant
+            prestart = min(self.start_ntp, (play_at - _PRESTART_NTP) & _MASK)
+            if _signed(prestart - due) > 0:
+                due = prestart
         conform_at = self._tat - _TOLERANCE
         if now >= conform_at:
             return due, True
         batch_at = conform_at + (BATCH_PACKETS - 1) * _RATE_INTERVAL
-        return (batch_at if ntp_diff_ns(batch_at, due) > 0 else due), False
+        return (batch_at if _signed(batch_at - due) > 0 else due), False
+
+
+def _signed(delta: int) -> int:
+    """A difference of two NTP values as a signed number (correct across the 64-bit wrap)."""
+    delta &= _MASK
+    return delta - (1 << 64) if delta >> 63 else delta
