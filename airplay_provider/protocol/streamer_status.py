@@ -85,8 +85,34 @@ def code_of(text: str) -> ErrorCode | str:
 # ---- events -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Connected:
+class _Event:
+    """Value semantics (==, hash, repr) for every event, written once: generating them for each
+    class (`dataclass(eq=True, repr=True)`) made this module's import ~40 % slower, and every
+    streamer process imports it at start."""
+
+    __slots__ = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, spec.name) for spec in dataclasses.fields(self))  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Event)
+            and type(other) is type(self)
+            and (self._values() == other._values())
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        names = [spec.name for spec in dataclasses.fields(self)]  # type: ignore[arg-type]
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({inner})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Connected(_Event):
     """RTSP set-up done (RAOP: `encrypted`, `audio_latency`; AirPlay 2: `timing`, `pairing`)."""
 
     EVENT: ClassVar[str] = "connected"
@@ -99,8 +125,8 @@ class Connected:
     pairing: str | None = None
 
 
-@dataclass(frozen=True)
-class StartFields:
+@dataclass(frozen=True, eq=False, repr=False)
+class StartFields(_Event):
     """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`."""
 
     EVENT: ClassVar[str] = ""
@@ -112,46 +138,46 @@ class StartFields:
     skipped_frames: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Started(StartFields):
     """The first real audio packet of the stream left (sent once)."""
 
     EVENT: ClassVar[str] = "started"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Playing(StartFields):
     """Audio is (again) on its way: after `started`, and after every resume."""
 
     EVENT: ClassVar[str] = "playing"
 
 
-@dataclass(frozen=True)
-class Paused:
+@dataclass(frozen=True, eq=False, repr=False)
+class Paused(_Event):
     """The receiver has flushed; `sample` is the first unplayed input sample."""
 
     EVENT: ClassVar[str] = "paused"
     sample: int
 
 
-@dataclass(frozen=True)
-class Elapsed:
+@dataclass(frozen=True, eq=False, repr=False)
+class Elapsed(_Event):
     """Play position in milliseconds (once a second)."""
 
     EVENT: ClassVar[str] = "elapsed"
     ms: int
 
 
-@dataclass(frozen=True)
-class Volume:
+@dataclass(frozen=True, eq=False, repr=False)
+class Volume(_Event):
     """The receiver took a volume (0..100)."""
 
     EVENT: ClassVar[str] = "volume"
     value: int
 
 
-@dataclass(frozen=True)
-class Stats:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stats(_Event):
     """Packet counters; the last report also carries the pacer's wake-up jitter."""
 
     EVENT: ClassVar[str] = "stats"
@@ -167,24 +193,24 @@ class Stats:
     wakeups: int | None = None
 
 
-@dataclass(frozen=True)
-class Eof:
+@dataclass(frozen=True, eq=False, repr=False)
+class Eof(_Event):
     """End of input: `samples` input samples were sent; the tail now drains."""
 
     EVENT: ClassVar[str] = "eof"
     samples: int
 
 
-@dataclass(frozen=True)
-class Stopped:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stopped(_Event):
     """TEARDOWN done at input sample `sample`."""
 
     EVENT: ClassVar[str] = "stopped"
     sample: int
 
 
-@dataclass(frozen=True)
-class Error:
+@dataclass(frozen=True, eq=False, repr=False)
+class Error(_Event):
     """A failure; `code` is an `ErrorCode` (or the text of one a newer streamer sent)."""
 
     EVENT: ClassVar[str] = "error"
@@ -192,16 +218,16 @@ class Error:
     message: str
 
 
-@dataclass(frozen=True)
-class Exit:
+@dataclass(frozen=True, eq=False, repr=False)
+class Exit(_Event):
     """The streamer process ends with `code` (the provider adds one when it reaps it)."""
 
     EVENT: ClassVar[str] = "exit"
     code: int
 
 
-@dataclass(frozen=True)
-class Metadata:
+@dataclass(frozen=True, eq=False, repr=False)
+class Metadata(_Event):
     """Title and artist were sent to the receiver."""
 
     EVENT: ClassVar[str] = "metadata"
@@ -209,39 +235,39 @@ class Metadata:
     artist: str
 
 
-@dataclass(frozen=True)
-class Artwork:
+@dataclass(frozen=True, eq=False, repr=False)
+class Artwork(_Event):
     """Cover art of `size` bytes was sent (written as `bytes=`)."""
 
     EVENT: ClassVar[str] = "artwork"
     size: int = dataclasses.field(metadata={"wire": "bytes"})
 
 
-@dataclass(frozen=True)
-class Flushed:
+@dataclass(frozen=True, eq=False, repr=False)
+class Flushed(_Event):
     """ACTION=FLUSH dropped `samples` buffered input samples."""
 
     EVENT: ClassVar[str] = "flushed"
     samples: int
 
 
-@dataclass(frozen=True)
-class Paired:
+@dataclass(frozen=True, eq=False, repr=False)
+class Paired(_Event):
     """AirPlay 2 pairing made new credentials; `stored` if written to --credentials_out."""
 
     EVENT: ClassVar[str] = "paired"
     stored: bool
 
 
-@dataclass(frozen=True)
-class PinRequired:
+@dataclass(frozen=True, eq=False, repr=False)
+class PinRequired(_Event):
     """The receiver shows a PIN: send `PIN=<digits>` on the command pipe."""
 
     EVENT: ClassVar[str] = "pin_required"
 
 
-@dataclass(frozen=True)
-class Timing:
+@dataclass(frozen=True, eq=False, repr=False)
+class Timing(_Event):
     """AirPlay 2 clock choice: NTP (with the `reason`) or PTP (with the grandmaster's data)."""
 
     EVENT: ClassVar[str] = "timing"
@@ -252,8 +278,8 @@ class Timing:
     ptp_minus_mono_ns: int | None = None
 
 
-@dataclass(frozen=True)
-class UnknownStatus:
+@dataclass(frozen=True, eq=False, repr=False)
+class UnknownStatus(_Event):
     """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
 
     EVENT: ClassVar[str] = ""

@@ -150,3 +150,15 @@ def test_streamer_error_carries_its_code() -> None:
     error = StreamerError(ErrorCode.BUSY, "SETUP: busy")
     assert error.code == "busy"
     assert str(error) == "SETUP: busy"
+
+
+def test_events_are_values_of_their_own_type() -> None:
+    assert Paused(5) == Paused(5)
+    assert hash(Paused(5)) == hash(Paused(5))
+    assert Paused(5) != Stopped(5)  # same fields, different event
+    assert Started(1, 2, 3, 4, 5, 6) != Playing(1, 2, 3, 4, 5, 6)
+    assert Paused(5) != (5,)
+    assert len({Volume(3), Volume(3), Volume(4)}) == 2
+    assert repr(Error(ErrorCode.BUSY, "x")) == "Error(code=<ErrorCode.BUSY: 'busy'>, message='x')"
+    with pytest.raises(AttributeError):
+        Paused(5).sample = 6  # type: ignore[misc]
