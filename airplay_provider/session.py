@@ -36,9 +36,12 @@ from airplay_provider.session_timing import (
     FLOW_FRAME_BYTES,
     LeadEstimator,
     RingBuffer,
+    RESUME_LEAD_S,
     join_position,
     member_start_ntp,
     position_at,
+    primed,
+    release_lead_s,
     resume_plan,
     start_instant,
 )
@@ -50,9 +53,15 @@ LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed 
 WATCHDOG_CHUNK_S: Final = 0.1
 SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
-# cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
-# the rest is slack for the command to arrive and a FLUSH still in flight to finish.
-RESUME_LEAD_S: Final = 0.4
+# Before T is chosen every member is fed this much audio and T waits until it is inside the
+# streamers: a start with cold pipelines (ffmpeg just spawned, nothing read yet) underruns.
+PRIME_S: Final = 1.0
+PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
+PRIME_POLL_S: Final = 0.01
+# A late joiner's first frame is audible this long after it connected: priming its pipeline
+# (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
+JOIN_LEAD_S: Final = 0.7
+JOIN_PRIME_S: Final = 0.5
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -156,6 +165,7 @@ class StreamSession:
         self._end_task: asyncio.Task[None] | None = None
         self._fifo_dir: Path | None = None
         self._stopping = False
+        self._priming = False  # starting: feed PRIME_S to every member, whatever T is
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -189,11 +199,12 @@ class StreamSession:
     ) -> StartReport:
         """Start every target on one instant T; members that fail to connect are dropped.
 
-        The streamers are spawned with a far start instant, connected, and held (ACTION=PAUSE:
-        nothing was played yet); T is then chosen `RESUME_LEAD_S` from the moment the slowest
-        one connected, and each gets NTPSTART=T (+ its sync_adjust), ACTION=PLAY. So T is as
-        early as every member can honour, whatever its connect time, and no member skips.
-        SessionError when no member connected (the session is then fully stopped).
+        The streamers are spawned with a far start instant, connected and held (ACTION=PAUSE:
+        nothing was played yet) while each is fed the first `PRIME_S` of audio. T is chosen only
+        once every member connected *and* holds that audio in its streamer (at most
+        `PRIME_TIMEOUT_S`), `release_lead_s(n)` from then; each gets NTPSTART=T (+ its
+        sync_adjust), ACTION=PLAY. So T is as early as every member can honour and no member
+        starts on a cold pipeline. SessionError when no member connected (all is stopped).
         """
         if self.state is not SessionState.IDLE:
             raise SessionError("a session starts only once")
@@ -203,25 +214,30 @@ class StreamSession:
         self.state = SessionState.STARTING
         self.metadata = metadata
         self._fifo_dir = Path(tempfile.mkdtemp(prefix="airplay-session-"))
-        # Provisional T, for pacing the source until the real one is known.
+        # Provisional T (for position queries) until the real one is known.
         lead_s = self.lead.lead_s(len(targets))
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
         self.members = {m.key: m for m in members}
+        self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
+        await self._wait_primed(ready, round(PRIME_S * SAMPLE_RATE), PRIME_TIMEOUT_S)
+        ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
-            RESUME_LEAD_S,
+            release_lead_s(len(ready)),
         )
         if plan is None:
             await self.stop()
             reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
             raise SessionError(f"no member could start ({reasons})")
         self.start_ntp = plan.start_ntp
+        self._priming = False
+        self._wakeup.set()  # the fan-out paces on the real T from now on
         for join in joins:
             join.start_ntp = plan.member_ntp.get(join.key, 0)
         await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
@@ -230,7 +246,27 @@ class StreamSession:
         self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
         self._notify()
         self._check_end()
-        return StartReport(self.start_ntp, self.lead.lead_s(len(targets)), joins)
+        return StartReport(self.start_ntp, lead_s, joins)
+
+    async def _wait_primed(
+        self, members: Sequence[SessionMember], frames: int, timeout: float
+    ) -> bool:
+        """Until each member's streamer holds `frames` of audio (or all it was fed, once the
+        source ended); False after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            enough = self._source_done or self.fed >= frames or not self._priming
+            if enough and all(
+                primed(m.frames_in_streamer(), m.frames_fed, frames)
+                for m in members
+                if not m.ended
+            ):
+                return True
+            if loop.time() >= deadline:
+                self.logger.info("start: members' input not primed after %.1f s", timeout)
+                return False
+            await asyncio.sleep(PRIME_POLL_S)
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
@@ -267,6 +303,7 @@ class StreamSession:
     async def _release(self, member: SessionMember, ntp: int) -> None:
         """Let a held member play: its first unplayed frame becomes audible at `ntp`."""
         member.start_ntp = member.expected_ntp = ntp
+        member.release_probe()
         if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
             member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
 
@@ -306,13 +343,17 @@ class StreamSession:
             if self._paused_at is not None:
                 await self._wakeup.wait()
                 continue
+            if self._priming:  # no T yet: fill every member's pipeline with the first audio
+                if self._pending and self.fed < PRIME_S * SAMPLE_RATE:
+                    self._pending_to_members()
+                else:
+                    await self._wakeup.wait()
+                continue
             ahead = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
             if ahead > self.ahead_s:
                 await self._nap(ahead - self.ahead_s)
             elif self._pending:
-                chunk = self._pending.popleft()
-                self._space.set()
-                self._distribute(chunk)
+                self._pending_to_members()
             elif self._source_done:
                 self._end_input()
                 return
@@ -322,6 +363,11 @@ class StreamSession:
                 frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
                 self.silence_frames += frames
                 self._distribute(bytes(frames * FLOW_FRAME_BYTES))
+
+    def _pending_to_members(self) -> None:
+        chunk = self._pending.popleft()
+        self._space.set()
+        self._distribute(chunk)
 
     async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -376,13 +422,20 @@ class StreamSession:
             return join
         # No await from here until it is registered: the fan-out cannot slip a chunk between.
         position = join_position(
-            self.clock.ntp(), self.start_ntp, RESUME_LEAD_S, self.ring.start, self.fed
+            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed
         )
         member.offset = join.offset = position
         for chunk in self.ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
         join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms)
+        # Its first frame is JOIN_LEAD_S away: prime its pipeline, keeping RESUME_LEAD_S.
+        await self._wait_primed(
+            [member], round(JOIN_PRIME_S * SAMPLE_RATE), JOIN_LEAD_S - RESUME_LEAD_S
+        )
+        if member.ended:
+            join.error = member.error or "failed while joining"
+            return join
         await self._release(member, join.start_ntp)
         self._notify()
         return join

@@ -8,23 +8,28 @@ own and tells the session through `on_change`.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import enum
+import fcntl
 import logging
 import os
 import re
 import shutil
+import termios
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from airplay_provider.session_timing import FLOW_FRAME_BYTES
 from airplay_provider.streamers import StreamerError, StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
-MAX_BACKLOG_BYTES: Final = 12 * 44100 * 8  # 12 s of flow PCM queued but not written
+S16_FRAME_BYTES: Final = 4  # s16le stereo, what ffmpeg writes into the streamer
+MAX_BACKLOG_BYTES: Final = 12 * 44100 * FLOW_FRAME_BYTES  # 12 s of flow PCM not written yet
 # Without a tiny probe size ffmpeg holds back its first ~5 MB of raw input (>3 s of audio)
 # before writing anything: a slow or stalled source would then underrun the streamer.
 MEMBER_FFMPEG_ARGS: Final = (
@@ -67,6 +72,13 @@ class MemberState(enum.StrEnum):
 ENDED_STATES: Final = frozenset({MemberState.FINISHED, MemberState.FAILED, MemberState.STOPPED})
 
 
+def _unread_bytes(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` belongs to (FIONREAD works on either end)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:40] or "member"
 
@@ -98,11 +110,13 @@ class SessionMember:
             logger=self.logger,
         )
         self.bytes_written = 0
+        self.frames_fed = 0  # flow frames handed to `feed`
         self._ffmpeg: asyncio.subprocess.Process | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self._input_closed = False
+        self._probe_fd: int | None = None  # read end of ffmpeg → streamer, only for FIONREAD
         self._paused = asyncio.Event()
         self._stop_task: asyncio.Task[None] | None = None
         self._holding = False
@@ -143,6 +157,9 @@ class SessionMember:
             raise StreamerError("no_ffmpeg", "ffmpeg not found (install ffmpeg)")
         self.start_ntp = ntpstart
         read_end, write_end = os.pipe()
+        # The read end stays open here (never read) until the start is primed: it tells how
+        # much audio ffmpeg produced that the streamer has not taken in yet.
+        self._probe_fd = read_end
         try:
             await self.streamer.spawn(ntpstart, read_end)
             self._ffmpeg = await asyncio.create_subprocess_exec(
@@ -154,9 +171,12 @@ class SessionMember:
                 start_new_session=True,
             )
         except OSError as exc:
+            self.release_probe()
             raise StreamerError("spawn_failed", f"cannot start ffmpeg: {exc}") from exc
+        except BaseException:
+            self.release_probe()
+            raise
         finally:
-            os.close(read_end)
             os.close(write_end)
         self._writer = asyncio.create_task(self._write_loop(), name=f"feed-{self.key}")
 
@@ -168,9 +188,37 @@ class SessionMember:
             self._input_closed = True
         else:
             self._queued_bytes += len(chunk)
+            self.frames_fed += len(chunk) // FLOW_FRAME_BYTES
         self._queue.put_nowait(chunk)
         if self._queued_bytes > MAX_BACKLOG_BYTES:
             self._fail("stopped reading audio (backlog)")
+
+    def frames_in_streamer(self) -> int | None:
+        """Frames fed to this member that already went through ffmpeg into the streamer.
+
+        Fed frames minus those still queued here, in ffmpeg's stdin pipe or in the pipe into the
+        streamer (which reads its stdin eagerly once connected). None when unknown (not spawned,
+        or the probe was released after the start).
+        """
+        ffmpeg = self._ffmpeg
+        if self._probe_fd is None or ffmpeg is None or ffmpeg.stdin is None:
+            return None
+        transport = ffmpeg.stdin.transport
+        flow_bytes = self._queued_bytes + transport.get_write_buffer_size()
+        pipe = transport.get_extra_info("pipe")
+        try:
+            if pipe is not None:
+                flow_bytes += _unread_bytes(pipe.fileno())
+            s16_bytes = _unread_bytes(self._probe_fd)
+        except OSError:
+            return None
+        return self.frames_fed - flow_bytes // FLOW_FRAME_BYTES - s16_bytes // S16_FRAME_BYTES
+
+    def release_probe(self) -> None:
+        """Close the pipe probe (after the start: ffmpeg must see EPIPE if the streamer dies)."""
+        fd, self._probe_fd = self._probe_fd, None
+        if fd is not None:
+            os.close(fd)
 
     async def _write_loop(self) -> None:
         assert self._ffmpeg is not None
@@ -287,6 +335,7 @@ class SessionMember:
         await asyncio.shield(self._stop_task)
 
     async def _stop(self, *, graceful: bool) -> None:
+        self.release_probe()
         if not self.ended:
             self.state = MemberState.STOPPED
         if self._writer is not None and not self._writer.done():

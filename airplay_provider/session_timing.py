@@ -70,6 +70,29 @@ class LeadEstimator:
         return min(MAX_LEAD_S, max(MIN_LEAD_S, connect + STREAMER_START_MARGIN_S + LEAD_SAFETY_S))
 
 
+#: cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
+#: the rest is slack for the command to arrive and a FLUSH still in flight to finish.
+RESUME_LEAD_S: Final = 0.4
+#: Per member started together: N streamers take the command and send their first packets at
+#: once on a shared CPU (measured: at 32 members on 2 cores the last takes it ~0.1 s later).
+RELEASE_LEAD_PER_MEMBER_S: Final = 0.008
+
+
+def release_lead_s(members: int) -> float:
+    """Lead from now to T when `members` connected, primed streamers are released together."""
+    return RESUME_LEAD_S + RELEASE_LEAD_PER_MEMBER_S * max(0, members - 1)
+
+
+def primed(in_streamer: int | None, fed: int, wanted: int) -> bool:
+    """Whether a member's streamer holds enough input to be given its start instant.
+
+    `in_streamer`: frames already inside the streamer (None: unknown, taken as primed);
+    `fed`: frames handed to the member; `wanted`: frames it should hold. A member holding all it
+    was fed is primed too (a short or slow source).
+    """
+    return in_streamer is None or in_streamer >= min(fed, wanted)
+
+
 def start_instant(now_ntp: int, lead_s: float) -> int:
     """The group start instant T, `lead_s` from now."""
     return ntp_add_ns(now_ntp, round(lead_s * 1e9))
