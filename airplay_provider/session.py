@@ -34,9 +34,9 @@ from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session_timing import (
     FLOW_FRAME_BYTES,
+    RESUME_LEAD_S,
     LeadEstimator,
     RingBuffer,
-    RESUME_LEAD_S,
     join_position,
     member_start_ntp,
     position_at,
@@ -258,9 +258,7 @@ class StreamSession:
         while True:
             enough = self._source_done or self.fed >= frames or not self._priming
             if enough and all(
-                primed(m.frames_in_streamer(), m.frames_fed, frames)
-                for m in members
-                if not m.ended
+                primed(m.frames_in_streamer(), m.frames_fed, frames) for m in members if not m.ended
             ):
                 return True
             if loop.time() >= deadline:

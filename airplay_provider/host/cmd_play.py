@@ -262,6 +262,11 @@ async def _play_on(
     failed = [m for m in session.departed if m.state == "failed"]
     for member in failed:
         print(f"{member.target.name}: {member.error}", file=out)
+    for member in session.departed:
+        stats = member.streamer.last("stats") or {}
+        underruns, late = stats.get("underruns", "0"), stats.get("late", "0")
+        if underruns != "0" or late != "0":  # audio the receiver did not get
+            print(f"{member.target.name}: {underruns} underrun(s), {late} late frame(s)", file=out)
     if session.source_error:
         print(f"source: {session.source_error}", file=out)
     elapsed = time.monotonic() - started

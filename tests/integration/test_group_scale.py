@@ -56,9 +56,7 @@ async def test_eight_members_start_together_and_every_receiver_gets_every_frame(
         await emu.__aenter__()
     try:
         session = StreamSession(flow_source(signal_pcm, chunk_seconds=0.25))
-        report = await session.start(
-            [raop_target(f"m{i}", emu.port) for i, emu in enumerate(emus)]
-        )
+        report = await session.start([raop_target(f"m{i}", emu.port) for i, emu in enumerate(emus)])
         assert report.failed == []
         assert await session.wait_ended(40)
         members = sorted(session.departed, key=lambda m: int(m.key[1:]))
