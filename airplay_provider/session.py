@@ -46,6 +46,7 @@ from airplay_provider.session_timing import (
     start_instant,
 )
 from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer_launcher import ForkServer
 from airplay_provider.streamers import StreamerError, StreamTarget
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
@@ -55,7 +56,7 @@ SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
 # Before T is chosen every member is fed this much audio and T waits until it is inside the
 # streamers: a start with cold pipelines (ffmpeg just spawned, nothing read yet) underruns.
-PRIME_S: Final = 1.0
+PRIME_S: Final = 0.5
 PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
 PRIME_POLL_S: Final = 0.01
 # A late joiner's first frame is audible this long after it connected: priming its pipeline
@@ -132,8 +133,10 @@ class StreamSession:
         ring_seconds: float = 10.0,
         ahead_s: float = AHEAD_S,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self.source = source
+        self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
         self.lead = lead or DEFAULT_LEAD
         self.ahead_s = ahead_s
         self.logger = logger or logging.getLogger(__name__)
@@ -274,6 +277,7 @@ class StreamSession:
             fifo_dir=self._fifo_dir,
             on_change=self._on_member_change,
             logger=self.logger,
+            launcher=self.launcher,
         )
 
     async def _launch(self, member: SessionMember, *, together: int = 1) -> JoinReport:

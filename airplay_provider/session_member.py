@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from airplay_provider.session_timing import FLOW_FRAME_BYTES
+from airplay_provider.streamer_launcher import ForkServer
 from airplay_provider.streamers import StreamerError, StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
@@ -94,6 +95,7 @@ class SessionMember:
         fifo_dir: Path,
         on_change: Callable[[SessionMember], None] | None = None,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self.target = target
         self.offset = offset
@@ -108,6 +110,7 @@ class SessionMember:
             fifo_dir / f"{_safe_name(target.key)}-cmd",
             on_status=self._on_status,
             logger=self.logger,
+            launcher=launcher,
         )
         self.bytes_written = 0
         self.frames_fed = 0  # flow frames handed to `feed`

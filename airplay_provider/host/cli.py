@@ -23,6 +23,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+#: Commands that start streamers: they get a `ForkServer` as ``args.launcher``.
+FORKING_COMMANDS: Final = frozenset({"play"})
+
+
 class CommandModule(Protocol):
     """What a subcommand module provides."""
 
@@ -75,12 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: the process arguments) and run the subcommand."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((arg for arg in arguments if not arg.startswith("-")), None)
-    parser = build_parser(selected if selected in COMMANDS else None)
-    args = parser.parse_args(arguments)
+    launcher = None
+    if selected in FORKING_COMMANDS:
+        # The streamers' pre-imported parent loads while this process imports the command.
+        from airplay_provider.streamer_launcher import ForkServer  # noqa: PLC0415
+
+        launcher = ForkServer()
+        launcher.launch()
     try:
+        parser = build_parser(selected if selected in COMMANDS else None)
+        args = parser.parse_args(arguments)
+        args.launcher = launcher
         exit_code: int = args.run(args)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if launcher is not None:
+            launcher.close_now()
     return exit_code
 
 

@@ -31,8 +31,10 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
+from airplay_provider.streamer_launcher import ForkServer
 
 DEFAULT_DISCOVERY_S = 5.0
+REMOTE_CONTROL_DELAY_S = 1.0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -170,31 +172,49 @@ async def _probe(source: str, workdir: Path) -> tuple[TrackInfo, Path | None]:
 async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> int:
     """Run the whole command; returns the exit code."""
     with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
-        info, cover = await _probe(args.source, Path(workdir))  # unreadable: nothing started
-        store: ConfigStore | None = ConfigStore()
-        dacp_id: str | None = None
+        # The source is probed while the players are looked up; an unreadable one still stops
+        # the command before anything plays.
+        probing = asyncio.create_task(_probe(args.source, Path(workdir)))
         try:
-            assert store is not None
-            store.load()
-            dacp_id = load_or_create_dacp_id(identity_path(store.path))
-        except (ConfigStoreError, IdentityError) as err:
-            print(f"warning: {err}; using defaults", file=out)
-            store = None
-        host = StandaloneHost(store)
-        provider = AirPlayProvider(host, interfaces=args.interfaces, dacp_id=dacp_id)
-        host.provider = provider
-        # Discovery starts at once; announcing the DACP service (~1.5 s of mDNS probing)
-        # goes on in the background instead of delaying the first sample.
-        init = asyncio.create_task(provider.handle_async_init())
-        try:
-            await asyncio.sleep(0)
-            return await _play_on(
-                args, host=host, provider=provider, info=info, cover=cover, out=out, stop=stop
-            )
+            return await _set_up_and_play(args, probing, out, stop)
         finally:
-            with contextlib.suppress(Exception):
-                await init
-            await provider.unload()
+            if not probing.done():
+                probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AudioSourceError):
+                await probing
+
+
+async def _set_up_and_play(
+    args: argparse.Namespace,
+    probing: asyncio.Task[tuple[TrackInfo, Path | None]],
+    out: TextIO,
+    stop: asyncio.Event,
+) -> int:
+    store: ConfigStore | None = ConfigStore()
+    dacp_id: str | None = None
+    try:
+        assert store is not None
+        store.load()
+        dacp_id = load_or_create_dacp_id(identity_path(store.path))
+    except (ConfigStoreError, IdentityError) as err:
+        print(f"warning: {err}; using defaults", file=out)
+        store = None
+    host = StandaloneHost(store)
+    launcher: ForkServer | None = getattr(args, "launcher", None)
+    provider = AirPlayProvider(host, interfaces=args.interfaces, dacp_id=dacp_id, launcher=launcher)
+    host.provider = provider
+    # Discovery starts at once; the DACP service (aiohttp, ~1.5 s of mDNS probing) starts
+    # once audio plays instead of delaying the first sample.
+    init = asyncio.create_task(provider.handle_async_init(remote_control=False))
+    try:
+        await asyncio.sleep(0)
+        return await _play_on(
+            args, host=host, provider=provider, probing=probing, out=out, stop=stop
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await init
+        await provider.unload()
 
 
 async def _play_on(
@@ -202,12 +222,20 @@ async def _play_on(
     *,
     host: StandaloneHost,
     provider: AirPlayProvider,
-    info: TrackInfo,
-    cover: Path | None,
+    probing: asyncio.Task[tuple[TrackInfo, Path | None]],
     out: TextIO,
     stop: asyncio.Event,
 ) -> int:
-    players = await find_players(provider, host, args.players, args.discovery_timeout)
+    finding = asyncio.create_task(
+        find_players(provider, host, args.players, args.discovery_timeout)
+    )
+    await asyncio.wait({finding, probing}, return_when=asyncio.FIRST_EXCEPTION)
+    if probing.done() and probing.exception() is not None:
+        finding.cancel()  # an unreadable source: no need to wait for the players
+        with contextlib.suppress(asyncio.CancelledError, PlayCommandError):
+            await finding
+    info, cover = await probing
+    players = await finding
     if len({p.player_id for p in players}) != len(players):
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
     for name, ms in args.sync_adjust:
@@ -241,7 +269,37 @@ async def _play_on(
     if found is None:
         raise PlayCommandError("playback failed to start")
     session = found[1]
-    print(f"playing {media.title!r} on {', '.join(p.name for p in players)}", file=out)
+    finished = asyncio.Event()
+    remote = asyncio.create_task(_remote_control_later(provider, finished))
+    try:
+        return await _follow(
+            session, players=players, info=info, started=started, out=out, stop=stop
+        )
+    finally:
+        finished.set()
+        await remote  # not cancelled midway: a half-started DACP server would leak
+
+
+async def _remote_control_later(provider: AirPlayProvider, finished: asyncio.Event) -> None:
+    """DACP (remote buttons) once the start is over: its import would stall the start."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(finished.wait(), REMOTE_CONTROL_DELAY_S)
+        return  # played out (or stopped) before: not needed
+    await provider.start_remote_control()
+
+
+async def _follow(
+    session: StreamSession,
+    *,
+    players: Sequence[AirPlayPlayer],
+    info: TrackInfo,
+    started: float,
+    out: TextIO,
+    stop: asyncio.Event,
+) -> int:
+    """Show progress until the session ends or the user stops it; the exit code."""
+    title = session.metadata.title if session.metadata else None
+    print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
     tty = out.isatty()
     last_print = 0.0
     while not stop.is_set() and session.state is not SessionState.ENDED:

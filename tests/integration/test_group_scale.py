@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from audio import test_signal
 from group_helpers import (
     FRAME_NTP,
@@ -24,6 +25,7 @@ from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.session import StreamSession
 from airplay_provider.session_member import MemberState, SessionMember
+from airplay_provider.streamer_launcher import ForkServer
 
 RATE = 44100
 MEMBERS = 8
@@ -49,13 +51,17 @@ def assert_exact(emu: RaopEmulator, member: SessionMember, sent: bytes) -> None:
     assert not member.misaligned
 
 
-async def test_eight_members_start_together_and_every_receiver_gets_every_frame() -> None:
+@pytest.mark.parametrize("forked", [False, True], ids=["bin-cliraop", "fork-server"])
+async def test_eight_members_start_together_and_every_receiver_gets_every_frame(
+    forked: bool,
+) -> None:
     signal_pcm = test_signal(5.0, seed=81)
     emus = [RaopEmulator() for _ in range(MEMBERS)]
+    launcher = ForkServer() if forked else None
     for emu in emus:
         await emu.__aenter__()
     try:
-        session = StreamSession(flow_source(signal_pcm, chunk_seconds=0.25))
+        session = StreamSession(flow_source(signal_pcm, chunk_seconds=0.25), launcher=launcher)
         report = await session.start([raop_target(f"m{i}", emu.port) for i, emu in enumerate(emus)])
         assert report.failed == []
         assert await session.wait_ended(40)
@@ -73,6 +79,8 @@ async def test_eight_members_start_together_and_every_receiver_gets_every_frame(
     finally:
         for emu in emus:
             await emu.__aexit__(None, None, None)
+        if launcher is not None:
+            await launcher.close()
 
 
 async def test_late_joiner_into_a_group_of_eight_gets_every_frame_from_its_first() -> None:
