@@ -8,12 +8,12 @@ import os
 import signal
 
 from audio import test_signal
-from group_helpers import alive
+from group_helpers import alive, no_children_left
 from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.status import parse_status
-from airplay_provider.streamer_launcher import ForkServer, ForkedStreamer
+from airplay_provider.streamer_launcher import ForkedStreamer, ForkServer
 
 STDERR_LIMIT = 1 << 20
 
@@ -90,5 +90,4 @@ async def test_a_killed_child_reports_the_signal_and_close_leaves_nothing() -> N
         os.close(read_end)
         os.close(write_end)
         await server.close()
-    children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
-    assert not any(alive(int(pid)) for pid in children)
+    assert no_children_left() == []  # the server itself was reaped
