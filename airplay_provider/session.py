@@ -2,11 +2,12 @@
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
 audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
-spawned with a far start instant, and once the slowest has connected (each one held with
-ACTION=PAUSE before playing anything) T is set `RESUME_LEAD_S` ahead and sent to all with
-NTPSTART=…, ACTION=PLAY — measured connect times, not a fixed multi-second lead. Late joiners
-connect the same way, then get the ring buffer from the first frame p they can still play,
-starting at ``T + p``.
+spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
+`PRIME_S` of audio is fed through each member's ffmpeg into its streamer. Only when every
+member is connected *and* holds that audio is T set `release_lead_s(n)` ahead and sent to all
+with NTPSTART=…, ACTION=PLAY — a start on cold pipelines (N ffmpeg and N streamers just
+spawned) would underrun. Late joiners connect the same way, get the ring buffer from the first
+frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -33,10 +34,13 @@ from typing import Any, Final
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session_timing import (
+    FEED_PIECE_S,
     FLOW_FRAME_BYTES,
+    RAMP_RATE,
     RESUME_LEAD_S,
     LeadEstimator,
     RingBuffer,
+    ahead_limit_s,
     join_position,
     member_start_ntp,
     position_at,
@@ -169,6 +173,7 @@ class StreamSession:
         self._fifo_dir: Path | None = None
         self._stopping = False
         self._priming = False  # starting: feed PRIME_S to every member, whatever T is
+        self._ramp: tuple[float, float] | None = None  # (loop time, ahead) at the release
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -240,6 +245,8 @@ class StreamSession:
             raise SessionError(f"no member could start ({reasons})")
         self.start_ntp = plan.start_ntp
         self._priming = False
+        loop_now = asyncio.get_running_loop().time()
+        self._ramp = (loop_now, self._ahead_s())
         self._wakeup.set()  # the fan-out paces on the real T from now on
         for join in joins:
             join.start_ntp = plan.member_ntp.get(join.key, 0)
@@ -351,9 +358,12 @@ class StreamSession:
                 else:
                     await self._wakeup.wait()
                 continue
-            ahead = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
-            if ahead > self.ahead_s:
-                await self._nap(ahead - self.ahead_s)
+            ahead = self._ahead_s()
+            limit = self._ahead_limit_s()
+            if ahead > limit:
+                # `ahead` shrinks at 1 s/s; the limit grows at RAMP_RATE while ramping.
+                rate = 1.0 if limit >= self.ahead_s else 1.0 + RAMP_RATE
+                await self._nap((ahead - limit) / rate)
             elif self._pending:
                 self._pending_to_members()
             elif self._source_done:
@@ -366,9 +376,29 @@ class StreamSession:
                 self.silence_frames += frames
                 self._distribute(bytes(frames * FLOW_FRAME_BYTES))
 
+    def _ahead_s(self) -> float:
+        """Seconds of audio fed beyond the audible position."""
+        return ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+
+    def _ahead_limit_s(self) -> float:
+        if self._ramp is None:
+            return self.ahead_s
+        started, base = self._ramp
+        limit = ahead_limit_s(base, asyncio.get_running_loop().time() - started, self.ahead_s)
+        if limit >= self.ahead_s:
+            self._ramp = None
+        return limit
+
     def _pending_to_members(self) -> None:
+        """Feed the next piece of source audio (≤ FEED_PIECE_S while starting or ramping)."""
         chunk = self._pending.popleft()
-        self._space.set()
+        if self._priming or self._ramp is not None:
+            piece = round(FEED_PIECE_S * SAMPLE_RATE) * FLOW_FRAME_BYTES
+            if len(chunk) > piece:
+                self._pending.appendleft(chunk[piece:])
+                chunk = chunk[:piece]
+        if len(self._pending) < SOURCE_QUEUE_CHUNKS:
+            self._space.set()
         self._distribute(chunk)
 
     async def _nap(self, seconds: float) -> None:

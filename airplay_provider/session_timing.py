@@ -83,6 +83,20 @@ def release_lead_s(members: int) -> float:
     return RESUME_LEAD_S + RELEASE_LEAD_PER_MEMBER_S * max(0, members - 1)
 
 
+#: After the start the audio fed ahead grows by this many seconds per second (so members'
+#: input arrives at ≤ 1 + RAMP_RATE times real time), in pieces of at most FEED_PIECE_S: a
+#: streamer sends what it holds within its latency at once, and a receiver's socket buffer
+#: takes ~0.25 s of audio, not the seconds a whole lead would be.
+RAMP_RATE: Final = 2.0
+FEED_PIECE_S: Final = 0.1
+
+
+def ahead_limit_s(base_s: float, since_s: float, ahead_s: float) -> float:
+    """How far ahead of the audible position the fan-out may feed, `since_s` after a start
+    that had `base_s` fed ahead: growing at `RAMP_RATE` up to `ahead_s`."""
+    return min(ahead_s, base_s + RAMP_RATE * max(0.0, since_s))
+
+
 def primed(in_streamer: int | None, fed: int, wanted: int) -> bool:
     """Whether a member's streamer holds enough input to be given its start instant.
 

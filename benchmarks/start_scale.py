@@ -7,8 +7,8 @@ Per N (default 1, 4, 8, 16, 32):
   receiver's own sync packets schedule sample 0 of the file;
 - sender CPU: every sender process (the CLI, its streamers and ffmpeg), % of one core over
   the whole run, and the machine's core count for scale;
-- memory: each player's streamer + ffmpeg, proportional set size (shared libraries split
-  among the processes using them), sampled mid-run, MB; and the largest streamer RSS;
+- memory: each player's streamer + ffmpeg (+ its share of the fork server), proportional set
+  size (shared pages split among the processes using them), mid-run, MB; largest streamer RSS;
 - underruns / late frames: the streamers' own counters (the CLI prints them when non-zero);
 - frames got vs sent: per receiver, frames of the file received bit-exact at their place;
   late packets: audio packets that arrived at the receiver after their play time;
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -102,6 +103,11 @@ def memory_mb(pid: int) -> tuple[str, float, float]:
     )
     if b"cliraop" in cmdline or b"cliap2" in cmdline:
         name = "streamer"
+    elif b"airplay_provider.fork_server" in cmdline:  # the server, or a streamer it forked
+        parent = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        with contextlib.suppress(OSError):
+            parent_cmd = Path(f"/proc/{parent}/cmdline").read_bytes()
+            name = "streamer" if b"fork_server" in parent_cmd else "fork_server"
     return name, pages * PAGE / 1e6, pss_kb / 1e3
 
 
@@ -162,7 +168,8 @@ async def cli_run(n: int, track: Path, sent: bytes, workdir: Path) -> dict[str, 
                 per_kind[name] = per_kind.get(name, 0.0) + pss
                 if name == "streamer":
                     streamer_rss.append(rss)
-            memory.append((per_kind.get("streamer", 0.0) + per_kind.get("ffmpeg", 0.0)) / n)
+            players_mb = sum(per_kind.get(k, 0.0) for k in ("streamer", "ffmpeg", "fork_server"))
+            memory.append(players_mb / n)
             output, _ = await asyncio.wait_for(proc.communicate(), len(sent) / 4 / RATE + 60)
         finally:
             if proc.returncode is None:
