@@ -3,10 +3,10 @@
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
 audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
 spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
-`PRIME_S` of audio is fed through each member's ffmpeg into its streamer. Only when every
+`PRIME_S` of audio is fed into its streamer. Only when every
 member is connected *and* holds that audio is T set `release_lead_s(n)` ahead and sent to all
-with NTPSTART=…, ACTION=PLAY — a start on cold pipelines (N ffmpeg and N streamers just
-spawned) would underrun. Late joiners connect the same way, get the ring buffer from the first
+with NTPSTART=…, ACTION=PLAY — a start on cold pipelines (N streamers just spawned) would
+underrun. Late joiners connect the same way, get the ring buffer from the first
 frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
@@ -31,8 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
-from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
+from airplay_provider.session_member import (
+    CONNECT_TIMEOUT_S,
+    S16_FRAME_BYTES,
+    MemberState,
+    SessionMember,
+)
 from airplay_provider.session_timing import (
     FEED_PIECE_S,
     FLOW_FRAME_BYTES,
@@ -59,7 +65,7 @@ WATCHDOG_CHUNK_S: Final = 0.1
 SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
 # Before T is chosen every member is fed this much audio and T waits until it is inside the
-# streamers: a start with cold pipelines (ffmpeg just spawned, nothing read yet) underruns.
+# streamers: a start with cold pipelines (a streamer just spawned, nothing read yet) underruns.
 PRIME_S: Final = 0.5
 PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
 PRIME_POLL_S: Final = 0.01
@@ -149,7 +155,7 @@ class StreamSession:
         self.start_ntp = 0
         self.members: dict[str, SessionMember] = {}
         self.departed: list[SessionMember] = []
-        self.ring = RingBuffer(ring_seconds)
+        self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
         self.fed = 0  # session frames handed to members so far
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
@@ -312,7 +318,6 @@ class StreamSession:
     async def _release(self, member: SessionMember, ntp: int) -> None:
         """Let a held member play: its first unplayed frame becomes audible at `ntp`."""
         member.start_ntp = member.expected_ntp = ntp
-        member.release_probe()
         if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
             member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
 
@@ -406,10 +411,12 @@ class StreamSession:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     def _distribute(self, chunk: bytes) -> None:
-        self.ring.append(self.fed, chunk)
-        self.fed += len(chunk) // FLOW_FRAME_BYTES
+        """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
+        pcm = flow_to_s16(chunk)
+        self.ring.append(self.fed, pcm)
+        self.fed += len(pcm) // S16_FRAME_BYTES
         for member in self.members.values():
-            member.feed(chunk)
+            member.feed(pcm)
 
     def _end_input(self) -> None:
         self.state = SessionState.DRAINING

@@ -166,10 +166,12 @@ def resume_plan(
 
 
 class RingBuffer:
-    """The last `seconds` of session audio (f32le stereo) by session frame, for late joins."""
+    """The last `seconds` of session audio by session frame, for late joins (frames of
+    `frame_bytes`: f32le stereo by default, s16le stereo in a session)."""
 
-    def __init__(self, seconds: float = 10.0) -> None:
+    def __init__(self, seconds: float = 10.0, *, frame_bytes: int = FLOW_FRAME_BYTES) -> None:
         self.capacity_frames = int(seconds * SAMPLE_RATE)
+        self.frame_bytes = frame_bytes
         self._chunks: collections.deque[tuple[int, bytes]] = collections.deque()
         self.end = 0  # session frame after the last buffered one
 
@@ -179,20 +181,20 @@ class RingBuffer:
         return self._chunks[0][0] if self._chunks else self.end
 
     def append(self, position: int, chunk: bytes) -> None:
-        """Add `chunk` (whole f32 frames) starting at session frame `position`."""
+        """Add `chunk` (whole frames) starting at session frame `position`."""
         if self._chunks and position != self.end:
             raise ValueError(f"chunk at {position} does not follow {self.end}")
         if not self._chunks:
             self.end = position
         self._chunks.append((position, chunk))
-        self.end = position + len(chunk) // FLOW_FRAME_BYTES
+        self.end = position + len(chunk) // self.frame_bytes
         while self._chunks and self._chunks[0][0] + self._frames(0) <= self.end - (
             self.capacity_frames
         ):
             self._chunks.popleft()
 
     def _frames(self, index: int) -> int:
-        return len(self._chunks[index][1]) // FLOW_FRAME_BYTES
+        return len(self._chunks[index][1]) // self.frame_bytes
 
     def since(self, frame: int) -> list[bytes]:
         """The buffered audio from session frame `frame` to the end (first chunk cut)."""
@@ -200,9 +202,9 @@ class RingBuffer:
             raise ValueError(f"frame {frame} is outside the buffer [{self.start}, {self.end}]")
         out: list[bytes] = []
         for position, chunk in self._chunks:
-            chunk_end = position + len(chunk) // FLOW_FRAME_BYTES
+            chunk_end = position + len(chunk) // self.frame_bytes
             if chunk_end <= frame:
                 continue
-            cut = max(0, frame - position) * FLOW_FRAME_BYTES
+            cut = max(0, frame - position) * self.frame_bytes
             out.append(chunk[cut:] if cut else chunk)
         return out
