@@ -71,7 +71,7 @@ PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (
 PRIME_POLL_S: Final = 0.01
 # A late joiner's first frame is audible this long after it connected: priming its pipeline
 # (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
-JOIN_LEAD_S: Final = 0.7
+JOIN_LEAD_S: Final = 0.6
 JOIN_PRIME_S: Final = 0.5
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0

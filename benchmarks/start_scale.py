@@ -296,6 +296,8 @@ async def shairport_run(count: int, seconds: float) -> dict[str, object]:
             "receivers": count,
             "failed": len(report.failed),
             "start_call_s": started_in,
+            # sender side: the instant T the receivers were told to play sample 0 at
+            "command_to_t_s": unix_of(session.start_ntp) - commanded,
             "underruns": underruns,
             "frames_sent": len(sent) // 4,
             "frames_got": got,
@@ -313,7 +315,7 @@ def summarize(runs: list[dict[str, object]], key: str) -> object:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    parser.add_argument("--n", type=int, nargs="*", default=[1, 4, 8, 16, 32])
     parser.add_argument("--runs", type=int, default=1, help="runs per N")
     parser.add_argument("--seconds", type=float, default=10.0, help="signal length")
     parser.add_argument("--no-late-join", action="store_true")
