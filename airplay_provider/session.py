@@ -3,11 +3,12 @@
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
 audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
 spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
-`PRIME_S` of audio is fed into its streamer. Only when every
-member is connected *and* holds that audio is T set `release_lead_s(n)` ahead and sent to all
-with NTPSTART=…, ACTION=PLAY — a start on cold pipelines (N streamers just spawned) would
-underrun. Late joiners connect the same way, get the ring buffer from the first
-frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start at ``T + p``.
+`PRIME_S` of audio is fed into each streamer. Only when every member is connected *and* holds
+that audio is T set `release_lead_s(n)` ahead and sent to all with NTPSTART=…, ACTION=PLAY: a
+start on cold pipelines (N streamers just spawned) underruns. After T the audio fed ahead grows
+paced (`ahead_limit_s`), never seconds at once. Late joiners connect the same way, get the ring
+buffer from the first frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start
+at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -294,8 +295,8 @@ class StreamSession:
         )
 
     async def _launch(self, member: SessionMember, *, together: int = 1) -> JoinReport:
-        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE),
-        send metadata. The caller releases it with `_release` once T is known."""
+        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE).
+        The caller releases it with `_release` once T is known."""
         far = start_instant(self.clock.ntp(), FAR_START_S)
         join = JoinReport(member.key, member.offset, 0)
         try:
@@ -311,15 +312,19 @@ class StreamSession:
         if streamer.connected_at is not None:
             join.connect_s = streamer.connected_at - streamer.spawned_at
             self.lead.record(join.connect_s, together)
-        if self.metadata is not None:
-            await self._send_metadata(member, self.metadata)
         return join
 
     async def _release(self, member: SessionMember, ntp: int) -> None:
-        """Let a held member play: its first unplayed frame becomes audible at `ntp`."""
+        """Let a held member play: its first unplayed frame becomes audible at `ntp`.
+
+        Metadata and artwork follow the PLAY: a streamer runs its commands in order, and an
+        artwork upload queued before the PLAY could make it miss its instant.
+        """
         member.start_ntp = member.expected_ntp = ntp
         if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
             member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
+        elif self.metadata is not None:
+            await self._send_metadata(member, self.metadata)
 
     # ---- the audio path ---------------------------------------------------------------------
 
@@ -472,8 +477,9 @@ class StreamSession:
         await self._wait_primed(
             [member], round(JOIN_PRIME_S * SAMPLE_RATE), JOIN_LEAD_S - RESUME_LEAD_S
         )
-        if member.ended:
-            join.error = member.error or "failed while joining"
+        if member.ended or self.state is not SessionState.PLAYING:
+            join.error = member.error or f"session became {self.state} while it joined"
+            await self._remove(member, graceful=True)
             return join
         await self._release(member, join.start_ntp)
         self._notify()
