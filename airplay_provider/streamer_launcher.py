@@ -97,6 +97,11 @@ class ForkServer:
         self._early_exits: dict[int, int] = {}
         self._lock = asyncio.Lock()
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
     def launch(self) -> None:
         """Start the server process now (returns at once; `spawn` waits until it is ready)."""
         if self._proc is not None:
