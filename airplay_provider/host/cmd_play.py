@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -33,6 +34,7 @@ from airplay_provider.session import SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
 from airplay_provider.streamer_launcher import ForkServer
 
+_ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
 DEFAULT_DISCOVERY_S = 5.0
 REMOTE_CONTROL_DELAY_S = 1.0
 EXIT_FAILED = 1
@@ -161,12 +163,17 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{secs:04.1f}"
 
 
-async def _probe(source: str, workdir: Path) -> tuple[TrackInfo, Path | None]:
-    if source == "-":
-        return TrackInfo(), None
-    info = await probe(source)
+async def _probe(source: str) -> TrackInfo:
+    return TrackInfo() if source == "-" else await probe(source)
+
+
+async def _cover_later(session: StreamSession, source: str, info: TrackInfo, workdir: Path) -> None:
+    """Extract the cover while the start goes on; the receivers get it once it is there."""
+    if source == "-" or info.cover_stream is None:
+        return
     cover = await extract_cover(source, info, workdir)
-    return info, cover
+    if cover is not None and session.metadata is not None and session.state in _ALIVE:
+        await session.set_metadata(dataclasses.replace(session.metadata, artwork=str(cover)))
 
 
 async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> int:
@@ -174,9 +181,9 @@ async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> in
     with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
         # The source is probed while the players are looked up; an unreadable one still stops
         # the command before anything plays.
-        probing = asyncio.create_task(_probe(args.source, Path(workdir)))
+        probing = asyncio.create_task(_probe(args.source))
         try:
-            return await _set_up_and_play(args, probing, out, stop)
+            return await _set_up_and_play(args, probing, Path(workdir), out, stop)
         finally:
             if not probing.done():
                 probing.cancel()
@@ -186,7 +193,8 @@ async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> in
 
 async def _set_up_and_play(
     args: argparse.Namespace,
-    probing: asyncio.Task[tuple[TrackInfo, Path | None]],
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
     out: TextIO,
     stop: asyncio.Event,
 ) -> int:
@@ -209,7 +217,13 @@ async def _set_up_and_play(
     try:
         await asyncio.sleep(0)
         return await _play_on(
-            args, host=host, provider=provider, probing=probing, out=out, stop=stop
+            args,
+            host=host,
+            provider=provider,
+            probing=probing,
+            workdir=workdir,
+            out=out,
+            stop=stop,
         )
     finally:
         with contextlib.suppress(Exception):
@@ -222,7 +236,8 @@ async def _play_on(
     *,
     host: StandaloneHost,
     provider: AirPlayProvider,
-    probing: asyncio.Task[tuple[TrackInfo, Path | None]],
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
     out: TextIO,
     stop: asyncio.Event,
 ) -> int:
@@ -234,7 +249,7 @@ async def _play_on(
         finding.cancel()  # an unreadable source: no need to wait for the players
         with contextlib.suppress(asyncio.CancelledError, PlayCommandError):
             await finding
-    info, cover = await probing
+    info = await probing
     players = await finding
     if len({p.player_id for p in players}) != len(players):
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
@@ -257,7 +272,6 @@ async def _play_on(
         title=info.title or (Path(args.source).stem if args.source != "-" else "stdin"),
         artist=info.artist,
         album=info.album,
-        image_url=str(cover) if cover else None,
         duration=int(info.duration_s) if info.duration_s else None,
     )
     started = time.monotonic()
@@ -271,12 +285,16 @@ async def _play_on(
     session = found[1]
     finished = asyncio.Event()
     remote = asyncio.create_task(_remote_control_later(provider, finished))
+    cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))
     try:
         return await _follow(
             session, players=players, info=info, started=started, out=out, stop=stop
         )
     finally:
         finished.set()
+        cover.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await cover
         await remote  # not cancelled midway: a half-started DACP server would leak
 
 
