@@ -153,6 +153,8 @@ def main() -> int:
     sock = socket.socket(fileno=int(sys.argv[1]))
     try:
         serve(sock)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client went away: nothing left to serve
     finally:
         sock.close()
     return 0

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import ipaddress
 import sys
+from collections.abc import Callable
 from typing import Final, Protocol
 
 #: name → (module path, one-line help)
@@ -25,6 +26,9 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 
 #: Commands that start streamers: they get a `ForkServer` as ``args.launcher``.
 FORKING_COMMANDS: Final = frozenset({"play"})
+#: Commands whose arguments live in a light module of their own: the CLI parses them, calls its
+#: ``prestart(args)`` (slow work that can start early), and only then imports the command.
+ARGUMENT_MODULES: Final = {"play": "airplay_provider.host.cmd_play_args"}
 
 
 class CommandModule(Protocol):
@@ -68,17 +72,31 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_path, help_text) in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
-        if name == selected:
+        if name == selected and name in ARGUMENT_MODULES:
+            arguments = importlib.import_module(ARGUMENT_MODULES[name])
+            arguments.add_arguments(subparser)
+            subparser.set_defaults(run=_run_later(module_path), prestart=arguments.prestart)
+        elif name == selected:
             module: CommandModule = importlib.import_module(module_path)
             module.add_arguments(subparser)
             subparser.set_defaults(run=module.run)
     return parser
 
 
+def _run_later(module_path: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        module: CommandModule = importlib.import_module(module_path)
+        return module.run(args)
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: the process arguments) and run the subcommand."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     selected = next((arg for arg in arguments if not arg.startswith("-")), None)
+    parser = build_parser(selected if selected in COMMANDS else None)
+    args = parser.parse_args(arguments)
     launcher = None
     if selected in FORKING_COMMANDS:
         # The streamers' pre-imported parent loads while this process imports the command.
@@ -87,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         launcher = ForkServer()
         launcher.launch()
     try:
-        parser = build_parser(selected if selected in COMMANDS else None)
-        args = parser.parse_args(arguments)
         args.launcher = launcher
+        prestart = getattr(args, "prestart", None)
+        if prestart is not None:
+            prestart(args)
         exit_code: int = args.run(args)
     except KeyboardInterrupt:
         return 130

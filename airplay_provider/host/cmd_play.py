@@ -24,7 +24,7 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
 from airplay_provider.config import CONF_SYNC_ADJUST
-from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
@@ -35,7 +35,6 @@ from airplay_provider.session_players import PlaybackError
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
-DEFAULT_DISCOVERY_S = 5.0
 REMOTE_CONTROL_DELAY_S = 1.0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -48,58 +47,6 @@ class PlayCommandError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _sync_adjust(text: str) -> tuple[str, int]:
-    name, sep, value = text.rpartition("=")
-    try:
-        ms = int(value)
-    except ValueError:
-        ms = None
-    if not sep or not name or ms is None or not -500 <= ms <= 500:
-        raise argparse.ArgumentTypeError(f"expected NAME=MS with MS in -500..500, got {text!r}")
-    return name, ms
-
-
-def _volume(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"volume must be 0..100, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """SOURCE, ``--player`` (repeatable), ``--volume``, ``--sync-adjust``, ``--interface``..."""
-    parser.add_argument("source", metavar="SOURCE", help="audio file, URL, or - for stdin")
-    parser.add_argument(
-        "--player",
-        dest="players",
-        metavar="NAME",
-        action="append",
-        required=True,
-        help="receiver name, player id, MAC or HOST:PORT (repeat for multi-room)",
-    )
-    parser.add_argument("--volume", type=_volume, metavar="0..100", help="volume of every player")
-    parser.add_argument(
-        "--sync-adjust",
-        dest="sync_adjust",
-        metavar="NAME=MS",
-        type=_sync_adjust,
-        action="append",
-        default=[],
-        help="delay (+) or advance (-) one player by MS milliseconds",
-    )
-    parser.add_argument(
-        "--discovery-timeout",
-        type=float,
-        default=DEFAULT_DISCOVERY_S,
-        metavar="S",
-        help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
-    )
-    add_interface_argument(parser)
 
 
 def _host_port(text: str) -> tuple[str, int] | None:
@@ -163,8 +110,12 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{secs:04.1f}"
 
 
-async def _probe(source: str) -> TrackInfo:
-    return TrackInfo() if source == "-" else await probe(source)
+async def _probe(source: str, early: EarlyProbe | None) -> TrackInfo:
+    if source == "-":
+        return TrackInfo()
+    if early is not None and early.proc is not None:
+        return await probe(source, started=early.proc)
+    return await probe(source)
 
 
 async def _cover_later(session: StreamSession, source: str, info: TrackInfo, workdir: Path) -> None:
@@ -181,7 +132,8 @@ async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> in
     with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
         # The source is probed while the players are looked up; an unreadable one still stops
         # the command before anything plays.
-        probing = asyncio.create_task(_probe(args.source))
+        early: EarlyProbe | None = getattr(args, "early_probe", None)
+        probing = asyncio.create_task(_probe(args.source, early))
         try:
             return await _set_up_and_play(args, probing, Path(workdir), out, stop)
         finally:
@@ -189,6 +141,8 @@ async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> in
                 probing.cancel()
             with contextlib.suppress(asyncio.CancelledError, AudioSourceError):
                 await probing
+            if early is not None:
+                early.kill()
 
 
 async def _set_up_and_play(
