@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import subprocess
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +111,37 @@ async def _run_tool(argv: list[str], timeout: float) -> tuple[int, bytes, bytes]
     return proc.returncode or 0, out, err
 
 
-async def probe(source: str, *, timeout: float = PROBE_TIMEOUT_S) -> TrackInfo:
-    """Tags, duration and cover-art stream of `source` (not for stdin)."""
+def probe_argv(source: str) -> list[str]:
+    """The ffprobe command line `probe` runs (AudioSourceError without ffprobe)."""
     argv = [_require("ffprobe"), "-v", "error", "-print_format", "json"]
-    argv += ["-show_format", "-show_streams", "--", source]
+    return [*argv, "-show_format", "-show_streams", "--", source]
+
+
+async def _finish(started: subprocess.Popen[bytes], timeout: float) -> tuple[int, bytes, bytes]:
     try:
-        code, out, err = await _run_tool(argv, timeout)
+        out, err = await asyncio.to_thread(started.communicate, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        started.kill()
+        await asyncio.to_thread(started.communicate)
+        raise TimeoutError from None
+    return started.returncode or 0, out, err
+
+
+async def probe(
+    source: str,
+    *,
+    timeout: float = PROBE_TIMEOUT_S,
+    started: subprocess.Popen[bytes] | None = None,
+) -> TrackInfo:
+    """Tags, duration and cover-art stream of `source` (not for stdin).
+
+    `started`: the same ffprobe command (`probe_argv`), already running; its output is used.
+    """
+    try:
+        if started is not None:
+            code, out, err = await _finish(started, timeout)
+        else:
+            code, out, err = await _run_tool(probe_argv(source), timeout)
     except TimeoutError:
         raise AudioSourceError(f"{source}: ffprobe timed out after {timeout:.0f} s") from None
     if code != 0:

@@ -33,6 +33,7 @@ from airplay_provider.protocol.txt import (
     is_own_receiver,
 )
 from airplay_provider.session_players import GroupPlayback, PlaybackError
+from airplay_provider.streamer_launcher import ForkServer
 
 if TYPE_CHECKING:
     from airplay_provider.remote_control import RemoteControl
@@ -52,6 +53,7 @@ class AirPlayProvider:
         zeroconf: AsyncZeroconf | None = None,
         interfaces: list[str] | None = None,
         dacp_id: str | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         """`browse=False` when the host browses mDNS itself and calls
         `on_mdns_service_state_change` (Music Assistant's core does).
@@ -60,6 +62,8 @@ class AirPlayProvider:
         `dacp_id`: the persistent DACP id (also the pairing identity); a random one when None,
         which breaks stored AirPlay 2 pairings on the next start. The DACP server is announced
         with `zeroconf`, or with an own instance when browsing; without either it stays off.
+        `launcher`: fork streamers from this pre-imported parent instead of starting
+        `bin/cliraop` (the standalone CLI does).
         """
         self.host = host
         self.ap2_available = ap2_available
@@ -77,6 +81,7 @@ class AirPlayProvider:
             host.update_player,
             dacp_id=self.dacp_id,
             logger=host.logger,
+            launcher=launcher,
         )
 
     @property
@@ -93,12 +98,20 @@ class AirPlayProvider:
         """The player with this id, if registered."""
         return self._players.get(player_id)
 
-    async def handle_async_init(self) -> None:
-        """Start discovery on the configured interfaces."""
+    def _mdns_interfaces(self) -> list[str] | None:
         interfaces = self._interfaces
         if interfaces is None:
             setting = self.host.get_provider_config_value(CONF_MDNS_INTERFACES)
             interfaces = parse_interfaces(setting if isinstance(setting, str) else None)
+        return interfaces
+
+    async def handle_async_init(self, *, remote_control: bool = True) -> None:
+        """Start discovery on the configured interfaces, then the DACP remote control.
+
+        `remote_control=False`: the caller starts it later with `start_remote_control` (the
+        `play` command does so once audio plays: loading aiohttp blocks the loop ~0.2 s).
+        """
+        interfaces = self._mdns_interfaces()
         own_ports: Collection[int] = self.host.own_receiver_ports()
         self._discovery = AirPlayDiscovery(
             self,
@@ -108,7 +121,13 @@ class AirPlayProvider:
             logger=self.host.logger,
         )
         await self._discovery.start(browse=self._browse)
-        if self._zeroconf is not None or self._browse:
+        if remote_control:
+            await self.start_remote_control()
+
+    async def start_remote_control(self) -> None:
+        """Serve and announce DACP (remote buttons, volume) when mDNS is ours to use."""
+        interfaces = self._mdns_interfaces()
+        if self.remote_control is None and (self._zeroconf is not None or self._browse):
             # aiohttp loads only here: `play` and `discover` start faster without it.
             from airplay_provider.remote_control import RemoteControl  # noqa: PLC0415
 

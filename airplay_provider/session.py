@@ -2,11 +2,13 @@
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
 audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
-spawned with a far start instant, and once the slowest has connected (each one held with
-ACTION=PAUSE before playing anything) T is set `RESUME_LEAD_S` ahead and sent to all with
-NTPSTART=…, ACTION=PLAY — measured connect times, not a fixed multi-second lead. Late joiners
-connect the same way, then get the ring buffer from the first frame p they can still play,
-starting at ``T + p``.
+spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
+`PRIME_S` of audio is fed into each streamer. Only when every member is connected *and* holds
+that audio is T set `release_lead_s(n)` ahead and sent to all with NTPSTART=…, ACTION=PLAY: a
+start on cold pipelines (N streamers just spawned) underruns. After T the audio fed ahead grows
+paced (`ahead_limit_s`), never seconds at once. Late joiners connect the same way, get the ring
+buffer from the first frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start
+at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -30,20 +32,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
-from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
+from airplay_provider.session_member import (
+    CONNECT_TIMEOUT_S,
+    S16_FRAME_BYTES,
+    MemberState,
+    SessionMember,
+)
 from airplay_provider.session_timing import (
+    FEED_PIECE_S,
     FLOW_FRAME_BYTES,
+    RAMP_RATE,
+    RESUME_LEAD_S,
     LeadEstimator,
     RingBuffer,
+    ahead_limit_s,
     join_position,
     member_start_ntp,
     position_at,
+    primed,
+    release_lead_s,
     resume_plan,
     start_instant,
 )
 from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer_launcher import ForkServer
 from airplay_provider.streamers import StreamTarget
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
@@ -51,9 +66,15 @@ LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed 
 WATCHDOG_CHUNK_S: Final = 0.1
 SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
-# cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
-# the rest is slack for the command to arrive and a FLUSH still in flight to finish.
-RESUME_LEAD_S: Final = 0.4
+# Before T is chosen every member is fed this much audio and T waits until it is inside the
+# streamers: a start with cold pipelines (a streamer just spawned, nothing read yet) underruns.
+PRIME_S: Final = 0.5
+PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
+PRIME_POLL_S: Final = 0.01
+# A late joiner's first frame is audible this long after it connected: priming its pipeline
+# (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
+JOIN_LEAD_S: Final = 0.6
+JOIN_PRIME_S: Final = 0.5
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -124,8 +145,10 @@ class StreamSession:
         ring_seconds: float = 10.0,
         ahead_s: float = AHEAD_S,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self.source = source
+        self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
         self.lead = lead or DEFAULT_LEAD
         self.ahead_s = ahead_s
         self.logger = logger or logging.getLogger(__name__)
@@ -134,7 +157,7 @@ class StreamSession:
         self.start_ntp = 0
         self.members: dict[str, SessionMember] = {}
         self.departed: list[SessionMember] = []
-        self.ring = RingBuffer(ring_seconds)
+        self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
         self.fed = 0  # session frames handed to members so far
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
@@ -157,6 +180,8 @@ class StreamSession:
         self._end_task: asyncio.Task[None] | None = None
         self._fifo_dir: Path | None = None
         self._stopping = False
+        self._priming = False  # starting: feed PRIME_S to every member, whatever T is
+        self._ramp: tuple[float, float] | None = None  # (loop time, ahead) at the release
 
     # ---- queries ----------------------------------------------------------------------------
 
@@ -190,11 +215,12 @@ class StreamSession:
     ) -> StartReport:
         """Start every target on one instant T; members that fail to connect are dropped.
 
-        The streamers are spawned with a far start instant, connected, and held (ACTION=PAUSE:
-        nothing was played yet); T is then chosen `RESUME_LEAD_S` from the moment the slowest
-        one connected, and each gets NTPSTART=T (+ its sync_adjust), ACTION=PLAY. So T is as
-        early as every member can honour, whatever its connect time, and no member skips.
-        SessionError when no member connected (the session is then fully stopped).
+        The streamers are spawned with a far start instant, connected and held (ACTION=PAUSE:
+        nothing was played yet) while each is fed the first `PRIME_S` of audio. T is chosen only
+        once every member connected *and* holds that audio in its streamer (at most
+        `PRIME_TIMEOUT_S`), `release_lead_s(n)` from then; each gets NTPSTART=T (+ its
+        sync_adjust), ACTION=PLAY. So T is as early as every member can honour and no member
+        starts on a cold pipeline. SessionError when no member connected (all is stopped).
         """
         if self.state is not SessionState.IDLE:
             raise SessionError("a session starts only once")
@@ -204,25 +230,32 @@ class StreamSession:
         self.state = SessionState.STARTING
         self.metadata = metadata
         self._fifo_dir = Path(tempfile.mkdtemp(prefix="airplay-session-"))
-        # Provisional T, for pacing the source until the real one is known.
+        # Provisional T (for position queries) until the real one is known.
         lead_s = self.lead.lead_s(len(targets))
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
         self.members = {m.key: m for m in members}
+        self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
+        await self._wait_primed(ready, round(PRIME_S * SAMPLE_RATE), PRIME_TIMEOUT_S)
+        ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
-            RESUME_LEAD_S,
+            release_lead_s(len(ready)),
         )
         if plan is None:
             await self.stop()
             reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
             raise SessionError(f"no member could start ({reasons})")
         self.start_ntp = plan.start_ntp
+        self._priming = False
+        loop_now = asyncio.get_running_loop().time()
+        self._ramp = (loop_now, self._ahead_s())
+        self._wakeup.set()  # the fan-out paces on the real T from now on
         for join in joins:
             join.start_ntp = plan.member_ntp.get(join.key, 0)
         await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
@@ -231,7 +264,25 @@ class StreamSession:
         self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
         self._notify()
         self._check_end()
-        return StartReport(self.start_ntp, self.lead.lead_s(len(targets)), joins)
+        return StartReport(self.start_ntp, lead_s, joins)
+
+    async def _wait_primed(
+        self, members: Sequence[SessionMember], frames: int, timeout: float
+    ) -> bool:
+        """Until each member's streamer holds `frames` of audio (or all it was fed, once the
+        source ended); False after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            enough = self._source_done or self.fed >= frames or not self._priming
+            if enough and all(
+                primed(m.frames_in_streamer(), m.frames_fed, frames) for m in members if not m.ended
+            ):
+                return True
+            if loop.time() >= deadline:
+                self.logger.info("start: members' input not primed after %.1f s", timeout)
+                return False
+            await asyncio.sleep(PRIME_POLL_S)
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
@@ -241,11 +292,12 @@ class StreamSession:
             fifo_dir=self._fifo_dir,
             on_change=self._on_member_change,
             logger=self.logger,
+            launcher=self.launcher,
         )
 
     async def _launch(self, member: SessionMember, *, together: int = 1) -> JoinReport:
-        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE),
-        send metadata. The caller releases it with `_release` once T is known."""
+        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE).
+        The caller releases it with `_release` once T is known."""
         far = start_instant(self.clock.ntp(), FAR_START_S)
         join = JoinReport(member.key, member.offset, 0)
         try:
@@ -263,15 +315,19 @@ class StreamSession:
         if streamer.connected_at is not None:
             join.connect_s = streamer.connected_at - streamer.spawned_at
             self.lead.record(join.connect_s, together)
-        if self.metadata is not None:
-            await self._send_metadata(member, self.metadata)
         return join
 
     async def _release(self, member: SessionMember, ntp: int) -> None:
-        """Let a held member play: its first unplayed frame becomes audible at `ntp`."""
+        """Let a held member play: its first unplayed frame becomes audible at `ntp`.
+
+        Metadata and artwork follow the PLAY: a streamer runs its commands in order, and an
+        artwork upload queued before the PLAY could make it miss its instant.
+        """
         member.start_ntp = member.expected_ntp = ntp
         if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
             member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
+        elif self.metadata is not None:
+            await self._send_metadata(member, self.metadata)
 
     # ---- the audio path ---------------------------------------------------------------------
 
@@ -309,13 +365,20 @@ class StreamSession:
             if self._paused_at is not None:
                 await self._wakeup.wait()
                 continue
-            ahead = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
-            if ahead > self.ahead_s:
-                await self._nap(ahead - self.ahead_s)
+            if self._priming:  # no T yet: fill every member's pipeline with the first audio
+                if self._pending and self.fed < PRIME_S * SAMPLE_RATE:
+                    self._pending_to_members()
+                else:
+                    await self._wakeup.wait()
+                continue
+            ahead = self._ahead_s()
+            limit = self._ahead_limit_s()
+            if ahead > limit:
+                # `ahead` shrinks at 1 s/s; the limit grows at RAMP_RATE while ramping.
+                rate = 1.0 if limit >= self.ahead_s else 1.0 + RAMP_RATE
+                await self._nap((ahead - limit) / rate)
             elif self._pending:
-                chunk = self._pending.popleft()
-                self._space.set()
-                self._distribute(chunk)
+                self._pending_to_members()
             elif self._source_done:
                 self._end_input()
                 return
@@ -326,15 +389,42 @@ class StreamSession:
                 self.silence_frames += frames
                 self._distribute(bytes(frames * FLOW_FRAME_BYTES))
 
+    def _ahead_s(self) -> float:
+        """Seconds of audio fed beyond the audible position."""
+        return ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+
+    def _ahead_limit_s(self) -> float:
+        if self._ramp is None:
+            return self.ahead_s
+        started, base = self._ramp
+        limit = ahead_limit_s(base, asyncio.get_running_loop().time() - started, self.ahead_s)
+        if limit >= self.ahead_s:
+            self._ramp = None
+        return limit
+
+    def _pending_to_members(self) -> None:
+        """Feed the next piece of source audio (≤ FEED_PIECE_S while starting or ramping)."""
+        chunk = self._pending.popleft()
+        if self._priming or self._ramp is not None:
+            piece = round(FEED_PIECE_S * SAMPLE_RATE) * FLOW_FRAME_BYTES
+            if len(chunk) > piece:
+                self._pending.appendleft(chunk[piece:])
+                chunk = chunk[:piece]
+        if len(self._pending) < SOURCE_QUEUE_CHUNKS:
+            self._space.set()
+        self._distribute(chunk)
+
     async def _nap(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     def _distribute(self, chunk: bytes) -> None:
-        self.ring.append(self.fed, chunk)
-        self.fed += len(chunk) // FLOW_FRAME_BYTES
+        """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
+        pcm = flow_to_s16(chunk)
+        self.ring.append(self.fed, pcm)
+        self.fed += len(pcm) // S16_FRAME_BYTES
         for member in self.members.values():
-            member.feed(chunk)
+            member.feed(pcm)
 
     def _end_input(self) -> None:
         self.state = SessionState.DRAINING
@@ -379,13 +469,21 @@ class StreamSession:
             return join
         # No await from here until it is registered: the fan-out cannot slip a chunk between.
         position = join_position(
-            self.clock.ntp(), self.start_ntp, RESUME_LEAD_S, self.ring.start, self.fed
+            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed
         )
         member.offset = join.offset = position
         for chunk in self.ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
         join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms)
+        # Its first frame is JOIN_LEAD_S away: prime its pipeline, keeping RESUME_LEAD_S.
+        await self._wait_primed(
+            [member], round(JOIN_PRIME_S * SAMPLE_RATE), JOIN_LEAD_S - RESUME_LEAD_S
+        )
+        if member.ended or self.state is not SessionState.PLAYING:
+            join.error = member.error or f"session became {self.state} while it joined"
+            await self._remove(member, graceful=True)
+            return join
         await self._release(member, join.start_ntp)
         self._notify()
         return join

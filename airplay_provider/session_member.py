@@ -1,65 +1,43 @@
-"""One member of a group session: its ffmpeg (flow PCM → s16le) piped straight into its
-streamer process, fed from a private queue by its own writer task.
+"""One member of a group session: its streamer process, fed s16le PCM through a pipe from a
+private queue by its own writer task.
 
-The session never waits for a member: it queues chunks; the member's writer task writes them
-into ffmpeg with a timeout. A member that stops reading, or whose streamer dies, fails on its
-own and tells the session through `on_change`.
+The session converts the flow PCM once for the whole group (`pcm_convert`) and never waits
+for a member: it queues chunks; the member's writer task writes them into the streamer's stdin
+with a timeout. A member that stops reading, or whose streamer dies, fails on its own and tells
+the session through `on_change`.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import enum
+import fcntl
 import logging
 import os
 import re
-import shutil
+import termios
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from airplay_provider.protocol.streamer_status import (
     Error,
-    ErrorCode,
     Exit,
     Paused,
     StartFields,
     StatusEvent,
     StreamerError,
 )
+from airplay_provider.streamer_launcher import ForkServer
 from airplay_provider.streamers import StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
-MAX_BACKLOG_BYTES: Final = 12 * 44100 * 8  # 12 s of flow PCM queued but not written
-# Without a tiny probe size ffmpeg holds back its first ~5 MB of raw input (>3 s of audio)
-# before writing anything: a slow or stalled source would then underrun the streamer.
-MEMBER_FFMPEG_ARGS: Final = (
-    "-hide_banner",
-    "-loglevel",
-    "error",
-    "-probesize",
-    "32",
-    "-analyzeduration",
-    "0",
-    "-f",
-    "f32le",
-    "-ar",
-    "44100",
-    "-ac",
-    "2",
-    "-i",
-    "pipe:0",
-    "-f",
-    "s16le",
-    "-ar",
-    "44100",
-    "-ac",
-    "2",
-    "pipe:1",
-)
+S16_FRAME_BYTES: Final = 4  # s16le stereo, what the streamers read
+MAX_BACKLOG_BYTES: Final = 12 * 44100 * S16_FRAME_BYTES  # 12 s of audio not written yet
 
 
 class MemberState(enum.StrEnum):
@@ -76,12 +54,19 @@ class MemberState(enum.StrEnum):
 ENDED_STATES: Final = frozenset({MemberState.FINISHED, MemberState.FAILED, MemberState.STOPPED})
 
 
+def _unread_bytes(fd: int) -> int:
+    """Bytes waiting in the pipe `fd` belongs to (FIONREAD works on either end)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:40] or "member"
 
 
 class SessionMember:
-    """ffmpeg + streamer for one target; input sample 0 is session frame `offset`."""
+    """The streamer for one target; its input sample 0 is session frame `offset`."""
 
     def __init__(
         self,
@@ -91,6 +76,7 @@ class SessionMember:
         fifo_dir: Path,
         on_change: Callable[[SessionMember], None] | None = None,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self.target = target
         self.offset = offset
@@ -105,9 +91,11 @@ class SessionMember:
             fifo_dir / f"{_safe_name(target.key)}-cmd",
             on_status=self._on_status,
             logger=self.logger,
+            launcher=launcher,
         )
         self.bytes_written = 0
-        self._ffmpeg: asyncio.subprocess.Process | None = None
+        self.frames_fed = 0  # flow frames handed to `feed`
+        self._pipe: asyncio.StreamWriter | None = None  # into the streamer's stdin
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._queued_bytes = 0
         self._writer: asyncio.Task[None] | None = None
@@ -141,64 +129,73 @@ class SessionMember:
 
     @property
     def pids(self) -> list[int]:
-        """Process ids of the streamer and ffmpeg (for tests and diagnostics)."""
-        pids = [self.streamer.pid, self._ffmpeg.pid if self._ffmpeg else None]
-        return [pid for pid in pids if pid is not None]
+        """Process ids of the streamer (for tests and diagnostics)."""
+        return [] if self.streamer.pid is None else [self.streamer.pid]
 
     async def start(self, ntpstart: int) -> None:
-        """Spawn the streamer (audible start `ntpstart`) and the ffmpeg feeding it."""
-        ffmpeg = shutil.which("ffmpeg")
-        if ffmpeg is None:
-            raise StreamerError(ErrorCode.NO_FFMPEG, "ffmpeg not found (install ffmpeg)")
+        """Spawn the streamer (audible start `ntpstart`) reading our pipe."""
         self.start_ntp = ntpstart
         read_end, write_end = os.pipe()
         try:
             await self.streamer.spawn(ntpstart, read_end)
-            self._ffmpeg = await asyncio.create_subprocess_exec(
-                ffmpeg,
-                *MEMBER_FFMPEG_ARGS,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=write_end,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise StreamerError(ErrorCode.SPAWN_FAILED, f"cannot start ffmpeg: {exc}") from exc
+        except BaseException:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
-            os.close(write_end)
+        loop = asyncio.get_running_loop()
+        pipe = os.fdopen(write_end, "wb", buffering=0)
+        transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, pipe)
+        self._pipe = asyncio.StreamWriter(transport, protocol, None, loop)
         self._writer = asyncio.create_task(self._write_loop(), name=f"feed-{self.key}")
 
     def feed(self, chunk: bytes | None) -> None:
-        """Queue a flow-PCM chunk (None: end of input). Never blocks."""
+        """Queue an s16le chunk (None: end of input). Never blocks."""
         if self.ended or self._input_closed:
             return
         if chunk is None:
             self._input_closed = True
         else:
             self._queued_bytes += len(chunk)
+            self.frames_fed += len(chunk) // S16_FRAME_BYTES
         self._queue.put_nowait(chunk)
         if self._queued_bytes > MAX_BACKLOG_BYTES:
             self._fail("stopped reading audio (backlog)")
 
+    def frames_in_streamer(self) -> int | None:
+        """Frames fed to this member that the streamer already read (into its own buffer).
+
+        Fed frames minus those still queued here or waiting in the pipe; the streamer reads its
+        stdin eagerly once connected. None when unknown (not spawned, or closed).
+        """
+        pipe = self._pipe
+        if pipe is None or pipe.transport.is_closing():
+            return None
+        pending = self._queued_bytes + pipe.transport.get_write_buffer_size()
+        fileobj = pipe.transport.get_extra_info("pipe")
+        try:
+            pending += _unread_bytes(fileobj.fileno())
+        except (OSError, ValueError, AttributeError):
+            return None
+        return self.frames_fed - pending // S16_FRAME_BYTES
+
     async def _write_loop(self) -> None:
-        assert self._ffmpeg is not None
-        assert self._ffmpeg.stdin is not None
-        stdin = self._ffmpeg.stdin
+        assert self._pipe is not None
+        pipe = self._pipe
         while True:
             chunk = await self._queue.get()
             if chunk is None:
-                stdin.close()
+                pipe.close()
                 with contextlib.suppress(OSError, TimeoutError):
-                    await asyncio.wait_for(stdin.wait_closed(), CLOSE_TIMEOUT_S)
+                    await asyncio.wait_for(pipe.wait_closed(), CLOSE_TIMEOUT_S)
                 return
             self._queued_bytes -= len(chunk)
             try:
-                stdin.write(chunk)
+                pipe.write(chunk)
                 timeout = None if self.state is MemberState.PAUSED else WRITE_TIMEOUT_S
                 if self.streamer.connected_at is None:
                     timeout = CONNECT_TIMEOUT_S
-                await asyncio.wait_for(stdin.drain(), timeout)
+                await asyncio.wait_for(pipe.drain(), timeout)
             except TimeoutError:
                 self._fail("stopped reading audio (write timeout)")
                 return
@@ -289,7 +286,7 @@ class SessionMember:
         return await self.streamer.wait_exit(timeout) is not None or not self.streamer.running
 
     async def stop(self, *, graceful: bool = True) -> None:
-        """Stop the streamer and kill ffmpeg; nothing of this member is left running."""
+        """Stop the streamer and close its pipe; nothing of this member is left running."""
         if self._stop_task is None:
             self._stop_task = asyncio.create_task(self._stop(graceful=graceful))
         await asyncio.shield(self._stop_task)
@@ -303,12 +300,6 @@ class SessionMember:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer
         await self.streamer.stop(graceful=graceful)
-        ffmpeg = self._ffmpeg
-        if ffmpeg is not None:
-            if ffmpeg.stdin is not None:
-                ffmpeg.stdin.close()
-            if ffmpeg.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    ffmpeg.kill()
-            await ffmpeg.wait()
+        if self._pipe is not None:
+            self._pipe.close()
         self._notify()

@@ -14,6 +14,7 @@ from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session_member import MemberState
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
+from airplay_provider.streamer_launcher import ForkServer
 from airplay_provider.streamers import StreamTarget
 
 SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
@@ -88,8 +89,10 @@ class GroupPlayback:
         *,
         dacp_id: str | None = None,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self._players = players
+        self.launcher = launcher
         self._source = source
         self._on_update = on_update
         self.dacp_id = dacp_id
@@ -111,7 +114,9 @@ class GroupPlayback:
         for player in everyone:
             await self.stop(player.player_id)
         targets = [target_for_player(p, dacp_id=self.dacp_id) for p in everyone]
-        session = StreamSession(self._source(leader.player_id, media), logger=self.logger)
+        session = StreamSession(
+            self._source(leader.player_id, media), logger=self.logger, launcher=self.launcher
+        )
         session.listeners.append(self._sync_states)
         self.sessions[leader.player_id] = session
         for player in everyone:

@@ -70,6 +70,43 @@ class LeadEstimator:
         return min(MAX_LEAD_S, max(MIN_LEAD_S, connect + STREAMER_START_MARGIN_S + LEAD_SAFETY_S))
 
 
+#: cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
+#: the rest is slack for the command to arrive and a FLUSH still in flight to finish.
+RESUME_LEAD_S: Final = 0.4
+#: Per member started together: N streamers take the command and send their first packets at
+#: once on a shared CPU (measured: at 32 members on 2 cores the last takes it ~0.1 s later).
+RELEASE_LEAD_PER_MEMBER_S: Final = 0.008
+
+
+def release_lead_s(members: int) -> float:
+    """Lead from now to T when `members` connected, primed streamers are released together."""
+    return RESUME_LEAD_S + RELEASE_LEAD_PER_MEMBER_S * max(0, members - 1)
+
+
+#: After the start the audio fed ahead grows by this many seconds per second (so members'
+#: input arrives at ≤ 1 + RAMP_RATE times real time), in pieces of at most FEED_PIECE_S: a
+#: streamer sends what it holds within its latency at once, and a receiver's socket buffer
+#: takes ~0.25 s of audio, not the seconds a whole lead would be.
+RAMP_RATE: Final = 2.0
+FEED_PIECE_S: Final = 0.1
+
+
+def ahead_limit_s(base_s: float, since_s: float, ahead_s: float) -> float:
+    """How far ahead of the audible position the fan-out may feed, `since_s` after a start
+    that had `base_s` fed ahead: growing at `RAMP_RATE` up to `ahead_s`."""
+    return min(ahead_s, base_s + RAMP_RATE * max(0.0, since_s))
+
+
+def primed(in_streamer: int | None, fed: int, wanted: int) -> bool:
+    """Whether a member's streamer holds enough input to be given its start instant.
+
+    `in_streamer`: frames already inside the streamer (None: unknown, taken as primed);
+    `fed`: frames handed to the member; `wanted`: frames it should hold. A member holding all it
+    was fed is primed too (a short or slow source).
+    """
+    return in_streamer is None or in_streamer >= min(fed, wanted)
+
+
 def start_instant(now_ntp: int, lead_s: float) -> int:
     """The group start instant T, `lead_s` from now."""
     return ntp_add_ns(now_ntp, round(lead_s * 1e9))
@@ -129,10 +166,12 @@ def resume_plan(
 
 
 class RingBuffer:
-    """The last `seconds` of session audio (f32le stereo) by session frame, for late joins."""
+    """The last `seconds` of session audio by session frame, for late joins (frames of
+    `frame_bytes`: f32le stereo by default, s16le stereo in a session)."""
 
-    def __init__(self, seconds: float = 10.0) -> None:
+    def __init__(self, seconds: float = 10.0, *, frame_bytes: int = FLOW_FRAME_BYTES) -> None:
         self.capacity_frames = int(seconds * SAMPLE_RATE)
+        self.frame_bytes = frame_bytes
         self._chunks: collections.deque[tuple[int, bytes]] = collections.deque()
         self.end = 0  # session frame after the last buffered one
 
@@ -142,20 +181,20 @@ class RingBuffer:
         return self._chunks[0][0] if self._chunks else self.end
 
     def append(self, position: int, chunk: bytes) -> None:
-        """Add `chunk` (whole f32 frames) starting at session frame `position`."""
+        """Add `chunk` (whole frames) starting at session frame `position`."""
         if self._chunks and position != self.end:
             raise ValueError(f"chunk at {position} does not follow {self.end}")
         if not self._chunks:
             self.end = position
         self._chunks.append((position, chunk))
-        self.end = position + len(chunk) // FLOW_FRAME_BYTES
+        self.end = position + len(chunk) // self.frame_bytes
         while self._chunks and self._chunks[0][0] + self._frames(0) <= self.end - (
             self.capacity_frames
         ):
             self._chunks.popleft()
 
     def _frames(self, index: int) -> int:
-        return len(self._chunks[index][1]) // FLOW_FRAME_BYTES
+        return len(self._chunks[index][1]) // self.frame_bytes
 
     def since(self, frame: int) -> list[bytes]:
         """The buffered audio from session frame `frame` to the end (first chunk cut)."""
@@ -163,9 +202,9 @@ class RingBuffer:
             raise ValueError(f"frame {frame} is outside the buffer [{self.start}, {self.end}]")
         out: list[bytes] = []
         for position, chunk in self._chunks:
-            chunk_end = position + len(chunk) // FLOW_FRAME_BYTES
+            chunk_end = position + len(chunk) // self.frame_bytes
             if chunk_end <= frame:
                 continue
-            cut = max(0, frame - position) * FLOW_FRAME_BYTES
+            cut = max(0, frame - position) * self.frame_bytes
             out.append(chunk[cut:] if cut else chunk)
         return out

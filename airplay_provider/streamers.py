@@ -33,6 +33,7 @@ from airplay_provider.protocol.streamer_status import (
     parse_status,
 )
 from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.streamer_launcher import ForkServer, LaunchError, StreamerHandle
 
 BIN_DIR: Final = Path(__file__).resolve().parent.parent / "bin"
 FIFO_OPEN_ATTEMPTS: Final = 20
@@ -221,8 +222,10 @@ class StreamerProcess:
         *,
         on_status: StatusCallback | None = None,
         logger: logging.Logger | None = None,
+        launcher: ForkServer | None = None,
     ) -> None:
         self.target = target
+        self.launcher = launcher
         self.cmdpipe = cmdpipe
         self.commands = CommandPipe(cmdpipe)
         self.on_status = on_status
@@ -232,7 +235,7 @@ class StreamerProcess:
         self.spawned_at = 0.0
         self.connected_at: float | None = None
         self.returncode: int | None = None
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: StreamerHandle | None = None
         self._reader: asyncio.Task[None] | None = None
         self._connected: asyncio.Future[Connected] | None = None
         self._exited = asyncio.Event()
@@ -260,8 +263,21 @@ class StreamerProcess:
         loop = asyncio.get_running_loop()
         self._connected = loop.create_future()
         self.spawned_at = time.monotonic()
+        self._proc = None
+        if self.launcher is not None:  # forked from a pre-imported parent: same program
+            try:
+                self._proc = await self.launcher.spawn(
+                    Path(argv[1]).name, argv[2:], stdin_fd, limit=STDERR_LINE_LIMIT
+                )
+            except LaunchError as exc:
+                self.logger.warning("%s; starting %s directly", exc, argv[1])
+        if self._proc is None:
+            self._proc = await self._exec(argv, stdin_fd)
+        self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
+
+    async def _exec(self, argv: list[str], stdin_fd: int) -> StreamerHandle:
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            return await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=stdin_fd,
                 stdout=asyncio.subprocess.DEVNULL,
@@ -271,7 +287,6 @@ class StreamerProcess:
             )
         except OSError as exc:
             raise StreamerError(ErrorCode.SPAWN_FAILED, f"cannot start {argv[1]}: {exc}") from exc
-        self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
 
     async def wait_connected(self, timeout: float) -> Connected:
         """The `connected` event; StreamerError if it exits, errors or times out first."""

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import ipaddress
 import sys
+from collections.abc import Callable
 from typing import Final, Protocol
 
 #: name → (module path, one-line help)
@@ -21,6 +22,13 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "play": ("airplay_provider.host.cmd_play", "play a file, URL or stdin on receivers, in sync"),
     "demo": ("airplay_provider.host.cmd_demo", "play a test signal to two local receivers"),
 }
+
+
+#: Commands that start streamers: they get a `ForkServer` as ``args.launcher``.
+FORKING_COMMANDS: Final = frozenset({"play"})
+#: Commands whose arguments live in a light module of their own: the CLI parses them, calls its
+#: ``prestart(args)`` (slow work that can start early), and only then imports the command.
+ARGUMENT_MODULES: Final = {"play": "airplay_provider.host.cmd_play_args"}
 
 
 class CommandModule(Protocol):
@@ -64,11 +72,23 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_path, help_text) in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
-        if name == selected:
+        if name == selected and name in ARGUMENT_MODULES:
+            arguments = importlib.import_module(ARGUMENT_MODULES[name])
+            arguments.add_arguments(subparser)
+            subparser.set_defaults(run=_run_later(module_path), prestart=arguments.prestart)
+        elif name == selected:
             module: CommandModule = importlib.import_module(module_path)
             module.add_arguments(subparser)
             subparser.set_defaults(run=module.run)
     return parser
+
+
+def _run_later(module_path: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        module: CommandModule = importlib.import_module(module_path)
+        return module.run(args)
+
+    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,10 +97,24 @@ def main(argv: list[str] | None = None) -> int:
     selected = next((arg for arg in arguments if not arg.startswith("-")), None)
     parser = build_parser(selected if selected in COMMANDS else None)
     args = parser.parse_args(arguments)
+    launcher = None
+    if selected in FORKING_COMMANDS:
+        # The streamers' pre-imported parent loads while this process imports the command.
+        from airplay_provider.streamer_launcher import ForkServer  # noqa: PLC0415
+
+        launcher = ForkServer()
+        launcher.launch()
     try:
+        args.launcher = launcher
+        prestart = getattr(args, "prestart", None)
+        if prestart is not None:
+            prestart(args)
         exit_code: int = args.run(args)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if launcher is not None:
+            launcher.close_now()
     return exit_code
 
 

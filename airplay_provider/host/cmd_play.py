@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -23,16 +24,19 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
 from airplay_provider.config import CONF_SYNC_ADJUST
-from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
+from airplay_provider.streamer_launcher import ForkServer
 
-DEFAULT_DISCOVERY_S = 5.0
+_ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
+REMOTE_CONTROL_DELAY_S = 1.0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -44,58 +48,6 @@ class PlayCommandError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _sync_adjust(text: str) -> tuple[str, int]:
-    name, sep, value = text.rpartition("=")
-    try:
-        ms = int(value)
-    except ValueError:
-        ms = None
-    if not sep or not name or ms is None or not -500 <= ms <= 500:
-        raise argparse.ArgumentTypeError(f"expected NAME=MS with MS in -500..500, got {text!r}")
-    return name, ms
-
-
-def _volume(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"volume must be 0..100, got {text!r}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """SOURCE, ``--player`` (repeatable), ``--volume``, ``--sync-adjust``, ``--interface``..."""
-    parser.add_argument("source", metavar="SOURCE", help="audio file, URL, or - for stdin")
-    parser.add_argument(
-        "--player",
-        dest="players",
-        metavar="NAME",
-        action="append",
-        required=True,
-        help="receiver name, player id, MAC or HOST:PORT (repeat for multi-room)",
-    )
-    parser.add_argument("--volume", type=_volume, metavar="0..100", help="volume of every player")
-    parser.add_argument(
-        "--sync-adjust",
-        dest="sync_adjust",
-        metavar="NAME=MS",
-        type=_sync_adjust,
-        action="append",
-        default=[],
-        help="delay (+) or advance (-) one player by MS milliseconds",
-    )
-    parser.add_argument(
-        "--discovery-timeout",
-        type=float,
-        default=DEFAULT_DISCOVERY_S,
-        metavar="S",
-        help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
-    )
-    add_interface_argument(parser)
 
 
 def _host_port(text: str) -> tuple[str, int] | None:
@@ -159,42 +111,79 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes)}:{secs:04.1f}"
 
 
-async def _probe(source: str, workdir: Path) -> tuple[TrackInfo, Path | None]:
+async def _probe(source: str, early: EarlyProbe | None) -> TrackInfo:
     if source == "-":
-        return TrackInfo(), None
-    info = await probe(source)
+        return TrackInfo()
+    if early is not None and early.proc is not None:
+        return await probe(source, started=early.proc)
+    return await probe(source)
+
+
+async def _cover_later(session: StreamSession, source: str, info: TrackInfo, workdir: Path) -> None:
+    """Extract the cover while the start goes on; the receivers get it once it is there."""
+    if source == "-" or info.cover_stream is None:
+        return
     cover = await extract_cover(source, info, workdir)
-    return info, cover
+    if cover is not None and session.metadata is not None and session.state in _ALIVE:
+        await session.set_metadata(dataclasses.replace(session.metadata, artwork=str(cover)))
 
 
 async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> int:
     """Run the whole command; returns the exit code."""
     with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
-        info, cover = await _probe(args.source, Path(workdir))  # unreadable: nothing started
-        store: ConfigStore | None = ConfigStore()
-        dacp_id: str | None = None
+        # The source is probed while the players are looked up; an unreadable one still stops
+        # the command before anything plays.
+        early: EarlyProbe | None = getattr(args, "early_probe", None)
+        probing = asyncio.create_task(_probe(args.source, early))
         try:
-            assert store is not None
-            store.load()
-            dacp_id = load_or_create_dacp_id(identity_path(store.path))
-        except (ConfigStoreError, IdentityError) as err:
-            print(f"warning: {err}; using defaults", file=out)
-            store = None
-        host = StandaloneHost(store)
-        provider = AirPlayProvider(host, interfaces=args.interfaces, dacp_id=dacp_id)
-        host.provider = provider
-        # Discovery starts at once; announcing the DACP service (~1.5 s of mDNS probing)
-        # goes on in the background instead of delaying the first sample.
-        init = asyncio.create_task(provider.handle_async_init())
-        try:
-            await asyncio.sleep(0)
-            return await _play_on(
-                args, host=host, provider=provider, info=info, cover=cover, out=out, stop=stop
-            )
+            return await _set_up_and_play(args, probing, Path(workdir), out, stop)
         finally:
-            with contextlib.suppress(Exception):
-                await init
-            await provider.unload()
+            if not probing.done():
+                probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AudioSourceError):
+                await probing
+            if early is not None:
+                early.kill()
+
+
+async def _set_up_and_play(
+    args: argparse.Namespace,
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
+    out: TextIO,
+    stop: asyncio.Event,
+) -> int:
+    store: ConfigStore | None = ConfigStore()
+    dacp_id: str | None = None
+    try:
+        assert store is not None
+        store.load()
+        dacp_id = load_or_create_dacp_id(identity_path(store.path))
+    except (ConfigStoreError, IdentityError) as err:
+        print(f"warning: {err}; using defaults", file=out)
+        store = None
+    host = StandaloneHost(store)
+    launcher: ForkServer | None = getattr(args, "launcher", None)
+    provider = AirPlayProvider(host, interfaces=args.interfaces, dacp_id=dacp_id, launcher=launcher)
+    host.provider = provider
+    # Discovery starts at once; the DACP service (aiohttp, ~1.5 s of mDNS probing) starts
+    # once audio plays instead of delaying the first sample.
+    init = asyncio.create_task(provider.handle_async_init(remote_control=False))
+    try:
+        await asyncio.sleep(0)
+        return await _play_on(
+            args,
+            host=host,
+            provider=provider,
+            probing=probing,
+            workdir=workdir,
+            out=out,
+            stop=stop,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await init
+        await provider.unload()
 
 
 async def _play_on(
@@ -202,12 +191,21 @@ async def _play_on(
     *,
     host: StandaloneHost,
     provider: AirPlayProvider,
-    info: TrackInfo,
-    cover: Path | None,
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
     out: TextIO,
     stop: asyncio.Event,
 ) -> int:
-    players = await find_players(provider, host, args.players, args.discovery_timeout)
+    finding = asyncio.create_task(
+        find_players(provider, host, args.players, args.discovery_timeout)
+    )
+    await asyncio.wait({finding, probing}, return_when=asyncio.FIRST_EXCEPTION)
+    if probing.done() and probing.exception() is not None:
+        finding.cancel()  # an unreadable source: no need to wait for the players
+        with contextlib.suppress(asyncio.CancelledError, PlayCommandError):
+            await finding
+    info = await probing
+    players = await finding
     if len({p.player_id for p in players}) != len(players):
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
     for name, ms in args.sync_adjust:
@@ -229,7 +227,6 @@ async def _play_on(
         title=info.title or (Path(args.source).stem if args.source != "-" else "stdin"),
         artist=info.artist,
         album=info.album,
-        image_url=str(cover) if cover else None,
         duration=int(info.duration_s) if info.duration_s else None,
     )
     started = time.monotonic()
@@ -241,7 +238,41 @@ async def _play_on(
     if found is None:
         raise PlayCommandError("playback failed to start")
     session = found[1]
-    print(f"playing {media.title!r} on {', '.join(p.name for p in players)}", file=out)
+    finished = asyncio.Event()
+    remote = asyncio.create_task(_remote_control_later(provider, finished))
+    cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))
+    try:
+        return await _follow(
+            session, players=players, info=info, started=started, out=out, stop=stop
+        )
+    finally:
+        finished.set()
+        cover.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await cover
+        await remote  # not cancelled midway: a half-started DACP server would leak
+
+
+async def _remote_control_later(provider: AirPlayProvider, finished: asyncio.Event) -> None:
+    """DACP (remote buttons) once the start is over: its import would stall the start."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(finished.wait(), REMOTE_CONTROL_DELAY_S)
+        return  # played out (or stopped) before: not needed
+    await provider.start_remote_control()
+
+
+async def _follow(
+    session: StreamSession,
+    *,
+    players: Sequence[AirPlayPlayer],
+    info: TrackInfo,
+    started: float,
+    out: TextIO,
+    stop: asyncio.Event,
+) -> int:
+    """Show progress until the session ends or the user stops it; the exit code."""
+    title = session.metadata.title if session.metadata else None
+    print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
     tty = out.isatty()
     last_print = 0.0
     while not stop.is_set() and session.state is not SessionState.ENDED:
@@ -262,6 +293,13 @@ async def _play_on(
     failed = [m for m in session.departed if m.state == "failed"]
     for member in failed:
         print(f"{member.target.name}: {member.error}", file=out)
+    for member in session.departed:
+        stats = member.streamer.last(Stats)
+        if stats is not None and (stats.underruns or stats.late):  # audio the receiver missed
+            print(
+                f"{member.target.name}: {stats.underruns} underrun(s), {stats.late} late frame(s)",
+                file=out,
+            )
     if session.source_error:
         print(f"source: {session.source_error}", file=out)
     elapsed = time.monotonic() - started

@@ -11,12 +11,18 @@ from airplay_provider.protocol.timing import ntp_add_frames, ntp_diff_ns
 from airplay_provider.session_timing import (
     LEAD_SAFETY_S,
     MIN_LEAD_S,
+    RAMP_RATE,
+    RELEASE_LEAD_PER_MEMBER_S,
+    RESUME_LEAD_S,
     STREAMER_START_MARGIN_S,
     LeadEstimator,
     RingBuffer,
+    ahead_limit_s,
     join_position,
     member_start_ntp,
     position_at,
+    primed,
+    release_lead_s,
     resume_plan,
     start_instant,
 )
@@ -127,3 +133,26 @@ def test_ring_buffer_starts_anywhere() -> None:
     ring.append(500, bytes(80))
     assert (ring.start, ring.end) == (500, 510)
     assert ring.since(505) == [bytes(40)]
+
+
+def test_release_lead_grows_with_the_members_released_together() -> None:
+    assert release_lead_s(1) == pytest.approx(RESUME_LEAD_S)
+    assert release_lead_s(0) == pytest.approx(RESUME_LEAD_S)
+    assert release_lead_s(32) == pytest.approx(RESUME_LEAD_S + 31 * RELEASE_LEAD_PER_MEMBER_S)
+    assert release_lead_s(8) < release_lead_s(16)
+
+
+def test_primed_needs_the_wanted_frames_or_all_that_was_fed() -> None:
+    assert not primed(0, fed=22050, wanted=22050)  # all still in ffmpeg or a pipe
+    assert not primed(22049, fed=44100, wanted=22050)
+    assert primed(22050, fed=44100, wanted=22050)
+    assert primed(1000, fed=1000, wanted=22050)  # a short source: all of it arrived
+    assert not primed(999, fed=1000, wanted=22050)
+    assert primed(None, fed=44100, wanted=22050)  # unknown (no probe): not waited for
+
+
+def test_ahead_limit_ramps_from_the_start_to_the_full_lead() -> None:
+    assert ahead_limit_s(0.9, 0.0, 2.5) == pytest.approx(0.9)
+    assert ahead_limit_s(0.9, 0.5, 2.5) == pytest.approx(0.9 + 0.5 * RAMP_RATE)
+    assert ahead_limit_s(0.9, 10.0, 2.5) == pytest.approx(2.5)
+    assert ahead_limit_s(0.9, -1.0, 2.5) == pytest.approx(0.9)  # clock steps never shrink it

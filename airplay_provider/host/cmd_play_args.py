@@ -1,0 +1,100 @@
+"""Arguments of `airplay-provider play`, kept apart from the command itself so the CLI can
+parse them, and start the slow parts early (the streamers' fork server, ffprobe on the source),
+while it still imports the command (~0.3 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+from typing import Final
+
+from airplay_provider.host.cli import add_interface_argument
+
+DEFAULT_DISCOVERY_S: Final = 5.0
+
+
+def _sync_adjust(text: str) -> tuple[str, int]:
+    name, sep, value = text.rpartition("=")
+    try:
+        ms = int(value)
+    except ValueError:
+        ms = None
+    if not sep or not name or ms is None or not -500 <= ms <= 500:
+        raise argparse.ArgumentTypeError(f"expected NAME=MS with MS in -500..500, got {text!r}")
+    return name, ms
+
+
+def _volume(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"volume must be 0..100, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """SOURCE, ``--player`` (repeatable), ``--volume``, ``--sync-adjust``, ``--interface``..."""
+    parser.add_argument("source", metavar="SOURCE", help="audio file, URL, or - for stdin")
+    parser.add_argument(
+        "--player",
+        dest="players",
+        metavar="NAME",
+        action="append",
+        required=True,
+        help="receiver name, player id, MAC or HOST:PORT (repeat for multi-room)",
+    )
+    parser.add_argument("--volume", type=_volume, metavar="0..100", help="volume of every player")
+    parser.add_argument(
+        "--sync-adjust",
+        dest="sync_adjust",
+        metavar="NAME=MS",
+        type=_sync_adjust,
+        action="append",
+        default=[],
+        help="delay (+) or advance (-) one player by MS milliseconds",
+    )
+    parser.add_argument(
+        "--discovery-timeout",
+        type=float,
+        default=DEFAULT_DISCOVERY_S,
+        metavar="S",
+        help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
+    )
+    add_interface_argument(parser)
+
+
+class EarlyProbe:
+    """ffprobe on the source, started before the command is imported (see `prestart`)."""
+
+    def __init__(self, source: str, argv: list[str]) -> None:
+        self.source = source
+        self.proc: subprocess.Popen[bytes] | None = None
+        with contextlib.suppress(OSError):  # then `probe` runs it again and reports why
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+
+    def kill(self) -> None:
+        """Stop and reap it if still running (idempotent)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+            proc.wait()
+
+
+def prestart(args: argparse.Namespace) -> None:
+    """Start ffprobe on the source now (`args.early_probe`); `play` picks up its output."""
+    from airplay_provider.audio_source import (  # noqa: PLC0415 - light, and only needed here
+        AudioSourceError,
+        probe_argv,
+    )
+
+    args.early_probe = None
+    if args.source != "-":
+        with contextlib.suppress(AudioSourceError):  # no ffprobe: `play` says so
+            args.early_probe = EarlyProbe(args.source, probe_argv(args.source))
