@@ -246,6 +246,13 @@ class AirPlayProvider:
         ]
         await self.playback.play(player, members, media)
 
+    async def update_media(
+        self, player_id: str, media: PlayerMedia, track_elapsed_s: float | None = None
+    ) -> bool:
+        """The host moved on to another track of the same stream: tell the receivers."""
+        self._require(player_id)
+        return await self.playback.set_media(player_id, media, track_elapsed_s)
+
     async def cmd_play(self, player_id: str) -> None:
         """Resume the paused group of the player (all members on one new timeline)."""
         self._require(player_id)

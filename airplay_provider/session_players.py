@@ -176,6 +176,16 @@ class GroupPlayback:
         await session.stop()
         self._sync_states(session)
 
+    async def set_media(
+        self, player_id: str, media: PlayerMedia, track_elapsed_s: float | None = None
+    ) -> bool:
+        """Show a new track of a running flow stream on the group's receivers; False if none."""
+        found = self.session_of(player_id)
+        if found is None:
+            return False
+        await found[1].set_metadata(metadata_from_media(media), track_elapsed_s=track_elapsed_s)
+        return True
+
     async def set_volume(self, player: AirPlayPlayer) -> None:
         """Send the player's volume to its running stream, if any."""
         found = self.session_of(player.player_id)

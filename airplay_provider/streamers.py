@@ -138,13 +138,19 @@ def build_ap2_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[st
 
 
 def build_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
-    """Full command line (interpreter, launcher, arguments) for the target's protocol."""
+    """Full command line (interpreter, launcher, arguments) for the target's protocol.
+
+    The `bin/` launchers exist in a checkout or an editable install; a wheel installed into
+    another environment (Music Assistant's) has no `bin/`, so the module is run with ``-m``.
+    """
     binary = streamer_binary(target.protocol)
     if target.protocol is StreamingProtocol.AIRPLAY2:
         args = build_ap2_argv(target, ntpstart, cmdpipe)
     else:
         args = build_raop_argv(target, ntpstart, cmdpipe)
-    return [sys.executable, str(binary), *args]
+    if binary.is_file():
+        return [sys.executable, str(binary), *args]
+    return [sys.executable, "-m", f"airplay_provider.streamer.{binary.name}", *args]
 
 
 class CommandPipe:
