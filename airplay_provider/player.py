@@ -148,10 +148,7 @@ class AirPlayPlayer:
         identifiers = {IdentifierType.MAC_ADDRESS: self.mac_address}
         if self.address:
             identifiers[IdentifierType.IP_ADDRESS] = self.address
-        extra: dict[str, bool] = {}
-        if _PLAYER_HAS_NEEDS_SETUP:  # music-assistant-models >= 1.1.103 only
-            extra["needs_setup"] = self.needs_pairing
-        return Player(
+        model = Player(
             player_id=self.player_id,
             provider=provider_instance_id,
             type=self.player_type,
@@ -173,8 +170,10 @@ class AirPlayPlayer:
             synced_to=self.state.synced_to,
             current_media=self.state.current_media,
             enabled=self.enabled,
-            **extra,
         )
+        if _PLAYER_HAS_NEEDS_SETUP:  # music-assistant-models >= 1.1.103 only
+            setattr(model, "needs_setup", self.needs_pairing)  # noqa: B010
+        return model
 
     def _members_with_leader(self) -> list[str]:
         members = [m for m in self.state.group_members if m != self.player_id]

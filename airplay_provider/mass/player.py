@@ -122,8 +122,7 @@ class MassAirPlayPlayer(Player):
             await self.core.play_media(self.player_id, media)
         except PlaybackError as err:
             raise PlayerCommandFailed(str(err)) from err
-        self.refresh()
-        self.update_state()
+        self._mass_provider.refresh_player(self.player_id)
 
     async def play(self) -> None:
         """Resume a paused group on one new timeline."""
@@ -161,8 +160,7 @@ class MassAirPlayPlayer(Player):
             await self.core.set_members(self.player_id, player_ids_to_add, player_ids_to_remove)
         except (PlaybackError, KeyError) as err:
             raise PlayerCommandFailed(str(err)) from err
-        self.refresh()
-        self.update_state()
+        self._mass_provider.refresh_player(self.player_id)
         if restart:
             # Late join off: the whole group restarts where the queue is (as a new stream).
             self.mass.create_task(self.mass.players.cmd_resume(self.player_id))

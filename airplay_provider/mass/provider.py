@@ -90,10 +90,17 @@ class MassAirPlayProvider(PlayerProvider):
         await self.mass.players.unregister(player_id)
 
     def refresh_player(self, player_id: str) -> None:
-        """Push the core player's state to Music Assistant."""
-        player = self.ma_players.get(player_id)
-        if player is None:
+        """Push the core players' state to Music Assistant.
+
+        Every player is refreshed before any state is computed: a member's `synced_to` is
+        derived from its leader's `group_members`, which may have changed in the same step.
+        Music Assistant signals only players whose state really changed.
+        """
+        if player_id not in self.ma_players:
             return
-        player.refresh()
-        if player.initialized.is_set():
-            player.update_state()
+        players = list(self.ma_players.values())
+        for player in players:
+            player.refresh()
+        for player in players:
+            if player.initialized.is_set():
+                player.update_state()

@@ -65,7 +65,8 @@ async def loaded_provider(**values: object) -> AsyncIterator[MassAirPlayProvider
 
 def raop_service(mac: str, name: str, port: int, **txt: str) -> ServiceInfo:
     """A `_raop._tcp` record for a receiver on loopback (plain RAOP, PCM)."""
-    properties = {"am": "ShairportSync", "et": "0", "cn": "0,1", "tp": "UDP", **txt}
+    properties = {"am": "ShairportSync", "et": "0", "md": "0,1,2", "cn": "0,1", "tp": "UDP"}
+    properties |= txt
     return ServiceInfo(
         RAOP,
         f"{mac}@{name}.{RAOP}",

@@ -71,7 +71,7 @@ class MusicAssistant:
     ) -> asyncio.Task[_R]:
         """Run a coroutine (function) as a tracked task."""
         coro = target(*args, **kwargs) if callable(target) else target
-        task: asyncio.Task[_R] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        task: asyncio.Task[_R] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
