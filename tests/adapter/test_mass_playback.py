@@ -158,9 +158,7 @@ async def test_group_commands_dacp_and_settings_through_music_assistant() -> Non
 
         await leader.pause()
         assert session.state is SessionState.PAUSED
-        assert {p.state.playback_state for p in (leader, second, third)} == {
-            PlaybackState.PAUSED
-        }
+        assert {p.state.playback_state for p in (leader, second, third)} == {PlaybackState.PAUSED}
         await leader.play()
         assert session.state is SessionState.PLAYING
 
