@@ -48,6 +48,7 @@ def target_for_player(player: AirPlayPlayer, *, dacp_id: str | None = None) -> S
         latency_ms=latency,
         sync_adjust_ms=settings.sync_adjust_ms,
         encrypt=settings.encryption,
+        alac=settings.alac_encode,
         txt=dict(record.txt),
         password=settings.password,
         secret=player.credentials,

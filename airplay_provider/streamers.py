@@ -57,6 +57,7 @@ class StreamTarget:
     latency_ms: int = 1000
     sync_adjust_ms: int = 0
     encrypt: bool = True
+    alac: bool = True  # "-alac" is passed on; our frames are uncompressed ALAC either way
     txt: Mapping[str, str] = field(default_factory=dict)
     password: str | None = None
     secret: str | None = None
@@ -86,7 +87,8 @@ def build_raop_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[s
         argv += ["-volume", str(max(0, min(100, target.volume)))]
     if target.encrypt:
         argv.append("-encrypt")
-    argv.append("-alac")
+    if target.alac:
+        argv.append("-alac")
     for key in ("et", "md", "am", "pk", "pw"):
         value = target.txt.get(key, "")
         if value:

@@ -14,6 +14,8 @@ from zeroconf import ServiceStateChange
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
 from airplay_provider.mass.player import MassAirPlayPlayer
+from airplay_provider.session_players import target_for_player
+from airplay_provider.streamers import build_raop_argv
 
 MAC = "0A0B0C0D0E11"
 PLAYER_ID = "ap0a0b0c0d0e11"
@@ -78,7 +80,8 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
         info = raop_service(MAC, "Kitchen", 5000)
         await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
         await mass.config.save_player_config(
-            PLAYER_ID, {"sync_adjust": -40, "password": "hunter2", "encryption": False}
+            PLAYER_ID,
+            {"sync_adjust": -40, "password": "hunter2", "encryption": False, "alac_encode": False},
         )
         stored = mass.config.get_raw_player_config_value(PLAYER_ID, "password")
         assert isinstance(stored, str)
@@ -88,6 +91,13 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
         assert core.settings.sync_adjust_ms == -40
         assert core.settings.password == "hunter2"
         assert core.settings.encryption is False
+        # ... and the next stream's command line.
+        target = target_for_player(core, dacp_id=provider.core.dacp_id)
+        argv = build_raop_argv(target, 1 << 32, "/tmp/pipe")
+        assert "-encrypt" not in argv
+        assert "-alac" not in argv
+        assert argv[argv.index("-password") + 1] == "hunter2"
+        assert target.sync_adjust_ms == -40
 
 
 async def test_disabled_player_is_not_registered_and_comes_back_when_enabled() -> None:
