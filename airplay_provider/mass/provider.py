@@ -14,6 +14,7 @@ from music_assistant_models.enums import ProviderFeature
 from airplay_provider.identity import dacp_id_from_seed, new_dacp_id
 from airplay_provider.mass.host import MassHost
 from airplay_provider.mass.player import MassAirPlayPlayer
+from airplay_provider.protocol.txt import SERVICE_TYPES
 from airplay_provider.provider import AirPlayProvider
 
 if TYPE_CHECKING:
@@ -59,8 +60,25 @@ class MassAirPlayProvider(PlayerProvider):
         self, name: str, state_change: ServiceStateChange, info: AsyncServiceInfo | None
     ) -> None:
         """Music Assistant's browser found, changed or lost an AirPlay/RAOP service."""
-        self.core.on_mdns_service_state_change(name, state_change, info)
+        self.core.on_mdns_service_state_change(self._announced_name(name), state_change, info)
         await self.core.wait_idle()
+
+    def _announced_name(self, name: str) -> str:
+        """The service name as announced (its case gives the display name).
+
+        On (re)load Music Assistant replays its zeroconf cache, whose keys are lower-cased, so
+        those names arrive lower-cased; the PTR record's alias keeps the announced spelling.
+        """
+        if name != name.lower():
+            return name
+        service_type = next((t for t in SERVICE_TYPES if name.endswith(f".{t}")), None)
+        if service_type is None:
+            return name
+        for record in self.mass.aiozc.zeroconf.cache.entries_with_name(service_type):
+            alias = getattr(record, "alias", None)
+            if isinstance(alias, str) and alias.lower() == name:
+                return alias
+        return name
 
     def on_player_enabled(self, player_id: str) -> None:
         """A player the user re-enabled comes back at once when we still see it."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from mass_fixtures import SERVER_ID, loaded_provider, manifest, raop_service
+from mass_fixtures import RAOP, SERVER_ID, loaded_provider, manifest, raop_service
 from music_assistant.models.player import Player
 from music_assistant.models.player_provider import PlayerProvider
 from music_assistant_models.config_entries import ConfigEntry
 from music_assistant_models.enums import PlayerFeature, PlayerType, ProviderFeature, ProviderType
 from music_assistant_models.player import PlayerMedia
-from zeroconf import ServiceStateChange
+from zeroconf import DNSPointer, ServiceStateChange
+from zeroconf.const import _CLASS_IN, _TYPE_PTR
 
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
@@ -136,3 +137,17 @@ def test_standin_rejects_unknown_attr_fields() -> None:
     player = object.__new__(MassAirPlayPlayer)
     with pytest.raises(AttributeError, match="_attr_volume"):
         player._attr_volume = 3  # type: ignore[attr-defined]
+
+
+async def test_cache_replay_with_lower_cased_names_keeps_the_announced_name() -> None:
+    """Music Assistant replays its zeroconf cache with lower-cased names on (re)load."""
+    async with loaded_provider() as provider:
+        info = raop_service(MAC, "Kitchen Speaker", 5000)
+        pointer = DNSPointer(RAOP, _TYPE_PTR, _CLASS_IN, 120, info.name)
+        provider.mass.aiozc.zeroconf.cache.async_add_records([pointer])
+        replayed = info.name.lower()
+        assert replayed != info.name
+        await provider.on_mdns_service_state_change(replayed, ServiceStateChange.Added, info)
+        player = provider.mass.players.get_player(PLAYER_ID)
+        assert player is not None
+        assert player.state.name == "Kitchen Speaker"
