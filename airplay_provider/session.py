@@ -171,6 +171,14 @@ class StreamSession:
         return max(0, min(self.fed, frames)) / SAMPLE_RATE
 
     @property
+    def elapsed_s(self) -> float:
+        """Like `position_s`, but negative before the first frame is audible (for hosts that
+        extrapolate elapsed time from the moment it was reported)."""
+        if self._paused_at is not None or not self.start_ntp:
+            return self.position_s
+        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp)) / SAMPLE_RATE
+
+    @property
     def track_position_s(self) -> float:
         """Seconds into the current track (flow mode: several tracks in one session)."""
         return max(0.0, self.position_s - self.track_origin_s)

@@ -208,7 +208,7 @@ class GroupPlayback:
             for leader, running in list(self.sessions.items()):
                 if running is session:
                     del self.sessions[leader]
-        position = session.position_s
+        position = session.elapsed_s
         for player in self._known(session):
             member = session.members.get(player.player_id)
             state = PlaybackState.IDLE

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TextIO
 
-_BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]*$")
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_.:/+\-]*")  # fullmatch: "$" would accept a final "\n"
 _STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
 _PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
 
@@ -22,7 +22,7 @@ def format_status(event: str, fields: dict[str, object]) -> str:
     parts = [f"[STATUS] {event}"]
     for key, value in fields.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _BARE_VALUE.match(text) or text == "":
+        if not _BARE_VALUE.fullmatch(text) or text == "":
             text = json.dumps(text, ensure_ascii=False)
         parts.append(f"{key}={text}")
     return " ".join(parts)

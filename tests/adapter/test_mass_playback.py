@@ -100,6 +100,10 @@ async def test_flow_stream_of_the_queue_reaches_a_group_bit_exact() -> None:
         assert request[2] == leader.player_id
         assert leader.state.playback_state is PlaybackState.PLAYING
         assert member.state.playback_state is PlaybackState.PLAYING
+        # Reported before the first frame is audible: negative, so Music Assistant's own
+        # extrapolation (elapsed + time since the report) reaches 0 when the audio does.
+        assert leader.state.elapsed_time is not None
+        assert leader.state.elapsed_time < 0
         assert leader.state.current_media is not None
         assert leader.state.current_media.title == "Tone"
         session = provider.core.playback.sessions[leader.player_id]
@@ -186,6 +190,6 @@ async def test_group_commands_dacp_and_settings_through_music_assistant() -> Non
         await wait_until(lambda: ("stop", leader.player_id, None) in mass.players.calls)
         await wait_until(lambda: session.state is SessionState.ENDED)
         assert leader.state.playback_state is PlaybackState.IDLE
-        for emu in (emu_a, emu_b, emu_c):
-            assert emu.errors == []
+        for name, emu in (("a", emu_a), ("b", emu_b), ("c", emu_c)):
+            assert emu.errors == [], name
     assert mass.players.get_player(leader.player_id) is None  # unloaded with the provider
