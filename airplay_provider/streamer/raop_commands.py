@@ -65,6 +65,7 @@ class RaopCommandHandler:
         self.volume: int | None = None
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._artwork_fetch: asyncio.Task[None] | None = None
 
     def handle(self, key: str, value: str) -> None:
         """Entry point for the FIFO reader (called on the event loop)."""
@@ -84,7 +85,7 @@ class RaopCommandHandler:
             if position is not None:
                 self._enqueue(lambda: self.send_progress(position))
         elif key == "ARTWORK":
-            self._enqueue(lambda: self.send_artwork(value))
+            self._fetch_artwork(value)
         elif key == "VOLUME":
             volume = _int_or_none(value)
             if volume is None or not 0 <= volume <= 100:
@@ -134,8 +135,28 @@ class RaopCommandHandler:
             except Exception as exc:
                 self.streamer.status.log(f"command failed: {exc!r}", level=2)
 
+    def _fetch_artwork(self, location: str) -> None:
+        """Load artwork beside the command queue (a slow image host must never hold up PLAY or
+        PAUSE); the SET_PARAMETER joins the queue once the bytes are here. A newer ARTWORK
+        replaces a fetch still running."""
+        if self._artwork_fetch is not None:
+            self._artwork_fetch.cancel()
+
+        async def fetch() -> None:
+            try:
+                data = await asyncio.to_thread(load_artwork, location)
+            except (OSError, ValueError) as exc:
+                self.streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
+                return
+            self._enqueue(lambda: self.send_artwork_data(data))
+
+        self._artwork_fetch = asyncio.ensure_future(fetch())
+
     def close(self) -> None:
-        """Stop the worker."""
+        """Stop the worker and any artwork fetch."""
+        if self._artwork_fetch is not None:
+            self._artwork_fetch.cancel()
+            self._artwork_fetch = None
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
@@ -187,15 +208,10 @@ class RaopCommandHandler:
         )
         streamer.status.status("metadata", title=self.title or "", artist=self.artist or "")
 
-    async def send_artwork(self, location: str) -> None:
-        """Artwork from a path or URL (when the receiver lists md=1)."""
+    async def send_artwork_data(self, data: bytes) -> None:
+        """Send loaded artwork (when the receiver lists md=1)."""
         streamer = self.streamer
         if streamer.rtsp is None or not self._metadata_allowed(METADATA_ARTWORK):
-            return
-        try:
-            data = await asyncio.to_thread(load_artwork, location)
-        except (OSError, ValueError) as exc:
-            streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
             return
         content_type = artwork_content_type(data)
         if content_type is None:
