@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
-from mass_fixtures import RAOP, SERVER_ID, loaded_provider, manifest, raop_service
+from mass_fixtures import HOST, RAOP, SERVER_ID, loaded_provider, manifest, raop_service
 from music_assistant.models.player import Player
 from music_assistant.models.player_provider import PlayerProvider
 from music_assistant_models.config_entries import ConfigEntry
@@ -151,3 +153,23 @@ async def test_cache_replay_with_lower_cased_names_keeps_the_announced_name() ->
         player = provider.mass.players.get_player(PLAYER_ID)
         assert player is not None
         assert player.state.name == "Kitchen Speaker"
+
+
+async def test_dacp_port_taken_by_the_builtin_provider_is_skipped() -> None:
+    """MA's built-in AirPlay provider binds the first free port from 39831 too."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        for port in range(39831, 39900):
+            try:
+                taken.bind((HOST, port))
+                break
+            except OSError:
+                continue
+        taken.listen()
+        async with loaded_provider() as provider:
+            remote = provider.core.remote_control
+            assert remote is not None
+            assert remote.port != taken.getsockname()[1]
+            assert 39831 <= remote.port <= 49830
+    finally:
+        taken.close()
