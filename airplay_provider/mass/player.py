@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from airplay_provider.player import AirPlayPlayer
     from airplay_provider.provider import AirPlayProvider
 
+#: Cache category of a player's last volume (the built-in AirPlay provider uses 1 as well).
+CACHE_CATEGORY_VOLUME: Final = 1
+
 #: Music Assistant adds HTTP-streaming entries for player domains it does not know; none of
 #: them applies to an AirPlay stream (fixed 44.1 kHz/16-bit PCM over RTP), so they are hidden.
 _HTTP_ONLY_ENTRIES: Final = (
@@ -140,8 +143,15 @@ class MassAirPlayPlayer(Player):
         self.update_state()
 
     async def volume_set(self, volume_level: int) -> None:
-        """Set the receiver's volume (sent to a running stream at once)."""
+        """Set the receiver's volume (sent to a running stream at once); kept across restarts."""
         await self.core.cmd_volume_set(self.player_id, volume_level)
+        await self.mass.cache.set(
+            key=self.player_id,
+            data=self.core_player.state.volume_level,
+            provider=self.provider_id,
+            category=CACHE_CATEGORY_VOLUME,
+            persistent=True,
+        )
 
     async def set_members(
         self,

@@ -13,7 +13,7 @@ from music_assistant_models.enums import ProviderFeature
 
 from airplay_provider.identity import dacp_id_from_seed, new_dacp_id
 from airplay_provider.mass.host import MassHost
-from airplay_provider.mass.player import MassAirPlayPlayer
+from airplay_provider.mass.player import CACHE_CATEGORY_VOLUME, MassAirPlayPlayer
 from airplay_provider.protocol.txt import SERVICE_TYPES
 from airplay_provider.provider import AirPlayProvider
 
@@ -98,6 +98,14 @@ class MassAirPlayProvider(PlayerProvider):
 
     async def register_core_player(self, core_player: AirPlayPlayer) -> None:
         """Wrap a discovered receiver and register it with Music Assistant."""
+        volume = await self.mass.cache.get(
+            key=core_player.player_id,
+            provider=self.instance_id,
+            category=CACHE_CATEGORY_VOLUME,
+            default=None,
+        )
+        if isinstance(volume, int) and 0 <= volume <= 100:
+            core_player.state.volume_level = volume
         player = MassAirPlayPlayer(self, core_player)
         self.ma_players[core_player.player_id] = player
         await self.mass.players.register_or_update(player)

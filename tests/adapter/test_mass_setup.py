@@ -173,3 +173,17 @@ async def test_dacp_port_taken_by_the_builtin_provider_is_skipped() -> None:
             assert 39831 <= remote.port <= 49830
     finally:
         taken.close()
+
+
+async def test_volume_is_kept_for_the_next_registration() -> None:
+    async with loaded_provider() as provider:
+        mass = provider.mass
+        info = raop_service(MAC, "Kitchen", 5000)
+        await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
+        await mass.players.cmd_volume_set(PLAYER_ID, 37)
+        await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Removed, None)
+        assert mass.players.get_player(PLAYER_ID) is None
+        await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
+        player = mass.players.get_player(PLAYER_ID)
+        assert player is not None
+        assert player.state.volume_level == 37

@@ -25,6 +25,7 @@ CLASSES = [
     ("models.provider", "Provider"),
     ("models.player_provider", "PlayerProvider"),
     ("models.player", "Player"),
+    ("controllers.cache", "CacheController"),
     ("controllers.config", "ConfigController"),
     ("controllers.players.controller", "PlayerController"),
     ("controllers.streams.streams_controller", "StreamsController"),

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from music_assistant.controllers.cache import CacheController
 from music_assistant.controllers.config import ConfigController
 from music_assistant.controllers.players.controller import PlayerController
 from music_assistant.controllers.streams.streams_controller import StreamsController
@@ -41,7 +42,7 @@ class MusicAssistant:
         self.loop = asyncio.get_running_loop()
         self.loop_thread_id = threading.get_ident()
         self.aiozc = aiozc
-        self.cache: object = object()
+        self.cache = CacheController(self)
         self.config = ConfigController(self)
         self.config.set("server_id", server_id)
         self.players = PlayerController(self)
