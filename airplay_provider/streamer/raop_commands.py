@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,7 +145,7 @@ class RaopCommandHandler:
 
         async def fetch() -> None:
             try:
-                data = await asyncio.to_thread(load_artwork, location)
+                data = await _in_daemon_thread(load_artwork, location)
             except (OSError, ValueError) as exc:
                 self.streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
                 return
@@ -252,6 +253,33 @@ class RaopCommandHandler:
         streamer.status.status("flushed", samples=dropped)
         with contextlib.suppress(Exception):
             streamer.resume(None)
+
+
+async def _in_daemon_thread(func: Callable[[str], bytes], arg: str) -> bytes:
+    """Run a blocking call in a daemon thread: unlike `asyncio.to_thread`, the streamer's exit
+    never waits for it (`asyncio.run` joins the default executor; an unreachable artwork host
+    held a STOP for the whole urlopen timeout)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bytes] = loop.create_future()
+
+    def deliver(result: bytes | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or b"")
+
+    def work() -> None:
+        try:
+            result, error = func(arg), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=work, name="artwork", daemon=True).start()
+    return await future
 
 
 def _int_or_none(text: str) -> int | None:

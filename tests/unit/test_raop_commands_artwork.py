@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from typing import Any
 
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
@@ -55,3 +58,22 @@ async def test_play_is_not_queued_behind_an_artwork_fetch() -> None:
         handler.close()
         server.close()
         await server.wait_closed()
+
+
+def test_a_hanging_artwork_fetch_does_not_hold_the_process_exit() -> None:
+    """`asyncio.run` joins executor threads at exit; the artwork thread must not be one."""
+    code = (
+        "import asyncio, time\n"
+        "from airplay_provider.streamer import raop_commands as rc\n"
+        "def hang(_: str) -> bytes:\n"
+        "    time.sleep(30)\n"
+        "    return b''\n"
+        "async def main() -> None:\n"
+        "    task = asyncio.ensure_future(rc._in_daemon_thread(hang, 'x'))\n"
+        "    await asyncio.sleep(0.1)\n"
+        "    task.cancel()\n"
+        "asyncio.run(main())\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=20)
+    assert time.monotonic() - started < 10  # not the 30 s of the hanging fetch
