@@ -55,6 +55,15 @@ def hidden_http_entries() -> list[ConfigEntry]:
     ]
 
 
+def user_message(error: str) -> str:
+    """A streamer's error with what a Music Assistant user can do about it."""
+    if "requires a password" in error:
+        return f"{error}: enter it as 'Device password' in this player's settings"
+    if "rejected the password" in error:
+        return f"{error}: check 'Device password' in this player's settings"
+    return error
+
+
 class MassAirPlayPlayer(Player):
     """A Music Assistant player backed by one core `AirPlayPlayer`."""
 
@@ -124,7 +133,7 @@ class MassAirPlayPlayer(Player):
         try:
             await self.core.play_media(self.player_id, media)
         except PlaybackError as err:
-            raise PlayerCommandFailed(str(err)) from err
+            raise PlayerCommandFailed(user_message(str(err))) from err
         self._mass_provider.refresh_player(self.player_id)
 
     async def play(self) -> None:

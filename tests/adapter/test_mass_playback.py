@@ -7,10 +7,12 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from audio import test_signal
 from group_helpers import PREROLL_FRAMES, s16_to_f32
 from mass_fixtures import HOST, loaded_provider, raop_service
 from music_assistant_models.enums import ContentType, MediaType, PlaybackState
+from music_assistant_models.errors import PlayerCommandFailed
 from music_assistant_models.player import PlayerMedia
 from receivers.raop_emulator import RaopEmulator
 from zeroconf import ServiceStateChange
@@ -193,3 +195,12 @@ async def test_group_commands_dacp_and_settings_through_music_assistant() -> Non
         for name, emu in (("a", emu_a), ("b", emu_b), ("c", emu_c)):
             assert emu.errors == [], name
     assert mass.players.get_player(leader.player_id) is None  # unloaded with the provider
+
+
+async def test_missing_password_fails_with_a_hint_for_the_settings() -> None:
+    async with loaded_provider() as provider, RaopEmulator(password="s3cret") as emu:
+        (player,) = await add_receivers(provider, (emu,))
+        provider.mass.streams.sources["item1"] = s16_to_f32(test_signal(1.0, seed=43))
+        with pytest.raises(PlayerCommandFailed, match="'Device password' in this player's"):
+            await player.play_media(queue_media("item1", player.player_id, "Tone", 1))
+        assert player.state.playback_state is PlaybackState.IDLE
