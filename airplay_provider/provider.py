@@ -244,6 +244,7 @@ class AirPlayProvider:
             for member in player.state.group_members
             if member in self._players and member != player_id
         ]
+        self._streams_start([player_id, *(m.player_id for m in members)])
         await self.playback.play(player, members, media)
 
     async def update_media(
@@ -298,9 +299,16 @@ class AirPlayProvider:
             child = self._require(child_id)
             members.append(child_id)
             child.state.synced_to = player_id
+            self._streams_start([child_id])
             await self.playback.join(player_id, child)
             self.host.update_player(child)
         self.host.update_player(leader)
+
+    def _streams_start(self, player_ids: list[str]) -> None:
+        """New streams: DACP forgets what the devices said about the previous ones."""
+        if self.remote_control is not None:
+            for player_id in player_ids:
+                self.remote_control.stream_started(player_id)
 
     def _require(self, player_id: str) -> AirPlayPlayer:
         player = self._players.get(player_id)

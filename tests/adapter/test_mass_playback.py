@@ -204,3 +204,20 @@ async def test_missing_password_fails_with_a_hint_for_the_settings() -> None:
         with pytest.raises(PlayerCommandFailed, match="'Device password' in this player's"):
             await player.play_media(queue_media("item1", player.player_id, "Tone", 1))
         assert player.state.playback_state is PlaybackState.IDLE
+
+
+async def test_prevent_playback_applies_to_each_new_stream() -> None:
+    async with loaded_provider() as provider, RaopEmulator() as emu:
+        mass = provider.mass
+        (player,) = await add_receivers(provider, (emu,))
+        mass.streams.sources["item1"] = s16_to_f32(test_signal(10.0, seed=44))
+        token = str(player.core_player.active_remote)
+        for attempt in (1, 2):
+            await player.play_media(queue_media("item1", player.player_id, "Tone", 10))
+            session = provider.core.playback.sessions[player.player_id]
+            status = await dacp(provider, "setproperty?dmcp.device-prevent-playback=1", token)
+            assert status == 204
+            await wait_until(lambda s=session: s.state is SessionState.ENDED)  # type: ignore[misc]
+            stops = [c for c in mass.players.calls if c == ("stop", player.player_id, None)]
+            assert len(stops) == attempt
+        assert player.state.playback_state is PlaybackState.IDLE
