@@ -11,29 +11,37 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 
-    from airplay_provider.provider import AirPlayProvider
-
 #: Provider features in Music Assistant terms (`ProviderFeature` values).
 SUPPORTED_FEATURES = frozenset({"sync_players"})
 
 
-async def setup(mass: Any, manifest: Any, config: Any) -> AirPlayProvider:
-    """Create the provider for a host that implements `host_api.ProviderHost`.
+async def setup(mass: Any, manifest: Any, config: Any) -> Any:
+    """Create the provider.
 
-    Music Assistant's `mass` object is wrapped by an adapter that maps each `ProviderHost` call
-    onto its PlayerProvider API (table in `airplay_provider.host_api`).
+    Inside Music Assistant `mass` is the server object: the result is a Music Assistant
+    `PlayerProvider` (`airplay_provider.mass.provider.MassAirPlayProvider`). A host that
+    implements `host_api.ProviderHost` itself (the standalone command, tests) gets the plain
+    `AirPlayProvider`.
     """
     from airplay_provider.host_api import ProviderHost  # noqa: PLC0415
-    from airplay_provider.provider import AirPlayProvider  # noqa: PLC0415
 
-    if not isinstance(mass, ProviderHost):
-        raise TypeError(
-            "airplay_provider.setup() needs a host implementing "
-            "airplay_provider.host_api.ProviderHost (an adapter around Music Assistant's "
-            f"server object); got {type(mass).__name__}"
-        )
-    # Music Assistant's core browses mDNS itself and calls on_mdns_service_state_change.
-    return AirPlayProvider(mass, browse=False)
+    if isinstance(mass, ProviderHost):
+        from airplay_provider.provider import AirPlayProvider  # noqa: PLC0415
+
+        return AirPlayProvider(mass, browse=False)
+    needs = (
+        "airplay_provider.setup() needs Music Assistant's server object or a host "
+        f"implementing airplay_provider.host_api.ProviderHost; got {type(mass).__name__}"
+    )
+    try:
+        from music_assistant.mass import MusicAssistant  # noqa: PLC0415
+
+        from airplay_provider.mass.provider import MassAirPlayProvider  # noqa: PLC0415
+    except ImportError as err:
+        raise TypeError(f"{needs} (music_assistant is not importable: {err})") from err
+    if not isinstance(mass, MusicAssistant):
+        raise TypeError(needs)
+    return MassAirPlayProvider(mass, manifest, config)
 
 
 async def get_config_entries(

@@ -135,6 +135,7 @@ class DacpServer:
         self._port_range = port_range
         self._max_connection_age_s = max_connection_age_s
         self._action_timeout_s = action_timeout_s
+        self._unsupported_logged: set[tuple[str, str | None]] = set()
         self._policy_factory = policy_factory
         self._web_server: _TrackedServer | None = None
         self._server: asyncio.Server | None = None
@@ -319,7 +320,12 @@ class DacpServer:
             return _reply(200, encode_volume_property(player.volume))
         policy = self._policy(player.player_id)
         action = policy.on_command(command, player, asyncio.get_running_loop().time())
-        _LOGGER.debug("DACP: %s %s -> %s", player.player_id, command, action)
+        if command.kind is not CommandKind.UNSUPPORTED:
+            _LOGGER.debug("DACP: %s %s -> %s", player.player_id, command, action)
+        elif (player.player_id, command.name) not in self._unsupported_logged:
+            # shairport-sync polls `getspeakers` every second: say it once per player.
+            self._unsupported_logged.add((player.player_id, command.name))
+            _LOGGER.debug("DACP: %s sent unsupported %s (ignored)", player.player_id, command.name)
         self._schedule_pause(player.player_id, token, policy)
         self._dispatch(player.player_id, action)
         return _reply(204)

@@ -39,6 +39,19 @@ def new_dacp_id() -> str:
     return f"{secrets.randbelow(15) + 1:X}{secrets.token_hex(8).upper()[1:]}"
 
 
+def dacp_id_from_seed(seed: str) -> str:
+    """A stable DACP id derived from a host's own persistent id (Music Assistant's server id).
+
+    Same seed, same id across restarts, so stored AirPlay 2 pairings stay valid; the first
+    digit is never '0' (see `new_dacp_id`).
+    """
+    if not seed:
+        raise ValueError("empty seed for the DACP id")
+    digest = hashlib.sha256(seed.encode()).hexdigest().upper()
+    first = digest[0] if digest[0] != "0" else "1"
+    return first + digest[1:16]
+
+
 def _read_state(state_file: Path) -> dict[str, object]:
     try:
         raw = state_file.read_bytes()

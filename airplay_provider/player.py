@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -19,6 +20,8 @@ from airplay_provider.protocol.txt import (
 )
 
 FALLBACK_VOLUME = 20
+#: Music Assistant 2.8-dev pins music-assistant-models 1.1.102, whose Player has no needs_setup.
+_PLAYER_HAS_NEEDS_SETUP = any(f.name == "needs_setup" for f in dataclasses.fields(Player))
 BASE_FEATURES = frozenset(
     {
         PlayerFeature.PLAY_MEDIA,
@@ -145,7 +148,7 @@ class AirPlayPlayer:
         identifiers = {IdentifierType.MAC_ADDRESS: self.mac_address}
         if self.address:
             identifiers[IdentifierType.IP_ADDRESS] = self.address
-        return Player(
+        model = Player(
             player_id=self.player_id,
             provider=provider_instance_id,
             type=self.player_type,
@@ -167,8 +170,10 @@ class AirPlayPlayer:
             synced_to=self.state.synced_to,
             current_media=self.state.current_media,
             enabled=self.enabled,
-            needs_setup=self.needs_pairing,
         )
+        if _PLAYER_HAS_NEEDS_SETUP:  # music-assistant-models >= 1.1.103 only
+            setattr(model, "needs_setup", self.needs_pairing)  # noqa: B010
+        return model
 
     def _members_with_leader(self) -> list[str]:
         members = [m for m in self.state.group_members if m != self.player_id]

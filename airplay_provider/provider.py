@@ -263,7 +263,15 @@ class AirPlayProvider:
             for member in player.state.group_members
             if member in self._players and member != player_id
         ]
+        self._streams_start([player_id, *(m.player_id for m in members)])
         await self.playback.play(player, members, media)
+
+    async def update_media(
+        self, player_id: str, media: PlayerMedia, track_elapsed_s: float | None = None
+    ) -> bool:
+        """The host moved on to another track of the same stream: tell the receivers."""
+        self._require(player_id)
+        return await self.playback.set_media(player_id, media, track_elapsed_s)
 
     async def cmd_play(self, player_id: str) -> None:
         """Resume the paused group of the player (all members on one new timeline)."""
@@ -310,9 +318,16 @@ class AirPlayProvider:
             child = self._require(child_id)
             members.append(child_id)
             child.state.synced_to = player_id
+            self._streams_start([child_id])
             await self.playback.join(player_id, child)
             self.host.update_player(child)
         self.host.update_player(leader)
+
+    def _streams_start(self, player_ids: list[str]) -> None:
+        """New streams: DACP forgets what the devices said about the previous ones."""
+        if self.remote_control is not None:
+            for player_id in player_ids:
+                self.remote_control.stream_started(player_id)
 
     def _require(self, player_id: str) -> AirPlayPlayer:
         player = self._players.get(player_id)

@@ -175,6 +175,12 @@ class RemoteControl:
             self._server.reset_player(player_id)
         return token
 
+    def stream_started(self, player_id: str) -> None:
+        """The player starts a new stream (with its MAC-derived token): the device's earlier
+        prevent-playback and a pending pause no longer apply."""
+        if self._server is not None:
+            self._server.reset_player(player_id)
+
     def end_stream(self, player_id: str) -> None:
         """The player's stream ended: its token no longer maps to it."""
         for token in [t for t, pid in self._streams.items() if pid == player_id]:

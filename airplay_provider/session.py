@@ -162,6 +162,7 @@ class StreamSession:
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
         self.metadata: TrackMetadata | None = None
+        self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
@@ -194,6 +195,19 @@ class StreamSession:
             return 0.0
         frames = position_at(self.clock.ntp(), self.start_ntp)
         return max(0, min(self.fed, frames)) / SAMPLE_RATE
+
+    @property
+    def elapsed_s(self) -> float:
+        """Like `position_s`, but negative before the first frame is audible (for hosts that
+        extrapolate elapsed time from the moment it was reported)."""
+        if self._paused_at is not None or not self.start_ntp:
+            return self.position_s
+        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp)) / SAMPLE_RATE
+
+    @property
+    def track_position_s(self) -> float:
+        """Seconds into the current track (flow mode: several tracks in one session)."""
+        return max(0.0, self.position_s - self.track_origin_s)
 
     @property
     def active_members(self) -> list[SessionMember]:
@@ -571,9 +585,17 @@ class StreamSession:
             return False
         return await member.send(f"VOLUME={max(0, min(100, volume))}")
 
-    async def set_metadata(self, metadata: TrackMetadata) -> None:
-        """Send title/artist/album/duration, artwork and progress to every member."""
+    async def set_metadata(
+        self, metadata: TrackMetadata, *, track_elapsed_s: float | None = None
+    ) -> None:
+        """Send title/artist/album/duration, artwork and progress to every member.
+
+        `track_elapsed_s`: how far into this track playback is now (a new track in a flow
+        stream); progress is then counted from there.
+        """
         self.metadata = metadata
+        if track_elapsed_s is not None:
+            self.track_origin_s = self.position_s - max(0.0, track_elapsed_s)
         connected = [m for m in self.active_members if m.streamer.connected_at is not None]
         await asyncio.gather(*(self._send_metadata(m, metadata) for m in connected))
 
@@ -589,10 +611,10 @@ class StreamSession:
         )
         if metadata.artwork:
             await member.send(f"ARTWORK={metadata.artwork}")
-        await member.send(f"PROGRESS={int(self.position_s)}")
+        await member.send(f"PROGRESS={int(self.track_position_s)}")
 
     async def _send_progress(self) -> None:
-        progress = f"PROGRESS={int(self.position_s)}"
+        progress = f"PROGRESS={int(self.track_position_s)}"
         await asyncio.gather(*(m.send(progress) for m in self.active_members))
 
     async def _progress_loop(self) -> None:

@@ -49,6 +49,7 @@ def target_for_player(player: AirPlayPlayer, *, dacp_id: str | None = None) -> S
         latency_ms=latency,
         sync_adjust_ms=settings.sync_adjust_ms,
         encrypt=settings.encryption,
+        alac=settings.alac_encode,
         txt=dict(record.txt),
         password=settings.password,
         secret=player.credentials,
@@ -98,6 +99,9 @@ class GroupPlayback:
         self.dacp_id = dacp_id
         self.logger = logger or logging.getLogger(__name__)
         self.sessions: dict[str, StreamSession] = {}
+        # Per player: bumped by every play and stop, so a start that a newer command
+        # overtook (stop while connecting, next while starting) gives up quietly.
+        self._intent: dict[str, int] = {}
 
     def session_of(self, player_id: str) -> tuple[str, StreamSession] | None:
         """(leader id, session) of the running session `player_id` plays in."""
@@ -106,13 +110,28 @@ class GroupPlayback:
                 return leader, session
         return None
 
+    def _claim(self, player_ids: Sequence[str]) -> dict[str, int]:
+        for player_id in player_ids:
+            self._intent[player_id] = self._intent.get(player_id, 0) + 1
+        return {player_id: self._intent[player_id] for player_id in player_ids}
+
+    def _overtaken(self, claim: dict[str, int]) -> bool:
+        return any(self._intent.get(player_id) != value for player_id, value in claim.items())
+
     async def play(
         self, leader: AirPlayPlayer, members: Sequence[AirPlayPlayer], media: PlayerMedia
-    ) -> StreamSession:
-        """Stop what the players were doing and start one session for all of them."""
+    ) -> StreamSession | None:
+        """Stop what the players were doing and start one session for all of them.
+
+        None when a newer command for one of the players (a stop, another play) arrived
+        meanwhile: nothing is left playing and no error is raised.
+        """
         everyone = [leader, *[m for m in members if m.player_id != leader.player_id]]
+        claim = self._claim([p.player_id for p in everyone])
         for player in everyone:
-            await self.stop(player.player_id)
+            await self._stop_session(player.player_id)
+        if self._overtaken(claim):
+            return None
         targets = [target_for_player(p, dacp_id=self.dacp_id) for p in everyone]
         session = StreamSession(
             self._source(leader.player_id, media), logger=self.logger, launcher=self.launcher
@@ -124,9 +143,14 @@ class GroupPlayback:
         try:
             report = await session.start(targets, metadata_from_media(media))
         except SessionError as exc:
-            self.sessions.pop(leader.player_id, None)
+            if self.sessions.get(leader.player_id) is session:
+                del self.sessions[leader.player_id]
             self._sync_states(session)
+            if self._overtaken(claim):
+                return None
             raise PlaybackError(str(exc)) from exc
+        if self._overtaken(claim):  # a stop that came while the members were connecting
+            return None
         for failed in report.failed:
             self.logger.warning("%s did not start: %s", failed.key, failed.error)
         return session
@@ -172,7 +196,11 @@ class GroupPlayback:
         return True
 
     async def stop(self, player_id: str) -> None:
-        """Stop the session `player_id` leads or plays in."""
+        """Stop the session `player_id` leads or plays in, and any start still under way."""
+        self._claim([player_id])
+        await self._stop_session(player_id)
+
+    async def _stop_session(self, player_id: str) -> None:
         found = self.session_of(player_id)
         if found is None:
             return
@@ -180,6 +208,16 @@ class GroupPlayback:
         self.sessions.pop(leader, None)
         await session.stop()
         self._sync_states(session)
+
+    async def set_media(
+        self, player_id: str, media: PlayerMedia, track_elapsed_s: float | None = None
+    ) -> bool:
+        """Show a new track of a running flow stream on the group's receivers; False if none."""
+        found = self.session_of(player_id)
+        if found is None:
+            return False
+        await found[1].set_metadata(metadata_from_media(media), track_elapsed_s=track_elapsed_s)
+        return True
 
     async def set_volume(self, player: AirPlayPlayer) -> None:
         """Send the player's volume to its running stream, if any."""
@@ -202,7 +240,7 @@ class GroupPlayback:
             for leader, running in list(self.sessions.items()):
                 if running is session:
                     del self.sessions[leader]
-        position = session.position_s
+        position = session.elapsed_s
         for player in self._known(session):
             member = session.members.get(player.player_id)
             state = PlaybackState.IDLE

@@ -59,6 +59,7 @@ class StreamTarget:
     latency_ms: int = 1000
     sync_adjust_ms: int = 0
     encrypt: bool = True
+    alac: bool = True  # "-alac" is passed on; our frames are uncompressed ALAC either way
     txt: Mapping[str, str] = field(default_factory=dict)
     password: str | None = None
     secret: str | None = None
@@ -88,7 +89,8 @@ def build_raop_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[s
         argv += ["-volume", str(max(0, min(100, target.volume)))]
     if target.encrypt:
         argv.append("-encrypt")
-    argv.append("-alac")
+    if target.alac:
+        argv.append("-alac")
     for key in ("et", "md", "am", "pk", "pw"):
         value = target.txt.get(key, "")
         if value:
@@ -140,13 +142,19 @@ def build_ap2_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[st
 
 
 def build_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
-    """Full command line (interpreter, launcher, arguments) for the target's protocol."""
+    """Full command line (interpreter, launcher, arguments) for the target's protocol.
+
+    The `bin/` launchers exist in a checkout or an editable install; a wheel installed into
+    another environment (Music Assistant's) has no `bin/`, so the module is run with ``-m``.
+    """
     binary = streamer_binary(target.protocol)
     if target.protocol is StreamingProtocol.AIRPLAY2:
         args = build_ap2_argv(target, ntpstart, cmdpipe)
     else:
         args = build_raop_argv(target, ntpstart, cmdpipe)
-    return [sys.executable, str(binary), *args]
+    if binary.is_file():
+        return [sys.executable, str(binary), *args]
+    return [sys.executable, "-m", f"airplay_provider.streamer.{binary.name}", *args]
 
 
 class CommandPipe:

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Lint, type-check (strict, on the package) and run the whole test suite.
+# Lint, type-check (strict, on the package) and run the whole test suite; then, in .venv313
+# (Python 3.13 and the music-assistant-models Music Assistant 2.8 pins), mypy and the
+# unit and adapter tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -8,3 +10,10 @@ PY=.venv/bin/python
 "$PY" -m ruff format --check airplay_provider
 "$PY" -m mypy
 "$PY" -m pytest -q -p no:cacheprovider "$@"
+if [ -x .venv313/bin/python ]; then
+    echo "== Python 3.13 run: $(.venv313/bin/python -c 'import importlib.metadata as m, sys; print(sys.version.split()[0], "music-assistant-models", m.version("music-assistant-models"))')"
+    .venv313/bin/python -m mypy --python-version 3.13
+    .venv313/bin/python -m pytest -q -p no:cacheprovider tests/unit tests/adapter
+else
+    echo "== Python 3.13 run skipped: no .venv313 (scripts/setup.sh creates it when Python 3.13 exists)"
+fi

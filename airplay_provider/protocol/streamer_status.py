@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
-_BARE_VALUE = re.compile(r"^[A-Za-z0-9_.:/+\-]*$")
+_BARE_VALUE = re.compile(r"[A-Za-z0-9_.:/+\-]*")  # fullmatch: "$" would accept a final "\n"
 _STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
 _PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
 
@@ -383,7 +383,7 @@ def _format_line(event: str, fields: dict[str, object]) -> str:
     parts = [f"[STATUS] {event}"]
     for key, value in fields.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _BARE_VALUE.match(text) or text == "":
+        if not _BARE_VALUE.fullmatch(text) or text == "":
             text = json.dumps(text, ensure_ascii=False)
         parts.append(f"{key}={text}")
     return " ".join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -109,6 +110,7 @@ class RaopCommandHandler:
         self.volume: int | None = None
         self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._artwork_fetch: asyncio.Task[None] | None = None
 
     def handle(self, key: str, value: str) -> None:
         """Entry point for the FIFO reader (called on the event loop)."""
@@ -128,7 +130,7 @@ class RaopCommandHandler:
             if position is not None:
                 self._enqueue(lambda: self.send_progress(position))
         elif key == "ARTWORK":
-            self._enqueue(lambda: self.send_artwork(value))
+            self._fetch_artwork(value)
         elif key == "VOLUME":
             volume = _int_or_none(value)
             if volume is None or not 0 <= volume <= 100:
@@ -178,8 +180,28 @@ class RaopCommandHandler:
             except Exception as exc:
                 self.streamer.status.log(f"command failed: {exc!r}", level=2)
 
+    def _fetch_artwork(self, location: str) -> None:
+        """Load artwork beside the command queue (a slow image host must never hold up PLAY or
+        PAUSE); the SET_PARAMETER joins the queue once the bytes are here. A newer ARTWORK
+        replaces a fetch still running."""
+        if self._artwork_fetch is not None:
+            self._artwork_fetch.cancel()
+
+        async def fetch() -> None:
+            try:
+                data = await _in_daemon_thread(load_artwork, location)
+            except (OSError, ValueError) as exc:
+                self.streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
+                return
+            self._enqueue(lambda: self.send_artwork_data(data))
+
+        self._artwork_fetch = asyncio.ensure_future(fetch())
+
     def close(self) -> None:
-        """Stop the worker."""
+        """Stop the worker and any artwork fetch."""
+        if self._artwork_fetch is not None:
+            self._artwork_fetch.cancel()
+            self._artwork_fetch = None
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
@@ -215,15 +237,10 @@ class RaopCommandHandler:
             return
         streamer.status.emit(Metadata(self.title or "", self.artist or ""))
 
-    async def send_artwork(self, location: str) -> None:
-        """Artwork from a path or URL (when the receiver lists md=1)."""
+    async def send_artwork_data(self, data: bytes) -> None:
+        """Send loaded artwork (when the receiver lists md=1)."""
         streamer = self.streamer
         if not streamer.metadata_allowed(METADATA_ARTWORK):
-            return
-        try:
-            data = await asyncio.to_thread(load_artwork, location)
-        except (OSError, ValueError) as exc:
-            streamer.status.log(f"cannot load artwork {location!r}: {exc}", level=2)
             return
         content_type = artwork_content_type(data)
         if content_type is None:
@@ -259,6 +276,33 @@ class RaopCommandHandler:
         streamer.status.emit(Flushed(dropped))
         with contextlib.suppress(Exception):
             streamer.resume(None)
+
+
+async def _in_daemon_thread(func: Callable[[str], bytes], arg: str) -> bytes:
+    """Run a blocking call in a daemon thread: unlike `asyncio.to_thread`, the streamer's exit
+    never waits for it (`asyncio.run` joins the default executor; an unreachable artwork host
+    held a STOP for the whole urlopen timeout)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[bytes] = loop.create_future()
+
+    def deliver(result: bytes | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or b"")
+
+    def work() -> None:
+        try:
+            result, error = func(arg), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=work, name="artwork", daemon=True).start()
+    return await future
 
 
 def _int_or_none(text: str) -> int | None:

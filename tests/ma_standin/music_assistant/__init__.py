@@ -1,0 +1,1 @@
+"""Stand-in for Music Assistant's server package (tests only; see ../README.md)."""

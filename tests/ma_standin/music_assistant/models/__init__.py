@@ -1,0 +1,1 @@
+"""Stand-in: music_assistant.models."""
