@@ -22,7 +22,7 @@ def format_status(event: str, fields: dict[str, object]) -> str:
     parts = [f"[STATUS] {event}"]
     for key, value in fields.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if not _BARE_VALUE.match(text) or text == "":
+        if not _BARE_VALUE.fullmatch(text) or text == "":
             text = json.dumps(text, ensure_ascii=False)
         parts.append(f"{key}={text}")
     return " ".join(parts)
