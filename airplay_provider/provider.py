@@ -121,12 +121,14 @@ class AirPlayProvider:
                 self.host.logger.warning("DACP remote control unavailable: %s", err)
             else:
                 self.remote_control = remote
+                self.playback.tokens = remote
 
     async def unload(self, is_removed: bool = False) -> None:
         """Stop discovery and forget the players (the host keeps its own records)."""
         await self.playback.close()
         await self.pairing.close()
         if self.remote_control is not None:
+            self.playback.tokens = None
             await self.remote_control.stop()
             self.remote_control = None
         if self._discovery is not None:
