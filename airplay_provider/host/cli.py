@@ -23,6 +23,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pair": ("airplay_provider.host.cmd_pair", "pair with a receiver that shows a PIN"),
     "play": ("airplay_provider.host.cmd_play", "play a file, URL or stdin on receivers, in sync"),
     "demo": ("airplay_provider.host.cmd_demo", "play a test signal to two local receivers"),
+    "lab": ("airplay_provider.host.cmd_lab", "run local receivers (loopback) until Ctrl-C"),
 }
 
 
