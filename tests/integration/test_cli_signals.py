@@ -1,5 +1,5 @@
-"""`airplay-provider lab` as a person uses it: receivers that `play` finds by mDNS on
-loopback, a line when one receives audio, and nothing left behind by a signal."""
+"""Long-running commands as a person uses them, stopped by a signal at any moment: `lab`
+(receivers that `play` finds by mDNS on loopback) and `demo` leave no process and no file."""
 
 from __future__ import annotations
 
@@ -97,3 +97,48 @@ async def test_lab_serves_play_and_leaves_nothing_after_a_signal(
     assert [pid for pid in children if alive(pid)] == []
     left = [p.name for p in os.scandir(tmp_path) if p.name.startswith("airplay-")]
     assert left == []
+
+
+@pytest.mark.receiver
+@pytest.mark.parametrize(
+    ("signum", "code", "after"),
+    [
+        (signal.SIGINT, 130, "start"),
+        (signal.SIGHUP, 129, "playing"),
+        (signal.SIGTERM, 143, "playing"),
+    ],
+)
+async def test_demo_stopped_by_a_signal_leaves_nothing(
+    tmp_path: Path, signum: signal.Signals, code: int, after: str
+) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    demo = await asyncio.create_subprocess_exec(
+        *CLI, "demo", "--seconds", "8",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert demo.stdout is not None
+    try:
+        marker = "advertised" if after == "start" else "playing "
+        await read_until(demo.stdout, marker, 30)
+        children = descendants(demo.pid)
+        commands = [_cmdline(pid) for pid in children]
+        demo.send_signal(signum)
+        rest, _ = await asyncio.wait_for(demo.communicate(), 30)
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
+    assert demo.returncode == code
+    assert "demo interrupted" in rest.decode()
+    if after == "playing":  # the streamers were running when the signal came
+        assert any("cliraop" in command for command in commands)
+    assert [pid for pid in children if alive(pid)] == []
+    left = [p.name for p in os.scandir(tmp_path) if p.name.startswith("airplay-")]
+    assert left == []
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
