@@ -90,8 +90,21 @@ class _TrackedServer(web.Server):
         self.opened_at.pop(handler, None)
 
 
+class _DacpResponse(web.Response):
+    """A reply that always states its length, 204 included, as iTunes and Music Assistant do.
+
+    aiohttp drops Content-Length from a 204; shairport-sync's DACP client then waits for more
+    and logs each button press as failed (code 495), keeping its D-Bus ``Available`` false.
+    """
+
+    async def _write_headers(self) -> None:
+        if self.status == 204:  # never has a body
+            self.headers["Content-Length"] = "0"
+        await super()._write_headers()
+
+
 def _reply(status: int, body: bytes | None = None) -> web.Response:
-    response = web.Response(
+    response = _DacpResponse(
         status=status,
         body=body,
         headers={"DAAP-Server": DAAP_SERVER, "Content-Type": DMAP_CONTENT_TYPE},

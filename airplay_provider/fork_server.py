@@ -57,8 +57,11 @@ def _reap(sock: socket.socket) -> None:
             sock.send(json.dumps(message).encode())
 
 
-def _child(entry: EntryPoint, argv: list[str], fds: list[int], keep_out: list[int]) -> None:
-    """In the forked child: become the streamer with `fds` as stdin and stderr; never returns."""
+def _child(
+    entry: EntryPoint, argv: list[str], fds: list[int], keep_out: list[int], pass_fd: int | None
+) -> None:
+    """In the forked child: become the streamer with `fds` as stdin and stderr (and a third
+    descriptor, if any, as `pass_fd`); never returns."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
@@ -71,7 +74,9 @@ def _child(entry: EntryPoint, argv: list[str], fds: list[int], keep_out: list[in
         os.dup2(fds[0], 0)
         os.dup2(devnull, 1)
         os.dup2(fds[1], 2)
-        for fd in {*fds, devnull}:
+        if pass_fd is not None:
+            os.dup2(fds[2], pass_fd)  # not inheritable by the streamer's own children
+        for fd in {*fds, devnull} - {pass_fd}:
             if fd > 2:
                 os.close(fd)
         code = entry(argv)
@@ -89,7 +94,7 @@ def _child(entry: EntryPoint, argv: list[str], fds: list[int], keep_out: list[in
 def _serve_one(sock: socket.socket, entries: dict[str, EntryPoint], keep_out: list[int]) -> bool:
     """Take one request; False when the client is gone."""
     try:
-        data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2)
+        data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 3)
     except InterruptedError:
         return True
     if not data:
@@ -98,8 +103,11 @@ def _serve_one(sock: socket.socket, entries: dict[str, EntryPoint], keep_out: li
         request = json.loads(data)
         entry = entries[request["program"]]
         argv = [str(arg) for arg in request["argv"]]
-        if len(fds) != 2:
-            raise ValueError("need stdin and stderr descriptors")
+        pass_fd = request.get("pass_fd")
+        if pass_fd is not None and (not isinstance(pass_fd, int) or pass_fd <= 2):
+            raise ValueError(f"bad pass_fd {pass_fd!r}")
+        if len(fds) != (2 if pass_fd is None else 3):
+            raise ValueError("need stdin and stderr descriptors (and pass_fd's)")
     except (ValueError, KeyError, TypeError) as exc:
         for fd in fds:
             os.close(fd)
@@ -110,7 +118,7 @@ def _serve_one(sock: socket.socket, entries: dict[str, EntryPoint], keep_out: li
         return True
     pid = os.fork()
     if pid == 0:
-        _child(entry, argv, fds, keep_out)
+        _child(entry, argv, fds, [fd for fd in keep_out if fd != pass_fd], pass_fd)
     for fd in fds:
         os.close(fd)
     sock.send(json.dumps({"id": request.get("id"), "pid": pid}).encode())

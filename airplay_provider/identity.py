@@ -71,7 +71,7 @@ def _read_state(state_file: Path) -> dict[str, object]:
 
 
 def _write_state(state_file: Path, data: dict[str, object]) -> None:
-    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # beside credentials
     fd, tmp_name = tempfile.mkstemp(prefix=".identity-", dir=state_file.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

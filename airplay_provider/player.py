@@ -86,11 +86,6 @@ class AirPlayPlayer:
         return mac_from_player_id(self.player_id)
 
     @property
-    def active_remote(self) -> int:
-        """Active-Remote id the streamer announces and DACP requests carry back."""
-        return self.device.active_remote
-
-    @property
     def player_type(self) -> PlayerType:
         """PLAYER for Apple devices, PROTOCOL (wrapped by a universal player) otherwise."""
         return PlayerType.PLAYER if self.device.is_apple else PlayerType.PROTOCOL

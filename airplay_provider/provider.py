@@ -140,12 +140,14 @@ class AirPlayProvider:
                 self.host.logger.warning("DACP remote control unavailable: %s", err)
             else:
                 self.remote_control = remote
+                self.playback.tokens = remote
 
     async def unload(self, is_removed: bool = False) -> None:
         """Stop discovery and forget the players (the host keeps its own records)."""
         await self.playback.close()
         await self.pairing.close()
         if self.remote_control is not None:
+            self.playback.tokens = None
             await self.remote_control.stop()
             self.remote_control = None
         if self._discovery is not None:
@@ -263,7 +265,6 @@ class AirPlayProvider:
             for member in player.state.group_members
             if member in self._players and member != player_id
         ]
-        self._streams_start([player_id, *(m.player_id for m in members)])
         await self.playback.play(player, members, media)
 
     async def update_media(
@@ -318,16 +319,9 @@ class AirPlayProvider:
             child = self._require(child_id)
             members.append(child_id)
             child.state.synced_to = player_id
-            self._streams_start([child_id])
             await self.playback.join(player_id, child)
             self.host.update_player(child)
         self.host.update_player(leader)
-
-    def _streams_start(self, player_ids: list[str]) -> None:
-        """New streams: DACP forgets what the devices said about the previous ones."""
-        if self.remote_control is not None:
-            for player_id in player_ids:
-                self.remote_control.stream_started(player_id)
 
     def _require(self, player_id: str) -> AirPlayPlayer:
         player = self._players.get(player_id)

@@ -1,8 +1,8 @@
 """Provider-side DACP: receivers' remote buttons and volume reach the host's commands.
 
 `RemoteControl` is the `DacpTarget` of the provider's `DacpServer`: it finds the player of an
-``Active-Remote`` token (a per-stream token from :meth:`RemoteControl.new_stream`, or the
-player's MAC-derived one) and carries out what `DacpPolicy` decided through the same
+``Active-Remote`` token (a random per-stream token from :meth:`RemoteControl.new_stream`,
+retired when that stream ends) and carries out what `DacpPolicy` decided through the same
 `ProviderHost` commands the provider uses for everything else. It also owns the server's
 lifecycle: `start` in the provider's ``handle_async_init``, `stop` in ``unload``.
 """
@@ -165,7 +165,10 @@ class RemoteControl:
     # -- streams ---------------------------------------------------------------------------
 
     def new_stream(self, player_id: str) -> str:
-        """A fresh Active-Remote token for the player's next stream (give it to the streamer)."""
+        """A fresh Active-Remote token for the player's next stream (give it to the streamer).
+
+        The device's earlier prevent-playback and a pending pause no longer apply.
+        """
         self.end_stream(player_id)
         token = new_active_remote()
         while token in self._streams:
@@ -175,11 +178,9 @@ class RemoteControl:
             self._server.reset_player(player_id)
         return token
 
-    def stream_started(self, player_id: str) -> None:
-        """The player starts a new stream (with its MAC-derived token): the device's earlier
-        prevent-playback and a pending pause no longer apply."""
-        if self._server is not None:
-            self._server.reset_player(player_id)
+    def retire(self, token: str) -> None:
+        """That stream ended: its token no longer maps to anyone."""
+        self._streams.pop(token, None)
 
     def end_stream(self, player_id: str) -> None:
         """The player's stream ended: its token no longer maps to it."""
@@ -200,14 +201,13 @@ class RemoteControl:
     # -- DacpTarget --------------------------------------------------------------------------
 
     def find_player_by_active_remote(self, active_remote: str) -> DacpPlayerState | None:
-        """The player streaming with this token (per-stream first, then MAC-derived)."""
-        players = self._provider.players
+        """The player streaming with this token; None for any other token.
+
+        Only per-stream random tokens count: a MAC-derived one is public (receivers announce
+        their MAC in mDNS), so anyone on the LAN could press our buttons with it.
+        """
         player_id = self._streams.get(active_remote)
-        player = players.get(player_id) if player_id is not None else None
-        if player is None:
-            player = next(
-                (p for p in players.values() if str(p.active_remote) == active_remote), None
-            )
+        player = self._provider.players.get(player_id) if player_id is not None else None
         return dacp_state(player) if player is not None else None
 
     async def handle_dacp_action(self, player_id: str, action: DacpAction) -> None:

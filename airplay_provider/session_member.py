@@ -187,7 +187,8 @@ class SessionMember:
             if chunk is None:
                 pipe.close()
                 with contextlib.suppress(OSError, TimeoutError):
-                    await asyncio.wait_for(pipe.wait_closed(), CLOSE_TIMEOUT_S)
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await pipe.wait_closed()
                 return
             self._queued_bytes -= len(chunk)
             try:
@@ -195,7 +196,10 @@ class SessionMember:
                 timeout = None if self.state is MemberState.PAUSED else WRITE_TIMEOUT_S
                 if self.streamer.connected_at is None:
                     timeout = CONNECT_TIMEOUT_S
-                await asyncio.wait_for(pipe.drain(), timeout)
+                # Not wait_for: on 3.11 it can swallow our cancellation when the drain
+                # completes in the same step, and this loop would then wait forever.
+                async with asyncio.timeout(timeout):
+                    await pipe.drain()
             except TimeoutError:
                 self._fail("stopped reading audio (write timeout)")
                 return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol
 
 from music_assistant_models.enums import PlaybackState
 from music_assistant_models.player import PlayerMedia
@@ -25,7 +26,21 @@ class PlaybackError(Exception):
     """A player cannot be streamed to (no address, no usable protocol, nothing connected)."""
 
 
-def target_for_player(player: AirPlayPlayer, *, dacp_id: str | None = None) -> StreamTarget:
+class StreamTokens(Protocol):
+    """Hands out and retires per-stream Active-Remote tokens (the provider's remote control)."""
+
+    def new_stream(self, player_id: str) -> str:
+        """A fresh unguessable token that maps to `player_id` until retired."""
+        ...
+
+    def retire(self, token: str) -> None:
+        """The stream with this token ended: requests carrying it do nothing from now on."""
+        ...
+
+
+def target_for_player(
+    player: AirPlayPlayer, *, dacp_id: str | None = None, active_remote: str | None = None
+) -> StreamTarget:
     """The stream target of `player`: address, protocol, TXT, settings, volume."""
     protocol = player.protocol
     device = player.device
@@ -54,7 +69,7 @@ def target_for_player(player: AirPlayPlayer, *, dacp_id: str | None = None) -> S
         password=settings.password,
         secret=player.credentials,
         dacp_id=dacp_id,
-        active_remote=player.active_remote,
+        active_remote=int(active_remote) if active_remote is not None else None,
         udn=record.service_name,
         hostname=device.hostname,
         player_id=player.player_id,
@@ -102,6 +117,12 @@ class GroupPlayback:
         # Per player: bumped by every play and stop, so a start that a newer command
         # overtook (stop while connecting, next while starting) gives up quietly.
         self._intent: dict[str, int] = {}
+        #: Set while a DACP server runs: each stream then gets its own random token.
+        self.tokens: StreamTokens | None = None
+
+    def _target(self, player: AirPlayPlayer) -> StreamTarget:
+        token = self.tokens.new_stream(player.player_id) if self.tokens is not None else None
+        return target_for_player(player, dacp_id=self.dacp_id, active_remote=token)
 
     def session_of(self, player_id: str) -> tuple[str, StreamSession] | None:
         """(leader id, session) of the running session `player_id` plays in."""
@@ -132,7 +153,7 @@ class GroupPlayback:
             await self._stop_session(player.player_id)
         if self._overtaken(claim):
             return None
-        targets = [target_for_player(p, dacp_id=self.dacp_id) for p in everyone]
+        targets = [self._target(p) for p in everyone]
         session = StreamSession(
             self._source(leader.player_id, media), logger=self.logger, launcher=self.launcher
         )
@@ -166,7 +187,7 @@ class GroupPlayback:
         player.state.current_media = next(
             (p.state.current_media for p in self._known(session) if p.state.current_media), None
         )
-        join = await session.add_member(target_for_player(player, dacp_id=self.dacp_id))
+        join = await session.add_member(self._target(player))
         if join.error is not None and join.offset >= 0:
             self.logger.warning("%s could not join: %s", player.name, join.error)
 
@@ -240,6 +261,10 @@ class GroupPlayback:
             for leader, running in list(self.sessions.items()):
                 if running is session:
                     del self.sessions[leader]
+        if self.tokens is not None:
+            for gone in session.departed:
+                if gone.target.active_remote is not None:
+                    self.tokens.retire(str(gone.target.active_remote))
         position = session.elapsed_s
         for player in self._known(session):
             member = session.members.get(player.player_id)

@@ -194,9 +194,19 @@ class ForkServer:
             await asyncio.sleep(ORPHAN_POLL_S)
 
     async def spawn(
-        self, program: str, argv: list[str], stdin_fd: int, *, limit: int
+        self,
+        program: str,
+        argv: list[str],
+        stdin_fd: int,
+        *,
+        limit: int,
+        pass_fd: int | None = None,
     ) -> ForkedStreamer:
-        """Fork `program` ("cliraop"/"cliap2") with `argv`, reading audio from `stdin_fd`."""
+        """Fork `program` ("cliraop"/"cliap2") with `argv`, reading audio from `stdin_fd`.
+
+        `pass_fd` (the streamer's secrets pipe) appears in the child under the same number,
+        as ``subprocess``'s ``pass_fds`` would give it.
+        """
         await self._ensure_reader()
         assert self._sock is not None
         loop = asyncio.get_running_loop()
@@ -206,9 +216,10 @@ class ForkServer:
                 request_id = next(self._ids)
                 future: asyncio.Future[int] = loop.create_future()
                 self._waiting[request_id] = future
-                payload = json.dumps({"id": request_id, "program": program, "argv": argv})
+                request = {"id": request_id, "program": program, "argv": argv, "pass_fd": pass_fd}
+                fds = [stdin_fd, stderr_w] if pass_fd is None else [stdin_fd, stderr_w, pass_fd]
                 try:
-                    socket.send_fds(self._sock, [payload.encode()], [stdin_fd, stderr_w])
+                    socket.send_fds(self._sock, [json.dumps(request).encode()], fds)
                 except OSError as exc:
                     self._waiting.pop(request_id, None)
                     raise LaunchError(f"fork server: {exc}") from exc

@@ -33,6 +33,7 @@ from airplay_provider.protocol.streamer_status import (
     parse_status,
 )
 from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.streamer.secret_input import encode_secrets
 from airplay_provider.streamer_launcher import ForkServer, LaunchError, StreamerHandle
 
 BIN_DIR: Final = Path(__file__).resolve().parent.parent / "bin"
@@ -81,8 +82,24 @@ def streamer_binary(protocol: StreamingProtocol) -> Path:
     return BIN_DIR / ("cliap2" if protocol is StreamingProtocol.AIRPLAY2 else "cliraop")
 
 
-def build_raop_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
-    """`cliraop` arguments in Music Assistant's order (reference §4a), without the binary."""
+def streamer_secrets(target: StreamTarget) -> dict[str, str | None]:
+    """What must not appear on the streamer's command line, in `secret_input` keys."""
+    token = str(target.active_remote) if target.active_remote is not None else None
+    if target.protocol is StreamingProtocol.AIRPLAY2:
+        auth = target.secret if target.secret and len(target.secret) == 192 else None
+        return {"auth": auth, "active_remote": token}
+    secret = target.secret.split(":", 1)[-1] if target.secret else None
+    return {"password": target.password, "secret": secret, "active_remote": token}
+
+
+def build_raop_argv(
+    target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
+) -> list[str]:
+    """`cliraop` arguments in Music Assistant's order (reference §4a), without the binary.
+
+    With `secrets_fd`, the password, pairing secret and Active-Remote token are left out and
+    the streamer reads them from that inherited fd instead (nothing secret in its cmdline).
+    """
     argv = ["-ntpstart", str(ntpstart), "-port", str(target.port)]
     argv += ["-latency", str(target.latency_ms)]
     if target.volume is not None:
@@ -95,22 +112,28 @@ def build_raop_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[s
         value = target.txt.get(key, "")
         if value:
             argv += [f"-{key}", value]
-    if target.password:
-        argv += ["-password", target.password]
-    if target.secret:
-        argv += ["-secret", target.secret.split(":", 1)[-1]]
+    secrets = streamer_secrets(target)
+    if secrets_fd is not None:
+        argv += ["-secretsfd", str(secrets_fd)]
+    else:
+        if secrets["password"]:
+            argv += ["-password", secrets["password"]]
+        if secrets["secret"]:
+            argv += ["-secret", secrets["secret"]]
     if target.dacp_id:
         argv += ["-dacp", target.dacp_id]
-    if target.active_remote is not None:
-        argv += ["-activeremote", str(target.active_remote)]
+    if secrets_fd is None and secrets["active_remote"]:
+        argv += ["-activeremote", secrets["active_remote"]]
     argv += ["-cmdpipe", cmdpipe]
     if target.udn:
         argv += ["-udn", target.udn]
     return [*argv, *target.extra_args, target.host, "-"]
 
 
-def build_ap2_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
-    """`cliap2` arguments (reference §4b), without the binary."""
+def build_ap2_argv(
+    target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
+) -> list[str]:
+    """`cliap2` arguments (reference §4b), without the binary; secrets as for cliraop."""
     txt = "".join(f'"{key}={value}" ' for key, value in target.txt.items() if "=" not in value)
     argv = [
         "--name",
@@ -136,25 +159,53 @@ def build_ap2_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[st
         argv += ["--volume", str(max(0, min(100, target.volume)))]
     if target.dacp_id:
         argv += ["--dacp_id", target.dacp_id]
-    if target.secret and len(target.secret) == 192:
-        argv += ["--auth", target.secret]
+    secrets = streamer_secrets(target)
+    if secrets_fd is not None:
+        argv += ["--secrets_fd", str(secrets_fd)]
+    elif secrets["auth"]:
+        argv += ["--auth", secrets["auth"]]
     return [*argv, *target.extra_args]
 
 
-def build_argv(target: StreamTarget, ntpstart: int, cmdpipe: str) -> list[str]:
+def build_args(
+    target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
+) -> list[str]:
+    """The streamer's arguments (without interpreter and program) for the target's protocol."""
+    if target.protocol is StreamingProtocol.AIRPLAY2:
+        return build_ap2_argv(target, ntpstart, cmdpipe, secrets_fd=secrets_fd)
+    return build_raop_argv(target, ntpstart, cmdpipe, secrets_fd=secrets_fd)
+
+
+def build_argv(
+    target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
+) -> list[str]:
     """Full command line (interpreter, launcher, arguments) for the target's protocol.
 
     The `bin/` launchers exist in a checkout or an editable install; a wheel installed into
     another environment (Music Assistant's) has no `bin/`, so the module is run with ``-m``.
     """
     binary = streamer_binary(target.protocol)
-    if target.protocol is StreamingProtocol.AIRPLAY2:
-        args = build_ap2_argv(target, ntpstart, cmdpipe)
-    else:
-        args = build_raop_argv(target, ntpstart, cmdpipe)
+    args = build_args(target, ntpstart, cmdpipe, secrets_fd=secrets_fd)
     if binary.is_file():
         return [sys.executable, str(binary), *args]
     return [sys.executable, "-m", f"airplay_provider.streamer.{binary.name}", *args]
+
+
+def secrets_pipe(target: StreamTarget) -> int | None:
+    """The read end of a pipe already holding the target's secrets (None: it has none).
+
+    Written whole before the streamer starts (far below a pipe's 64 KiB buffer) and closed,
+    so the streamer reads it to its end; the caller passes it on and closes its copy.
+    """
+    data = encode_secrets(streamer_secrets(target))
+    if not data:
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, data)
+    finally:
+        os.close(write_end)
+    return read_end
 
 
 class CommandPipe:
@@ -266,24 +317,35 @@ class StreamerProcess:
         return None
 
     async def spawn(self, ntpstart: int, stdin_fd: int) -> None:
-        """Start the streamer reading audio from `stdin_fd` (the caller closes its copy)."""
-        argv = build_argv(self.target, ntpstart, str(self.cmdpipe))
+        """Start the streamer reading audio from `stdin_fd` (the caller closes its copy).
+
+        Its secrets (password, credentials, Active-Remote token) go through an inherited pipe,
+        never its command line, whichever way it is started.
+        """
         loop = asyncio.get_running_loop()
         self._connected = loop.create_future()
         self.spawned_at = time.monotonic()
         self._proc = None
-        if self.launcher is not None:  # forked from a pre-imported parent: same program
-            try:
-                self._proc = await self.launcher.spawn(
-                    Path(argv[1]).name, argv[2:], stdin_fd, limit=STDERR_LINE_LIMIT
-                )
-            except LaunchError as exc:
-                self.logger.warning("%s; starting %s directly", exc, argv[1])
-        if self._proc is None:
-            self._proc = await self._exec(argv, stdin_fd)
+        secrets_fd = secrets_pipe(self.target)
+        try:
+            argv = build_argv(self.target, ntpstart, str(self.cmdpipe), secrets_fd=secrets_fd)
+            if self.launcher is not None:  # forked from a pre-imported parent: same program
+                program = streamer_binary(self.target.protocol).name
+                args = build_args(self.target, ntpstart, str(self.cmdpipe), secrets_fd=secrets_fd)
+                try:
+                    self._proc = await self.launcher.spawn(
+                        program, args, stdin_fd, limit=STDERR_LINE_LIMIT, pass_fd=secrets_fd
+                    )
+                except LaunchError as exc:
+                    self.logger.warning("%s; starting %s directly", exc, program)
+            if self._proc is None:
+                self._proc = await self._exec(argv, stdin_fd, secrets_fd)
+        finally:
+            if secrets_fd is not None:
+                os.close(secrets_fd)
         self._reader = asyncio.create_task(self._read_stderr(), name=f"stderr-{self.target.key}")
 
-    async def _exec(self, argv: list[str], stdin_fd: int) -> StreamerHandle:
+    async def _exec(self, argv: list[str], stdin_fd: int, pass_fd: int | None) -> StreamerHandle:
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
@@ -292,6 +354,7 @@ class StreamerProcess:
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,  # Ctrl-C reaches us only; we stop the streamer in order
                 limit=STDERR_LINE_LIMIT,
+                pass_fds=() if pass_fd is None else (pass_fd,),
             )
         except OSError as exc:
             raise StreamerError(ErrorCode.SPAWN_FAILED, f"cannot start {argv[1]}: {exc}") from exc

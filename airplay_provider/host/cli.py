@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import ipaddress
+import logging
+import socket
 import sys
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -21,6 +24,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "pair": ("airplay_provider.host.cmd_pair", "pair with a receiver that shows a PIN"),
     "play": ("airplay_provider.host.cmd_play", "play a file, URL or stdin on receivers, in sync"),
     "demo": ("airplay_provider.host.cmd_demo", "play a test signal to two local receivers"),
+    "lab": ("airplay_provider.host.cmd_lab", "run local receivers (loopback) until Ctrl-C"),
 }
 
 
@@ -46,9 +50,31 @@ class CommandModule(Protocol):
 def interface_address(text: str) -> str:
     """argparse type for ``--interface``: an IP address of this host."""
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an IP address") from None
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((str(address), 0))  # only this host's own addresses can be bound
+        except OSError:
+            raise argparse.ArgumentTypeError(f"{text} is not an address of this host") from None
+    return str(address)
+
+
+def package_version() -> str:
+    """The installed package's version (this checkout's when run from source)."""
+    try:
+        return importlib.metadata.version("airplay-provider")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def configure_logging(verbosity: int) -> None:
+    """Warnings by default; ``-v`` info, ``-vv`` debug (the streamers' own logs included)."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbosity, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("airplay_provider").setLevel(level)
 
 
 def add_interface_argument(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +94,14 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     """The parser; only the `selected` command's module is imported."""
     parser = argparse.ArgumentParser(
         prog="airplay-provider", description="AirPlay output provider, standalone host."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output on stderr (-v info, -vv debug)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_path, help_text) in COMMANDS.items():
@@ -97,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     selected = next((arg for arg in arguments if not arg.startswith("-")), None)
     parser = build_parser(selected if selected in COMMANDS else None)
     args = parser.parse_args(arguments)
+    configure_logging(args.verbose)
     launcher = None
     if selected in FORKING_COMMANDS:
         # The streamers' pre-imported parent loads while this process imports the command.

@@ -107,9 +107,18 @@ def parse_assignments(
         key = key.strip()
         if not sep or not key:
             raise ConfigValidationError(key, f"expected KEY=VALUE, got {assignment!r}")
-        if key not in by_key:
-            validate_values(entries, {key: None})  # raises with the list of known keys
-        changes[key] = None if text == "" else parse_text_value(by_key[key], text)
+        entry = by_key.get(key)
+        if entry is None:
+            settable = [e for e in entries if not e.hidden]
+            validate_values(settable, {key: None})  # raises with the list of known keys
+            continue
+        if entry.hidden and text != "":
+            raise ConfigValidationError(
+                key,
+                f"{key} is stored by `airplay-provider pair` and cannot be set by hand "
+                f"(`{key}=` forgets it)",
+            )
+        changes[key] = None if text == "" else parse_text_value(entry, text)
     return changes
 
 

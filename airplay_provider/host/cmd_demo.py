@@ -12,7 +12,6 @@ stdout backend does not expose its own playout clock, so the receivers' timing i
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import os
 import random
@@ -29,6 +28,7 @@ from airplay_provider.host.receivers import (
     ReceiverLabError,
     ReceiverSpec,
 )
+from airplay_provider.host.signals import run_interruptible
 from airplay_provider.protocol.timing import ntp_diff_ns, unix_ns_from_ntp
 from airplay_provider.session import SessionError, StreamSession
 from airplay_provider.streamers import StreamTarget
@@ -37,6 +37,7 @@ RATE = 44100
 SIGNAL_S = 5.0
 TOLERANCE_LSB = 2
 MAX_ERROR_FRAMES = 1.0
+PROGRESS_EVERY_S = 1.0
 _MATCH_FRAMES = 32
 
 
@@ -130,13 +131,28 @@ async def demo(seconds: float, out: TextIO) -> int:
         session = StreamSession(_chunks(to_flow(sent)))
         commanded = time.time()
         try:
-            report = await session.start(targets)
-        except SessionError as err:
-            print(f"FAILED: {err}", file=out)
-            return 1
-        await session.wait_ended(seconds + 15)
+            try:
+                report = await session.start(targets)
+            except SessionError as err:
+                print(f"FAILED: {err}", file=out)
+                return 1
+            await _show_progress(session, seconds, out)
+        finally:
+            await session.stop()  # on a signal too: no streamer outlives the demo
         outputs = [await r.settled_output() for r in receivers]
     return _summary(session, report.start_ntp, commanded, receivers, outputs, sent, out)
+
+
+async def _show_progress(session: StreamSession, seconds: float, out: TextIO) -> None:
+    """A progress line each second until the session has played out (bounded)."""
+    deadline = time.monotonic() + seconds + 15
+    while not await session.wait_ended(PROGRESS_EVERY_S) and time.monotonic() < deadline:
+        playing = sum(1 for m in session.active_members if m.started is not None)
+        print(
+            f"  playing {session.position_s:4.1f} / {seconds:.1f} s on {playing} receiver(s)",
+            file=out,
+            flush=True,
+        )
 
 
 def _summary(  # noqa: PLR0917 - one call site, all positional by meaning
@@ -191,7 +207,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print("--seconds must be 1..20", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(demo(args.seconds, out))
+        code = run_interruptible(demo(args.seconds, out))
     except ReceiverLabError as err:
         print(f"demo cannot start the receivers: {err}", file=sys.stderr)
         return 1
+    if code >= 128:
+        print("demo interrupted; receivers and streamers stopped", file=out)
+    return code

@@ -45,6 +45,7 @@ from airplay_provider.protocol.txt import (
 DEFAULT_TIMEOUT = 5.0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_NOTHING_TO_DO = 0
 PIN_ATTEMPTS = 3
 _PROTOCOLS = {
     "auto": ProtocolPreference.AUTO,
@@ -169,6 +170,17 @@ async def plan(args: argparse.Namespace, store: ConfigStore) -> PairPlan:
         target = PairingTarget.for_device(device, protocol)
     except (ProtocolUnavailableError, PairingError) as err:
         raise PairCommandError(str(err)) from None
+    asked = _PROTOCOLS[args.protocol or "auto"]
+    if asked is not ProtocolPreference.AUTO and StreamingProtocol(int(asked)) is not protocol:
+        raise PairCommandError(
+            f"{device.name} does not offer {PROTOCOL_LABELS[StreamingProtocol(int(asked))]} "
+            f"(it speaks {PROTOCOL_LABELS[protocol]}); leave out --protocol to use that",
+            EXIT_USAGE,
+        )
+    if not device.pairing_required:
+        raise PairCommandError(
+            f"{device.name} needs no pairing: play to it directly", EXIT_NOTHING_TO_DO
+        )
     return PairPlan(device.player_id, device.name, target)
 
 
@@ -234,7 +246,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         store.load()
         asyncio.run(pair(args, store, out))
     except PairCommandError as failure:
-        print(f"pair: {failure}", file=err)
+        print(f"pair: {failure}", file=out if failure.exit_code == 0 else err)
         return failure.exit_code
     except PairingError as failure:
         print(f"pair: pairing failed: {failure}", file=err)

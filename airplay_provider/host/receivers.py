@@ -415,6 +415,10 @@ class ReceiverLab:
         """The receivers running now."""
         return [receiver for receiver, _ in self._receivers.values()]
 
+    def exited_receivers(self) -> list[LocalReceiver]:
+        """Receivers whose shairport-sync process has ended on its own."""
+        return [receiver for receiver, proc in self._receivers.values() if proc.exited()]
+
     @property
     def pids(self) -> list[int]:
         """Process ids of everything the lab runs now (process group leaders)."""

@@ -107,7 +107,9 @@ def encode_timestamp(ns: int) -> bytes:
 
 def decode_timestamp(data: bytes) -> int:
     """Nanoseconds from a 10-byte PTP timestamp."""
-    high, low, nanos = _TIMESTAMP.unpack(data[:10])
+    if len(data) < _TIMESTAMP.size:
+        raise PtpError(f"timestamp needs {_TIMESTAMP.size} bytes, got {len(data)}")
+    high, low, nanos = _TIMESTAMP.unpack(data[: _TIMESTAMP.size])
     high, low, nanos = int(high), int(low), int(nanos)
     if nanos >= NS_PER_S:
         raise PtpError(f"timestamp nanoseconds out of range: {nanos}")

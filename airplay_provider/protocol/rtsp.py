@@ -189,28 +189,39 @@ def _decode_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+#: The most of a peer's text an error message quotes (a hostile line may be 16 kB).
+QUOTE_LIMIT = 80
+
+
+def _excerpt(text: str) -> str:
+    """`text` as repr, cut to `QUOTE_LIMIT` characters (errors end up in status lines)."""
+    if len(text) <= QUOTE_LIMIT:
+        return repr(text)
+    return f"{text[:QUOTE_LIMIT]!r}… ({len(text)} chars)"
+
+
 def _parse_start_line(line: str) -> Request | Response:
     if line.startswith(("RTSP/", "HTTP/")):
         protocol, _, rest = line.partition(" ")
         status_text, _, reason = rest.partition(" ")
         if protocol not in PROTOCOLS:
-            raise RtspParseError(f"unsupported protocol in status line {line!r}")
+            raise RtspParseError(f"unsupported protocol in status line {_excerpt(line)}")
         if len(status_text) != 3 or not _DIGITS.fullmatch(status_text):
-            raise RtspParseError(f"bad status code in status line {line!r}")
+            raise RtspParseError(f"bad status code in status line {_excerpt(line)}")
         status = int(status_text)
         if status < 100:
-            raise RtspParseError(f"bad status code in status line {line!r}")
+            raise RtspParseError(f"bad status code in status line {_excerpt(line)}")
         return Response(status, reason.strip(), Headers(), b"", protocol)
     parts = line.split(" ")
     if len(parts) != 3:
-        raise RtspParseError(f"bad request line {line!r}")
+        raise RtspParseError(f"bad request line {_excerpt(line)}")
     method, uri, protocol = parts
     if not _TOKEN.fullmatch(method):
-        raise RtspParseError(f"bad method in request line {line!r}")
+        raise RtspParseError(f"bad method in request line {_excerpt(line)}")
     if not uri or any(ch.isspace() for ch in uri):
-        raise RtspParseError(f"bad URI in request line {line!r}")
+        raise RtspParseError(f"bad URI in request line {_excerpt(line)}")
     if protocol not in PROTOCOLS:
-        raise RtspParseError(f"unsupported protocol in request line {line!r}")
+        raise RtspParseError(f"unsupported protocol in request line {_excerpt(line)}")
     return Request(method, uri, Headers(), b"", protocol)
 
 
@@ -219,12 +230,12 @@ def _parse_header_line(line: str) -> tuple[str, str]:
         raise RtspParseError("folded header lines are not supported")
     name, colon, value = line.partition(":")
     if not colon:
-        raise RtspParseError(f"header line without ':': {line[:80]!r}")
+        raise RtspParseError(f"header line without ':': {_excerpt(line)}")
     if not _TOKEN.fullmatch(name):
-        raise RtspParseError(f"bad header name {name[:80]!r}")
+        raise RtspParseError(f"bad header name {_excerpt(name)}")
     value = value.strip(" \t")
     if _FORBIDDEN_IN_VALUE.search(value):
-        raise RtspParseError(f"bad characters in header {name!r}")
+        raise RtspParseError(f"bad characters in header {_excerpt(name)}")
     return name, value
 
 
@@ -236,7 +247,7 @@ def _content_length(headers: Headers, max_body_bytes: int) -> int:
         raise RtspParseError("conflicting Content-Length headers")
     text = values.pop()
     if not _DIGITS.fullmatch(text) or len(text) > 12:
-        raise RtspParseError(f"bad Content-Length {text!r}")
+        raise RtspParseError(f"bad Content-Length {_excerpt(text)}")
     length = int(text)
     if length > max_body_bytes:
         raise RtspParseError(f"body of {length} bytes exceeds the {max_body_bytes}-byte limit")

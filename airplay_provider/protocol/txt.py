@@ -160,7 +160,7 @@ def supports_airplay2(features: int) -> bool:
 def normalize_mac(text: str) -> str:
     """``AA:BB:CC:DD:EE:FF`` / ``aabbccddeeff`` → ``aabbccddeeff``; anything else → TxtError."""
     compact = text.strip().replace(":", "").replace("-", "")
-    if not _MAC_HEX.match(compact):
+    if not _MAC_HEX.fullmatch(compact):
         raise TxtError(f"{text!r} is not a MAC address")
     return compact.lower()
 

@@ -14,6 +14,7 @@ from typing import Literal
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import InvalidCredentials
 from airplay_provider.streamer.raop_options import RaopOptions, UsageError
+from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
 
 DEFAULT_LATENCY_MS = 250
 MIN_LATENCY_MS = 100
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--command_pipe", help="command FIFO path (created and removed by us)")
     add("--latency", type=int, default=DEFAULT_LATENCY_MS, help="send-ahead, ms")
     add("--auth", help="stored HAP credentials (192 hex) for pair-verify")
+    add("--secrets_fd", type=int, help="read auth/active_remote from this fd (key=value lines)")
     add(
         "--credentials_out",
         help="file (created 0600) that receives new credentials after PIN pairing",
@@ -101,10 +103,17 @@ def parse_options(argv: list[str]) -> Ap2Options:
         raise UsageError(f"--volume must be 0..100, got {ns.volume}")
     if ns.ntpstart is not None and not 0 < ns.ntpstart < 2**64:
         raise UsageError("--ntpstart must be a 64-bit NTP timestamp")
+    try:
+        secrets = merge_secrets(ns.secrets_fd, {"auth": ns.auth, "active_remote": ns.active_remote})
+    except SecretInputError as exc:
+        raise UsageError(str(exc)) from exc
+    unused = sorted(secrets.keys() - {"auth", "active_remote"})
+    if unused:
+        raise UsageError(f"cliap2 takes no {', '.join(unused)} in its secrets input")
     credentials = None
-    if ns.auth:
+    if "auth" in secrets:
         try:
-            credentials = HapCredentials.parse(ns.auth)
+            credentials = HapCredentials.parse(secrets["auth"])
         except InvalidCredentials as exc:
             raise UsageError(f"--auth: {exc}") from exc
     dacp_id = (ns.dacp_id or "").upper() or None
@@ -128,7 +137,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         secret=None,
         debug=max(0, min(9, ns.loglevel)),
         dacp_id=dacp_id,
-        active_remote=ns.active_remote,
+        active_remote=secrets.get("active_remote"),
         cmdpipe=ns.command_pipe,
         udn=ns.hostname,
         source=ns.pipe,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
+
 DEFAULT_LATENCY_MS = 1000
 MIN_LATENCY_MS = 200
 MAX_LATENCY_MS = 4000
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-pw", default="", help="TXT pw")
     parser.add_argument("-password", help="receiver password (plain text)")
     parser.add_argument("-secret", help="legacy pairing secret (hex)")
+    parser.add_argument(
+        "-secretsfd", type=int, help="read password/secret/active_remote from this fd (key=value)"
+    )
     parser.add_argument("-debug", type=int, default=3, help="log level 0..9")
     parser.add_argument("-dacp", help="DACP id (16 hex)")
     parser.add_argument("-activeremote", help="Active-Remote token (decimal)")
@@ -113,6 +118,13 @@ def parse_options(argv: list[str]) -> RaopOptions:
             raise UsageError("-ntpstart must be a 64-bit NTP timestamp")
         ntpstart += (ns.wait * 2**32) // 1000
     pw = ns.pw.strip().lower()
+    try:
+        secrets = merge_secrets(
+            ns.secretsfd,
+            {"password": ns.password, "secret": ns.secret, "active_remote": ns.activeremote},
+        )
+    except SecretInputError as exc:
+        raise UsageError(str(exc)) from exc
     return RaopOptions(
         host=ns.host,
         port=ns.port,
@@ -127,11 +139,11 @@ def parse_options(argv: list[str]) -> RaopOptions:
         model=ns.am,
         device_pk=ns.pk,
         password_required=None if not pw else pw in ("true", "1", "yes"),
-        password=ns.password or None,
-        secret=ns.secret or None,
+        password=secrets.get("password"),
+        secret=secrets.get("secret"),
         debug=max(0, min(9, ns.debug)),
         dacp_id=ns.dacp,
-        active_remote=ns.activeremote,
+        active_remote=secrets.get("active_remote"),
         cmdpipe=ns.cmdpipe,
         udn=ns.udn,
         source=ns.source,

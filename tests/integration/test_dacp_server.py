@@ -168,6 +168,22 @@ async def test_play_while_playing_is_ignored_but_routed_when_paused(
     assert target.actions == [("p2", DacpAction(ActionKind.PLAY))]
 
 
+@pytest.mark.parametrize("token", ["1001", "9999"])
+async def test_204_states_content_length_zero_like_real_dacp_servers(
+    server: DacpServer, token: str
+) -> None:
+    """shairport-sync's DACP client reads until Content-Length; without it every press fails."""
+    request = (
+        f"GET /ctrl-int/1/nextitem HTTP/1.1\r\nHost: {HOST}\r\nActive-Remote: {token}\r\n\r\n"
+    ).encode()
+    answer = await raw_exchange(server.port, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 204 No Content"
+    assert b"Content-Length: 0" in lines[1:]
+    assert body == b""
+
+
 @pytest.mark.parametrize("token", [None, "9999", "abc", "", "99999999999"])
 async def test_unknown_or_missing_active_remote_changes_nothing(
     server: DacpServer, target: FakeTarget, http: aiohttp.ClientSession, token: str | None

@@ -237,3 +237,32 @@ async def test_usage_errors_and_unknown_receiver(tmp_path: Path) -> None:
     assert missing.code == 1
     assert "no AirPlay receiver 'Nowhere' found within 0.5 s on 127.0.0.1" in missing.stderr
     assert not config.exists()
+
+
+async def test_a_receiver_that_needs_no_pairing_is_told_once(
+    tmp_path: Path, zeroconf: AsyncZeroconf
+) -> None:
+    config = tmp_path / "config.json"
+    async with Ap2Receiver(features=NO_PTP_FEATURES) as receiver:
+        await advertise(zeroconf, receiver.port, flags=0x4)
+        result = await run_pair(config, NAME, "--pin", "1234", "--interface", HOST)
+        assert result.code == 0, result.stderr
+        assert result.stdout.count("needs no pairing") == 1
+        assert result.stderr == ""
+        assert receiver.emulator.connections == []  # nothing was attempted
+    assert not config.exists()
+
+
+async def test_a_protocol_the_receiver_does_not_offer_is_refused(
+    tmp_path: Path, zeroconf: AsyncZeroconf
+) -> None:
+    config = tmp_path / "config.json"
+    async with Ap2Receiver(features=NO_PTP_FEATURES, status_flags=PIN_REQUIRED) as receiver:
+        await advertise(zeroconf, receiver.port)  # an _airplay service only: no RAOP
+        result = await run_pair(
+            config, NAME, "--protocol", "raop", "--pin", "1234", "--interface", HOST
+        )
+        assert result.code == 2
+        assert "does not offer RAOP" in result.stderr
+        assert receiver.emulator.connections == []
+    assert not config.exists()

@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from music_assistant_models.enums import PlaybackState
+from music_assistant_models.enums import MediaType, PlaybackState
+from music_assistant_models.player import PlayerMedia
+from receivers.raop_emulator import RaopEmulator
 from recording_host import WAIT_S, RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.dacp import DACP_SERVICE_TYPE, dacp_service_name
+from airplay_provider.host.standalone import manual_device
 from airplay_provider.protocol.dacp import encode_volume_property
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.remote_control import RemoteControl
@@ -118,7 +121,7 @@ async def test_every_command_reaches_the_right_player(
         for player_id in (KITCHEN, DEN):
             host.registered[player_id].state.playback_state = state
         kitchen_token = remote(provider).new_stream(KITCHEN)  # a new stream per command
-        den_token = str(host.registered[DEN].active_remote)
+        den_token = remote(provider).new_stream(DEN)
         for token, player_id in ((kitchen_token, KITCHEN), (den_token, DEN)):
             response = await send(provider, command, token)
             assert response.status == 204, command
@@ -143,9 +146,13 @@ async def test_unknown_or_ended_tokens_are_ignored(
 ) -> None:
     token = remote(provider).new_stream(KITCHEN)
     remote(provider).end_stream(KITCHEN)
-    for stranger in (token, "12345", "not-a-number"):
+    retired = remote(provider).new_stream(OFFICE)
+    remote(provider).retire(retired)
+    # The MAC-derived token is public (the receiver's mDNS name holds its MAC): it does nothing.
+    public = str(host.registered[KITCHEN].device.active_remote)
+    for stranger in (token, retired, public, "12345", "not-a-number"):
         assert (await send(provider, "nextitem", stranger)).status == 204
-    den_token = str(host.registered[DEN].active_remote)
+    den_token = remote(provider).new_stream(DEN)
     assert (await send(provider, "previtem", den_token)).status == 204
     assert await host.next_call() == ("previous", DEN, None)  # nothing was queued before it
     assert host.calls.empty()
@@ -169,7 +176,7 @@ async def test_getproperty_volume_answers_with_the_player_volume(
 ) -> None:
     host.registered[DEN].state.volume_level = 42
     url = f"http://{HOST}:{remote(provider).port}/ctrl-int/1/getproperty?properties=dmcp.volume"
-    token = str(host.registered[DEN].active_remote)
+    token = remote(provider).new_stream(DEN)
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WAIT_S)) as session,
         session.get(url, headers={"Active-Remote": token}) as response,
@@ -185,7 +192,7 @@ async def test_grouped_member_leaves_via_the_leader(
     member.state.playback_state = PlaybackState.PLAYING
     member.state.synced_to = KITCHEN
     host.registered[KITCHEN].state.group_members[:] = [KITCHEN, DEN]
-    token = str(member.active_remote)
+    token = remote(provider).new_stream(DEN)
     path = "setproperty?dmcp.device-prevent-playback=1"
     assert (await send(provider, path, token)).status == 204
     # The member leaves its leader's group (set_members); nobody is stopped.
@@ -221,5 +228,54 @@ async def test_without_zeroconf_or_browsing_remote_control_stays_off(host: Recor
     try:
         assert provider.remote_control is None
         assert provider.dacp_id == DACP_ID
+    finally:
+        await provider.unload()
+
+
+class PlayingHost(RecordingHost):
+    """A recording host whose flow audio is a few seconds of silence."""
+
+    async def _silence(self) -> AsyncIterator[bytes]:
+        for _ in range(8):  # 4 s of f32le stereo, in 0.5 s chunks
+            yield bytes(22050 * 8)
+
+
+async def test_each_stream_gets_a_random_token_that_dies_with_it(zeroconf: AsyncZeroconf) -> None:
+    host = PlayingHost()
+    provider = AirPlayProvider(
+        host, browse=False, zeroconf=zeroconf, interfaces=[HOST], dacp_id=DACP_ID
+    )
+    await provider.handle_async_init()
+    try:
+        async with RaopEmulator() as emu, RaopEmulator() as other_emu:
+            device = manual_device(HOST, emu.port, name="Porch")
+            other = manual_device(HOST, other_emu.port, name="Shed")
+            await provider.device_added(device)
+            await provider.device_added(other)
+            porch = device.player_id
+            tokens = []
+            for _ in range(2):
+                await provider.play_media(porch, PlayerMedia(uri="x", media_type=MediaType.TRACK))
+                token = emu.core.requests[-1].headers["active-remote"]
+                tokens.append(token)
+                assert token != str(device.active_remote)  # not computable from its mDNS name
+                assert (await send(provider, "nextitem", token)).status == 204
+                assert await host.next_call() == ("next", porch, None)
+                # The public, MAC-derived token acts on nothing.
+                assert (await send(provider, "nextitem", str(device.active_remote))).status == 204
+                await provider.cmd_stop(porch)
+            assert tokens[0] != tokens[1]
+            for old in tokens:  # both streams ended: their tokens are retired
+                assert (await send(provider, "nextitem", old)).status == 204
+            await provider.play_media(
+                other.player_id, PlayerMedia(uri="y", media_type=MediaType.TRACK)
+            )
+            marker = other_emu.core.requests[-1].headers["active-remote"]
+            assert (await send(provider, "previtem", marker)).status == 204
+            # Nothing was queued before the marker's command.
+            assert await host.next_call() == ("previous", other.player_id, None)
+            await provider.cmd_stop(other.player_id)
+            assert emu.errors == []
+            assert other_emu.errors == []
     finally:
         await provider.unload()

@@ -246,7 +246,7 @@ class RaopReceiverCore:
             return [], b""
         self._require(conn, "announced", "setup", "recording")  # TEARDOWN
         self.teardown_at = now
-        self._end_session()
+        self._end_session(now)
         return [("Connection", "close")], b""
 
     def _setup_headers(self) -> list[tuple[str, str]]:
@@ -301,10 +301,10 @@ class RaopReceiverCore:
         self.flushes.append(FlushRecord(seq, rtptime, now))
         self.stream.flush(rtptime)
 
-    def _end_session(self) -> None:
+    def _end_session(self, now: float | None = None) -> None:
         self._owner = None
         self.state = "idle"
-        self.stream.stop()
+        self.stream.stop(now)
 
     # ------------------------------------------------------------------ UDP (to the stream)
 

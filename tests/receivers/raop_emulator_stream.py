@@ -36,6 +36,10 @@ from tests.receivers.raop_emulator_wire import (
     unix_to_ntp,
 )
 
+# A datagram the sender sent just before TEARDOWN may be read just after it (the RTSP socket
+# and the audio socket are separate queues); later ones are a sender fault.
+IN_FLIGHT_S = 0.05
+
 
 @dataclass
 class _Segment:
@@ -89,6 +93,8 @@ class RaopStreamReceiver:
         self._resend_interval = resend_interval
         self.active = False
         self.recording = False
+        self.stopped_at: float | None = None
+        self.after_teardown = 0  # datagrams already in flight when TEARDOWN was read
         self.sender_host: str | None = None
         self.sender_control_port: int | None = None
         self.sender_timing_port: int | None = None
@@ -139,9 +145,10 @@ class RaopStreamReceiver:
         self._received.clear()
         self._pending.clear()
 
-    def stop(self) -> None:
+    def stop(self, now: float | None = None) -> None:
         """TEARDOWN or connection lost: nothing more is sent or accepted."""
         self.active = self.recording = False
+        self.stopped_at = now
         self._next_timing_at = None
         self._pending.clear()
 
@@ -252,7 +259,11 @@ class RaopStreamReceiver:
 
     def _accept_audio(self, packet: AudioPacket, now: float, *, resent: bool) -> list[Datagram]:
         if not self.recording:
-            self._error("audio packet outside RECORD")
+            stopped_at = self.stopped_at
+            if stopped_at is not None and now - stopped_at <= IN_FLIGHT_S:
+                self.after_teardown += 1  # sent before TEARDOWN, read after it: no fault
+            else:
+                self._error("audio packet outside RECORD")
             return []
         try:
             if self.codec == "L16":

@@ -167,6 +167,17 @@ def test_cli_assignments() -> None:
         parse_assignments(entries, ["sync_adjust=900"])
 
 
+@pytest.mark.parametrize("key", ["airplay_credentials", "raop_credentials"])
+def test_cli_refuses_to_set_pairing_credentials_by_hand(key: str) -> None:
+    entries = player_config_entries(include_enabled=True)
+    with pytest.raises(ConfigValidationError, match="airplay-provider pair"):
+        parse_assignments(entries, [f"{key}=abc"])
+    assert parse_assignments(entries, [f"{key}="]) == {key: None}  # forgetting is allowed
+    with pytest.raises(ConfigValidationError) as unknown:
+        parse_assignments(entries, ["colour=red"])
+    assert key not in str(unknown.value)  # not offered as a setting
+
+
 # --- config file -----------------------------------------------------------------------------
 
 

@@ -433,6 +433,12 @@ def test_dacp_id_created_once_and_persisted(tmp_path: Path) -> None:
     assert [p.name for p in state_file.parent.iterdir()] == ["identity.json"]
 
 
+def test_identity_directory_is_private(tmp_path: Path) -> None:
+    state_file = tmp_path / "config" / "identity.json"
+    load_or_create_dacp_id(state_file)
+    assert state_file.parent.stat().st_mode & 0o777 == 0o700
+
+
 def test_dacp_id_keeps_other_keys(tmp_path: Path) -> None:
     state_file = tmp_path / "identity.json"
     state_file.write_text(json.dumps({"pairing": {"x": 1}}))

@@ -100,3 +100,9 @@ def test_timestamps_round_trip(ns: int) -> None:
 def test_decode_never_crashes(data: bytes) -> None:
     with contextlib.suppress(ptp.PtpError):
         ptp.decode(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 9])
+def test_short_timestamp_is_a_ptp_error_not_a_struct_error(size: int) -> None:
+    with pytest.raises(ptp.PtpError, match="10 bytes"):
+        ptp.decode_timestamp(bytes(size))

@@ -445,3 +445,19 @@ def test_digest_uppercase_quirk_and_quoting() -> None:
         digest_authorization(
             method="GET", uri="/", username="a\r\nb", password="", realm="r", nonce="n"
         )
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"RTSP/1.0 2" + b"x" * 16384,
+        b"GARBAGE " * 2000,
+        b"X" * 16000,
+        b"RTSP/1.0 200 OK\r\n" + b"y" * 9000,
+    ],
+)
+def test_parse_errors_quote_a_bounded_excerpt_of_the_peer_text(head: bytes) -> None:
+    parser = MessageParser(max_header_bytes=65536)
+    with pytest.raises(RtspParseError) as caught:
+        parser.feed(head + b"\r\n\r\n")
+    assert len(str(caught.value)) < 200

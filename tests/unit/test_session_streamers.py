@@ -93,13 +93,14 @@ def test_target_for_player_uses_settings_and_txt() -> None:
     device = manual_device("127.0.0.1", 5123, name="Den")
     settings = PlayerSettings(sync_adjust_ms=-40, output_buffer_ms=9000, encryption=False)
     player = AirPlayPlayer(device, settings, volume_level=42)
-    target = target_for_player(player, dacp_id="0123456789ABCDEF")
+    target = target_for_player(player, dacp_id="0123456789ABCDEF", active_remote="271828")
     assert (target.host, target.port, target.name) == ("127.0.0.1", 5123, "Den")
     assert (target.volume, target.sync_adjust_ms, target.encrypt) == (42, -40, False)
     assert target.latency_ms == 4000  # clamped to what cliraop accepts
     assert target.key == player.player_id
     assert target.txt["md"] == "0,1,2"
-    assert target.active_remote == player.active_remote
+    assert target.active_remote == 271828  # the stream's own token, never the MAC-derived one
+    assert target_for_player(player).active_remote is None  # no DACP server: no token
     assert target.udn == device.raop.service_name if device.raop else False
 
 

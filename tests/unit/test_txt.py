@@ -468,3 +468,11 @@ def test_own_shairport_is_recognised_only_on_its_port_and_host() -> None:
     assert is_own_receiver(remote, own_ports=[5101], own_addresses=["192.0.2.10"])
     homepod = merge_records(raop("F0B3EC123456", "H", HOMEPOD_RAOP, 5101, "127.0.0.1"), None)
     assert not is_own_receiver(homepod, own_ports=[5101])
+
+
+@pytest.mark.parametrize("text", ["aabbccddeeff\n:", "AA:BB:CC:DD:EE:FF\n-"])
+def test_mac_with_a_trailing_newline_is_refused(text: str) -> None:
+    from airplay_provider.protocol.txt import normalize_mac  # noqa: PLC0415
+
+    with pytest.raises(TxtError):
+        normalize_mac(text)
