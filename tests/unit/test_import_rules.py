@@ -62,9 +62,16 @@ def test_streamers_never_import_the_provider_side(path: Path) -> None:
     assert outside == set(), f"{module_name(path)} imports the provider side: {outside}"
 
 
+def _outside_the_adapter(path: Path) -> bool:
+    # The package's own __init__ is Music Assistant's entry point: its setup() looks for the
+    # server's class (lazily, inside the function) to hand over to the adapter.
+    relative = path.relative_to(PACKAGE)
+    return "mass" not in relative.parts and relative != Path("__init__.py")
+
+
 @pytest.mark.parametrize(
     "path",
-    [p for p in sorted(PACKAGE.rglob("*.py")) if "mass" not in p.relative_to(PACKAGE).parts],
+    [p for p in sorted(PACKAGE.rglob("*.py")) if _outside_the_adapter(p)],
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_only_the_adapter_imports_music_assistant_and_the_core_never_the_cli(path: Path) -> None:
