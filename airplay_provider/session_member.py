@@ -189,7 +189,10 @@ class SessionMember:
                 timeout = None if self.state is MemberState.PAUSED else WRITE_TIMEOUT_S
                 if self.streamer.connected_at is None:
                     timeout = CONNECT_TIMEOUT_S
-                await asyncio.wait_for(stdin.drain(), timeout)
+                # Not asyncio.wait_for: on 3.11 it swallows a cancel that lands as drain()
+                # completes, and the writer then waited forever for a chunk (stop hung).
+                async with asyncio.timeout(timeout):
+                    await stdin.drain()
             except TimeoutError:
                 self._fail("stopped reading audio (write timeout)")
                 return
@@ -289,11 +292,13 @@ class SessionMember:
     async def _stop(self, *, graceful: bool) -> None:
         if not self.ended:
             self.state = MemberState.STOPPED
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-        if self._writer is not None:
+        writer = self._writer
+        while writer is not None and not writer.done():
+            writer.cancel()  # again if a cancel was swallowed on the way
+            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT_S)
+        if writer is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+                await writer
         await self.streamer.stop(graceful=graceful)
         ffmpeg = self._ffmpeg
         if ffmpeg is not None:
