@@ -298,11 +298,13 @@ class SessionMember:
     async def _stop(self, *, graceful: bool) -> None:
         if not self.ended:
             self.state = MemberState.STOPPED
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-        if self._writer is not None:
+        writer = self._writer
+        while writer is not None and not writer.done():
+            writer.cancel()  # again if a cancel was swallowed on the way
+            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT_S)
+        if writer is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+                await writer
         await self.streamer.stop(graceful=graceful)
         if self._pipe is not None:
             self._pipe.close()
