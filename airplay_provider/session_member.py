@@ -122,10 +122,7 @@ class SessionMember:
 
         A member held before its start (see `StreamSession`) reports its start as `playing`.
         """
-        for _, event in self.streamer.statuses:
-            if isinstance(event, StartFields):
-                return event
-        return None
+        return self.streamer.first_start
 
     @property
     def pids(self) -> list[int]:

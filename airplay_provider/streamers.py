@@ -28,6 +28,7 @@ from airplay_provider.protocol.streamer_status import (
     Error,
     ErrorCode,
     Exit,
+    StartFields,
     StatusEvent,
     StreamerError,
     parse_status,
@@ -42,6 +43,7 @@ FIFO_RETRY_S: Final = 0.05
 STOP_GRACE_S: Final = 2.0
 KILL_WAIT_S: Final = 2.0
 LOG_TAIL_LINES: Final = 40
+STATUS_HISTORY: Final = 256  # recent [STATUS] events kept for diagnostics
 STDERR_LINE_LIMIT: Final = 1 << 20
 
 StatusCallback = Callable[["StreamerProcess", StatusEvent], None]
@@ -289,7 +291,12 @@ class StreamerProcess:
         self.commands = CommandPipe(cmdpipe)
         self.on_status = on_status
         self.logger = logger or logging.getLogger(__name__)
-        self.statuses: list[tuple[float, StatusEvent]] = []
+        # Bounded: a stream reports `elapsed` every second for as long as music plays (days).
+        self.statuses: collections.deque[tuple[float, StatusEvent]] = collections.deque(
+            maxlen=STATUS_HISTORY
+        )
+        self._latest: dict[type, StatusEvent] = {}  # by concrete event class
+        self.first_start: StartFields | None = None
         self.log_tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.spawned_at = 0.0
         self.connected_at: float | None = None
@@ -311,10 +318,26 @@ class StreamerProcess:
 
     def last(self, kind: type[E]) -> E | None:
         """The latest status event of type `kind`, if any."""
-        for _, event in reversed(self.statuses):
-            if isinstance(event, kind):
-                return event
+        event = self._latest.get(kind)
+        if isinstance(event, kind):
+            return event
+        for _, recent in reversed(self.statuses):  # `kind` is a base class (StartFields)
+            if isinstance(recent, kind):
+                return recent
         return None
+
+    def record(self, line: str) -> None:
+        """Take one stderr line: kept in the log tail; a `[STATUS]` line is acted on."""
+        self.log_tail.append(line)
+        event = parse_status(line)
+        if event is None:
+            self.logger.debug("%s: %s", self.target.name, line)
+            return
+        self.statuses.append((time.monotonic(), event))
+        self._latest[type(event)] = event
+        if self.first_start is None and isinstance(event, StartFields):
+            self.first_start = event
+        self._on_event(event)
 
     async def spawn(self, ntpstart: int, stdin_fd: int) -> None:
         """Start the streamer reading audio from `stdin_fd` (the caller closes its copy).
@@ -396,14 +419,7 @@ class StreamerProcess:
                 continue
             if not raw:
                 break
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.log_tail.append(line)
-            event = parse_status(line)
-            if event is None:
-                self.logger.debug("%s: %s", self.target.name, line)
-                continue
-            self.statuses.append((time.monotonic(), event))
-            self._on_event(event)
+            self.record(raw.decode("utf-8", "replace").rstrip("\r\n"))
         self.returncode = await self._proc.wait()
         self._exited.set()
         self._fail_connect(
