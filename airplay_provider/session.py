@@ -1,4 +1,4 @@
-"""StreamSession: one group playing one source in sync (ARCHITECTURE §4–5).
+"""StreamSession: one group playing one source in sync (docs/ARCHITECTURE.md §4–5).
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
 audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are

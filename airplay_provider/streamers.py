@@ -1,7 +1,7 @@
 """The streamer processes (`bin/cliraop`, `bin/cliap2`) behind one interface.
 
 A `StreamTarget` says where one member streams to; `build_argv` turns it into the command line
-of the right streamer (RAOP or AirPlay 2, same contract: ARCHITECTURE §3). `StreamerProcess`
+of the right streamer (RAOP or AirPlay 2, same contract: docs/ARCHITECTURE.md §3). `StreamerProcess`
 spawns it with a given stdin, follows its `[STATUS]` lines, writes its command FIFO (retrying
 while the streamer has not opened it yet, reopening after EPIPE) and stops it without leaving
 a process or FIFO behind.
@@ -97,7 +97,7 @@ def streamer_secrets(target: StreamTarget) -> dict[str, str | None]:
 def build_raop_argv(
     target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
 ) -> list[str]:
-    """`cliraop` arguments in Music Assistant's order (reference §4a), without the binary.
+    """`cliraop` arguments in Music Assistant's order (ARCHITECTURE.md §3a), without the binary.
 
     With `secrets_fd`, the password, pairing secret and Active-Remote token are left out and
     the streamer reads them from that inherited fd instead (nothing secret in its cmdline).
@@ -135,7 +135,7 @@ def build_raop_argv(
 def build_ap2_argv(
     target: StreamTarget, ntpstart: int, cmdpipe: str, *, secrets_fd: int | None = None
 ) -> list[str]:
-    """`cliap2` arguments (reference §4b), without the binary; secrets as for cliraop."""
+    """`cliap2` arguments (docs/ARCHITECTURE.md §3b), without the binary; secrets as for cliraop."""
     txt = "".join(f'"{key}={value}" ' for key, value in target.txt.items() if "=" not in value)
     argv = [
         "--name",

@@ -1,4 +1,4 @@
-"""Uncompressed ("escape") ALAC frames of 352 stereo 16-bit frames (reference A.11).
+"""Uncompressed ("escape") ALAC frames of 352 stereo 16-bit frames (docs/protocol.md A.11).
 
 Layout, MSB first with no byte alignment: 23-bit header (channel pair element, escape
 flag set), 352 x (left, right) big-endian 16-bit samples, 3-bit end tag (7), zero padding.

@@ -1,6 +1,6 @@
 """AirPlay 2 realtime audio, sans-I/O: SETUP/SETPEERS/TEARDOWN plists, audio sealing, 0xD7 sync.
 
-References: airplay-protocol.md B.11-B.15 and B.18. Plists are binary (`plistlib`); replies are
+References: docs/protocol.md B.11-B.15 and B.18. Plists are binary (`plistlib`); replies are
 read by key because receivers order them freely.
 """
 

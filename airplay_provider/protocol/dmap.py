@@ -1,4 +1,4 @@
-"""DMAP tagged items for RAOP text metadata (reference A.8): tag, 4-byte length, value."""
+"""DMAP tagged items for RAOP text metadata (docs/protocol.md A.8): tag, 4-byte length, value."""
 
 from __future__ import annotations
 

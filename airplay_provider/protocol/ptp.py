@@ -1,6 +1,6 @@
 """gPTP (IEEE 802.1AS flavour of IEEE 1588v2) messages for an AirPlay 2 grandmaster, sans-I/O.
 
-Only what a unicast grandmaster needs (airplay-protocol.md B.16): Sync, Follow_Up (with the
+Only what a unicast grandmaster needs (docs/protocol.md B.16): Sync, Follow_Up (with the
 802.1AS and Apple TLVs), Announce, Delay_Req in, Delay_Resp out. Timestamps are nanoseconds on
 the grandmaster timeline; on the wire they are 48-bit seconds + 32-bit nanoseconds.
 """

@@ -1,4 +1,4 @@
-"""RAOP crypto (reference A.4, A.6): RSA-OAEP key transport and per-packet AES-128-CBC."""
+"""RAOP crypto (docs/protocol.md A.4, A.6): RSA-OAEP key transport and per-packet AES-128-CBC."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Feed received bytes to :class:`MessageParser` in chunks of any size and get back complete
 :class:`Request` / :class:`Response` objects; call ``encode()`` on a message to get the bytes
 to send. Bodies are delimited by Content-Length only (RAOP never uses chunked encoding).
-Also: Transport / RTP-Info header parsing and RFC 2069 Digest authentication (reference A.15).
+Also: Transport / RTP-Info header parsing and RFC 2069 Digest authentication (protocol.md A.15).
 """
 
 from __future__ import annotations

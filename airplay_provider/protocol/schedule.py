@@ -2,7 +2,7 @@
 
 Pure arithmetic, no clock reads. One `Timeline` holds the anchor line of a stream: input sample
 `k` carries RTP timestamp `rtp_of(k)` and is audible at NTP time `play_ntp_of(k)`. Every sync
-packet is derived from that one line, so the receiver never sees a re-anchor (ARCHITECTURE §4).
+packet is derived from that one line, so the receiver never sees a re-anchor (ARCHITECTURE.md §4).
 After a pause the line restarts at a new (sample, rtp, ntp) point; nothing else changes it.
 """
 
@@ -75,7 +75,7 @@ class Timeline:
     def sync_fields(self, next_sample: int) -> SyncFields:
         """Sync packet numbers when `next_sample` starts the next audio packet.
 
-        The receiver plays frame `rtp_latency - 11025` at `ntp` (airplay-protocol.md A.12), so we
+        The receiver plays frame `rtp_latency - 11025` at `ntp` (docs/protocol.md A.12), so we
         name that frame and give its exact play time from the anchor line.
         """
         rtp_now = self.rtp_of(next_sample)

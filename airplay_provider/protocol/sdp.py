@@ -1,4 +1,4 @@
-"""SDP body of the RAOP ANNOUNCE request (reference A.5)."""
+"""SDP body of the RAOP ANNOUNCE request (docs/protocol.md A.5)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ the provider (and Music Assistant, which reads the same text) parses them back:
 
 Values containing spaces, quotes or '=' (or empty) are JSON strings, so they parse back
 unambiguously; booleans are `true`/`false`. Optional fields left as None are not written. The
-wire text is fixed (ARCHITECTURE §3): `tests/unit/test_streamer_status.py` pins it byte by byte.
+wire text is fixed (ARCHITECTURE.md §3): `tests/unit/test_streamer_status.py` pins it byte by byte.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Command line of `cliap2`: Music Assistant's GNU long options (reference §4b), parsed strictly.
+"""Command line of `cliap2`: Music Assistant's GNU long options (ARCHITECTURE.md §3b), strict.
 
 The fields `cliap2` shares with `cliraop` are carried as a `RaopOptions`, so the shared engine
 (pacing, FIFO commands, drain) reads them the same way for both protocols.

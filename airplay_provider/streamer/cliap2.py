@@ -1,4 +1,4 @@
-"""`cliap2`: stream stdin PCM to one AirPlay 2 receiver (the contract of ARCHITECTURE §3)."""
+"""`cliap2`: stream stdin PCM to one AirPlay 2 receiver (the contract of ARCHITECTURE.md §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`cliraop`: stream stdin PCM to one RAOP receiver (the contract of ARCHITECTURE §3)."""
+"""`cliraop`: stream stdin PCM to one RAOP receiver (the contract of docs/ARCHITECTURE.md §3)."""
 
 from __future__ import annotations
 

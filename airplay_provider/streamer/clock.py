@@ -2,7 +2,7 @@
 
 The wall clock is sampled once; afterwards every reading is monotonic time plus that offset, so
 a wall-clock step (an NTP daemon correcting the host) can never make packets, sync stamps and
-timing replies disagree with each other mid-stream (ARCHITECTURE §4).
+timing replies disagree with each other mid-stream (docs/ARCHITECTURE.md §4).
 """
 
 from __future__ import annotations

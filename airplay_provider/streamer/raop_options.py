@@ -1,4 +1,4 @@
-"""Command line of `cliraop`: Music Assistant's argument list (reference §4a), parsed strictly."""
+"""Command line of `cliraop`: Music Assistant's argument list (ARCHITECTURE.md §3a), strict."""
 
 from __future__ import annotations
 

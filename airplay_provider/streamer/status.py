@@ -1,6 +1,6 @@
 """Status reporting on stderr: human log lines plus one `[STATUS]` line per event.
 
-The provider parses only the `[STATUS]` lines (ARCHITECTURE §3); their events and text are
+The provider parses only the `[STATUS]` lines (docs/ARCHITECTURE.md §3); their events and text are
 defined once in `protocol/streamer_status.py`.
 """
 

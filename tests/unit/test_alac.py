@@ -1,4 +1,4 @@
-"""Uncompressed ALAC frames: exact bytes derived by hand from the bit layout in reference A.11."""
+"""Uncompressed ALAC frames: exact bytes derived by hand from the bit layout in protocol.md A.11."""
 
 from __future__ import annotations
 

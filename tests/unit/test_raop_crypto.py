@@ -1,4 +1,4 @@
-"""RSA-OAEP key transport and per-packet AES-CBC (reference A.6)."""
+"""RSA-OAEP key transport and per-packet AES-CBC (docs/protocol.md A.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""RAOP RTP packets: byte-exact vectors written out by hand from reference A.11-A.13."""
+"""RAOP RTP packets: byte-exact vectors written out by hand from docs/protocol.md A.11-A.13."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ T0 = ntp_from_unix_ns(1_750_000_000 * 10**9)
 
 
 def receiver_play_ntp(rtp_latency: int, ntp: int, frame_rtp: int) -> float:
-    """Independent receiver-side reading of a sync packet (airplay-protocol.md A.12).
+    """Independent receiver-side reading of a sync packet (docs/protocol.md A.12).
 
     The receiver plays frame `rtp_latency - 11025` at `ntp`; any frame X at
     ntp + (X - anchor)/44100 seconds. Returned as float seconds on the NTP scale.

@@ -1,4 +1,4 @@
-"""ANNOUNCE SDP bodies, compared line by line with reference A.5."""
+"""ANNOUNCE SDP bodies, compared line by line with docs/protocol.md A.5."""
 
 from __future__ import annotations
 
