@@ -11,8 +11,8 @@ from audio import test_signal
 from group_helpers import alive
 from receivers.raop_emulator import RaopEmulator
 
-from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status
+from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer_launcher import ForkedStreamer, ForkServer
 
 STDERR_LIMIT = 1 << 20
