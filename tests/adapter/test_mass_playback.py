@@ -169,7 +169,7 @@ async def test_group_commands_dacp_and_settings_through_music_assistant() -> Non
         assert session.state is SessionState.PLAYING
 
         # Receiver buttons become Music Assistant commands (next acts on MA's queue).
-        token = str(leader.core_player.active_remote)
+        token = emu_a.core.requests[-1].headers["active-remote"]  # this stream's own token
         assert await dacp(provider, "nextitem", token) == 204
         assert await dacp(provider, "previtem", token) == 204
         assert ("next", leader.player_id, None) in mass.players.calls
@@ -211,10 +211,10 @@ async def test_prevent_playback_applies_to_each_new_stream() -> None:
         mass = provider.mass
         (player,) = await add_receivers(provider, (emu,))
         mass.streams.sources["item1"] = s16_to_f32(test_signal(10.0, seed=44))
-        token = str(player.core_player.active_remote)
         for attempt in (1, 2):
             await player.play_media(queue_media("item1", player.player_id, "Tone", 10))
             session = provider.core.playback.sessions[player.player_id]
+            token = emu.core.requests[-1].headers["active-remote"]  # each stream has its own
             status = await dacp(provider, "setproperty?dmcp.device-prevent-playback=1", token)
             assert status == 204
             await wait_until(lambda s=session: s.state is SessionState.ENDED)  # type: ignore[misc]
