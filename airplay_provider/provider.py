@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 from music_assistant_models.player import PlayerMedia
-from zeroconf import ServiceInfo, ServiceStateChange
+from zeroconf import NonUniqueNameException, ServiceInfo, ServiceStateChange
 from zeroconf.asyncio import AsyncZeroconf
 
 from airplay_provider.config import (
@@ -136,6 +136,12 @@ class AirPlayProvider:
             )
             try:
                 await remote.start()
+            except NonUniqueNameException:
+                self.host.logger.warning(
+                    "DACP remote control unavailable: another sender on the network announces "
+                    "our DACP id %s",
+                    self.dacp_id,
+                )
             except (OSError, TimeoutError) as err:
                 self.host.logger.warning("DACP remote control unavailable: %s", err)
             else:

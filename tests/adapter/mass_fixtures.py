@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,9 @@ from airplay_provider.mass.provider import MassAirPlayProvider
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 RAOP = "_raop._tcp.local."
-SERVER_ID = "9f2c1e7a55d04b6f8e3a2b1c0d9e8f7a"
+# Random per test run: two runs on one host (parallel CI jobs, a developer's checkout) would
+# otherwise announce the same `iTunes_Ctrl_<id>` on loopback and collide.
+SERVER_ID = secrets.token_hex(16)
 INSTANCE_ID = "airplay_provider--test"
 
 
