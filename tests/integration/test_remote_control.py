@@ -279,4 +279,3 @@ async def test_each_stream_gets_a_random_token_that_dies_with_it(zeroconf: Async
             assert other_emu.errors == []
     finally:
         await provider.unload()
-
