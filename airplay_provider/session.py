@@ -53,6 +53,7 @@ PAUSE_TIMEOUT_S: Final = 3.0
 # cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
 # the rest is slack for the command to arrive and a FLUSH still in flight to finish.
 RESUME_LEAD_S: Final = 0.4
+FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -146,6 +147,7 @@ class StreamSession:
         self._paused_at: int | None = None
         self._joins_after_resume: list[StreamTarget] = []
         self._wakeup = asyncio.Event()
+        self._first_audio = asyncio.Event()  # the source delivered audio (or ended)
         self._space = asyncio.Event()
         self._ended = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
@@ -225,6 +227,11 @@ class StreamSession:
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
+        # T only once the source has audio: a receiver with a short latency (AirPlay 2, 250 ms)
+        # would otherwise get the first frames too late for their play time (they are skipped).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
+                await self._first_audio.wait()
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
         plan = resume_plan(
             self.clock.ntp(),
@@ -241,6 +248,7 @@ class StreamSession:
         await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
         if self.state is SessionState.STARTING:
             self.state = SessionState.PLAYING
+        self._wakeup.set()  # the fan-out may be holding silence back until T is chosen
         self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
         self._notify()
         self._check_end()
@@ -299,6 +307,7 @@ class StreamSession:
                     self._space.clear()
                     await self._space.wait()
                 self._pending.append(data[:whole])
+                self._first_audio.set()
                 self._wakeup.set()
         except asyncio.CancelledError:
             raise
@@ -307,6 +316,7 @@ class StreamSession:
             self.logger.warning("audio source failed: %s", self.source_error)
         finally:
             self._source_done = True
+            self._first_audio.set()
             self._wakeup.set()
             closer = getattr(self.source, "aclose", None)
             if closer is not None:
@@ -332,6 +342,8 @@ class StreamSession:
                 return
             elif ahead > LOW_WATER_S:
                 await self._nap(ahead - LOW_WATER_S)
+            elif self.state is SessionState.STARTING and not self._first_audio.is_set():
+                await self._wakeup.wait()  # T is not chosen before the first audio: no silence
             else:
                 frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
                 self.silence_frames += frames
