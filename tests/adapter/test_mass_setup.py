@@ -16,7 +16,7 @@ from zeroconf.const import _CLASS_IN, _TYPE_PTR
 
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
-from airplay_provider.mass.player import MassAirPlayPlayer
+from airplay_provider.mass.player import MassAirPlayPlayer, user_message
 from airplay_provider.session_players import target_for_player
 from airplay_provider.streamers import build_raop_argv
 
@@ -187,3 +187,11 @@ async def test_volume_is_kept_for_the_next_registration() -> None:
         player = mass.players.get_player(PLAYER_ID)
         assert player is not None
         assert player.state.volume_level == 37
+
+
+def test_user_messages_point_at_the_setting_to_fix() -> None:
+    assert "Reset pairing" in user_message(
+        "verify pairing failed: pair-verify M2: signature does not verify"
+    )
+    assert "'Device password'" in user_message("receiver rejected the password")
+    assert user_message("connection refused") == "connection refused"
