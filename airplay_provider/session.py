@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
+from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session_member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session_timing import (
     FLOW_FRAME_BYTES,
@@ -53,6 +54,9 @@ PAUSE_TIMEOUT_S: Final = 3.0
 # cliraop needs ≥ 0.23 s between taking NTPSTART/PLAY and the instant (or it picks its own);
 # the rest is slack for the command to arrive and a FLUSH still in flight to finish.
 RESUME_LEAD_S: Final = 0.4
+# AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
+# reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
+AP2_EXTRA_LEAD_S: Final = 0.2
 FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
@@ -111,6 +115,13 @@ class StartReport:
     def failed(self) -> list[JoinReport]:
         """Members that did not connect (reported and dropped)."""
         return [m for m in self.members if m.error is not None]
+
+
+def _resume_lead_s(members: Sequence[SessionMember]) -> float:
+    """How far ahead T is set when members are released (start and resume)."""
+    if any(m.target.protocol is StreamingProtocol.AIRPLAY2 for m in members):
+        return RESUME_LEAD_S + AP2_EXTRA_LEAD_S
+    return RESUME_LEAD_S
 
 
 class StreamSession:
@@ -236,7 +247,7 @@ class StreamSession:
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
-            RESUME_LEAD_S,
+            _resume_lead_s(ready),
         )
         if plan is None:
             await self.stop()
@@ -468,7 +479,7 @@ class StreamSession:
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
-            RESUME_LEAD_S,
+            _resume_lead_s(members),
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp
