@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +21,6 @@ from airplay_provider.mass.provider import MassAirPlayProvider
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 RAOP = "_raop._tcp.local."
-SERVER_ID = "9f2c1e7a55d04b6f8e3a2b1c0d9e8f7a"
 INSTANCE_ID = "airplay_provider--test"
 
 
@@ -46,7 +46,9 @@ async def provider_config(**values: object) -> ProviderConfig:
 async def loaded_provider(**values: object) -> AsyncIterator[MassAirPlayProvider]:
     """setup → handle_async_init → loaded_in_mass, unloaded (is_removed) at the end."""
     aiozc = AsyncZeroconf(interfaces=[HOST])
-    mass = MusicAssistant(aiozc, SERVER_ID)
+    # A fresh server id each time: its DACP service name is announced on loopback, which other
+    # test runs on this machine share (a fixed id made parallel runs collide).
+    mass = MusicAssistant(aiozc, uuid.uuid4().hex)
     try:
         provider = await airplay_provider.setup(mass, manifest(), await provider_config(**values))
         assert isinstance(provider, MassAirPlayProvider)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mass_fixtures import HOST, RAOP, SERVER_ID, loaded_provider, manifest, raop_service
+from mass_fixtures import HOST, RAOP, loaded_provider, manifest, raop_service
 from music_assistant.models.player import Player
 from music_assistant.models.player_provider import PlayerProvider
 from music_assistant_models.config_entries import ConfigEntry
@@ -43,7 +43,7 @@ async def test_loaded_provider_is_a_player_provider_with_stable_dacp_id() -> Non
         assert provider.domain == "airplay_provider"
         assert provider.instance_id == "airplay_provider--test"
         assert provider.supported_features == {ProviderFeature.SYNC_PLAYERS}
-        assert provider.core.dacp_id == dacp_id_from_seed(SERVER_ID)
+        assert provider.core.dacp_id == dacp_id_from_seed(provider.mass.server_id)
         assert is_valid_dacp_id(provider.core.dacp_id)
         assert provider.core.remote_control is not None  # DACP server up on loopback
 
