@@ -35,6 +35,7 @@ from typing import Any, Final
 from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
+from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session_member import (
     CONNECT_TIMEOUT_S,
     S16_FRAME_BYTES,
@@ -75,6 +76,10 @@ PRIME_POLL_S: Final = 0.01
 # (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
 JOIN_LEAD_S: Final = 0.6
 JOIN_PRIME_S: Final = 0.5
+# AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
+# reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
+AP2_EXTRA_LEAD_S: Final = 0.2
+FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -134,6 +139,13 @@ class StartReport:
         return [m for m in self.members if m.error is not None]
 
 
+def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
+    """More lead when an AirPlay 2 member (a short receiver buffer) is released."""
+    if any(m.target.protocol is StreamingProtocol.AIRPLAY2 for m in members):
+        return AP2_EXTRA_LEAD_S
+    return 0.0
+
+
 class StreamSession:
     """One source, several members, one timeline."""
 
@@ -170,6 +182,7 @@ class StreamSession:
         self._paused_at: int | None = None
         self._joins_after_resume: list[StreamTarget] = []
         self._wakeup = asyncio.Event()
+        self._first_audio = asyncio.Event()  # the source delivered audio (or ended)
         self._space = asyncio.Event()
         self._ended = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
@@ -253,13 +266,18 @@ class StreamSession:
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
+        # T only once the source has audio: a receiver with a short latency (AirPlay 2, 250 ms)
+        # would otherwise get the first frames too late for their play time (they are skipped).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
+                await self._first_audio.wait()
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
         await self._wait_primed(ready, round(PRIME_S * SAMPLE_RATE), PRIME_TIMEOUT_S)
         ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
-            release_lead_s(len(ready)),
+            release_lead_s(len(ready)) + _ap2_extra_lead_s(ready),
         )
         if plan is None:
             await self.stop()
@@ -275,6 +293,7 @@ class StreamSession:
         await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
         if self.state is SessionState.STARTING:
             self.state = SessionState.PLAYING
+        self._wakeup.set()  # the fan-out may be holding silence back until T is chosen
         self._progress = asyncio.create_task(self._progress_loop(), name="session-progress")
         self._notify()
         self._check_end()
@@ -358,6 +377,7 @@ class StreamSession:
                     self._space.clear()
                     await self._space.wait()
                 self._pending.append(data[:whole])
+                self._first_audio.set()
                 self._wakeup.set()
         except asyncio.CancelledError:
             raise
@@ -366,6 +386,7 @@ class StreamSession:
             self.logger.warning("audio source failed: %s", self.source_error)
         finally:
             self._source_done = True
+            self._first_audio.set()
             self._wakeup.set()
             closer = getattr(self.source, "aclose", None)
             if closer is not None:
@@ -398,6 +419,8 @@ class StreamSession:
                 return
             elif ahead > LOW_WATER_S:
                 await self._nap(ahead - LOW_WATER_S)
+            elif self.state is SessionState.STARTING and not self._first_audio.is_set():
+                await self._wakeup.wait()  # T is not chosen before the first audio: no silence
             else:
                 frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
                 self.silence_frames += frames
@@ -557,7 +580,7 @@ class StreamSession:
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
-            RESUME_LEAD_S,
+            RESUME_LEAD_S + _ap2_extra_lead_s(members),
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp

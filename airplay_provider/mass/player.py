@@ -61,6 +61,8 @@ def user_message(error: str) -> str:
         return f"{error}: enter it as 'Device password' in this player's settings"
     if "rejected the password" in error:
         return f"{error}: check 'Device password' in this player's settings"
+    if "verify pairing failed" in error or "pair-verify" in error:
+        return f"{error}: the stored pairing is no longer valid; 'Reset pairing', then pair again"
     return error
 
 

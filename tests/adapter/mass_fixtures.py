@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import secrets
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,9 +21,6 @@ from airplay_provider.mass.provider import MassAirPlayProvider
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 RAOP = "_raop._tcp.local."
-# Random per test run: two runs on one host (parallel CI jobs, a developer's checkout) would
-# otherwise announce the same `iTunes_Ctrl_<id>` on loopback and collide.
-SERVER_ID = secrets.token_hex(16)
 INSTANCE_ID = "airplay_provider--test"
 
 
@@ -49,7 +46,9 @@ async def provider_config(**values: object) -> ProviderConfig:
 async def loaded_provider(**values: object) -> AsyncIterator[MassAirPlayProvider]:
     """setup → handle_async_init → loaded_in_mass, unloaded (is_removed) at the end."""
     aiozc = AsyncZeroconf(interfaces=[HOST])
-    mass = MusicAssistant(aiozc, SERVER_ID)
+    # A fresh server id each time: its DACP service name is announced on loopback, which other
+    # test runs on this machine share (a fixed id made parallel runs collide).
+    mass = MusicAssistant(aiozc, uuid.uuid4().hex)
     try:
         provider = await airplay_provider.setup(mass, manifest(), await provider_config(**values))
         assert isinstance(provider, MassAirPlayProvider)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mass_fixtures import HOST, RAOP, SERVER_ID, loaded_provider, manifest, raop_service
+from mass_fixtures import HOST, RAOP, loaded_provider, manifest, raop_service
 from music_assistant.models.player import Player
 from music_assistant.models.player_provider import PlayerProvider
 from music_assistant_models.config_entries import ConfigEntry
@@ -16,7 +16,7 @@ from zeroconf.const import _CLASS_IN, _TYPE_PTR
 
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
-from airplay_provider.mass.player import MassAirPlayPlayer
+from airplay_provider.mass.player import MassAirPlayPlayer, user_message
 from airplay_provider.session_players import target_for_player
 from airplay_provider.streamers import build_raop_argv
 
@@ -43,7 +43,7 @@ async def test_loaded_provider_is_a_player_provider_with_stable_dacp_id() -> Non
         assert provider.domain == "airplay_provider"
         assert provider.instance_id == "airplay_provider--test"
         assert provider.supported_features == {ProviderFeature.SYNC_PLAYERS}
-        assert provider.core.dacp_id == dacp_id_from_seed(SERVER_ID)
+        assert provider.core.dacp_id == dacp_id_from_seed(provider.mass.server_id)
         assert is_valid_dacp_id(provider.core.dacp_id)
         assert provider.core.remote_control is not None  # DACP server up on loopback
 
@@ -187,3 +187,11 @@ async def test_volume_is_kept_for_the_next_registration() -> None:
         player = mass.players.get_player(PLAYER_ID)
         assert player is not None
         assert player.state.volume_level == 37
+
+
+def test_user_messages_point_at_the_setting_to_fix() -> None:
+    assert "Reset pairing" in user_message(
+        "verify pairing failed: pair-verify M2: signature does not verify"
+    )
+    assert "'Device password'" in user_message("receiver rejected the password")
+    assert user_message("connection refused") == "connection refused"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import AsyncIterator
 
 import pytest
 from audio import test_signal
@@ -228,3 +229,27 @@ async def test_member_that_stops_reading_is_dropped_without_disturbing_the_other
         assert delivered(emu_a)[: len(signal_pcm)] == signal_pcm  # no gap for the other one
         assert audio_segments(emu_a) == 1
         assert not any(alive(p) for p in member_pids(session))
+
+
+async def test_start_instant_waits_for_the_sources_first_audio() -> None:
+    """A source slower than the members' connect (Music Assistant's first chunk): T is chosen
+    once audio is there, so the receiver gets the signal from its first frame — no silence
+    stuffed in front, nothing skipped as late (AirPlay 2's 250 ms latency lost ~0.12 s)."""
+    signal_pcm = test_signal(2.0, seed=33)
+
+    async def slow_first_chunk() -> AsyncIterator[bytes]:
+        await asyncio.sleep(0.8)  # the source's own delay, not a test wait
+        async for chunk in flow_source(signal_pcm):
+            yield chunk
+
+    async with RaopEmulator() as emu:
+        session = StreamSession(slow_first_chunk())
+        try:
+            report = await session.start([raop_target("a", emu.port)])
+            assert report.failed == []
+            assert session.silence_frames == 0
+            assert await session.wait_ended(15)
+        finally:
+            await session.stop()
+        assert delivered(emu)[: len(signal_pcm)] == signal_pcm
+        assert emu.errors == []
