@@ -75,6 +75,9 @@ PRIME_POLL_S: Final = 0.01
 # (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
 JOIN_LEAD_S: Final = 0.6
 JOIN_PRIME_S: Final = 0.5
+#: Set (True) on the log record of a member's failure: a host that shows failures itself (the
+#: `play` command) can leave these records out.
+MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -118,6 +121,7 @@ class JoinReport:
     start_ntp: int
     connect_s: float | None = None
     error: str | None = None
+    name: str = ""  # the player's name, for messages
 
 
 @dataclass
@@ -263,7 +267,7 @@ class StreamSession:
         )
         if plan is None:
             await self.stop()
-            reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
+            reasons = "; ".join(f"{j.name or j.key}: {j.error}" for j in joins)
             raise SessionError(f"no member could start ({reasons})")
         self.start_ntp = plan.start_ntp
         self._priming = False
@@ -313,7 +317,7 @@ class StreamSession:
         """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE).
         The caller releases it with `_release` once T is known."""
         far = start_instant(self.clock.ntp(), FAR_START_S)
-        join = JoinReport(member.key, member.offset, 0)
+        join = JoinReport(member.key, member.offset, 0, name=member.target.name)
         try:
             await member.start(far)
             await member.wait_connected(CONNECT_TIMEOUT_S)
@@ -472,7 +476,7 @@ class StreamSession:
             raise SessionError(f"{target.key} is already a member")
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
-            return JoinReport(target.key, -1, 0, error="joins at resume")
+            return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
         member = self._new_member(target, offset=0)
         join = await self._launch(member)
         if join.error is not None:
@@ -519,7 +523,9 @@ class StreamSession:
 
     def _on_member_change(self, member: SessionMember) -> None:
         if member.state is MemberState.FAILED and self.members.get(member.key) is member:
-            self.logger.warning("%s removed: %s", member.target.name, member.error)
+            self.logger.warning(
+                "%s removed: %s", member.target.name, member.error, extra={MEMBER_FAILURE: True}
+            )
             self._spawn(self._remove(member, graceful=False))
         self._notify()
         self._check_end()
