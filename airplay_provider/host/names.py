@@ -50,7 +50,7 @@ def is_exact(text: str, name: str, ids: Iterable[str]) -> bool:
 
 def ambiguous_message(text: str, candidates: Sequence[tuple[str, str]]) -> str:
     """`'kit' matches Kitchen (ap…), Kitchenette (ap…): give the full name or the player id`."""
-    listed = ", ".join(f"{name} ({player_id})" for name, player_id in candidates)
+    listed = ", ".join(f"{name} ({player_id})" for name, player_id in sorted(candidates))
     return f"{text!r} is ambiguous: it matches {listed}. Give the full name or the player id."
 
 
