@@ -323,7 +323,7 @@ async def _follow(
         print(file=out)
     finished = [m for m in session.departed if m.state == "finished"]
     _report_failures(session, reported, out, tty)
-    for member in session.departed:
+    for member in [] if interrupted else session.departed:  # a stop cuts streams short
         stats = member.streamer.last(Stats)
         if stats is not None and (stats.underruns or stats.late):  # audio the receiver missed
             print(
