@@ -257,6 +257,15 @@ async def decode_source(
                 proc.kill()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        # Read what is left up to EOF: a pipe paused on a full buffer never sees its end, and
+        # its transport would then be closed by the garbage collector after the event loop.
+        with contextlib.suppress(TimeoutError, OSError, ValueError):
+            await asyncio.wait_for(_drain(proc.stdout), STOP_TIMEOUT_S)
         errors.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await errors
+
+
+async def _drain(reader: asyncio.StreamReader) -> None:
+    while await reader.read(1 << 16):
+        pass

@@ -4,7 +4,8 @@ TXT decoding and merging live in `protocol.txt`; this module only moves mDNS eve
 Listener calls happen one at a time, in event order, from a single dispatcher task.
 
 Addresses come from zeroconf newest first, so after an address change the new address leads
-(and wins `choose_address`) even while mDNS still lists the replaced one as valid.
+(and wins `choose_address`) even while mDNS still lists the replaced one as valid. Addresses on
+the links mDNS runs on (`--interface`, else every interface) come first (`rank_addresses`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol, Self
 
+import ifaddr
 from zeroconf import InterfaceChoice, ServiceInfo, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -79,6 +81,7 @@ class AirPlayDiscovery:
         self._resolve_timeout = resolve_timeout
         self._settle_delay = settle_delay
         self._log = logger or LOGGER
+        self._networks = local_networks(self._interfaces)
         self._browser: AsyncServiceBrowser | None = None
         self._services: dict[_ServiceKey, ServiceRecord] = {}
         self._devices: dict[str, DeviceRecord] = {}
@@ -229,7 +232,9 @@ class AirPlayDiscovery:
         old = self._devices.get(mac)
         new = None
         if latest:
-            new = merge_records(latest.get(ServiceKind.RAOP), latest.get(ServiceKind.AIRPLAY))
+            new = merge_records(
+                latest.get(ServiceKind.RAOP), latest.get(ServiceKind.AIRPLAY), self._networks
+            )
             if self._ignore is not None and self._ignore(new):
                 self._log.debug("ignoring own receiver %s", new.name)
                 new = None
@@ -265,3 +270,24 @@ def _key(service_type: str, name: str) -> _ServiceKey | None:
         return service_kind(service_type), name.lower()
     except TxtError:
         return None
+
+
+def local_networks(interfaces: Sequence[str]) -> tuple[str, ...]:
+    """The networks (``addr/prefix``) of the adapters that hold `interfaces` (all adapters when
+    empty): the links mDNS answers arrive on."""
+    wanted = set(interfaces)
+    networks: list[str] = []
+    try:
+        adapters = ifaddr.get_adapters()
+    except OSError:
+        return ()
+    for adapter in adapters:
+        texts = [(_ip_text(ip.ip), ip.network_prefix) for ip in adapter.ips]
+        if wanted and not any(text in wanted for text, _ in texts):
+            continue
+        networks += [f"{text}/{prefix}" for text, prefix in texts]
+    return tuple(networks)
+
+
+def _ip_text(ip: str | tuple[str, int, int]) -> str:
+    return ip if isinstance(ip, str) else ip[0]

@@ -120,6 +120,8 @@ class PairingTarget:
     port: int
     protocol: StreamingProtocol
     name: str = ""
+    #: The device's other addresses, best first, tried when `address` does not answer.
+    fallbacks: tuple[str, ...] = ()
 
     @classmethod
     def for_device(cls, device: DeviceRecord, protocol: StreamingProtocol) -> PairingTarget:
@@ -127,7 +129,8 @@ class PairingTarget:
         port = device.airplay_port or device.raop_port
         if device.address is None or port is None:
             raise DeviceUnreachableError(f"{device.name} has no usable address or port")
-        return cls(device.address, port, protocol, device.name)
+        others = tuple(a for a in device.fallback_addresses if a != device.address)
+        return cls(device.address, port, protocol, device.name, others)
 
     @property
     def label(self) -> str:
@@ -290,14 +293,25 @@ class PairingSession:
 
     # -- the attempt -----------------------------------------------------------------------
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The target's address, else each fallback in turn, all within the connect timeout;
+        the first address's failure is the one reported."""
+        addresses = [self.target.address, *self.target.fallbacks]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        first: OSError | TimeoutError | None = None
+        for index, address in enumerate(addresses):
+            share = max((deadline - loop.time()) / (len(addresses) - index), 0.001)
+            try:
+                async with asyncio.timeout(share):
+                    return await asyncio.open_connection(address, self.target.port)
+            except (OSError, TimeoutError) as err:
+                first = first or err
+        assert first is not None
+        raise _user_error(first, self.target, pin_sent=False) from None
+
     async def _attempt(self) -> str:
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    self.target.address, self.target.port
-                )
-        except (OSError, TimeoutError) as err:
-            raise _user_error(err, self.target, pin_sent=False) from None
+        reader, writer = await self._connect()
         # The SRP/Ed25519 machinery loads only when a pairing actually runs (start-up time).
         from airplay_provider.pairing_client import (  # noqa: PLC0415
             legacy_pin_pair_setup,

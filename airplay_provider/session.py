@@ -80,6 +80,9 @@ JOIN_PRIME_S: Final = 0.5
 # reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
 AP2_EXTRA_LEAD_S: Final = 0.2
 FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
+#: Set (True) on the log record of a member's failure: a host that shows failures itself (the
+#: `play` command) can leave these records out.
+MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
 END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
@@ -123,6 +126,7 @@ class JoinReport:
     start_ntp: int
     connect_s: float | None = None
     error: str | None = None
+    name: str = ""  # the player's name, for messages
 
 
 @dataclass
@@ -281,7 +285,7 @@ class StreamSession:
         )
         if plan is None:
             await self.stop()
-            reasons = "; ".join(f"{j.key}: {j.error}" for j in joins)
+            reasons = "; ".join(f"{j.name or j.key}: {j.error}" for j in joins)
             raise SessionError(f"no member could start ({reasons})")
         self.start_ntp = plan.start_ntp
         self._priming = False
@@ -332,7 +336,7 @@ class StreamSession:
         """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE).
         The caller releases it with `_release` once T is known."""
         far = start_instant(self.clock.ntp(), FAR_START_S)
-        join = JoinReport(member.key, member.offset, 0)
+        join = JoinReport(member.key, member.offset, 0, name=member.target.name)
         try:
             await member.start(far)
             await member.wait_connected(CONNECT_TIMEOUT_S)
@@ -495,7 +499,7 @@ class StreamSession:
             raise SessionError(f"{target.key} is already a member")
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
-            return JoinReport(target.key, -1, 0, error="joins at resume")
+            return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
         member = self._new_member(target, offset=0)
         join = await self._launch(member)
         if join.error is not None:
@@ -542,7 +546,9 @@ class StreamSession:
 
     def _on_member_change(self, member: SessionMember) -> None:
         if member.state is MemberState.FAILED and self.members.get(member.key) is member:
-            self.logger.warning("%s removed: %s", member.target.name, member.error)
+            self.logger.warning(
+                "%s removed: %s", member.target.name, member.error, extra={MEMBER_FAILURE: True}
+            )
             self._spawn(self._remove(member, graceful=False))
         self._notify()
         self._check_end()

@@ -272,7 +272,7 @@ class SessionMember:
             return
         self.state = MemberState.FAILED
         self.error = reason
-        self.logger.warning("%s: %s", self.target.name, reason)
+        self.logger.debug("%s: %s", self.target.name, reason)  # the session reports it
         self._notify()
 
     def _notify(self) -> None:

@@ -73,6 +73,7 @@ def target_for_player(
         udn=record.service_name,
         hostname=device.hostname,
         player_id=player.player_id,
+        fallback_hosts=tuple(a for a in device.fallback_addresses if a != player.address),
     )
 
 
@@ -173,7 +174,8 @@ class GroupPlayback:
         if self._overtaken(claim):  # a stop that came while the members were connecting
             return None
         for failed in report.failed:
-            self.logger.warning("%s did not start: %s", failed.key, failed.error)
+            # Already reported as removed by the session: one line per failure is enough.
+            self.logger.debug("%s did not start: %s", failed.name or failed.key, failed.error)
         return session
 
     async def join(self, leader_id: str, player: AirPlayPlayer) -> None:

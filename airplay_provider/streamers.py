@@ -72,6 +72,8 @@ class StreamTarget:
     hostname: str | None = None
     player_id: str | None = None
     extra_args: tuple[str, ...] = ()
+    #: The receiver's other addresses, best first, tried when `host` does not answer.
+    fallback_hosts: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -129,6 +131,8 @@ def build_raop_argv(
     argv += ["-cmdpipe", cmdpipe]
     if target.udn:
         argv += ["-udn", target.udn]
+    if target.fallback_hosts:
+        argv += ["-fallback", ",".join(target.fallback_hosts)]
     return [*argv, *target.extra_args, target.host, "-"]
 
 
@@ -166,6 +170,8 @@ def build_ap2_argv(
         argv += ["--secrets_fd", str(secrets_fd)]
     elif secrets["auth"]:
         argv += ["--auth", secrets["auth"]]
+    if target.fallback_hosts:
+        argv += ["--fallback_address", ",".join(target.fallback_hosts)]
     return [*argv, *target.extra_args]
 
 
@@ -422,11 +428,7 @@ class StreamerProcess:
             self.record(raw.decode("utf-8", "replace").rstrip("\r\n"))
         self.returncode = await self._proc.wait()
         self._exited.set()
-        self._fail_connect(
-            StreamerError(
-                ErrorCode.EXITED, f"{self.target.name}: streamer exited ({self.returncode})"
-            )
-        )
+        self._fail_connect(StreamerError(ErrorCode.EXITED, f"streamer exited ({self.returncode})"))
         self.commands.close()
         self._notify(Exit(self.returncode))
 
@@ -436,7 +438,7 @@ class StreamerProcess:
                 self.connected_at = time.monotonic()
                 self._connected.set_result(event)
         elif isinstance(event, Error):
-            self._fail_connect(StreamerError(event.code, f"{self.target.name}: {event.message}"))
+            self._fail_connect(StreamerError(event.code, event.message))
         self._notify(event)
 
     def _fail_connect(self, error: StreamerError) -> None:

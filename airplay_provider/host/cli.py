@@ -12,9 +12,11 @@ import importlib
 import importlib.metadata
 import ipaddress
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Final, Protocol
 
 #: name → (module path, one-line help)
@@ -125,6 +127,18 @@ def _run_later(module_path: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+class _EarlyStop(BaseException):
+    """SIGTERM/SIGHUP before the command's own handlers are in place (while it imports)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_early(signum: int, _frame: FrameType | None) -> None:
+    raise _EarlyStop(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` (default: the process arguments) and run the subcommand."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -134,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     launcher = None
     if selected in FORKING_COMMANDS:
+        # A stop signal while the command still imports must not orphan the fork server: it
+        # ends `main` here, which then reaps the server (the command installs its own handlers).
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _stop_early)
         # The streamers' pre-imported parent loads while this process imports the command.
         from airplay_provider.streamer_launcher import ForkServer  # noqa: PLC0415
 
@@ -147,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         exit_code: int = args.run(args)
     except KeyboardInterrupt:
         return 130
+    except _EarlyStop as stop:
+        return 128 + stop.signum
     finally:
         if launcher is not None:
             launcher.close_now()

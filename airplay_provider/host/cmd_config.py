@@ -26,6 +26,7 @@ from airplay_provider.config import (
 from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.cmd_discover import DEFAULT_TIMEOUT, collect_devices
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.host.names import ambiguous_message, device_ids, device_name, match_players
 from airplay_provider.protocol.txt import DeviceRecord
 
 EXIT_NOT_FOUND = 1
@@ -61,12 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def match_devices(devices: Sequence[DeviceRecord], text: str) -> list[DeviceRecord]:
-    """Exact id/name matches (case-insensitive); failing those, name substring matches."""
-    wanted = text.strip().lower()
-    exact = [d for d in devices if wanted in (d.player_id, d.name.lower())]
-    if exact:
-        return exact
-    return [d for d in devices if wanted in d.name.lower()]
+    """The devices `text` names, by the one rule of `host.names`."""
+    return match_players(devices, text, name=device_name, ids=device_ids)
 
 
 def resolve_target(store: ConfigStore, text: str, devices: Sequence[DeviceRecord] | None) -> Target:
@@ -77,23 +74,20 @@ def resolve_target(store: ConfigStore, text: str, devices: Sequence[DeviceRecord
         device = next((d for d in devices or () if d.player_id == player_id), None)
         return Target(player_id, store.player_name(player_id) or player_id, device)
     if len(stored) > 1:
-        raise LookupFailedError(_ambiguous(text, [(store.player_name(p) or p, p) for p in stored]))
+        raise LookupFailedError(
+            ambiguous_message(text, [(store.player_name(p) or p, p) for p in stored])
+        )
     matches = match_devices(devices or (), text)
     if len(matches) == 1:
         device = matches[0]
         return Target(device.player_id, device.name, device)
     if len(matches) > 1:
-        raise LookupFailedError(_ambiguous(text, [(d.name, d.player_id) for d in matches]))
+        raise LookupFailedError(ambiguous_message(text, [(d.name, d.player_id) for d in matches]))
     seen = ", ".join(sorted(d.name for d in devices or ())) or "none"
     raise LookupFailedError(
         f"No AirPlay receiver named {text!r} found (receivers seen: {seen}). "
         "Check the name, or give more time with --timeout."
     )
-
-
-def _ambiguous(text: str, candidates: list[tuple[str, str]]) -> str:
-    listed = ", ".join(f"{name} ({player_id})" for name, player_id in candidates)
-    return f"{text!r} is ambiguous: it matches {listed}. Use the player id."
 
 
 def parse_assignments(

@@ -22,6 +22,14 @@ from airplay_provider.config import CONF_AIRPLAY_PROTOCOL
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
+from airplay_provider.host.names import (
+    SUBSTRING_SETTLE_S,
+    ambiguous_message,
+    device_ids,
+    device_name,
+    is_exact,
+    match_players,
+)
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.pairing import (
     PROTOCOL_LABELS,
@@ -97,41 +105,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Finder:
-    """Discovery listener that stops at the first receiver matching NAME."""
+    """Discovery listener that keeps every receiver seen (with an address), by player id."""
 
-    def __init__(self, wanted: str) -> None:
-        self.wanted = wanted.strip().lower()
-        self.found: DeviceRecord | None = None
-        self.event = asyncio.Event()
+    def __init__(self) -> None:
+        self.seen: dict[str, DeviceRecord] = {}
+        self.changed = asyncio.Event()
 
     async def device_added(self, device: DeviceRecord) -> None:
-        """Match by name or player id."""
-        if self.wanted in (device.name.lower(), device.player_id) and device.address:
-            self.found = device
-            self.event.set()
+        """Remember it once it has an address."""
+        if device.address:
+            self.seen[device.player_id] = device
+            self.changed.set()
 
     async def device_updated(self, device: DeviceRecord) -> None:
         """An update may complete the record."""
         await self.device_added(device)
 
     async def device_removed(self, device: DeviceRecord) -> None:
-        """Nothing to do."""
+        """Forget it."""
+        self.seen.pop(device.player_id, None)
 
 
 async def find_device(
     name: str, interfaces: Sequence[str] | None, timeout_s: float
 ) -> DeviceRecord:
-    """The first receiver called ``name`` (or with that player id) within ``timeout_s``."""
-    finder = _Finder(name)
+    """The receiver ``name`` designates (`host.names`: exact name, id or MAC at once; a part of
+    one name once discovery settled), within ``timeout_s``."""
+    finder = _Finder()
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    settle_at = begun + min(SUBSTRING_SETTLE_S, timeout_s)
+    found: DeviceRecord | None = None
     async with AirPlayDiscovery(finder, interfaces=interfaces):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(finder.event.wait(), timeout_s)
-    if finder.found is None:
+        while True:
+            now = loop.time()
+            settled = now >= settle_at
+            matches = match_players(finder.seen.values(), name, name=device_name, ids=device_ids)
+            if len(matches) == 1 and (settled or is_exact(name, *_keys(matches[0]))):
+                found = matches[0]
+                break
+            if len(matches) > 1 and settled:
+                candidates = [(d.name, d.player_id) for d in matches]
+                raise PairCommandError(ambiguous_message(name, candidates), EXIT_USAGE)
+            if now >= begun + timeout_s:
+                break
+            wake_at = begun + timeout_s if settled else settle_at
+            finder.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finder.changed.wait(), max(0.0, wake_at - now))
+    if found is None:
         where = ", ".join(interfaces) if interfaces else "all interfaces"
         raise PairCommandError(
             f"no AirPlay receiver {name!r} found within {timeout_s:g} s on {where}"
         )
-    return finder.found
+    return found
+
+
+def _keys(device: DeviceRecord) -> tuple[str, tuple[str, ...]]:
+    return device.name, device_ids(device)
 
 
 def _preference(args: argparse.Namespace, stored: object) -> ProtocolPreference:

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import signal
+import logging
 import sys
 import tempfile
 import time
@@ -26,12 +26,19 @@ from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_c
 from airplay_provider.config import CONF_SYNC_ADJUST
 from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
+from airplay_provider.host.names import (
+    SUBSTRING_SETTLE_S,
+    ambiguous_message,
+    is_exact,
+    match_players,
+)
+from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session import SessionState, StreamSession
+from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
 from airplay_provider.streamer_launcher import ForkServer
 
@@ -39,7 +46,8 @@ _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
 REMOTE_CONTROL_DELAY_S = 1.0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+#: Some players played to the end, at least one failed.
+EXIT_PARTIAL = 3
 
 
 class PlayCommandError(Exception):
@@ -57,9 +65,25 @@ def _host_port(text: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
-def _matches(player: AirPlayPlayer, wanted: str) -> bool:
-    key = wanted.lower()
-    return key in (player.name.lower(), player.player_id, player.mac_address.lower())
+def _player_name(player: AirPlayPlayer) -> str:
+    return player.name
+
+
+def _player_ids(player: AirPlayPlayer) -> tuple[str, ...]:
+    return (player.player_id, player.mac_address)
+
+
+def _pick(players: Sequence[AirPlayPlayer], text: str, *, settled: bool) -> AirPlayPlayer | None:
+    """The player `text` names (`host.names`); a name part only once discovery `settled`."""
+    matches = match_players(players, text, name=_player_name, ids=_player_ids)
+    if len(matches) == 1:
+        player = matches[0]
+        if settled or is_exact(text, player.name, _player_ids(player)):
+            return player
+    elif matches and settled:
+        candidates = [(p.name, p.player_id) for p in matches]
+        raise PlayCommandError(ambiguous_message(text, candidates), EXIT_USAGE)
+    return None
 
 
 async def find_players(
@@ -74,20 +98,25 @@ async def find_players(
         address = _host_port(text)
         if address is not None:
             await provider.device_added(manual_device(*address, name=text))
-    deadline = time.monotonic() + timeout
+    begun = time.monotonic()
+    deadline = begun + timeout
     while True:
         await provider.wait_idle()
+        now = time.monotonic()
+        settled = now - begun >= min(SUBSTRING_SETTLE_S, timeout) or now > deadline
+        seen = list(host.players.values())
         for text in wanted:
-            match = next((p for p in host.players.values() if _matches(p, text)), None)
-            if match is not None:
-                found[text] = match
-        if len(found) == len(wanted) or time.monotonic() > deadline:
+            if text not in found:
+                match = _pick(seen, text, settled=settled)
+                if match is not None:
+                    found[text] = match
+        if len(found) == len(wanted) or now > deadline:
             break
         await asyncio.sleep(0.1)
     missing = [text for text in wanted if text not in found]
     if missing:
-        seen = ", ".join(sorted(p.name for p in host.players.values())) or "none"
-        raise PlayCommandError(f"player(s) not found: {', '.join(missing)} (seen: {seen})")
+        names = ", ".join(sorted(p.name for p in host.players.values())) or "none"
+        raise PlayCommandError(f"player(s) not found: {', '.join(missing)} (seen: {names})")
     return [found[text] for text in wanted]
 
 
@@ -128,7 +157,7 @@ async def _cover_later(session: StreamSession, source: str, info: TrackInfo, wor
         await session.set_metadata(dataclasses.replace(session.metadata, artwork=str(cover)))
 
 
-async def play(args: argparse.Namespace, out: TextIO, stop: asyncio.Event) -> int:
+async def play(args: argparse.Namespace, out: TextIO, stop: GracefulStop) -> int:
     """Run the whole command; returns the exit code."""
     with tempfile.TemporaryDirectory(prefix="airplay-play-") as workdir:
         # The source is probed while the players are looked up; an unreadable one still stops
@@ -151,7 +180,7 @@ async def _set_up_and_play(
     probing: asyncio.Task[TrackInfo],
     workdir: Path,
     out: TextIO,
-    stop: asyncio.Event,
+    stop: GracefulStop,
 ) -> int:
     store: ConfigStore | None = ConfigStore()
     dacp_id: str | None = None
@@ -194,7 +223,7 @@ async def _play_on(
     probing: asyncio.Task[TrackInfo],
     workdir: Path,
     out: TextIO,
-    stop: asyncio.Event,
+    stop: GracefulStop,
 ) -> int:
     finding = asyncio.create_task(
         find_players(provider, host, args.players, args.discovery_timeout)
@@ -210,7 +239,10 @@ async def _play_on(
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
     for name, ms in args.sync_adjust:
         chosen = [p for text, p in zip(args.players, players, strict=True) if text == name]
-        chosen = chosen or [p for p in players if _matches(p, name)]
+        chosen = chosen or match_players(players, name, name=_player_name, ids=_player_ids)
+        if len(chosen) > 1:
+            candidates = [(p.name, p.player_id) for p in chosen]
+            raise PlayCommandError(f"--sync-adjust {ambiguous_message(name, candidates)}", 2)
         if not chosen:
             raise PlayCommandError(f"--sync-adjust {name}: not one of the --player names", 2)
         host.overrides.setdefault(chosen[0].player_id, {})[CONF_SYNC_ADJUST] = ms
@@ -229,7 +261,6 @@ async def _play_on(
         album=info.album,
         duration=int(info.duration_s) if info.duration_s else None,
     )
-    started = time.monotonic()
     try:
         await provider.play_media(leader.player_id, media)
     except PlaybackError as err:
@@ -242,9 +273,7 @@ async def _play_on(
     remote = asyncio.create_task(_remote_control_later(provider, finished))
     cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))
     try:
-        return await _follow(
-            session, players=players, info=info, started=started, out=out, stop=stop
-        )
+        return await _follow(session, players=players, info=info, out=out, stop=stop)
     finally:
         finished.set()
         cover.cancel()
@@ -266,16 +295,18 @@ async def _follow(
     *,
     players: Sequence[AirPlayPlayer],
     info: TrackInfo,
-    started: float,
     out: TextIO,
-    stop: asyncio.Event,
+    stop: GracefulStop,
 ) -> int:
     """Show progress until the session ends or the user stops it; the exit code."""
     title = session.metadata.title if session.metadata else None
     print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
     tty = out.isatty()
     last_print = 0.0
+    reported: set[str] = set()
+    stop.armed = True  # from now on a signal stops playback here, gently
     while not stop.is_set() and session.state is not SessionState.ENDED:
+        _report_failures(session, reported, out, tty)
         line = progress_line(session, players, info.duration_s)
         now = time.monotonic()
         if tty:
@@ -286,14 +317,13 @@ async def _follow(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)
     interrupted = stop.is_set()
+    position = session.position_s
     await session.stop()
     if tty:
         print(file=out)
     finished = [m for m in session.departed if m.state == "finished"]
-    failed = [m for m in session.departed if m.state == "failed"]
-    for member in failed:
-        print(f"{member.target.name}: {member.error}", file=out)
-    for member in session.departed:
+    _report_failures(session, reported, out, tty)
+    for member in [] if interrupted else session.departed:  # a stop cuts streams short
         stats = member.streamer.last(Stats)
         if stats is not None and (stats.underruns or stats.late):  # audio the receiver missed
             print(
@@ -302,34 +332,48 @@ async def _follow(
             )
     if session.source_error:
         print(f"source: {session.source_error}", file=out)
-    elapsed = time.monotonic() - started
     if interrupted:
-        print(f"stopped after {elapsed:.1f} s", file=out)
-        return EXIT_INTERRUPTED
+        print(f"stopped at {_clock(position)}", file=out)
+        return 128 + (stop.signum or 2)  # as the shell reports a signal; 130 for Ctrl-C
     print(f"done: {len(finished)} of {len(players)} player(s) played to the end", file=out)
-    return 0 if finished and not session.source_error else EXIT_FAILED
+    if not finished or session.source_error:
+        return EXIT_FAILED
+    return EXIT_PARTIAL if len(finished) < len(players) else 0
+
+
+def _report_failures(session: StreamSession, reported: set[str], out: TextIO, tty: bool) -> None:
+    """One line per failed member, by name, when it fails (the core's warning is left out)."""
+    for member in session.departed:
+        if member.state == "failed" and member.key not in reported:
+            reported.add(member.key)
+            prefix = "\r\x1b[K" if tty else ""
+            print(f"{prefix}{member.target.name} failed: {member.error}", file=out, flush=True)
+
+
+class _ShownByCommand(logging.Filter):
+    """Leaves out the log records of what the command prints itself (member failures)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, MEMBER_FAILURE, False)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Entry point of the subcommand."""
     out = out or sys.stdout
 
-    async def main() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            return await play(args, out, stop)
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-
+    stop = GracefulStop()
+    shown = _ShownByCommand()
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(shown)
     try:
-        return asyncio.run(main())
+        return run_interruptible(play(args, out, stop), stop)
     except AudioSourceError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_FAILED
     except PlayCommandError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    finally:
+        for handler in handlers:
+            handler.removeFilter(shown)

@@ -36,8 +36,23 @@ def _volume(text: str) -> int:
     return value
 
 
+EXIT_STATUS_HELP: Final = """\
+NAME is a player's exact name, id or MAC (any case), else a part of exactly one player's name,
+or HOST:PORT for a RAOP receiver without mDNS.
+
+exit status:
+  0        every player played to the end
+  1        no player played to the end, or the source failed
+  2        usage error (a bad option, an ambiguous or repeated player name)
+  3        some players played to the end, at least one failed
+  128+N    stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """SOURCE, ``--player`` (repeatable), ``--volume``, ``--sync-adjust``, ``--interface``..."""
+    parser.epilog = EXIT_STATUS_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("source", metavar="SOURCE", help="audio file, URL, or - for stdin")
     parser.add_argument(
         "--player",

@@ -13,10 +13,15 @@ Address rule (`choose_address`), in order:
    shairport-sync), so loopback is the one path that reaches it. When a routable address exists,
    a loopback address next to it is never chosen: it would point at ourselves, not the device.
 Link-local addresses are never chosen. No usable address → ``None`` (the device is skipped).
+Given the networks of the interfaces mDNS runs on (where the service was seen), an address on
+one of them comes before all others: a receiver seen on one link and also announcing an address
+of another link is dialled on the link that carried its announcement. `rank_addresses` gives the
+whole order; the streamer falls back to the next address when one does not answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -183,10 +188,23 @@ def active_remote_from_mac(mac: str) -> int:
     return int(normalize_mac(mac), 16) & 0xFFFFFFFF
 
 
-def choose_address(addresses: Iterable[str]) -> str | None:
+def choose_address(addresses: Iterable[str], local_networks: Iterable[str] = ()) -> str | None:
     """Pick the address to stream to, by the rule in the module docstring."""
-    routable_v4: list[str] = []
-    routable_v6: list[str] = []
+    ranked = rank_addresses(addresses, local_networks)
+    return ranked[0] if ranked else None
+
+
+def rank_addresses(addresses: Iterable[str], local_networks: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every usable address, best first (the module docstring's rule; ties keep their order).
+
+    `local_networks`: ``"192.0.2.0/24"``-style networks of the interfaces mDNS runs on.
+    """
+    networks = []
+    for text in local_networks:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(text, strict=False))
+    on_link: list[tuple[int, str]] = []
+    routable: list[tuple[int, str]] = []
     loopback: list[tuple[int, str]] = []
     for text in addresses:
         try:
@@ -195,19 +213,18 @@ def choose_address(addresses: Iterable[str]) -> str | None:
             continue
         if address.is_unspecified or address.is_multicast or address.is_link_local:
             continue
+        entry = (address.version, str(address))
         if address.is_loopback:
-            loopback.append((address.version, str(address)))
-        elif address.version == 4:
-            routable_v4.append(str(address))
+            loopback.append(entry)
+        elif any(address in network for network in networks):
+            on_link.append(entry)
         else:
-            routable_v6.append(str(address))
-    if routable_v4:
-        return routable_v4[0]
-    if routable_v6:
-        return routable_v6[0]
-    if loopback:
-        return sorted(loopback, key=lambda item: item[0])[0][1]
-    return None
+            routable.append(entry)
+    if on_link or routable:  # loopback only when nothing else: it would point at ourselves
+        chosen = sorted(on_link, key=lambda e: e[0]) + sorted(routable, key=lambda e: e[0])
+    else:
+        chosen = sorted(loopback, key=lambda e: e[0])
+    return tuple(dict.fromkeys(text for _, text in chosen))
 
 
 # --- model table -----------------------------------------------------------------------------
@@ -397,6 +414,8 @@ class DeviceRecord:
     raop: ServiceRecord | None = None
     airplay: ServiceRecord | None = None
     problems: tuple[str, ...] = field(default=())
+    #: The other usable addresses, best first: tried when `address` does not answer.
+    fallback_addresses: tuple[str, ...] = field(default=())
 
     @property
     def raop_port(self) -> int | None:
@@ -452,8 +471,14 @@ class DeviceRecord:
         return is_broken_model(self.manufacturer, self.model)
 
 
-def merge_records(raop: ServiceRecord | None, airplay: ServiceRecord | None) -> DeviceRecord:
-    """Combine a device's `_raop` and `_airplay` records (either may be missing, not both)."""
+def merge_records(
+    raop: ServiceRecord | None,
+    airplay: ServiceRecord | None,
+    local_networks: Sequence[str] = (),
+) -> DeviceRecord:
+    """Combine a device's `_raop` and `_airplay` records (either may be missing, not both).
+
+    `local_networks`: of the interfaces the records were seen on (`rank_addresses`)."""
     records = [record for record in (airplay, raop) if record is not None]
     if not records:
         raise TxtError("a device needs at least one service record")
@@ -467,6 +492,7 @@ def merge_records(raop: ServiceRecord | None, airplay: ServiceRecord | None) -> 
     model_id = _first_text(records, ("model", "am"))
     manufacturer, model = model_info(txt_manufacturer, model_id)
     addresses = tuple(dict.fromkeys(a for record in records for a in record.addresses))
+    ranked = rank_addresses(addresses, local_networks)
     problems = tuple(dict.fromkeys(p for record in records for p in record.problems))
     return DeviceRecord(
         player_id=player_id_from_mac(mac),
@@ -477,8 +503,9 @@ def merge_records(raop: ServiceRecord | None, airplay: ServiceRecord | None) -> 
         model_id=model_id,
         features=features,
         status_flags=flags,
-        address=choose_address(addresses),
+        address=ranked[0] if ranked else None,
         addresses=addresses,
+        fallback_addresses=ranked[1:],
         raop=raop,
         airplay=airplay,
         problems=problems,

@@ -157,10 +157,10 @@ class Airplay2Streamer(RaopStreamer):
         if opts.volume is not None:
             await self.commands.send_volume(opts.volume)
         timing = "ptp" if self.lease is not None else "ntp"
-        self.status.log(f"connected to {opts.host} on port {opts.port} ({timing} timing)")
+        self.status.log(f"connected to {rtsp.peer_address} on port {opts.port} ({timing} timing)")
         self.status.emit(
             Connected(
-                host=opts.host,
+                host=rtsp.peer_address,
                 port=opts.port,
                 latency_ms=opts.latency_ms,
                 timing=timing,

@@ -13,7 +13,7 @@ from typing import Literal
 
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import InvalidCredentials
-from airplay_provider.streamer.raop_options import RaopOptions, UsageError
+from airplay_provider.streamer.raop_options import RaopOptions, UsageError, parse_fallbacks
 from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
 
 DEFAULT_LATENCY_MS = 250
@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--timing", choices=("auto", "ptp", "ntp"), default="auto", help="timing protocol")
     add("--bind", dest="bind_address", help="local address to send from")
+    add(
+        "--fallback_address",
+        default="",
+        help="other addresses of the receiver, comma-separated, tried when --address fails",
+    )
     return parser
 
 
@@ -141,6 +146,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         cmdpipe=ns.command_pipe,
         udn=ns.hostname,
         source=ns.pipe,
+        fallback_hosts=parse_fallbacks("--fallback_address", ns.fallback_address),
     )
     return Ap2Options(
         common=common,

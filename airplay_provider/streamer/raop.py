@@ -246,11 +246,12 @@ class RaopStreamer:
         if opts.volume is not None:
             await self.commands.send_volume(opts.volume)
         self.status.log(
-            f"connected to {opts.host} on port {opts.port}, player latency is {opts.latency_ms} ms"
+            f"connected to {rtsp.peer_address} on port {opts.port}, "
+            f"player latency is {opts.latency_ms} ms"
         )
         self.status.emit(
             Connected(
-                host=opts.host,
+                host=rtsp.peer_address,
                 port=opts.port,
                 latency_ms=opts.latency_ms,
                 encrypted=self.cipher is not None,
@@ -295,6 +296,7 @@ class RaopStreamer:
             bind_address=opts.bind_address,
             common_headers=headers,
             password=password,
+            fallbacks=opts.fallback_hosts,
         )
 
     # ---- the pacing loop ---------------------------------------------------------------------

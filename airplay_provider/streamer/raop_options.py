@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from dataclasses import dataclass
 
 from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
@@ -41,6 +42,8 @@ class RaopOptions:
     cmdpipe: str | None
     udn: str | None
     source: str
+    #: Other addresses of the same receiver, tried in order when `host` does not answer.
+    fallback_hosts: tuple[str, ...] = ()
 
     @property
     def use_encryption(self) -> bool:
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-cmdpipe", help="command FIFO path (created and removed by us)")
     parser.add_argument("-udn", help="receiver service name")
     parser.add_argument("-wait", type=int, default=0, help="extra ms added to -ntpstart")
+    parser.add_argument(
+        "-fallback", default="", help="other addresses of the receiver, comma-separated"
+    )
     parser.add_argument("host", help="receiver address")
     parser.add_argument("source", nargs="?", default="-", help="'-' for stdin (only)")
     return parser
@@ -147,4 +153,19 @@ def parse_options(argv: list[str]) -> RaopOptions:
         cmdpipe=ns.cmdpipe,
         udn=ns.udn,
         source=ns.source,
+        fallback_hosts=parse_fallbacks("-fallback", ns.fallback),
     )
+
+
+def parse_fallbacks(flag: str, text: str) -> tuple[str, ...]:
+    """`ADDR,ADDR,...` → the IP addresses, in order; UsageError for anything else."""
+    addresses: list[str] = []
+    for raw in text.split(","):
+        part = raw.strip().strip("[]")
+        if not part:
+            continue
+        try:
+            addresses.append(str(ipaddress.ip_address(part)))
+        except ValueError:
+            raise UsageError(f"{flag}: {part!r} is not an IP address") from None
+    return tuple(addresses)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airplay_provider.protocol.hap.errors import ChannelError, ProtocolViolation
@@ -65,29 +66,28 @@ class RtspClient:
         bind_address: str | None = None,
         common_headers: dict[str, str] | None = None,
         password: str | None = None,
+        fallbacks: Sequence[str] = (),
     ) -> RtspClient:
-        """Open the TCP connection (bounded by `timeout`)."""
-        local = (bind_address, 0) if bind_address else None
-        try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, local_addr=local), timeout
-            )
-        except TimeoutError as exc:
-            raise RtspClientError(
-                ErrorCode.TIMEOUT, f"no answer from {host}:{port} in {timeout:g} s"
-            ) from exc
-        except ConnectionRefusedError as exc:
-            raise RtspClientError(
-                ErrorCode.REFUSED, f"{host}:{port} refused the connection"
-            ) from exc
-        except socket.gaierror as exc:
-            raise RtspClientError(
-                ErrorCode.UNKNOWN_HOST, f"cannot resolve {host!r}: {exc}"
-            ) from exc
-        except OSError as exc:
-            raise RtspClientError(
-                ErrorCode.CONNECT_FAILED, f"cannot connect to {host}:{port}: {exc}"
-            ) from exc
+        """Open the TCP connection to `host`, else to each of `fallbacks` in turn (the other
+        addresses of the same receiver), all within `timeout`; the error names every try."""
+        candidates = list(dict.fromkeys([host, *fallbacks]))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        failures: list[RtspClientError] = []
+        for index, address in enumerate(candidates):
+            # Each try gets an equal share of what is left, so a silent first address still
+            # leaves time for the others.
+            share = (deadline - loop.time()) / (len(candidates) - index)
+            try:
+                reader, writer = await _open(address, port, share, bind_address)
+                break
+            except RtspClientError as exc:
+                failures.append(exc)
+        else:
+            if len(failures) == 1:
+                raise failures[0]
+            tried = "; ".join(str(f) for f in failures)
+            raise RtspClientError(failures[0].code, bounded(f"no address answered: {tried}"))
         sock = writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -176,3 +176,32 @@ class RtspClient:
     async def close(self) -> None:
         """Close the connection (bounded wait)."""
         await self.connection.close(1.0)
+
+
+async def _open(
+    host: str, port: int, timeout: float, bind_address: str | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """One TCP connection attempt, bounded by `timeout`, errors as `RtspClientError`."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    local = (bind_address, 0) if bind_address else None
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=local), max(timeout, 0.001)
+        )
+    except TimeoutError as exc:
+        raise RtspClientError(
+            ErrorCode.TIMEOUT, f"no answer from {where} in {timeout:.3g} s"
+        ) from exc
+    except ConnectionRefusedError as exc:
+        raise RtspClientError(ErrorCode.REFUSED, f"{where} refused the connection") from exc
+    except socket.gaierror as exc:
+        raise RtspClientError(ErrorCode.UNKNOWN_HOST, f"cannot resolve {host!r}: {exc}") from exc
+    except OSError as exc:
+        raise RtspClientError(
+            ErrorCode.CONNECT_FAILED, f"cannot connect to {where}: {exc}"
+        ) from exc
+
+
+def bounded(message: str, limit: int = 400) -> str:
+    """At most `limit` characters of `message` (a status line stays one short line)."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -174,6 +174,20 @@ async def test_unreachable_device() -> None:
         assert session.state is SessionState.FAILED
 
 
+async def test_pairing_falls_back_to_the_device_s_other_address(emulator: Ap2Emulator) -> None:
+    # announced first at 127.0.0.2, where nothing listens (refused); the emulator is on .1
+    moved = PairingTarget("127.0.0.2", emulator.port, HAP, "Emulated", fallbacks=("127.0.0.1",))
+    async with PairingSession(moved, IDENTIFIER) as session:
+        await session.start()
+        assert session.state is SessionState.WAITING_FOR_PIN
+        assert emulator.displayed_pin is not None
+        assert len(await session.finish(emulator.displayed_pin)) == 192
+    nowhere = PairingTarget("127.0.0.2", closed_port(), HAP, fallbacks=("127.0.0.3",))
+    async with PairingSession(nowhere, IDENTIFIER) as session:
+        with pytest.raises(DeviceUnreachableError, match=r"127\.0\.0\.2:\d+ failed"):
+            await session.start()
+
+
 async def test_silent_device_times_out() -> None:
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()

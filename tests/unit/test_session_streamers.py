@@ -14,9 +14,15 @@ import pytest
 from airplay_provider.config import PlayerSettings
 from airplay_provider.host.standalone import manual_device
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.protocol.txt import (
+    RAOP_SERVICE_TYPE,
+    StreamingProtocol,
+    merge_records,
+    parse_service,
+)
 from airplay_provider.session_players import PlaybackError, target_for_player
 from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
+from airplay_provider.streamer.raop_options import UsageError
 from airplay_provider.streamer.raop_options import parse_options as parse_raop
 from airplay_provider.streamers import (
     CommandPipe,
@@ -160,3 +166,36 @@ async def test_command_pipe_waits_for_a_late_reader(tmp_path: Path) -> None:
     finally:
         pipe.close()
         os.close(reader)
+
+
+def test_fallback_addresses_reach_both_streamers_and_are_checked() -> None:
+    target = StreamTarget(
+        name="Hall", host="10.1.2.3", port=5000, fallback_hosts=("192.0.2.5", "fd00::5")
+    )
+    argv = build_raop_argv(target, NTP, "p")
+    assert argv[-4:] == ["-fallback", "192.0.2.5,fd00::5", "10.1.2.3", "-"]
+    assert parse_raop(argv).fallback_hosts == ("192.0.2.5", "fd00::5")
+    assert parse_raop(build_raop_argv(StreamTarget("x", "h", 1), NTP, "p")).fallback_hosts == ()
+    ap2 = StreamTarget(
+        name="Hall",
+        host="10.1.2.3",
+        port=7000,
+        protocol=StreamingProtocol.AIRPLAY2,
+        fallback_hosts=("[fd00::5]",),
+    )
+    assert parse_ap2(build_ap2_argv(ap2, NTP, "p")).common.fallback_hosts == ("fd00::5",)
+    with pytest.raises(UsageError, match=r"-fallback: 'kitchen\.local' is not an IP address"):
+        parse_raop(["-port", "5000", "-fallback", "192.0.2.5,kitchen.local", "10.1.2.3", "-"])
+
+
+def test_target_for_player_passes_the_other_addresses() -> None:
+    record = parse_service(
+        RAOP_SERVICE_TYPE,
+        f"AABBCCDDEEFF@Hall.{RAOP_SERVICE_TYPE}",
+        port=5000,
+        addresses=["192.0.2.5", "fd00::5"],
+        properties={"am": "AirPort10,115", "et": "0"},
+    )
+    player = AirPlayPlayer(merge_records(record, None), PlayerSettings())
+    target = target_for_player(player)
+    assert (target.host, target.fallback_hosts) == ("192.0.2.5", ("fd00::5",))

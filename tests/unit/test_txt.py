@@ -27,6 +27,7 @@ from airplay_provider.protocol.txt import (
     parse_flags,
     parse_service,
     player_id_from_mac,
+    rank_addresses,
     supports_airplay2,
 )
 
@@ -476,3 +477,38 @@ def test_mac_with_a_trailing_newline_is_refused(text: str) -> None:
 
     with pytest.raises(TxtError):
         normalize_mac(text)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "networks", "expected"),
+    [
+        # seen on 10.1.0.0/16: its address there leads, the other link's next, IPv6 last
+        (["192.0.2.5", "2001:db8::5", "10.1.2.3"], ["10.1.0.1/16"],
+         ("10.1.2.3", "192.0.2.5", "2001:db8::5")),
+        # an on-link IPv6 address beats an IPv4 address on another link
+        (["192.0.2.5", "fd00::5"], ["fd00::2/64"], ("fd00::5", "192.0.2.5")),
+        (["192.0.2.5", "2001:db8::5"], [], ("192.0.2.5", "2001:db8::5")),
+        (["::1", "127.0.0.2", "127.0.0.1"], [], ("127.0.0.2", "127.0.0.1", "::1")),
+        (["127.0.0.1", "192.0.2.5", "fe80::1"], ["127.0.0.1/8"], ("192.0.2.5",)),  # never ourselves
+        (["192.0.2.5", "192.0.2.5"], ["not a network"], ("192.0.2.5",)),
+    ],
+)  # fmt: skip
+def test_rank_addresses_puts_the_link_the_service_was_seen_on_first(
+    addresses: list[str], networks: list[str], expected: tuple[str, ...]
+) -> None:
+    assert rank_addresses(addresses, networks) == expected
+    assert choose_address(addresses, networks) == expected[0]
+
+
+def test_merged_record_keeps_the_other_addresses_as_fallbacks() -> None:
+    record = parse_service(
+        RAOP_SERVICE_TYPE,
+        f"AABBCCDDEEFF@Hall.{RAOP_SERVICE_TYPE}",
+        port=5000,
+        addresses=["192.0.2.5", "fd00::5", "10.1.2.3"],
+        properties={"am": "AirPort10,115"},
+    )
+    device = merge_records(record, None, ["10.1.0.1/16"])
+    assert device.address == "10.1.2.3"
+    assert device.fallback_addresses == ("192.0.2.5", "fd00::5")
+    assert merge_records(record, None).address == "192.0.2.5"
