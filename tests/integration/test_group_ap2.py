@@ -9,13 +9,9 @@ from typing import Any
 
 from group_helpers import flow_source
 
+from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import (
-    AP2_EXTRA_LEAD_S,
-    RESUME_LEAD_S,
-    StreamSession,
-    _resume_lead_s,
-)
+from airplay_provider.session import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
 from airplay_provider.streamers import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
 from tests.receivers.ap2_receiver import Ap2Receiver
@@ -43,9 +39,9 @@ async def test_ap2_member_loses_nothing_at_the_start() -> None:
         finally:
             await session.stop()
         (member,) = session.departed
-        stats = member.streamer.last("stats")
+        stats = member.streamer.last(Stats)
         assert stats is not None
-        assert stats["late"] == "0"
+        assert stats.late == 0
         assert receiver.session is not None
         segment = receiver.session.segments[-1]
         assert_audio_delivered(segment.pcm(), signal, tolerance_lsb=0)
@@ -56,5 +52,5 @@ def test_ap2_members_get_more_room_before_the_start_instant() -> None:
         return SimpleNamespace(target=StreamTarget(name="x", host="h", port=1, protocol=protocol))
 
     raop, ap2 = member(StreamingProtocol.RAOP), member(StreamingProtocol.AIRPLAY2)
-    assert _resume_lead_s([raop]) == RESUME_LEAD_S
-    assert _resume_lead_s([raop, ap2]) == RESUME_LEAD_S + AP2_EXTRA_LEAD_S
+    assert _ap2_extra_lead_s([raop]) == 0.0
+    assert _ap2_extra_lead_s([raop, ap2]) == AP2_EXTRA_LEAD_S
