@@ -29,10 +29,11 @@ from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, id
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.protocol.streamer_status import Stats
+from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
+from airplay_provider.session_rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
@@ -99,9 +100,17 @@ def progress_line(
     total = f" / {_clock(duration)}" if duration else ""
     states = []
     gone = {m.key: m for m in session.departed}
+    now = asyncio.get_running_loop().time()
     for player in players:
         member = session.members.get(player.player_id) or gone.get(player.player_id)
         state = member.state.value if member is not None else "starting"
+        rejoin = session.rejoins.get(player.player_id)
+        if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
+            state = f"{state} (receiver gone)"
+        if rejoin is not None and player.player_id not in session.members:
+            state += f", {rejoin.describe(now)}"
+        elif rejoin is not None and rejoin.state is RejoinState.REJOINED:
+            state += " (rejoined)"
         states.append(f"{player.name}: {state}")
     return f"{position}{total}  " + "  ".join(states)
 

@@ -68,6 +68,7 @@ class RaopEmulator:
         resend_interval: float = 0.1,
         idle_timeout: float = 60.0,
         legacy_accessory: LegacyAccessory | None = None,
+        port: int = 0,
     ) -> None:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError("the emulator binds loopback only")
@@ -84,7 +85,7 @@ class RaopEmulator:
             resend_interval=resend_interval,
             legacy_accessory=legacy_accessory,
         )
-        self.port = 0
+        self.port = port  # the RTSP port (0: any free one)
         self._udp: dict[UdpSocket, asyncio.DatagramTransport] = {}
         self._server: asyncio.Server | None = None
         self._writers: dict[int, asyncio.StreamWriter] = {}
@@ -143,7 +144,7 @@ class RaopEmulator:
                 self._udp[kind] = transport
                 ports.append(transport.get_extra_info("sockname")[1])
             self.core.ports = (ports[0], ports[1], ports[2])
-            self._server = await asyncio.start_server(self._serve_client, self.host, 0)
+            self._server = await asyncio.start_server(self._serve_client, self.host, self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             self._ticker = asyncio.create_task(self._tick(), name="raop-emulator-tick")
         except BaseException:
@@ -158,6 +159,19 @@ class RaopEmulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def kill(self, *, rtsp: bool = True, udp: bool = True) -> None:
+        """Vanish as a killed receiver does: its sockets closed at once, nothing said (the
+        kernel then refuses the sender's packets); `close` afterwards cleans up. `rtsp`/`udp`
+        False keeps that side alive (one sign of death at a time)."""
+        if rtsp:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers.values()):
+                writer.transport.abort()
+        if udp:
+            for transport in self._udp.values():
+                transport.abort()
 
     async def close(self) -> None:
         """Close the server, every client connection, every socket and task."""
