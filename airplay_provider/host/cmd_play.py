@@ -95,7 +95,7 @@ async def find_players(
 def progress_line(
     session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
 ) -> str:
-    """`1:02 / 3:45  Kitchen: playing  Office: playing`."""
+    """`1:02 / 3:45  Kitchen: playing  Office: failed (receiver gone), rejoining in 4 s`."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
@@ -107,10 +107,11 @@ def progress_line(
         rejoin = session.rejoins.get(player.player_id)
         if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
             state = f"{state} (receiver gone)"
-        if rejoin is not None and player.player_id not in session.members:
-            state += f", {rejoin.describe(now)}"
-        elif rejoin is not None and rejoin.state is RejoinState.REJOINED:
-            state += " (rejoined)"
+        if rejoin is not None and rejoin.state is not RejoinState.HALTED:
+            if player.player_id not in session.members:
+                state += f", {rejoin.describe(now)}"
+            elif rejoin.state is RejoinState.REJOINED:
+                state += " (rejoined)"
         states.append(f"{player.name}: {state}")
     return f"{position}{total}  " + "  ".join(states)
 
@@ -283,15 +284,16 @@ async def _follow(
     title = session.metadata.title if session.metadata else None
     print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
     tty = out.isatty()
-    last_print = 0.0
+    last_print, last_states = 0.0, ""
     while not stop.is_set() and session.state is not SessionState.ENDED:
         line = progress_line(session, players, info.duration_s)
+        states = line.split("  ", 1)[-1]
         now = time.monotonic()
         if tty:
             print("\r" + line + "\x1b[K", end="", file=out, flush=True)
-        elif now - last_print >= 1.0:
+        elif now - last_print >= 1.0 or states != last_states:  # a change shows at once
             print(line, file=out, flush=True)
-            last_print = now
+            last_print, last_states = now, states
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)
     interrupted = stop.is_set()
