@@ -94,6 +94,7 @@ class RaopEmulator:
         self._ticker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._update = asyncio.Event()
+        self._closing = False
 
     # ------------------------------------------------------------------ what tests read
 
@@ -189,6 +190,7 @@ class RaopEmulator:
                 await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
             self._server = None
         if self._ticker is not None:
+            self._closing = True
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
@@ -253,7 +255,7 @@ class RaopEmulator:
 
     async def _tick(self) -> None:
         """Send timing requests and resend retries when the core says they are due."""
-        while True:
+        while not self._closing:  # (on 3.11, wait_for can swallow the cancel: see `close`)
             self._send(self.core.poll(time.time()))
             deadline = self.core.next_deadline()
             delay = _MAX_IDLE_WAIT if deadline is None else deadline - time.time()
