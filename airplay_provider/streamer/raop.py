@@ -312,9 +312,12 @@ class RaopStreamer:
         assert self.timing is not None
         assert self.audio_addr is not None
         family = socket.AF_INET6 if ":" in self.audio_addr[0] else socket.AF_INET
-        self.audio = AudioSender(
-            open_udp_socket(family, self.opts.bind_address), self.audio_addr, self._port_refused
-        )
+        try:
+            self.audio = AudioSender(
+                open_udp_socket(family, self.opts.bind_address), self.audio_addr, self._port_refused
+            )
+        except OSError as exc:
+            raise StreamerError(ErrorCode.OS_ERROR, f"audio socket: {exc}") from exc
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.timing.answered.wait(), TIMING_WAIT_S)
         if self.opts.ntpstart is None:

@@ -121,7 +121,11 @@ class AudioSender:
         self.addr = addr
         self._on_refused = on_refused
         self._loop = asyncio.get_running_loop()
-        sock.connect(addr)
+        try:
+            sock.connect(addr)
+        except OSError:
+            sock.close()
+            raise
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._closed = False
 
