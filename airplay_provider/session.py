@@ -559,9 +559,15 @@ class StreamSession:
             join = await self.add_member(target)
         except SessionError as exc:
             return str(exc)
-        if join.error is None:
-            self.logger.info("%s rejoined at session frame %d", target.name, join.offset)
-        return join.error
+        if join.error is not None:
+            return join.error
+        if self.rejoins[target.key].halt.is_set():  # removed on purpose while it connected
+            member = self.members.get(target.key)
+            if member is not None:
+                await self._remove(member, graceful=True)
+            return "removed while it rejoined"
+        self.logger.info("%s rejoined at session frame %d", target.name, join.offset)
+        return None
 
     def _check_end(self) -> None:
         if self._stopping or self.state in (SessionState.IDLE, SessionState.STARTING):
@@ -679,7 +685,8 @@ class StreamSession:
         for rejoin in self.rejoins.values():
             rejoin.halt.set()
         helpers = [t for t in self._helpers if t is not current]  # removals: let them finish
-        helpers += self._rejoining  # a join under way ends by itself (it sees `_stopping`)
+        # A join under way ends by itself (it sees `_stopping`): no cancel midway, no leak.
+        helpers += [t for t in self._rejoining if t is not current]
         for task in (*owned, *helpers):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):

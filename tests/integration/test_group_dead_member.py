@@ -111,3 +111,28 @@ async def test_a_member_removed_on_purpose_stops_rejoining() -> None:
         assert "b" not in session.members
         await session.stop()
     assert not any(alive(pid) for pid in member_pids(session))
+
+
+async def test_a_member_removed_while_it_rejoins_does_not_come_back() -> None:
+    signal_pcm = test_signal(6.0, seed=53)
+    async with RaopEmulator() as emu_a:
+        emu_b = RaopEmulator()
+        await emu_b.__aenter__()
+        session = StreamSession(flow_source(signal_pcm), rejoin_delays_s=(0.3,))
+        await session.start([raop_target("a", emu_a.port), raop_target("b", emu_b.port)])
+        await asyncio.sleep(1.0)
+        gone = when(session, lambda: failed(session, "b") is not None)
+        emu_b.kill()
+        await asyncio.wait_for(gone, 5.0)
+        await emu_b.close()
+        rejoin = session.rejoins["b"]
+        async with RaopEmulator(port=emu_b.port) as emu_b2:
+            await asyncio.wait_for(when(session, lambda: rejoin.state is RejoinState.TRYING), 5)
+            await session.remove_member("b")  # while it connects
+            await asyncio.wait_for(when(session, lambda: not rejoin.active), 10)
+            assert rejoin.state is RejoinState.HALTED
+            assert "b" not in session.members
+            await emu_b2.wait_for(lambda core: core.teardown_at is not None, 5)
+        assert session.members.keys() == {"a"}
+        await session.stop()
+    assert not any(alive(pid) for pid in member_pids(session))
