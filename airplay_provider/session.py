@@ -42,6 +42,7 @@ from airplay_provider.session_member import (
     MemberState,
     SessionMember,
 )
+from airplay_provider.session_rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
 from airplay_provider.session_timing import (
     FEED_PIECE_S,
     FLOW_FRAME_BYTES,
@@ -162,8 +163,11 @@ class StreamSession:
         ahead_s: float = AHEAD_S,
         logger: logging.Logger | None = None,
         launcher: ForkServer | None = None,
+        rejoin_delays_s: Sequence[float] = REJOIN_DELAYS_S,
     ) -> None:
         self.source = source
+        self.rejoin_delays_s = tuple(rejoin_delays_s)
+        self.rejoins: dict[str, Rejoin] = {}  # members whose receiver went away (latest each)
         self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
         self.lead = lead or DEFAULT_LEAD
         self.ahead_s = ahead_s
@@ -190,6 +194,7 @@ class StreamSession:
         self._space = asyncio.Event()
         self._ended = asyncio.Event()
         self._helpers: set[asyncio.Task[None]] = set()
+        self._rejoining: set[asyncio.Task[None]] = set()
         self._reader: asyncio.Task[None] | None = None
         self._fanout: asyncio.Task[None] | None = None
         self._progress: asyncio.Task[None] | None = None
@@ -504,7 +509,7 @@ class StreamSession:
         join = await self._launch(member)
         if join.error is not None:
             return join
-        if self.state is not SessionState.PLAYING or target.key in self.members:
+        if self._stopping or self.state is not SessionState.PLAYING or target.key in self.members:
             await member.stop(graceful=True)  # paused, ended or joined twice meanwhile
             join.error = f"session became {self.state} while {target.name} connected"
             return join
@@ -530,9 +535,16 @@ class StreamSession:
         return join
 
     async def remove_member(self, key: str) -> None:
-        """Stop one member (TEARDOWN); the others go on untouched."""
+        """Stop one member (TEARDOWN); the others go on untouched. A member on its way back
+        (its receiver went away) stops trying."""
+        rejoin = self.rejoins.get(key)
+        rejoining = rejoin is not None and rejoin.active
+        if rejoin is not None:
+            rejoin.halt.set()
         member = self.members.get(key)
         if member is None:
+            if rejoining:
+                return
             raise SessionError(f"{key} is not a member")
         await self._remove(member, graceful=True)
 
@@ -550,8 +562,41 @@ class StreamSession:
                 "%s removed: %s", member.target.name, member.error, extra={MEMBER_FAILURE: True}
             )
             self._spawn(self._remove(member, graceful=False))
+            if member.error_code in REJOIN_CODES:
+                self._start_rejoin(member.target)
         self._notify()
         self._check_end()
+
+    def _start_rejoin(self, target: StreamTarget) -> None:
+        """Bring a member whose receiver went away back by itself (session_rejoin.py)."""
+        current = self.rejoins.get(target.key)
+        if self._stopping or not self.rejoin_delays_s or (current and current.active):
+            return
+        rejoin = self.rejoins[target.key] = Rejoin(target)
+        task = asyncio.create_task(
+            climb(rejoin, self.rejoin_delays_s, self._rejoin_attempt, self._notify),
+            name=f"rejoin-{target.key}",
+        )
+        self._rejoining.add(task)
+        task.add_done_callback(self._rejoining.discard)
+
+    async def _rejoin_attempt(self, target: StreamTarget) -> str | None:
+        """One late join of a member that went away; None when it is back, else why not."""
+        if self._stopping or self.state is not SessionState.PLAYING:
+            return f"session is {self.state}"
+        try:
+            join = await self.add_member(target)
+        except SessionError as exc:
+            return str(exc)
+        if join.error is not None:
+            return join.error
+        if self.rejoins[target.key].halt.is_set():  # removed on purpose while it connected
+            member = self.members.get(target.key)
+            if member is not None:
+                await self._remove(member, graceful=True)
+            return "removed while it rejoined"
+        self.logger.info("%s rejoined at session frame %d", target.name, join.offset)
+        return None
 
     def _check_end(self) -> None:
         if self._stopping or self.state in (SessionState.IDLE, SessionState.STARTING):
@@ -666,7 +711,11 @@ class StreamSession:
         owned = [t for t in tasks if t is not None and t is not current]
         for task in owned:
             task.cancel()
+        for rejoin in self.rejoins.values():
+            rejoin.halt.set()
         helpers = [t for t in self._helpers if t is not current]  # removals: let them finish
+        # A join under way ends by itself (it sees `_stopping`): no cancel midway, no leak.
+        helpers += [t for t in self._rejoining if t is not current]
         for task in (*owned, *helpers):
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -24,6 +24,7 @@ from typing import Final
 
 from airplay_provider.protocol.streamer_status import (
     Error,
+    ErrorCode,
     Exit,
     Paused,
     StartFields,
@@ -82,6 +83,7 @@ class SessionMember:
         self.offset = offset
         self.state = MemberState.CONNECTING
         self.error: str | None = None
+        self.error_code: ErrorCode | str | None = None  # the streamer's, when it gave one
         self.start_ntp = 0
         self.paused_frame: int | None = None  # session frame to resume from
         self.on_change = on_change
@@ -246,6 +248,10 @@ class SessionMember:
             self._paused.set()
         elif isinstance(event, Error):
             self.error = event.message or event.code or "streamer error"
+            self.error_code = event.code
+            if event.code == ErrorCode.RECEIVER_GONE:
+                self._fail(self.error)  # now, not when the process is reaped
+                return
         elif isinstance(event, Exit) and not self.ended:
             clean = event.code == 0 and self._input_closed
             if clean:

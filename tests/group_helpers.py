@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from array import array
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.session import StreamSession
@@ -43,6 +43,19 @@ async def flow_source(
         if stall_after_s is not None and offset == int(stall_after_s * 44100) * 8:
             await asyncio.sleep(stall_s)
         yield flow[offset : offset + step]
+
+
+def when(session: StreamSession, predicate: Callable[[], bool]) -> asyncio.Future[None]:
+    """Resolves the moment a session listener sees `predicate()` hold (checked at once too)."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def listener(_session: StreamSession) -> None:
+        if not future.done() and predicate():
+            future.set_result(None)
+
+    session.listeners.append(listener)
+    listener(session)
+    return future
 
 
 def raop_target(name: str, port: int, **kwargs: object) -> StreamTarget:

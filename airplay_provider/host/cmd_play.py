@@ -36,10 +36,11 @@ from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.protocol.streamer_status import Stats
+from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
 from airplay_provider.session_players import PlaybackError
+from airplay_provider.session_rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
@@ -123,14 +124,23 @@ async def find_players(
 def progress_line(
     session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
 ) -> str:
-    """`1:02 / 3:45  Kitchen: playing  Office: playing`."""
+    """`1:02 / 3:45  Kitchen: playing  Office: failed (receiver gone), rejoining in 4 s`."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
     gone = {m.key: m for m in session.departed}
+    now = asyncio.get_running_loop().time()
     for player in players:
         member = session.members.get(player.player_id) or gone.get(player.player_id)
         state = member.state.value if member is not None else "starting"
+        rejoin = session.rejoins.get(player.player_id)
+        if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
+            state = f"{state} (receiver gone)"
+        if rejoin is not None and rejoin.state is not RejoinState.HALTED:
+            if player.player_id not in session.members:
+                state += f", {rejoin.describe(now)}"
+            elif rejoin.state is RejoinState.REJOINED:
+                state += " (rejoined)"
         states.append(f"{player.name}: {state}")
     return f"{position}{total}  " + "  ".join(states)
 
@@ -302,18 +312,19 @@ async def _follow(
     title = session.metadata.title if session.metadata else None
     print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
     tty = out.isatty()
-    last_print = 0.0
+    last_print, last_states = 0.0, ""
     reported: set[str] = set()
     stop.armed = True  # from now on a signal stops playback here, gently
     while not stop.is_set() and session.state is not SessionState.ENDED:
         _report_failures(session, reported, out, tty)
         line = progress_line(session, players, info.duration_s)
+        states = line.split("  ", 1)[-1]
         now = time.monotonic()
         if tty:
             print("\r" + line + "\x1b[K", end="", file=out, flush=True)
-        elif now - last_print >= 1.0:
+        elif now - last_print >= 1.0 or states != last_states:  # a change shows at once
             print(line, file=out, flush=True)
-            last_print = now
+            last_print, last_states = now, states
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.25)
     interrupted = stop.is_set()

@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_HOST = "unknown_host"
     CONNECT_FAILED = "connect_failed"
     CONNECTION_LOST = "connection_lost"
+    RECEIVER_GONE = "receiver_gone"  # closed its RTSP connection or its audio port mid-stream
     BAD_RESPONSE = "bad_response"
     # the receiver's answers
     FORBIDDEN = "forbidden"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.backlog import Backlog, SentPacket
+from airplay_provider.protocol.liveness import ReceiverWatch
 from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packet
 from airplay_provider.protocol.rtsp import parse_transport
 from airplay_provider.protocol.schedule import Timeline
@@ -60,6 +61,7 @@ from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.status import JitterStats, StatusWriter
 from airplay_provider.streamer.udp_services import (
     Address,
+    AudioSender,
     ControlChannel,
     TimingResponder,
     open_udp_socket,
@@ -76,6 +78,7 @@ TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request 
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
 KEEPALIVE_S = 25.0
 STATS_EVERY_S = 5.0
+WATCH_EVERY_S = 0.1  # how often the RTSP connection is checked for a receiver gone
 
 
 class RaopStreamer:
@@ -109,6 +112,9 @@ class RaopStreamer:
         self.control_addr: Address | None = None
         self.timing: TimingResponder | None = None
         self.control: ControlChannel | None = None
+        self.audio: AudioSender | None = None
+        self.watch = ReceiverWatch()
+        self.gone: str | None = None  # why the receiver is surely gone (protocol/liveness.py)
         self.pacer = Pacer(self.timeline, self.clock)
         self.last_sync_mono = 0.0
         self.started_at_mono = 0.0
@@ -159,6 +165,8 @@ class RaopStreamer:
             self.timing.endpoint.close()
         if self.control is not None:
             self.control.endpoint.close()
+        if self.audio is not None:
+            self.audio.close()
 
     def spawn(self, coro: Coroutine[object, object, None]) -> None:
         """Run a background coroutine, keeping a reference until it ends."""
@@ -304,13 +312,23 @@ class RaopStreamer:
     async def stream(self) -> None:
         """Send audio until end of input (then drain) or STOP."""
         assert self.timing is not None
+        assert self.audio_addr is not None
+        family = socket.AF_INET6 if ":" in self.audio_addr[0] else socket.AF_INET
+        try:
+            self.audio = AudioSender(
+                open_udp_socket(family, self.opts.bind_address), self.audio_addr, self._port_refused
+            )
+        except OSError as exc:
+            raise StreamerError(ErrorCode.OS_ERROR, f"audio socket: {exc}") from exc
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.timing.answered.wait(), TIMING_WAIT_S)
         if self.opts.ntpstart is None:
             self.pacer.place_start(None)  # sample 0 counts from now, after the timing wait
         loop = asyncio.get_running_loop()
         self.started_at_mono = loop.time()
+        self.watch.restarted(self.started_at_mono)
         self.spawn(self._periodic())
+        self.spawn(self._watch_rtsp())
         while not self.stopping:
             if self.paused:
                 await self._sleep(None)
@@ -332,6 +350,33 @@ class RaopStreamer:
         if not self.stopping:
             self.status.emit(Eof(self.next_sample))
             await self._drain()
+        if self.gone is not None:
+            raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
+
+    # ---- a receiver gone (protocol/liveness.py decides) ----------------------------------------
+
+    async def _watch_rtsp(self) -> None:
+        """Between requests, a closed or reset RTSP connection means the receiver is gone."""
+        while not self.stopping:
+            await asyncio.sleep(WATCH_EVERY_S)
+            rtsp = self.rtsp
+            lost = rtsp.lost() if rtsp is not None and not self.stopping else None
+            if lost is not None:
+                self._receiver_gone(self.watch.rtsp_lost(reset=lost == "reset"))
+
+    def _port_refused(self) -> None:
+        """ICMP port unreachable for our audio."""
+        if self.stopping:
+            return
+        verdict = self.watch.port_refused(asyncio.get_running_loop().time())
+        if verdict is not None:
+            self._receiver_gone(verdict)
+
+    def _receiver_gone(self, why: str) -> None:
+        if self.gone is None and not self.stopping:
+            self.gone = why
+            self.status.log(why, level=1)
+            self.stop()
 
     def _interrupted(self) -> bool:
         """True when a command paused or stopped the stream meanwhile."""
@@ -391,15 +436,14 @@ class RaopStreamer:
         return None
 
     def _send_packet(self, pcm: bytes) -> None:
-        assert self.control is not None
-        assert self.audio_addr is not None
+        assert self.audio is not None
         first = self.pacer.first_packet
         loop_now = asyncio.get_running_loop().time()
         if first or loop_now - self.last_sync_mono >= self._sync_interval(loop_now):
             self._send_sync(first=first)
             self.last_sync_mono = loop_now
         wire = self._build_wire(pcm, marker=first)
-        if not self.control.endpoint.send(wire, self.audio_addr):
+        if not self.audio.send(wire):
             self.stats["send_errors"] += 1
         self.backlog.add(
             SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
@@ -551,6 +595,7 @@ class RaopStreamer:
         # The flush discarded everything before `_resume_rtp`: the pre-roll starts there.
         self.pacer.resume(at_ntp, self._resume_rtp)
         self.started_at_mono = asyncio.get_running_loop().time()
+        self.watch.restarted(self.started_at_mono)
         self.status.log(f"Re-started at : sample {resume_sample}")
         self._wake()
 

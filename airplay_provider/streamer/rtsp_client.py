@@ -173,6 +173,20 @@ class RtspClient:
                 ErrorCode.CONNECTION_LOST, f"{method}: connection lost: {exc}"
             ) from exc
 
+    def lost(self) -> str | None:
+        """Between requests: "closed" when the receiver closed the connection (EOF), "reset"
+        when it reset it; None while it is open (or a request is running: that one reports)."""
+        if self._lock.locked():
+            return None
+        reader = self.connection.reader
+        if reader.exception() is not None:
+            return "reset"
+        if reader.at_eof():
+            return "closed"
+        if self.connection.writer.transport.is_closing():
+            return "reset"
+        return None
+
     async def close(self) -> None:
         """Close the connection (bounded wait)."""
         await self.connection.close(1.0)

@@ -109,3 +109,52 @@ class ControlChannel:
         except RtpError:
             return
         self._on_resend(request.first_seq, request.count, addr)
+
+
+class AudioSender:
+    """The socket audio leaves by, connected to the receiver's audio port: the kernel then
+    reports an ICMP "port unreachable" for it (a refused send or receive) — a sign the receiver
+    is gone; `on_refused` is called for each one."""
+
+    def __init__(self, sock: socket.socket, addr: Address, on_refused: Callable[[], None]) -> None:
+        self.sock = sock
+        self.addr = addr
+        self._on_refused = on_refused
+        self._loop = asyncio.get_running_loop()
+        try:
+            sock.connect(addr)
+        except OSError:
+            sock.close()
+            raise
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._closed = False
+
+    def _on_readable(self) -> None:
+        for _ in range(64):  # a pending error makes the socket readable; nothing else arrives
+            try:
+                self.sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionRefusedError:
+                self._on_refused()
+            except OSError:
+                return
+
+    def send(self, data: bytes) -> bool:
+        """Send one datagram to the audio port; False when the kernel refused it."""
+        try:
+            self.sock.send(data)
+        except ConnectionRefusedError:
+            self._on_refused()
+            return False
+        except (BlockingIOError, InterruptedError, OSError):
+            return False
+        return True
+
+    def close(self) -> None:
+        """Stop reading and close the socket."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()

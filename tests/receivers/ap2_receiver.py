@@ -191,8 +191,9 @@ class Ap2Receiver:
         """Close everything (bounded)."""
         for task in list(self._tasks):
             task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.wait(list(self._tasks) or [asyncio.sleep(0)], timeout=2.0)
+        if self._tasks:  # (asyncio.wait refuses an empty set, and a bare coroutine)
+            with contextlib.suppress(Exception):
+                await asyncio.wait(list(self._tasks), timeout=2.0)
         if self._event_server is not None:
             self._event_server.close()
         await self.emulator.stop()

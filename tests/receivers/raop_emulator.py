@@ -68,6 +68,7 @@ class RaopEmulator:
         resend_interval: float = 0.1,
         idle_timeout: float = 60.0,
         legacy_accessory: LegacyAccessory | None = None,
+        port: int = 0,
     ) -> None:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError("the emulator binds loopback only")
@@ -84,7 +85,7 @@ class RaopEmulator:
             resend_interval=resend_interval,
             legacy_accessory=legacy_accessory,
         )
-        self.port = 0
+        self.port = port  # the RTSP port (0: any free one)
         self._udp: dict[UdpSocket, asyncio.DatagramTransport] = {}
         self._server: asyncio.Server | None = None
         self._writers: dict[int, asyncio.StreamWriter] = {}
@@ -93,6 +94,7 @@ class RaopEmulator:
         self._ticker: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._update = asyncio.Event()
+        self._closing = False
 
     # ------------------------------------------------------------------ what tests read
 
@@ -143,7 +145,7 @@ class RaopEmulator:
                 self._udp[kind] = transport
                 ports.append(transport.get_extra_info("sockname")[1])
             self.core.ports = (ports[0], ports[1], ports[2])
-            self._server = await asyncio.start_server(self._serve_client, self.host, 0)
+            self._server = await asyncio.start_server(self._serve_client, self.host, self.port)
             self.port = self._server.sockets[0].getsockname()[1]
             self._ticker = asyncio.create_task(self._tick(), name="raop-emulator-tick")
         except BaseException:
@@ -158,6 +160,19 @@ class RaopEmulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def kill(self, *, rtsp: bool = True, udp: bool = True) -> None:
+        """Vanish as a killed receiver does: its sockets closed at once, nothing said (the
+        kernel then refuses the sender's packets); `close` afterwards cleans up. `rtsp`/`udp`
+        False keeps that side alive (one sign of death at a time)."""
+        if rtsp:
+            if self._server is not None:
+                self._server.close()
+            for writer in list(self._writers.values()):
+                writer.transport.abort()
+        if udp:
+            for transport in self._udp.values():
+                transport.abort()
 
     async def close(self) -> None:
         """Close the server, every client connection, every socket and task."""
@@ -175,6 +190,7 @@ class RaopEmulator:
                 await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
             self._server = None
         if self._ticker is not None:
+            self._closing = True
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
             self._ticker = None
@@ -239,7 +255,7 @@ class RaopEmulator:
 
     async def _tick(self) -> None:
         """Send timing requests and resend retries when the core says they are due."""
-        while True:
+        while not self._closing:  # (on 3.11, wait_for can swallow the cancel: see `close`)
             self._send(self.core.poll(time.time()))
             deadline = self.core.next_deadline()
             delay = _MAX_IDLE_WAIT if deadline is None else deadline - time.time()

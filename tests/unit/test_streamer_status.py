@@ -81,6 +81,10 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
     ),
     (Error(ErrorCode.USAGE, 'bad "x"=y'), r'[STATUS] error code=usage message="bad \"x\"=y"'),
     (Error(ErrorCode.EMPTY_INPUT, ""), '[STATUS] error code=empty_input message=""'),
+    (
+        Error(ErrorCode.RECEIVER_GONE, "receiver gone: it closed the RTSP connection"),
+        '[STATUS] error code=receiver_gone message="receiver gone: it closed the RTSP connection"',
+    ),
     (Exit(0), "[STATUS] exit code=0"),
     (Metadata('Song = "A"', ""), r'[STATUS] metadata title="Song = \"A\"" artist=""'),
     (Metadata("Émilie", "Bob"), '[STATUS] metadata title="Émilie" artist=Bob'),
