@@ -74,7 +74,7 @@ async def test_group_of_two_receivers_agrees_within_one_frame() -> None:
         Ap2Receiver(features=NO_PTP_FEATURES) as first,
         Ap2Receiver(features=NO_PTP_FEATURES) as second,
     ):
-        _, start_ntp = ntp_in(1.2)
+        _, start_ntp = ntp_in(2.0)  # two cold streamers, started one after the other
         runs = [
             await Cliap2.start(address="127.0.0.1", port=rx.port, ntpstart=start_ntp)
             for rx in (first, second)

@@ -120,7 +120,7 @@ async def test_group_over_ptp_shares_one_grandmaster_and_agrees(tmp_path: Path) 
             _receiver(ns_a, ip_a, out_a) as (port_a, _),
             _receiver(ns_b, ip_b, out_b) as (port_b, _),
         ):
-            _, start_ntp = ntp_in(1.5)
+            _, start_ntp = ntp_in(2.5)  # two cold streamers + PTP lock, one after the other
             runs = [
                 await Cliap2.start(
                     address=ip, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV

@@ -123,7 +123,7 @@ async def test_volume_change_is_applied(start_shairport: StartShairport) -> None
 
 async def test_two_receivers_with_one_start_instant(start_shairport: StartShairport) -> None:
     first, second = await start_shairport("room1"), await start_shairport("room2")
-    start = ntp_in(1.2)
+    start = ntp_in(2.0)  # two cold streamers + the timing wait, with room for a loaded machine
     runs = await asyncio.gather(
         run_cliraop(first.port, SIGNAL_10S, ntpstart=start),
         run_cliraop(second.port, SIGNAL_10S, ntpstart=start),
