@@ -353,8 +353,12 @@ async def _follow(
 
 
 def _report_failures(session: StreamSession, reported: set[str], out: TextIO, tty: bool) -> None:
-    """One line per failed member, by name, when it fails (the core's warning is left out)."""
-    for member in session.departed:
+    """One line per failed member, by name, when it fails (the core's warning is left out).
+
+    A member whose receiver went away stays in the session while it waits to rejoin: it is
+    reported too, once.
+    """
+    for member in [*session.members.values(), *session.departed]:
         if member.state == "failed" and member.key not in reported:
             reported.add(member.key)
             prefix = "\r\x1b[K" if tty else ""

@@ -38,7 +38,7 @@ _PACKAGES = {
 _UDP_PORT_RANGE = 10
 _STOP_TIMEOUT = 3.0
 _POLL_INTERVAL = 0.02
-_UNIX_PATH_MAX = 100
+_UNIX_PATH_MAX = 99  # dbus-daemon's limit (sun_path is 108 bytes)
 
 # Process groups still alive; killed at interpreter exit if a lab never reached __aexit__.
 _LIVE_GROUPS: set[int] = set()
@@ -390,6 +390,7 @@ class ReceiverLab:
         self._parent_dir = workdir
         self._keep_files = keep_files
         self._dir: Path | None = None
+        self._socket_dir: Path | None = None
         self._dbus_address: str | None = None
         self._infra: list[_Process] = []
         self._receivers: dict[int, tuple[LocalReceiver, _Process]] = {}
@@ -453,7 +454,10 @@ class ReceiverLab:
         await self._shutdown()
 
     async def _start_dbus(self) -> None:
-        socket_path = self.directory / "dbus-system.sock"
+        # dbus-daemon takes at most 99 bytes of socket path; the lab's own directory may be
+        # deep (a test's tmp_path), so the socket lives in a short directory of its own.
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="aplab-", dir="/tmp"))
+        socket_path = self._socket_dir / "dbus.sock"
         if len(str(socket_path)) > _UNIX_PATH_MAX:
             raise ReceiverLabError(f"socket path too long for AF_UNIX: {socket_path}")
         config = self.directory / "dbus-system.conf"
@@ -593,3 +597,6 @@ class ReceiverLab:
         if self._dir is not None and not self._keep_files:
             shutil.rmtree(self._dir, ignore_errors=True)
         self._dir = None
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None

@@ -53,7 +53,7 @@ async def test_a_killed_receiver_shows_as_failed_within_a_second(tmp_path: Path)
         assert shown, out
         assert shown[0] - killed < 1.0, f"shown {shown[0] - killed:.2f} s after the kill\n{out}"
         assert any("rejoining in" in text for _, text in lines), out
-        assert f"{b}: receiver gone" in out  # the final report names the cause
+        assert f"{b} failed: receiver gone" in out  # one line names the player and the cause
         assert "done: 1 of 2 player(s) played to the end" in out
         got = emu_a.stream.reconstructed_pcm()[PREROLL_FRAMES * 4 :]
         assert got[: len(pcm)] == pcm  # the other receiver kept every frame
