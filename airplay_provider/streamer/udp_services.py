@@ -31,15 +31,33 @@ def open_udp_socket(family: int, bind_address: str | None) -> socket.socket:
     return sock
 
 
-class UdpEndpoint:
-    """A UDP socket read from the event loop with a per-datagram callback."""
+class _WatchedSocket:
+    """A UDP socket the event loop watches for readability (`_on_readable`); `close` undoes it."""
 
-    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes, Address], None]) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self._on_datagram = on_datagram
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self._closed = False
+
+    def _on_readable(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop reading and close the socket."""
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+
+
+class UdpEndpoint(_WatchedSocket):
+    """A UDP socket read from the event loop with a per-datagram callback."""
+
+    def __init__(self, sock: socket.socket, on_datagram: Callable[[bytes, Address], None]) -> None:
+        self._on_datagram = on_datagram
+        super().__init__(sock)
 
     @property
     def port(self) -> int:
@@ -63,14 +81,6 @@ class UdpEndpoint:
         except (BlockingIOError, InterruptedError, OSError):
             return False
         return True
-
-    def close(self) -> None:
-        """Stop reading and close the socket."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
 
 
 class TimingResponder:
@@ -111,23 +121,20 @@ class ControlChannel:
         self._on_resend(request.first_seq, request.count, addr)
 
 
-class AudioSender:
+class AudioSender(_WatchedSocket):
     """The socket audio leaves by, connected to the receiver's audio port: the kernel then
     reports an ICMP "port unreachable" for it (a refused send or receive) — a sign the receiver
     is gone; `on_refused` is called for each one."""
 
     def __init__(self, sock: socket.socket, addr: Address, on_refused: Callable[[], None]) -> None:
-        self.sock = sock
         self.addr = addr
         self._on_refused = on_refused
-        self._loop = asyncio.get_running_loop()
         try:
             sock.connect(addr)
         except OSError:
             sock.close()
             raise
-        self._loop.add_reader(sock.fileno(), self._on_readable)
-        self._closed = False
+        super().__init__(sock)
 
     def _on_readable(self) -> None:
         for _ in range(64):  # a pending error makes the socket readable; nothing else arrives
@@ -150,11 +157,3 @@ class AudioSender:
         except (BlockingIOError, InterruptedError, OSError):
             return False
         return True
-
-    def close(self) -> None:
-        """Stop reading and close the socket."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
