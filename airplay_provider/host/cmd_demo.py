@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import sys
 import time
@@ -27,6 +26,7 @@ from airplay_provider.host.receivers import (
     ReceiverLab,
     ReceiverLabError,
     ReceiverSpec,
+    lacks_root,
 )
 from airplay_provider.host.signals import run_interruptible
 from airplay_provider.protocol.timing import ntp_diff_ns, unix_ns_from_ntp
@@ -196,12 +196,7 @@ def _summary(  # noqa: PLR0917 - one call site, all positional by meaning
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Entry point of the subcommand."""
     out = out or sys.stdout
-    if os.geteuid() != 0:
-        print(
-            "demo needs root: it starts avahi-daemon in a private mount namespace (unshare) "
-            "with mDNS on loopback only; run it as root (e.g. sudo airplay-provider demo)",
-            file=sys.stderr,
-        )
+    if lacks_root("demo"):
         return 2
     if not 1.0 <= args.seconds <= 20.0:
         print("--seconds must be 1..20", file=sys.stderr)

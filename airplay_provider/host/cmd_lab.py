@@ -18,6 +18,7 @@ from airplay_provider.host.receivers import (
     ReceiverLab,
     ReceiverLabError,
     ReceiverSpec,
+    lacks_root,
 )
 from airplay_provider.host.signals import run_interruptible
 
@@ -93,12 +94,7 @@ async def lab(count: int, prefix: str, password: str | None, out: TextIO) -> int
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Entry point of the subcommand."""
     out = out or sys.stdout
-    if os.geteuid() != 0:
-        print(
-            "lab needs root: it starts avahi-daemon in a private mount namespace (unshare) "
-            "with mDNS on loopback only; run it as root (e.g. sudo airplay-provider lab)",
-            file=sys.stderr,
-        )
+    if lacks_root("lab"):
         return 2
     if not 1 <= args.receivers <= MAX_RECEIVERS:
         print(f"--receivers must be 1..{MAX_RECEIVERS}", file=sys.stderr)

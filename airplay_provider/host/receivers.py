@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -378,6 +379,18 @@ def _shairport_config(spec: ReceiverSpec, port: int, udp_base: int, metadata_pip
         "sessioncontrol = { session_timeout = 20; };\n"
         f"metadata = {{ {metadata} }};\n"
     )
+
+
+def lacks_root(command: str) -> bool:
+    """True (after telling the user why) when `command` cannot run the lab: it needs root."""
+    if os.geteuid() == 0:
+        return False
+    print(
+        f"{command} needs root: it starts avahi-daemon in a private mount namespace (unshare) "
+        f"with mDNS on loopback only; run it as root (e.g. sudo airplay-provider {command})",
+        file=sys.stderr,
+    )
+    return True
 
 
 class ReceiverLab:
