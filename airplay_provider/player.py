@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from music_assistant_models.enums import IdentifierType, PlaybackState, PlayerFeature, PlayerType
 from music_assistant_models.player import DeviceInfo, Player, PlayerMedia
 from music_assistant_models.unique_list import UniqueList
 
-from airplay_provider.config import PlayerSettings
+from airplay_provider.config import ConfigValidationError, PlayerSettings
 from airplay_provider.protocol.txt import (
     DeviceRecord,
     ProtocolUnavailableError,
@@ -30,6 +32,21 @@ BASE_FEATURES = frozenset(
         PlayerFeature.VOLUME_SET,
     }
 )
+
+
+def settings_from_values(
+    values: Mapping[str, object], name: str, logger: logging.Logger
+) -> PlayerSettings:
+    """A player's settings from its stored values; refused values give the defaults (warned).
+
+    The provider (what `play` streams with) and `discover` (what it shows) both read a
+    player's settings through here, so they agree on its protocol.
+    """
+    try:
+        return PlayerSettings.from_values(values)
+    except ConfigValidationError as err:
+        logger.warning("%s: stored setting refused (%s); defaults", name, err)
+        return PlayerSettings()
 
 
 @dataclass
@@ -54,7 +71,7 @@ class AirPlayPlayer:
         device: DeviceRecord,
         settings: PlayerSettings | None = None,
         *,
-        ap2_available: bool = False,
+        ap2_available: bool = True,
         volume_level: int = FALLBACK_VOLUME,
         enabled: bool | None = None,
     ) -> None:

@@ -16,7 +16,6 @@ from zeroconf.asyncio import AsyncZeroconf
 from airplay_provider.config import (
     CONF_ENABLED,
     CONF_MDNS_INTERFACES,
-    ConfigValidationError,
     PlayerSettings,
     parse_interfaces,
     player_config_entries,
@@ -25,7 +24,7 @@ from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.identity import new_dacp_id
 from airplay_provider.pairing import PairingManager
-from airplay_provider.player import AirPlayPlayer
+from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
     RAOP_SERVICE_TYPE,
@@ -48,7 +47,7 @@ class AirPlayProvider:
         self,
         host: ProviderHost,
         *,
-        ap2_available: bool = False,
+        ap2_available: bool = True,
         browse: bool = True,
         zeroconf: AsyncZeroconf | None = None,
         interfaces: list[str] | None = None,
@@ -188,14 +187,9 @@ class AirPlayProvider:
         if enabled is False:
             self.host.logger.debug("%s is disabled; not registering it", device.name)
             return
-        try:
-            settings = PlayerSettings.from_values(values)
-        except ConfigValidationError as err:
-            self.host.logger.warning("%s: stored setting refused (%s); defaults", device.name, err)
-            settings = PlayerSettings()
         player = AirPlayPlayer(
             device,
-            settings,
+            settings_from_values(values, device.name, self.host.logger),
             ap2_available=self.ap2_available,
             enabled=None if enabled is None else bool(enabled),
         )

@@ -5,21 +5,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from airplay_provider.config import PlayerSettings
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host.cli import add_interface_argument
-from airplay_provider.protocol.txt import (
-    DeviceRecord,
-    ProtocolUnavailableError,
-    StreamingProtocol,
-    choose_protocol,
-)
+from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.player import AirPlayPlayer, settings_from_values
+from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
 
 DEFAULT_TIMEOUT = 3.0
 _PROTOCOL_NAMES = {StreamingProtocol.RAOP: "raop", StreamingProtocol.AIRPLAY2: "airplay2"}
+_LOGGER = logging.getLogger("airplay_provider.discover")
+
+#: A player's settings by device (the user's stored ones; defaults when none).
+SettingsLookup = Callable[[DeviceRecord], PlayerSettings]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,20 +61,39 @@ async def collect_devices(
     return sorted(devices, key=lambda device: (device.name.lower(), device.player_id))
 
 
-def protocol_name(device: DeviceRecord, *, ap2_available: bool = False) -> str | None:
-    """``raop`` / ``airplay2`` as chosen on AUTO, or None when no route exists here."""
-    try:
-        return _PROTOCOL_NAMES[choose_protocol(device, ap2_available=ap2_available)]
-    except ProtocolUnavailableError:
-        return None
+def protocol_name(device: DeviceRecord, settings: PlayerSettings | None = None) -> str | None:
+    """``raop`` / ``airplay2``: what `play` streams with, given the player's `settings` (its
+    protocol setting, AUTO by default); None when no route exists here.
+
+    The answer is `AirPlayPlayer.protocol`, the very property the session's stream target is
+    built from.
+    """
+    protocol = AirPlayPlayer(device, settings).protocol
+    return None if protocol is None else _PROTOCOL_NAMES[protocol]
 
 
-def device_summary(device: DeviceRecord) -> dict[str, object]:
+def stored_settings(store: ConfigStore | None) -> SettingsLookup:
+    """Each player's settings as `play` reads them from the config `store` (None: defaults)."""
+
+    def lookup(device: DeviceRecord) -> PlayerSettings:
+        if store is None:
+            return PlayerSettings()
+        values = store.player_values(device.player_id)
+        return settings_from_values(values, device.name, _LOGGER)
+
+    return lookup
+
+
+def _defaults(device: DeviceRecord) -> PlayerSettings:
+    return PlayerSettings()
+
+
+def device_summary(device: DeviceRecord, settings: SettingsLookup = _defaults) -> dict[str, object]:
     """JSON-ready description of one receiver."""
     return {
         "player_id": device.player_id,
         "name": device.name,
-        "protocol": protocol_name(device),
+        "protocol": protocol_name(device, settings(device)),
         "airplay2_capable": device.supports_airplay2,
         "manufacturer": device.manufacturer,
         "model": device.model,
@@ -88,12 +110,12 @@ def device_summary(device: DeviceRecord) -> dict[str, object]:
     }
 
 
-def format_table(devices: Sequence[DeviceRecord]) -> str:
-    """Aligned columns: name, protocol, model, address, pairing."""
+def format_table(devices: Sequence[DeviceRecord], settings: SettingsLookup = _defaults) -> str:
+    """Aligned columns: name, protocol (the one `play` uses), model, address, pairing."""
     header = ("NAME", "PROTOCOL", "MODEL", "ADDRESS", "PAIRING")
     rows = [header]
     for device in devices:
-        protocol = (protocol_name(device) or "none").upper()
+        protocol = (protocol_name(device, settings(device)) or "none").upper()
         if device.supports_airplay2 and protocol != "AIRPLAY2":
             protocol += " (AP2-capable)"
         pairing = "required" if device.pairing_required else "no"
@@ -117,11 +139,20 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if args.timeout <= 0:
         print("--timeout must be a positive number of seconds", file=err)
         return 2
+    store: ConfigStore | None = ConfigStore()
+    try:
+        assert store is not None
+        store.load()
+    except ConfigStoreError as error:
+        print(f"warning: {error}; showing the protocols of default settings", file=err)
+        store = None
+    settings = stored_settings(store)
     devices = asyncio.run(collect_devices(args.interfaces, args.timeout))
     if args.json:
-        print(json.dumps([device_summary(device) for device in devices], indent=2), file=out)
+        summaries = [device_summary(device, settings) for device in devices]
+        print(json.dumps(summaries, indent=2), file=out)
     elif devices:
-        print(format_table(devices), file=out)
+        print(format_table(devices, settings), file=out)
     if not devices:
         where = ", ".join(args.interfaces) if args.interfaces else "all interfaces"
         print(f"No AirPlay receivers found within {args.timeout:g} s on {where}.", file=err)

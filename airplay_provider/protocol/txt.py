@@ -542,13 +542,14 @@ def choose_protocol(
     device: DeviceRecord,
     preference: ProtocolPreference = ProtocolPreference.AUTO,
     *,
-    ap2_available: bool = False,
+    ap2_available: bool = True,
 ) -> StreamingProtocol:
     """Pick the streaming protocol.
 
     AirPlay 2 when the user asked for it or (on AUTO) feature bit 38/48 is set, provided the
-    AirPlay 2 streamer exists here and the device has an `_airplay` service; RAOP otherwise.
-    A forced choice that is impossible falls back to the other protocol when that one works.
+    device has an `_airplay` service; RAOP otherwise. A forced choice that is impossible falls
+    back to the other protocol when that one works. `ap2_available=False` (a host without
+    `cliap2`; ours always has it) leaves AirPlay 2 out.
     """
     can_raop = device.raop is not None
     can_ap2 = ap2_available and device.airplay is not None

@@ -134,42 +134,33 @@ async def test_add_merge_address_change_and_removal(publisher: AsyncZeroconf) ->
         assert player_id not in discovery.devices
 
 
-async def test_discover_command_prints_json(publisher: AsyncZeroconf) -> None:
+async def test_discover_command_prints_json(publisher: AsyncZeroconf, tmp_path: Path) -> None:
     mac, name = unique_device()
+    player_id = "ap" + mac.lower()
     raop, airplay = fake_services(mac, name, "127.0.0.2")
     await publisher.async_register_service(raop)
     await publisher.async_register_service(airplay)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "airplay_provider.host.cli",
-        "discover",
-        "--interface",
-        "127.0.0.1",
-        "--json",
-        "--timeout",
-        "3",
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(30):
-            stdout, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
+    config_file = tmp_path / "config.json"
+    env = {**os.environ, "AIRPLAY_PROVIDER_CONFIG": str(config_file)}
+    net = ("--interface", "127.0.0.1", "--timeout", "3")
+    code, stdout, stderr = await run_cli("discover", *net, "--json", env=env)
+    assert code == 0, stderr
     found = {entry["player_id"]: entry for entry in json.loads(stdout)}
-    entry = found["ap" + mac.lower()]
+    entry = found[player_id]
     assert entry["name"] == name
-    assert entry["protocol"] == "raop"  # no AirPlay 2 streamer yet
+    assert entry["protocol"] == "airplay2"  # AUTO on an AirPlay 2 device: what `play` uses
     assert entry["airplay2_capable"] is True
     assert entry["model"] == "HomePod Mini"
     assert entry["address"] == "127.0.0.2"
     assert (entry["raop_port"], entry["airplay_port"]) == (5123, 7123)
     assert entry["pairing_required"] is True
+    # the user's per-player protocol setting is what discover shows, as play honours it
+    code, _, stderr = await run_cli("config", player_id, "airplay_protocol=raop", env=env)
+    assert code == 0, stderr
+    code, stdout, stderr = await run_cli("discover", *net, env=env)
+    assert code == 0, stderr
+    (row,) = [line for line in stdout.splitlines() if line.startswith(name)]
+    assert row[len(name) :].split()[:2] == ["RAOP", "(AP2-capable)"]
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

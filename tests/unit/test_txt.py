@@ -367,9 +367,9 @@ def homepod() -> DeviceRecord:
     )
 
 
-def test_protocol_auto_needs_the_ap2_streamer(homepod: DeviceRecord) -> None:
-    assert choose_protocol(homepod) is StreamingProtocol.RAOP
-    assert choose_protocol(homepod, ap2_available=True) is StreamingProtocol.AIRPLAY2
+def test_protocol_auto_is_airplay2_by_feature_bits(homepod: DeviceRecord) -> None:
+    assert choose_protocol(homepod) is StreamingProtocol.AIRPLAY2  # cliap2 is always here
+    assert choose_protocol(homepod, ap2_available=False) is StreamingProtocol.RAOP
 
 
 def test_protocol_forced_choices(homepod: DeviceRecord) -> None:
