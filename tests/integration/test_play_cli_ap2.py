@@ -16,6 +16,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.protocol.timing import volume_to_db
 from tests.audio import assert_audio_delivered, test_signal
+from tests.integration.test_group_mixed_ap2 import RequestLog
 from tests.integration.test_play_cli import run_cli, sample0_ntp, write_track
 from tests.integration.test_play_cli_stops import run
 from tests.receivers.ap2_receiver import Ap2Receiver
@@ -86,6 +87,7 @@ async def test_play_streams_airplay2_and_raop_members_in_sync_bit_exact(
         RaopEmulator() as raop,
     ):
         player_id = await announce_ap2(zeroconf, ap2, name)
+        log = RequestLog(ap2)
         code, out, err = await run(
             "discover", "--interface", HOST, "--json", "--timeout", "3", tmp_path=tmp_path
         )
@@ -116,5 +118,8 @@ async def test_play_streams_airplay2_and_raop_members_in_sync_bit_exact(
         assert abs(ap2_start - raop_start) <= FRAME_NS  # the same instant, within a frame
         assert session.volumes[0] == pytest.approx(volume_to_db(30), abs=1e-3)
         assert raop.core.volumes[0] == pytest.approx(volume_to_db(30), abs=1e-3)
-        assert session.metadata > 0
+        assert log.titles()[0] == "Sünny Test"  # again with the cover once extracted
+        artwork = [r.body for r in log.requests if r.headers.get("content-type") == "image/png"]
+        assert artwork  # the file's cover
+        assert artwork[0].startswith(b"\x89PNG")
         assert raop.core.metadata[0].text("minm") == "Sünny Test"
