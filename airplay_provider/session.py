@@ -27,13 +27,14 @@ import enum
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from airplay_provider.pcm_convert import flow_to_s16
-from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
+from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session_member import (
@@ -55,6 +56,7 @@ from airplay_provider.session_timing import (
     member_start_ntp,
     position_at,
     primed,
+    ptp_settle_wait_s,
     release_lead_s,
     resume_plan,
     start_instant,
@@ -354,6 +356,9 @@ class StreamSession:
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
+        connected = streamer.last(Connected)
+        timing = connected.timing if connected is not None else None
+        await asyncio.sleep(ptp_settle_wait_s(timing, streamer.connected_at, time.monotonic()))
         if streamer.connected_at is not None:
             join.connect_s = streamer.connected_at - streamer.spawned_at
             self.lead.record(join.connect_s, together)

@@ -28,6 +28,18 @@ LEAD_SAFETY_S: Final = 0.1
 INITIAL_CONNECT_S: Final = 0.25
 MIN_LEAD_S: Final = STREAMER_START_MARGIN_S + LEAD_SAFETY_S
 MAX_LEAD_S: Final = 10.0
+#: An AirPlay 2 receiver on PTP timing plays nothing until its PTP follower has taken our clock
+#: as master (shairport-sync 5 with nqptp: ~1.2 s after SETPEERS, measured; audio due earlier
+#: is dropped as out of date). A PTP member's first frame is due this long after `connected`.
+PTP_SETTLE_S: Final = 1.5
+
+
+def ptp_settle_wait_s(timing: str | None, connected_at: float | None, now: float) -> float:
+    """How long a member that reported `connected` (its `timing`, at monotonic
+    `connected_at`) must still be held before its receiver's clock follows ours."""
+    if timing != "ptp" or connected_at is None:
+        return 0.0
+    return max(0.0, connected_at + PTP_SETTLE_S - now)
 
 
 def concurrency_factor(members: int) -> float:

@@ -11,6 +11,7 @@ from airplay_provider.protocol.timing import ntp_add_frames, ntp_diff_ns
 from airplay_provider.session_timing import (
     LEAD_SAFETY_S,
     MIN_LEAD_S,
+    PTP_SETTLE_S,
     RAMP_RATE,
     RELEASE_LEAD_PER_MEMBER_S,
     RESUME_LEAD_S,
@@ -22,6 +23,7 @@ from airplay_provider.session_timing import (
     member_start_ntp,
     position_at,
     primed,
+    ptp_settle_wait_s,
     release_lead_s,
     resume_plan,
     start_instant,
@@ -156,3 +158,13 @@ def test_ahead_limit_ramps_from_the_start_to_the_full_lead() -> None:
     assert ahead_limit_s(0.9, 0.5, 2.5) == pytest.approx(0.9 + 0.5 * RAMP_RATE)
     assert ahead_limit_s(0.9, 10.0, 2.5) == pytest.approx(2.5)
     assert ahead_limit_s(0.9, -1.0, 2.5) == pytest.approx(0.9)  # clock steps never shrink it
+
+
+def test_a_ptp_member_is_held_until_its_receiver_follows_our_clock() -> None:
+    connected_at = 100.0
+    assert ptp_settle_wait_s("ptp", connected_at, 100.0) == PTP_SETTLE_S
+    assert ptp_settle_wait_s("ptp", connected_at, 100.4) == pytest.approx(PTP_SETTLE_S - 0.4)
+    assert ptp_settle_wait_s("ptp", connected_at, 100.0 + PTP_SETTLE_S + 0.1) == 0.0
+    assert ptp_settle_wait_s("ntp", connected_at, 100.0) == 0.0  # the receiver asks our clock
+    assert ptp_settle_wait_s(None, connected_at, 100.0) == 0.0  # RAOP: no timing field
+    assert ptp_settle_wait_s("ptp", None, 100.0) == 0.0
