@@ -157,6 +157,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
                 "syncs": slave.syncs,
                 "announces": slave.announces,
                 "offset_ns": slave.offset_ns,
+                "first_sync_local": slave.first_sync_local,  # wall-clock ns
                 "lock_s": (slave.locked_at_local - slave.first_sync_local) / 1e9
                 if slave.locked_at_local and slave.first_sync_local
                 else None,
