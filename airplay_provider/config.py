@@ -34,6 +34,7 @@ CONF_AIRPLAY_LATENCY: Final = "airplay_latency"
 CONF_RAOP_CREDENTIALS: Final = "raop_credentials"
 CONF_AIRPLAY_CREDENTIALS: Final = "airplay_credentials"
 CONF_IGNORE_VOLUME: Final = "ignore_volume"
+CONF_AIRPLAY2_TIMING: Final = "airplay2_timing"
 CONF_BROKEN_ALERT: Final = "broken_airplay"
 CONF_ENABLED: Final = "enabled"
 # Pairing config actions (Music Assistant style: start → PIN → finish; reset)
@@ -201,6 +202,23 @@ def player_config_entries(
             default_value=250,
             range=AIRPLAY_LATENCY_RANGE,
             description="Milliseconds of audio buffered for AirPlay 2 playback.",
+            category=CATEGORY,
+            advanced=True,
+        ),
+        ConfigEntry(
+            key=CONF_AIRPLAY2_TIMING,
+            type=ConfigEntryType.STRING,
+            label="AirPlay 2 clock",
+            default_value="auto",
+            required=False,
+            options=[
+                ConfigValueOption("Automatic (PTP, NTP if the device never follows)", "auto"),
+                ConfigValueOption("PTP only", "ptp"),
+                ConfigValueOption("NTP only (devices that advertise PTP but stay silent)", "ntp"),
+            ],
+            description="Timing protocol of AirPlay 2 streams (CLI words: auto, ptp, ntp).",
+            depends_on=CONF_AIRPLAY_PROTOCOL,
+            depends_on_value_not=int(ProtocolPreference.RAOP),
             category=CATEGORY,
             advanced=True,
         ),
@@ -482,6 +500,7 @@ class PlayerSettings:
     raop_credentials: str | None = None
     airplay_credentials: str | None = None
     ignore_volume: bool = False
+    airplay2_timing: str = "auto"
 
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> PlayerSettings:
@@ -506,6 +525,7 @@ class PlayerSettings:
             raop_credentials=_as_optional_str(pick(CONF_RAOP_CREDENTIALS)),
             airplay_credentials=_as_optional_str(pick(CONF_AIRPLAY_CREDENTIALS)),
             ignore_volume=bool(pick(CONF_IGNORE_VOLUME)),
+            airplay2_timing=str(pick(CONF_AIRPLAY2_TIMING)),
         )
 
 

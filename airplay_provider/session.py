@@ -23,20 +23,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import enum
 import logging
 import shutil
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from airplay_provider.pcm_convert import flow_to_s16
-from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
+from airplay_provider.protocol.ptp_readiness import ClockState
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.session_clock import describe_clock, hold_until_ready
 from airplay_provider.session_member import (
     CONNECT_TIMEOUT_S,
     S16_FRAME_BYTES,
@@ -56,7 +58,6 @@ from airplay_provider.session_timing import (
     member_start_ntp,
     position_at,
     primed,
-    ptp_settle_wait_s,
     release_lead_s,
     resume_plan,
     start_instant,
@@ -130,6 +131,8 @@ class JoinReport:
     connect_s: float | None = None
     error: str | None = None
     name: str = ""  # the player's name, for messages
+    #: The same player on NTP timing, when its receiver never followed our PTP clock.
+    fallback: StreamTarget | None = None
 
 
 @dataclass
@@ -277,6 +280,9 @@ class StreamSession:
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
+        if any(join.fallback for join in joins):
+            joins = await self._timing_fallbacks(list(joins))
+            members = list(self.members.values())
         # T only once the source has audio: a receiver with a short latency (AirPlay 2, 250 ms)
         # would otherwise get the first frames too late for their play time (they are skipped).
         with contextlib.suppress(TimeoutError):
@@ -309,6 +315,26 @@ class StreamSession:
         self._notify()
         self._check_end()
         return StartReport(self.start_ntp, lead_s, joins)
+
+    async def _timing_fallbacks(self, joins: list[JoinReport]) -> list[JoinReport]:
+        """Start members whose receiver never followed our PTP clock again on NTP timing, fed
+        the audio the first attempt had (the start is still priming: nothing played yet)."""
+        retries = [
+            j for j in joins if j.fallback is not None and j.fallback.key not in self.members
+        ]
+        if not retries or self._stopping:
+            return joins
+        members = []
+        for join in retries:
+            assert join.fallback is not None
+            member = self._new_member(join.fallback, offset=self.ring.start)
+            for chunk in self.ring.since(self.ring.start):
+                member.feed(chunk)
+            self.members[member.key] = member
+            members.append(member)
+        again = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
+        by_key = {join.key: join for join in again}
+        return [by_key.get(join.key, join) if join in retries else join for join in joins]
 
     async def _wait_primed(
         self, members: Sequence[SessionMember], frames: int, timeout: float
@@ -356,9 +382,16 @@ class StreamSession:
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
-        connected = streamer.last(Connected)
-        timing = connected.timing if connected is not None else None
-        await asyncio.sleep(ptp_settle_wait_s(timing, streamer.connected_at, time.monotonic()))
+        clock = await hold_until_ready(streamer)
+        if clock is not None:
+            self.logger.info(describe_clock(member.target.name, clock))
+        stalled = clock is not None and clock.state == ClockState.STALLED
+        if stalled and member.target.timing == "auto" and not member.ended:
+            # (a player set to PTP timing plays on anyway: it insists)
+            join.error = f"{member.target.name}: PTP clock stalled; retrying on NTP timing"
+            join.fallback = dataclasses.replace(member.target, timing="ntp")
+            await self._remove(member, graceful=False)
+            return join
         if streamer.connected_at is not None:
             join.connect_s = streamer.connected_at - streamer.spawned_at
             self.lead.record(join.connect_s, together)
@@ -512,6 +545,9 @@ class StreamSession:
             return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
         member = self._new_member(target, offset=0)
         join = await self._launch(member)
+        if join.fallback is not None and not self._stopping:
+            self.logger.info("%s", join.error)
+            return await self.add_member(join.fallback)
         if join.error is not None:
             return join
         if self._stopping or self.state is not SessionState.PLAYING or target.key in self.members:

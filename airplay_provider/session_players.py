@@ -74,6 +74,7 @@ def target_for_player(
         hostname=device.hostname,
         player_id=player.player_id,
         fallback_hosts=tuple(a for a in device.fallback_addresses if a != player.address),
+        timing=settings.airplay2_timing,
     )
 
 

@@ -74,6 +74,8 @@ class StreamTarget:
     extra_args: tuple[str, ...] = ()
     #: The receiver's other addresses, best first, tried when `host` does not answer.
     fallback_hosts: tuple[str, ...] = ()
+    #: AirPlay 2 clock: "auto" (PTP when advertised, NTP when it stalls), "ptp" or "ntp".
+    timing: str = "auto"
 
     @property
     def key(self) -> str:
@@ -172,6 +174,8 @@ def build_ap2_argv(
         argv += ["--auth", secrets["auth"]]
     if target.fallback_hosts:
         argv += ["--fallback_address", ",".join(target.fallback_hosts)]
+    if target.timing != "auto":
+        argv += ["--timing", target.timing]
     return [*argv, *target.extra_args]
 
 

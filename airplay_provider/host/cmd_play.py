@@ -39,6 +39,7 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
+from airplay_provider.session_clock import clock_label
 from airplay_provider.session_players import PlaybackError
 from airplay_provider.session_rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
@@ -124,7 +125,8 @@ async def find_players(
 def progress_line(
     session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
 ) -> str:
-    """`1:02 / 3:45  Kitchen: playing  Office: failed (receiver gone), rejoining in 4 s`."""
+    """`1:02 / 3:45  Kitchen: playing [ptp ready]  Office: failed (receiver gone), rejoining in
+    4 s` (AirPlay 2 members show their timing and its state in brackets)."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
@@ -136,6 +138,9 @@ def progress_line(
         rejoin = session.rejoins.get(player.player_id)
         if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
             state = f"{state} (receiver gone)"
+        clock = clock_label(member.streamer) if member is not None else None
+        if clock is not None:  # AirPlay 2: `ptp ready`, `ptp probing`, `ntp`, …
+            state = f"{state} [{clock}]"
         if rejoin is not None and rejoin.state is not RejoinState.HALTED:
             if player.player_id not in session.members:
                 state += f", {rejoin.describe(now)}"

@@ -280,6 +280,22 @@ class Timing(_Event):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class ClockStatus(_Event):
+    """The receiver's relation to our clock (`mode` ptp): `state` cold, probing, following,
+    ready, stalled (with the likely `cause`) or unmeasured; `after_ms` since SETPEERS,
+    `probes` Delay_Req heard so far, `ready_in_ms` the expected wait while locking."""
+
+    EVENT: ClassVar[str] = "clock"
+    mode: str
+    state: str
+    peer: str | None = None
+    after_ms: int | None = None
+    probes: int | None = None
+    ready_in_ms: int | None = None
+    cause: str | None = None
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownStatus(_Event):
     """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
 
@@ -306,6 +322,7 @@ StatusEvent = (
     | Paired
     | PinRequired
     | Timing
+    | ClockStatus
     | UnknownStatus
 )
 
@@ -329,6 +346,7 @@ EVENT_TYPES: dict[str, type[StatusEvent]] = {
         Paired,
         PinRequired,
         Timing,
+        ClockStatus,
     )
 }
 

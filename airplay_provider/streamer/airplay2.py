@@ -21,6 +21,7 @@ import uuid
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.hap.credentials import HapCredentials
+from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.rtp import audio_packet
 from airplay_provider.protocol.streamer_status import (
     Connected,
@@ -42,6 +43,7 @@ from airplay_provider.streamer.airplay2_session import (
     pair,
 )
 from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer.clock_watch import start_watch, stop_watch
 from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
 from airplay_provider.streamer.raop import RaopStreamer
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
@@ -94,6 +96,7 @@ class Airplay2Streamer(RaopStreamer):
         self._pin_ready = asyncio.Event()
         self._ptp_minus_unix_ns = 0
         self.feedback_sent = 0
+        self.clock_watch: asyncio.Task[ClockState] | None = None
 
     # ---- set-up ---------------------------------------------------------------------------------
 
@@ -167,6 +170,9 @@ class Airplay2Streamer(RaopStreamer):
                 pairing=method,
             )
         )
+        if self.lease is not None:  # `[STATUS] clock` until the receiver follows our clock
+            peers = [a for a in session.timing_peer_addresses if a != local_ip]
+            self.clock_watch = start_watch(self.lease, peer_ip, peers, self.status)
 
     def _txt_features(self) -> int:
         text = self.ap2.txt.get("features", "")
@@ -339,6 +345,7 @@ class Airplay2Streamer(RaopStreamer):
         if self.events is not None:
             await self.events.close()
             self.events = None
+        await stop_watch(self.clock_watch)
         if self.lease is not None:
             await self.lease.close()
             self.lease = None
@@ -348,6 +355,8 @@ class Airplay2Streamer(RaopStreamer):
     def close(self) -> None:
         """Release sockets and tasks (idempotent); connections were closed by `teardown`."""
         super().close()
+        if self.clock_watch is not None:
+            self.clock_watch.cancel()
         if self.events is not None:
             self.events.task.cancel()
             self.events.writer.close()

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airplay_provider.protocol import ptp
+from airplay_provider.protocol.ptp_readiness import PeerContact
 
 SYNC_INTERVAL_S = 0.125
 ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
@@ -58,6 +59,7 @@ class Grandmaster:
         self.peers: dict[str, float] = {}  # address -> serve until (monotonic s; inf = held)
         self.sequence = 0
         self.delay_requests = 0
+        self.contacts: dict[str, PeerContact] = {}  # what each served peer sent us
         self._announced: set[str] = set()
         self._loop = asyncio.get_running_loop()
         for sock in (event_sock, general_sock):
@@ -81,10 +83,21 @@ class Grandmaster:
                 message = ptp.decode(data)
             except ptp.PtpError:
                 continue
+            self._heard(str(addr[0]), message.message_type)
             if message.message_type is ptp.MessageType.DELAY_REQ:
                 self.delay_requests += 1
                 reply = ptp.encode_delay_resp(self.identity, message, arrived)
                 self._send(self.general_sock, reply, (str(addr[0]), ptp.GENERAL_PORT))
+
+    def _heard(self, address: str, kind: ptp.MessageType) -> None:
+        """Note a served peer's Delay_Req or Announce: it follows (or answers) our clock."""
+        if address not in self.peers:
+            return
+        contact = self.contacts.setdefault(address, PeerContact())
+        if kind is ptp.MessageType.DELAY_REQ:
+            contact.heard_probe(time.monotonic_ns())
+        elif kind is ptp.MessageType.ANNOUNCE:
+            contact.heard_announce(time.monotonic_ns())
 
     def _send(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
         with contextlib.suppress(OSError):
@@ -97,6 +110,7 @@ class Grandmaster:
             if until < now:
                 del self.peers[address]
                 self._announced.discard(address)
+                self.contacts.pop(address, None)
         seq = self.sequence
         self.sequence = (seq + 1) & 0xFFFF
         for address in self.peers:
@@ -180,6 +194,10 @@ class _Daemon:
                     "clock_id": self.master.identity.clock_id,
                     "ptp_minus_mono_ns": self.master.ptp_minus_mono_ns,
                     "pid": os.getpid(),
+                    "contacts": {
+                        peer: self.master.contacts.get(peer, PeerContact()).to_wire()
+                        for peer in peers
+                    },
                 }
                 writer.write(json.dumps(answer).encode() + b"\n")
                 await writer.drain()
@@ -299,6 +317,18 @@ class PtpLease:
         """Ask the grandmaster to serve more timing peers."""
         await _exchange(self.reader, self.writer, peers)
 
+    async def contacts(self, peers: list[str]) -> dict[str, PeerContact] | None:
+        """What the grandmaster heard from `peers` (held again); None from a daemon that does
+        not report it (an older version still running)."""
+        answer = await _exchange_raw(self.reader, self.writer, peers)
+        raw = answer.get("contacts")
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return {str(peer): PeerContact.from_wire(value) for peer, value in raw.items()}
+        except (ValueError, TypeError) as exc:
+            raise PtpUnavailable(f"PTP daemon sent bad contacts: {exc}") from exc
+
     async def close(self) -> None:
         """Release our peers (they linger in the daemon for a quick restart)."""
         self.writer.close()
@@ -306,18 +336,30 @@ class PtpLease:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
 
 
-async def _exchange(
+async def _exchange_raw(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peers: list[str]
-) -> dict[str, int]:
+) -> dict[str, object]:
     writer.write(json.dumps({"peers": peers}).encode() + b"\n")
     async with asyncio.timeout(CLIENT_TIMEOUT_S):
         await writer.drain()
         line = await reader.readline()
     try:
         answer = json.loads(line)
-        return {key: int(answer[key]) for key in ("clock_id", "ptp_minus_mono_ns", "pid")}
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise PtpUnavailable(f"PTP daemon answered {line[:80]!r}") from exc
+    if not isinstance(answer, dict):
+        raise PtpUnavailable(f"PTP daemon answered {line[:80]!r}")
+    return answer
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peers: list[str]
+) -> dict[str, int]:
+    answer = await _exchange_raw(reader, writer, peers)
+    try:
+        return {key: int(answer[key]) for key in ("clock_id", "ptp_minus_mono_ns", "pid")}  # type: ignore[call-overload]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PtpUnavailable(f"PTP daemon answered {str(answer)[:80]!r}") from exc
 
 
 async def _try_join(peers: list[str]) -> PtpLease | None:

@@ -7,6 +7,7 @@ import pytest
 from airplay_provider.protocol.streamer_status import (
     EVENT_TYPES,
     Artwork,
+    ClockStatus,
     Connected,
     Elapsed,
     Eof,
@@ -98,6 +99,15 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         Timing("ptp", clock_id="00000000DEADBEEF", daemon_pid=1234, ptp_minus_mono_ns=-98765),
         "[STATUS] timing protocol=ptp clock_id=00000000DEADBEEF daemon_pid=1234"
         " ptp_minus_mono_ns=-98765",
+    ),
+    (
+        ClockStatus("ptp", "probing", peer="10.0.0.2", after_ms=1080, probes=1, ready_in_ms=2299),
+        "[STATUS] clock mode=ptp state=probing peer=10.0.0.2 after_ms=1080 probes=1"
+        " ready_in_ms=2299",
+    ),
+    (
+        ClockStatus("ptp", "stalled", peer="10.0.0.2", after_ms=5000, probes=0, cause="no PTP"),
+        '[STATUS] clock mode=ptp state=stalled peer=10.0.0.2 after_ms=5000 probes=0 cause="no PTP"',
     ),
 ]
 

@@ -1,0 +1,86 @@
+"""A session member's clock: wait until its receiver follows our PTP clock, and say so.
+
+cliap2 reports `[STATUS] clock mode=ptp state=…` from SETPEERS on (`streamer.clock_watch`);
+the session holds a PTP member until `ready` (then schedules its first frame), falls back to
+NTP timing on `stalled` when the player's timing is `auto`, and keeps the fixed
+`PTP_SETTLE_S` hold for a streamer or daemon that does not measure (`unmeasured`, or no event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+from airplay_provider.protocol.ptp_readiness import STALL_S, ClockState
+from airplay_provider.protocol.streamer_status import ClockStatus, Connected
+from airplay_provider.session_timing import ptp_settle_wait_s
+from airplay_provider.streamers import StreamerProcess
+
+#: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s.
+CLOCK_WAIT_S: Final = STALL_S + 3.0
+CLOCK_POLL_S: Final = 0.02
+TIMING_CHOICES: Final = ("auto", "ptp", "ntp")
+
+
+def timing_of(streamer: StreamerProcess) -> str | None:
+    """`ptp` or `ntp` once the streamer connected (None before, and for RAOP)."""
+    connected = streamer.last(Connected)
+    return connected.timing if connected is not None else None
+
+
+def clock_final(event: ClockStatus | None) -> bool:
+    """Whether `event` ends the wait for a receiver's clock."""
+    return event is not None and event.state in (
+        ClockState.READY,
+        ClockState.STALLED,
+        ClockState.UNMEASURED,
+    )
+
+
+async def wait_clock(
+    streamer: StreamerProcess, timeout: float = CLOCK_WAIT_S
+) -> ClockStatus | None:
+    """The streamer's final `clock` event for its PTP receiver; None when it never says
+    (an older streamer, or it exited) within `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        event = streamer.last(ClockStatus)
+        if clock_final(event) or not streamer.running or loop.time() >= deadline:
+            return event if clock_final(event) else None
+        await asyncio.sleep(CLOCK_POLL_S)
+
+
+async def hold_until_ready(streamer: StreamerProcess) -> ClockStatus | None:
+    """Hold a connected PTP member until its receiver follows our clock.
+
+    Returns the final event (ready, stalled or unmeasured); without a measurement the member
+    is held `PTP_SETTLE_S` after `connected` (what shairport-sync 5 with nqptp needs).
+    """
+    if timing_of(streamer) != "ptp":
+        return None
+    event = await wait_clock(streamer)
+    if event is None or event.state == ClockState.UNMEASURED:
+        wait = ptp_settle_wait_s("ptp", streamer.connected_at, time.monotonic())
+        await asyncio.sleep(wait)
+    return event
+
+
+def clock_label(streamer: StreamerProcess | None) -> str | None:
+    """`ptp ready`, `ptp probing`, `ptp stalled`, `ntp`, … for status and progress lines."""
+    if streamer is None:
+        return None
+    timing = timing_of(streamer)
+    if timing != "ptp":
+        return timing
+    event = streamer.last(ClockStatus)
+    return f"ptp {event.state}" if event is not None else "ptp"
+
+
+def describe_clock(name: str, event: ClockStatus) -> str:
+    """A log line for a final clock event."""
+    after = f" after {event.after_ms / 1000:.1f} s" if event.after_ms is not None else ""
+    probes = f" ({event.probes} probes)" if event.probes else ""
+    cause = f": {event.cause}" if event.cause else ""
+    return f"{name}: PTP clock {event.state}{after}{probes}{cause}"
