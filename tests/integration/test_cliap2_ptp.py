@@ -10,7 +10,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -28,10 +28,14 @@ DAEMON_ENV = {"AIRPLAY_PTP_LINGER_S": "0.5"}
 
 @asynccontextmanager
 async def _receiver(
-    namespace: str, address: str, out: Path, drop_rate: float = 0.0
+    namespace: str,
+    address: str,
+    out: Path,
+    drop_rate: float = 0.0,
+    extra: Sequence[str] = (),
 ) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
     argv = [sys.executable, "-m", "tests.receivers.ap2_netns", address, "--ptp"]
-    argv += ["--out", str(out), "--timeout", "40", "--drop-rate", str(drop_rate)]
+    argv += ["--out", str(out), "--timeout", "40", "--drop-rate", str(drop_rate), *extra]
     process = await asyncio.create_subprocess_exec(
         *in_netns(namespace, argv), stdout=asyncio.subprocess.PIPE, cwd=REPO
     )

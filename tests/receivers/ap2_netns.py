@@ -116,12 +116,18 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
     options = {"drop_rate": args.drop_rate, "drop_seed": 7}
-    async with Ap2Receiver(args.address, ptp=args.ptp, session_options=options) as receiver:
+    async with Ap2Receiver(
+        args.address,
+        ptp=args.ptp,
+        ptp_probe_after_s=args.probe_after,
+        ptp_silent=args.silent_ptp,
+        session_options=options,
+    ) as receiver:
         print(f"READY {receiver.port}", flush=True)
         session = receiver.session
         assert session is not None
         deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline and "session" not in session.teardowns:  # noqa: ASYNC110
+        while time.monotonic() < deadline and session.teardowns.count("session") < args.sessions:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         out = Path(args.out)
         segments = []
@@ -158,6 +164,8 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
                 "announces": slave.announces,
                 "offset_ns": slave.offset_ns,
                 "first_sync_local": slave.first_sync_local,  # wall-clock ns
+                "first_probe_local": slave.first_probe_local,  # wall-clock ns (Delay_Req)
+                "session_setups": session.session_setups,
                 "lock_s": (slave.locked_at_local - slave.first_sync_local) / 1e9
                 if slave.locked_at_local and slave.first_sync_local
                 else None,
@@ -174,6 +182,9 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument("--probe-after", type=float, default=0.0, help="first Delay_Req delay")
+    parser.add_argument("--silent-ptp", action="store_true", help="advertise PTP, never probe")
+    parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

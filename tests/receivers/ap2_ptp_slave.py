@@ -5,6 +5,10 @@ are not in the session's timing-peer list, waits for an Announce from the master
 trusting it, then pairs Sync/Follow_Up (t1, t2) with its own Delay_Req/Delay_Resp (t3, t4):
 offset(master - local) = ((t1 - t2) + (t4 - t3)) / 2, kept from the exchange with the shortest
 round trip. Own parsers; nothing is imported from ``airplay_provider``.
+
+Two field behaviours on request: `probe_after_s` delays the first Delay_Req (a receiver that
+is slow to take our clock, as Sonos ~1 s after SETPEERS); `silent` never sends one (a TV that
+advertises PTP and does not speak it, as Sony Bravia).
 """
 
 from __future__ import annotations
@@ -47,6 +51,9 @@ class PtpSlave:
     """Feed it datagrams with local receive times; send what `poll` returns."""
 
     clock_id: int = 0x00EE_EEFF_FE00_0001
+    probe_after_s: float = 0.0
+    silent: bool = False
+    first_probe_local: int | None = None  # wall ns of the first Delay_Req sent
     followed: set[int] = field(default_factory=set)
     master: int | None = None
     master_address: str | None = None
@@ -61,6 +68,7 @@ class PtpSlave:
     _t3: dict[int, int] = field(default_factory=dict)
     _delay_seq: int = 0
     _next_delay_req: float = 0.0
+    _probe_from: float | None = None
 
     def follow(self, clock_ids: set[int]) -> None:
         """The timing peers named in SETUP: only these clocks may become our master."""
@@ -127,8 +135,14 @@ class PtpSlave:
 
     def poll(self, now: float, local_ns: int) -> bytes | None:
         """A Delay_Req to send now to the master's port 319 (stamped t3 = `local_ns`)."""
-        if self._last_pair is None or now < self._next_delay_req:
+        if self.silent or self._last_pair is None or now < self._next_delay_req:
             return None
+        if self._probe_from is None:
+            self._probe_from = now + self.probe_after_s
+        if now < self._probe_from:
+            return None
+        if self.first_probe_local is None:
+            self.first_probe_local = local_ns
         self._next_delay_req = now + DELAY_REQ_INTERVAL_S
         self._delay_seq = (self._delay_seq + 1) & 0xFFFF
         self._t3[self._delay_seq] = local_ns

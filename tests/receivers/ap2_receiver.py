@@ -45,6 +45,8 @@ class Ap2Receiver:
         host: str = "127.0.0.1",
         *,
         ptp: bool = False,
+        ptp_probe_after_s: float = 0.0,
+        ptp_silent: bool = False,
         rtsp_port: int = 0,
         session_options: dict[str, Any] | None = None,
         **device_options: Any,
@@ -54,7 +56,7 @@ class Ap2Receiver:
         self.rtsp_port = rtsp_port
         self.session_options = session_options or {}
         self.emulator = Ap2Emulator(host, **device_options)
-        self.slave = PtpSlave()
+        self.slave = PtpSlave(probe_after_s=ptp_probe_after_s, silent=ptp_silent)
         self.session: Ap2StreamSession | None = None
         self.event_replies = 0
         self._udp: dict[str, _Udp] = {}

@@ -1,0 +1,184 @@
+"""A StreamSession schedules an AirPlay 2 PTP member on its receiver's measured clock readiness,
+sender and emulated receivers in network namespaces:
+
+- a receiver slow to take our clock (first Delay_Req 2 s after it first heard us, later than
+  the old fixed 1.5 s hold) gets its first frame only `PROBE_LOCK_S` after that first probe,
+  and the audio arrives bit-exact;
+- a TV that advertises PTP and never answers it is reported `stalled` after 5 s with the likely
+  cause, and plays on NTP timing instead, bit-exact.
+
+The session runs inside the sender's namespace: this module is also its driver
+(``python -m tests.integration.test_session_ptp_readiness ADDRESS PORT``), printing a JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airplay_provider.protocol.ptp_readiness import PROBE_LOCK_S, STALL_S
+from airplay_provider.protocol.streamer_status import (
+    ClockStatus,
+    Connected,
+    format_status,
+    parse_status,
+)
+from airplay_provider.protocol.timing import unix_ns_from_ntp
+from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.session import StreamSession
+from airplay_provider.session_timing import PTP_SETTLE_S
+from airplay_provider.streamers import StreamTarget
+from tests.audio import assert_audio_delivered, test_signal
+from tests.group_helpers import flow_source
+from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver
+from tests.receivers.ap2_netns import in_netns, netns_hosts
+from tests.receivers.ap2_sender import REPO
+
+pytestmark = pytest.mark.netns
+SIGNAL_SEED = 23
+SIGNAL_S = 2.0
+SLOW_PROBE_S = 2.0
+
+
+async def drive(address: str, port: int) -> dict[str, object]:
+    """Play the test signal to one AirPlay 2 receiver in a session; what the tests check."""
+    session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
+    target = StreamTarget(
+        name="tv",
+        host=address,
+        port=port,
+        protocol=StreamingProtocol.AIRPLAY2,
+        latency_ms=250,
+        txt={"model": "Test"},
+        player_id="tv",
+    )
+    try:
+        report = await session.start([target])
+        ended = await session.wait_ended(25)
+    finally:
+        await session.stop()
+    attempts = []
+    for member in session.departed:
+        streamer = member.streamer
+        connected = streamer.last(Connected)
+        at = streamer.connected_at
+        attempts.append(
+            {
+                "timing": connected.timing if connected is not None else None,
+                "connected_unix_ns": None
+                if at is None
+                else time.time_ns() - round((time.monotonic() - at) * 1e9),
+                "clock": [
+                    format_status(event)
+                    for _, event in streamer.statuses
+                    if isinstance(event, ClockStatus)
+                ],
+            }
+        )
+    return {
+        "failed": [join.error for join in report.failed],
+        "ended": ended,
+        "attempts": attempts,
+        "start_unix_ns": unix_ns_from_ntp(session.start_ntp),
+    }
+
+
+async def _play(extra: list[str], tmp_path: Path) -> tuple[dict[str, object], dict[str, object]]:
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp_path / "rx.json"
+        async with _receiver(namespace, address, out, extra=extra) as (port, _):
+            argv = [sys.executable, "-m", "tests.integration.test_session_ptp_readiness"]
+            process = await asyncio.create_subprocess_exec(
+                *in_netns(hosts.sender, [*argv, address, str(port)]),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=REPO,
+                env={**os.environ, **DAEMON_ENV},
+            )
+            try:
+                stdout, stderr = await asyncio.wait_for(process.communicate(), 50)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.returncode == 0, stderr.decode()
+    return json.loads(stdout.decode().splitlines()[-1]), json.loads(out.read_text())
+
+
+async def _assert_bit_exact(report: dict[str, object]) -> None:
+    segments = report["segments"]
+    assert isinstance(segments, list)
+    heard = [s for s in segments if s["first_rtp"] is not None]
+    assert len(heard) == 1
+    pcm = await asyncio.to_thread(Path(heard[0]["pcm"]).read_bytes)
+    assert_audio_delivered(pcm, test_signal(SIGNAL_S, seed=SIGNAL_SEED), tolerance_lsb=0)
+
+
+def _states(attempt: dict[str, object]) -> list[str]:
+    lines = attempt["clock"]
+    assert isinstance(lines, list)
+    return [line.split("state=")[1].split()[0] for line in lines]
+
+
+async def test_a_slow_locking_receiver_is_scheduled_on_its_readiness(tmp_path: Path) -> None:
+    sent, report = await _play(["--probe-after", str(SLOW_PROBE_S)], tmp_path)
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    (attempt,) = sent["attempts"]  # type: ignore[misc]
+    assert attempt["timing"] == "ptp"
+    assert _states(attempt) == ["cold", "probing", "ready"]
+    assert report["errors"] == []
+    first_probe = report["ptp"]["first_probe_local"]  # type: ignore[index]
+    assert first_probe is not None
+    start_ns, connected_ns = int(sent["start_unix_ns"]), int(attempt["connected_unix_ns"])  # type: ignore[call-overload]
+    # the first frame is due only once the receiver's servo had PROBE_LOCK_S of probes: later
+    # than the fixed hold would have put it (and than its first probe)
+    assert start_ns >= first_probe + PROBE_LOCK_S * 1e9
+    assert start_ns - connected_ns >= (SLOW_PROBE_S + PROBE_LOCK_S) * 1e9
+    assert start_ns - connected_ns > (PTP_SETTLE_S + 1.0) * 1e9
+    await _assert_bit_exact(report)
+
+
+async def test_a_tv_that_never_answers_ptp_stalls_and_plays_on_ntp(tmp_path: Path) -> None:
+    sent, report = await _play(["--silent-ptp", "--sessions", "2"], tmp_path)
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    stalled, played = sent["attempts"]  # type: ignore[misc]
+    assert stalled["timing"] == "ptp"
+    assert _states(stalled) == ["cold", "stalled"]
+    event = parse_status(stalled["clock"][-1])
+    assert isinstance(event, ClockStatus)
+    assert event.cause is not None
+    assert "319/320" in event.cause
+    assert event.after_ms is not None
+    assert event.after_ms >= STALL_S * 1000  # reported at 5 s, not before
+    assert played["timing"] == "ntp"
+    assert played["clock"] == []
+    assert report["ptp"]["first_probe_local"] is None  # type: ignore[index]
+    assert report["ptp"]["session_setups"] == 2  # type: ignore[index]
+    assert report["timing"] == "NTP"
+    assert report["errors"] == []
+    await _assert_bit_exact(report)
+
+
+def main() -> int:
+    """The driver (runs inside the sender's namespace)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("address")
+    parser.add_argument("port", type=int)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(drive(args.address, args.port))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.getcwd())
+    sys.exit(main())
