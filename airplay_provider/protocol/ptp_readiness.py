@@ -6,8 +6,9 @@ A receiver that has taken our grandmaster as its master shows it by talking back
   ~1.1 s after SETPEERS on real devices, then ~8 per second; its servo needs ~2.3 s of probes
   before it schedules audio (Sonos; field figures in docs/protocol.md B.16);
 - a *passive* follower (shairport-sync 5 with nqptp) never sends Delay_Req, but answers our
-  first Announce with two "awakening" Announces to our port 320; it follows ~1.2 s later
-  (measured; audio due earlier is dropped as out of date).
+  first Announce with two "awakening" Announces to our port 320 (once per clock, not per
+  session); it follows ~1.2 s after SETPEERS (measured; audio due earlier is dropped as out
+  of date).
 
 A receiver that sends neither within `STALL_S` after SETPEERS is `stalled`: its timing packets
 cannot reach us (UDP 319/320 blocked), or it advertises PTP and does not speak it (Sony TVs).
@@ -142,7 +143,9 @@ def assess(
             return Readiness(ClockState.READY, ready_at)
         return Readiness(ClockState.PROBING, ready_at)
     if contact.first_announce_ns is not None:
-        ready_at = contact.first_announce_ns + round(passive_follow_s * NS)
+        # nqptp sends its awakening once per clock, but shairport-sync takes our clock only
+        # after SETPEERS: a session soon after another (the contact kept) waits as long
+        ready_at = max(contact.first_announce_ns, since_ns) + round(passive_follow_s * NS)
         state = ClockState.READY if now_ns >= ready_at else ClockState.FOLLOWING
         return Readiness(state, ready_at)
     if now_ns - since_ns >= round(stall_s * NS):

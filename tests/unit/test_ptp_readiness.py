@@ -82,6 +82,15 @@ def test_a_passive_follower_is_ready_after_its_announce_settles() -> None:
     assert assess(contact, 0, 60 * S).state is ClockState.READY  # never stalls: it follows
 
 
+def test_a_passive_follower_heard_in_an_earlier_session_still_waits_after_setpeers() -> None:
+    contact = PeerContact()
+    contact.heard_announce(round(0.2 * S))  # nqptp sends its awakening once per clock
+    since = 10 * S  # the next session's SETPEERS
+    waiting = assess(contact, since, since + round(0.1 * S))
+    assert waiting.state is ClockState.FOLLOWING
+    assert waiting.ready_at_ns == since + round(PASSIVE_FOLLOW_S * S)
+
+
 def test_probes_win_over_announces_and_addresses_merge() -> None:
     v4, v6 = PeerContact(), _probing(0.3, 5)
     v4.heard_announce(round(0.1 * S))
