@@ -312,15 +312,25 @@ def run_play(n: int) -> dict:
     from tests.audio import compare_audio, test_signal  # noqa: PLC0415
 
     signal = test_signal(SIGNAL_S, seed=SIGNAL_SEED)
-    exact = 0
+    exact, with_errors, problems = 0, 0, []
     with tempfile.TemporaryDirectory(prefix="ptp-scale-") as tmp:
         sent = asyncio.run(_play(n, Path(tmp)))
         for index in range(n):
             report = json.loads((Path(tmp) / f"rx{index}.json").read_text())
             heard = [s for s in report["segments"] if s["first_rtp"] is not None]
-            if len(heard) == 1 and not report["errors"]:
-                pcm = Path(heard[0]["pcm"]).read_bytes()
-                exact += compare_audio(pcm, signal, tolerance_lsb=0).ok
+            if report["errors"]:
+                with_errors += 1
+                problems.append(f"rx{index}: {len(report['errors'])} errors {report['errors'][:2]}")
+            if len(heard) != 1:
+                problems.append(f"rx{index}: {len(heard)} segments with audio")
+                continue
+            pcm = Path(heard[0]["pcm"]).read_bytes()
+            comparison = compare_audio(pcm, signal, tolerance_lsb=0)
+            exact += comparison.ok
+            if not comparison.ok:
+                problems.append(f"rx{index}: {comparison} unhealed {report['unhealed'][:3]}")
+    for problem in problems[:8]:
+        print(problem, file=sys.stderr)
     ready = sum(1 for c in sent["clocks"].values() if c and c[0] == "ready")
     after = [c[1] for c in sent["clocks"].values() if c and c[0] == "ready"]
     return {
@@ -329,6 +339,7 @@ def run_play(n: int) -> dict:
         "ready": ready,
         "ready_ms_max": max(after) if after else None,
         "bit_exact": exact,
+        "receivers_with_errors": with_errors,
         "start_s": sent["start_s"],
         "daemon_cpu_pct": sent["daemon_cpu_pct"],
     }
@@ -363,6 +374,7 @@ def main() -> int:
         print(
             f"play n={play['receivers']}: {play['ready']} clock ready (max "
             f"{play['ready_ms_max']} ms), {play['bit_exact']} bit-exact, {play['failed']} failed,"
+            f" {play['receivers_with_errors']} receivers reported errors,"
             f" start {play['start_s']} s, daemon CPU {play['daemon_cpu_pct']} %",
             flush=True,
         )
