@@ -42,7 +42,12 @@ from airplay_provider.protocol.ptp_readiness import (  # noqa: E402
     PeerContact,
     assess,
 )
-from airplay_provider.streamer.ptp_master import PtpLease, socket_name  # noqa: E402
+from airplay_provider.streamer.ptp_master import (  # noqa: E402
+    PtpLease,
+    enable_receive_timestamps,
+    recv_stamped,
+    socket_name,
+)
 from tests.receivers.ap2_netns import in_netns, netns_hosts  # noqa: E402
 from tests.receivers.ap2_ptp_slave import PtpSlave  # noqa: E402
 
@@ -78,6 +83,7 @@ def _in_netns(name: str) -> Iterator[None]:
 
 def _bind(address: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    enable_receive_timestamps(sock)
     sock.bind((address, port))
     sock.setblocking(False)
     return sock
@@ -102,15 +108,19 @@ class _Slaves:
 
     @staticmethod
     def _read(slave: PtpSlave, sock: socket.socket, event: bool) -> None:
+        # Kernel receive stamps: the figure is the grandmaster's accuracy, not how long this one
+        # Python loop took to get to the 64th slave's Sync.
         for _ in range(16):
             try:
-                data, addr = sock.recvfrom(512)
+                data, addr, mono_ns = recv_stamped(sock)
             except (BlockingIOError, InterruptedError):
                 return
+            wall_minus_mono = time.time_ns() - time.monotonic_ns()
+            local = time.time_ns() if mono_ns is None else mono_ns + wall_minus_mono
             if event:
-                slave.event_received(data, addr[0], time.time_ns())
+                slave.event_received(data, addr[0], local)
             else:
-                slave.general_received(data, addr[0], time.time_ns())
+                slave.general_received(data, addr[0], local)
 
     async def run(self) -> None:
         while True:

@@ -20,6 +20,7 @@ import os
 import random
 import select
 import socket
+import struct
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,40 @@ LINGER_ENV = "AIRPLAY_PTP_LINGER_S"
 SPAWN_TIMEOUT_S = 5.0
 CLIENT_TIMEOUT_S = 2.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+#: Linux SO_TIMESTAMPNS (= SCM_TIMESTAMPNS): each datagram comes with the kernel's CLOCK_REALTIME
+#: receive time, so a Delay_Req's t4 does not include the time spent on the datagrams before
+#: it (64 receivers probe in bursts after each Sync).
+SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("=qq")
+
+
+def enable_receive_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp each datagram's arrival; False where it cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def recv_stamped(sock: socket.socket) -> tuple[bytes, tuple[str, int], int | None]:
+    """One datagram, its sender, and its kernel arrival time in CLOCK_MONOTONIC ns (None
+    without a kernel stamp)."""
+    data, ancillary, _flags, addr = sock.recvmsg(512, socket.CMSG_SPACE(_TIMESPEC.size))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+            seconds, nanos = _TIMESPEC.unpack_from(payload)
+            wall_minus_mono = time.time_ns() - time.monotonic_ns()
+            return (
+                data,
+                (str(addr[0]), int(addr[1])),
+                seconds * 1_000_000_000 + nanos - (wall_minus_mono),
+            )
+    return data, (str(addr[0]), int(addr[1])), None
 
 
 def socket_name() -> str:
@@ -62,6 +97,7 @@ class Grandmaster:
         self.contacts: dict[str, PeerContact] = {}  # what each served peer sent us
         self._announced: set[str] = set()
         self._loop = asyncio.get_running_loop()
+        self.kernel_stamps = enable_receive_timestamps(event_sock)
         for sock in (event_sock, general_sock):
             sock.setblocking(False)
             self._loop.add_reader(sock.fileno(), self._on_readable, sock)
@@ -73,12 +109,12 @@ class Grandmaster:
     def _on_readable(self, sock: socket.socket) -> None:
         for _ in range(32):
             try:
-                data, addr = sock.recvfrom(512)
+                data, addr, mono_ns = recv_stamped(sock)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
                 return
-            arrived = self.now_ns()
+            arrived = self.now_ns() if mono_ns is None else mono_ns + self.ptp_minus_mono_ns
             try:
                 message = ptp.decode(data)
             except ptp.PtpError:

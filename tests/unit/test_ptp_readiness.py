@@ -27,7 +27,13 @@ from airplay_provider.protocol.ptp_readiness import (
 )
 from airplay_provider.protocol.streamer_status import ClockStatus, StatusEvent
 from airplay_provider.streamer.clock_watch import watch_clock
-from airplay_provider.streamer.ptp_master import Grandmaster, PtpLease, _Daemon
+from airplay_provider.streamer.ptp_master import (
+    Grandmaster,
+    PtpLease,
+    _Daemon,
+    enable_receive_timestamps,
+    recv_stamped,
+)
 
 S = NS  # one second in ns
 
@@ -179,6 +185,25 @@ async def test_a_peer_nobody_serves_is_not_tracked(tmp_path: Path) -> None:
         )
         await _until(lambda: master.delay_requests == 1)
         assert master.contacts == {}  # answered, but not remembered (bounded by the peers)
+
+
+def test_datagrams_carry_their_kernel_arrival_time() -> None:
+    receiver, sender = _udp(), _udp()
+    try:
+        if not enable_receive_timestamps(receiver):
+            pytest.skip("no SO_TIMESTAMPNS here")
+        sent = time.monotonic_ns()
+        sender.sendto(b"x", receiver.getsockname())
+        time.sleep(0.05)  # the datagram waits in the socket: its stamp must not move
+        data, addr, arrived = recv_stamped(receiver)
+        read = time.monotonic_ns()
+        assert (data, addr) == (b"x", sender.getsockname())
+    finally:
+        receiver.close()
+        sender.close()
+    assert arrived is not None
+    assert sent - 1_000_000 <= arrived <= sent + 20_000_000  # ms-level: wall vs monotonic
+    assert read - arrived >= 40_000_000  # the arrival, not when we read it
 
 
 class _Contacts:
