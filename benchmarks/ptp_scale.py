@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -158,7 +159,9 @@ async def _watch(lease: PtpLease, peer: str, since_ns: int) -> float | None:
     return None
 
 
-async def _timing(receivers: list[tuple[str, str]], daemon_pid: int, seconds: float) -> dict:
+async def _timing(
+    receivers: list[tuple[str, str]], daemon_pid: int, seconds: float
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     slaves = _Slaves(receivers)
     first = await _lease()
@@ -206,7 +209,7 @@ async def _timing(receivers: list[tuple[str, str]], daemon_pid: int, seconds: fl
     }
 
 
-def run_timing(n: int, seconds: float) -> dict:
+def run_timing(n: int, seconds: float) -> dict[str, Any]:
     """One timing-side run with `n` receivers."""
     with netns_hosts(n) as hosts:
         daemon = subprocess.Popen(
@@ -232,7 +235,7 @@ def run_timing(n: int, seconds: float) -> dict:
 # ---- a whole session --------------------------------------------------------------------------
 
 
-async def _drive(targets: list[tuple[str, int]]) -> dict:
+async def _drive(targets: list[tuple[str, int]]) -> dict[str, Any]:
     """Inside the sender namespace: play the signal to every receiver in one session."""
     from airplay_provider.protocol.streamer_status import ClockStatus, Timing  # noqa: PLC0415
     from airplay_provider.protocol.txt import StreamingProtocol  # noqa: PLC0415
@@ -284,7 +287,7 @@ async def _drive(targets: list[tuple[str, int]]) -> dict:
     }
 
 
-async def _play(n: int, tmp: Path) -> dict:
+async def _play(n: int, tmp: Path) -> dict[str, Any]:
     with netns_hosts(n) as hosts:
         runners, targets = [], []
         try:
@@ -315,7 +318,7 @@ async def _play(n: int, tmp: Path) -> dict:
     return dict(json.loads(stdout.decode().splitlines()[-1]))
 
 
-def run_play(n: int) -> dict:
+def run_play(n: int) -> dict[str, Any]:
     """One session of `n` AirPlay 2 PTP members; the figures."""
     import tempfile  # noqa: PLC0415
 
@@ -366,10 +369,11 @@ def main() -> int:
         targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in args.drive.split(",")]
         print(json.dumps(asyncio.run(_drive(targets))), flush=True)
         return 0
-    result: dict[str, object] = {"timing": [], "play": None}
+    timing_runs: list[dict[str, Any]] = []
+    result: dict[str, object] = {"timing": timing_runs, "play": None}
     for n in [int(x) for x in args.timing.split(",") if x]:
         figures = run_timing(n, args.seconds)
-        result["timing"].append(figures)  # type: ignore[attr-defined]
+        timing_runs.append(figures)
         print(
             f"timing n={n}: {figures['ready']}/{n} ready (median {figures['ready_s_median']} s, "
             f"max {figures['ready_s_max']} s), {figures['locked']} locked, offset error ≤ "

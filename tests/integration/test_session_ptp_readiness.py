@@ -20,6 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ from airplay_provider.protocol.streamer_status import (
 from airplay_provider.protocol.timing import unix_ns_from_ntp
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session_timing import PTP_SETTLE_S
+from airplay_provider.session_timing import PTP_SETTLE_S, member_start_ntp
 from airplay_provider.streamers import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import flow_source
@@ -45,6 +46,8 @@ pytestmark = pytest.mark.netns
 SIGNAL_SEED = 23
 SIGNAL_S = 2.0
 SLOW_PROBE_S = 2.0
+LATE_SIGNAL_S = 9.0
+JOIN_AFTER_S = 1.0
 
 
 async def drive(address: str, port: int) -> dict[str, object]:
@@ -90,7 +93,46 @@ async def drive(address: str, port: int) -> dict[str, object]:
     }
 
 
-async def _play(extra: list[str], tmp_path: Path) -> tuple[dict[str, object], dict[str, object]]:
+async def drive_late(first: tuple[str, int], late: tuple[str, int]) -> dict[str, object]:
+    """A session on `first`; `late` joins after JOIN_AFTER_S: where its start landed."""
+    signal = test_signal(LATE_SIGNAL_S, seed=SIGNAL_SEED)
+    session = StreamSession(flow_source(signal))
+    targets = [
+        StreamTarget(
+            name=name,
+            host=host,
+            port=port,
+            protocol=StreamingProtocol.AIRPLAY2,
+            latency_ms=250,
+            txt={"model": "Test"},
+            player_id=name,
+        )
+        for name, (host, port) in (("first", first), ("late", late))
+    ]
+    try:
+        report = await session.start(targets[:1])
+        await asyncio.sleep(JOIN_AFTER_S)
+        asked = time.time_ns()
+        join = await session.add_member(targets[1])
+        ended = await session.wait_ended(LATE_SIGNAL_S + 20)
+    finally:
+        await session.stop()
+    states = {
+        member.key: [e.state for _, e in member.streamer.statuses if isinstance(e, ClockStatus)]
+        for member in session.departed
+    }
+    return {
+        "failed": [j.error for j in report.failed] + ([join.error] if join.error else []),
+        "ended": ended,
+        "states": states,
+        "asked_unix_ns": asked,
+        "group_start_ntp": session.start_ntp,
+        "join_offset": join.offset,
+        "join_start_ntp": join.start_ntp,
+    }
+
+
+async def _play(extra: list[str], tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     with netns_hosts(1) as hosts:
         namespace, address = hosts.receivers[0]
         out = tmp_path / "rx.json"
@@ -113,7 +155,7 @@ async def _play(extra: list[str], tmp_path: Path) -> tuple[dict[str, object], di
     return json.loads(stdout.decode().splitlines()[-1]), json.loads(out.read_text())
 
 
-async def _assert_bit_exact(report: dict[str, object]) -> None:
+async def _assert_bit_exact(report: dict[str, Any]) -> None:
     segments = report["segments"]
     assert isinstance(segments, list)
     heard = [s for s in segments if s["first_rtp"] is not None]
@@ -122,7 +164,7 @@ async def _assert_bit_exact(report: dict[str, object]) -> None:
     assert_audio_delivered(pcm, test_signal(SIGNAL_S, seed=SIGNAL_SEED), tolerance_lsb=0)
 
 
-def _states(attempt: dict[str, object]) -> list[str]:
+def _states(attempt: dict[str, Any]) -> list[str]:
     lines = attempt["clock"]
     assert isinstance(lines, list)
     return [line.split("state=")[1].split()[0] for line in lines]
@@ -132,13 +174,13 @@ async def test_a_slow_locking_receiver_is_scheduled_on_its_readiness(tmp_path: P
     sent, report = await _play(["--probe-after", str(SLOW_PROBE_S)], tmp_path)
     assert sent["failed"] == []
     assert sent["ended"] is True
-    (attempt,) = sent["attempts"]  # type: ignore[misc]
+    (attempt,) = sent["attempts"]
     assert attempt["timing"] == "ptp"
     assert _states(attempt) == ["cold", "probing", "ready"]
     assert report["errors"] == []
-    first_probe = report["ptp"]["first_probe_local"]  # type: ignore[index]
+    first_probe = report["ptp"]["first_probe_local"]
     assert first_probe is not None
-    start_ns, connected_ns = int(sent["start_unix_ns"]), int(attempt["connected_unix_ns"])  # type: ignore[call-overload]
+    start_ns, connected_ns = int(sent["start_unix_ns"]), int(attempt["connected_unix_ns"])
     # the first frame is due only once the receiver's servo had PROBE_LOCK_S of probes: later
     # than the fixed hold would have put it (and than its first probe)
     assert start_ns >= first_probe + PROBE_LOCK_S * 1e9
@@ -151,7 +193,7 @@ async def test_a_tv_that_never_answers_ptp_stalls_and_plays_on_ntp(tmp_path: Pat
     sent, report = await _play(["--silent-ptp", "--sessions", "2"], tmp_path)
     assert sent["failed"] == []
     assert sent["ended"] is True
-    stalled, played = sent["attempts"]  # type: ignore[misc]
+    stalled, played = sent["attempts"]
     assert stalled["timing"] == "ptp"
     assert _states(stalled) == ["cold", "stalled"]
     event = parse_status(stalled["clock"][-1])
@@ -162,11 +204,62 @@ async def test_a_tv_that_never_answers_ptp_stalls_and_plays_on_ntp(tmp_path: Pat
     assert event.after_ms >= STALL_S * 1000  # reported at 5 s, not before
     assert played["timing"] == "ntp"
     assert played["clock"] == []
-    assert report["ptp"]["first_probe_local"] is None  # type: ignore[index]
-    assert report["ptp"]["session_setups"] == 2  # type: ignore[index]
+    assert report["ptp"]["first_probe_local"] is None
+    assert report["ptp"]["session_setups"] == 2
     assert report["timing"] == "NTP"
     assert report["errors"] == []
     await _assert_bit_exact(report)
+
+
+async def test_a_late_joiner_starts_at_its_readiness_on_the_group_timeline(
+    tmp_path: Path,
+) -> None:
+    signal = test_signal(LATE_SIGNAL_S, seed=SIGNAL_SEED)
+    with netns_hosts(2) as hosts:
+        (ns0, address0), (ns1, address1) = hosts.receivers
+        out0, out1 = tmp_path / "rx0.json", tmp_path / "rx1.json"
+        slow = ["--probe-after", str(SLOW_PROBE_S)]
+        async with (
+            _receiver(ns0, address0, out0) as (port0, _),
+            _receiver(ns1, address1, out1, extra=slow) as (port1, _),
+        ):
+            argv = [sys.executable, "-m", "tests.integration.test_session_ptp_readiness"]
+            argv += [address0, str(port0), "--late", f"{address1}:{port1}"]
+            process = await asyncio.create_subprocess_exec(
+                *in_netns(hosts.sender, argv),
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=REPO,
+                env={**os.environ, **DAEMON_ENV},
+            )
+            try:
+                stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.returncode == 0, stderr.decode()
+        sent = json.loads(stdout.decode().splitlines()[-1])
+        late = json.loads(out1.read_text())
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    assert sent["states"]["late"] == ["cold", "probing", "ready"]
+    offset, join_ntp = int(sent["join_offset"]), int(sent["join_start_ntp"])
+    # on the group timeline: its first frame plays exactly when the group plays that frame ...
+    assert join_ntp == member_start_ntp(int(sent["group_start_ntp"]), offset, 0)
+    # ... and only once its receiver's clock was ready (not JOIN_LEAD_S after it connected)
+    first_probe = late["ptp"]["first_probe_local"]
+    assert first_probe is not None
+    assert unix_ns_from_ntp(join_ntp) >= first_probe + PROBE_LOCK_S * 1e9
+    assert (
+        unix_ns_from_ntp(join_ntp) - int(sent["asked_unix_ns"])
+        >= (SLOW_PROBE_S + PROBE_LOCK_S) * 1e9
+    )
+    assert 0 < offset < len(signal) // 4
+    heard = [s for s in late["segments"] if s["first_rtp"] is not None]
+    assert len(heard) == 1
+    pcm = await asyncio.to_thread(Path(heard[0]["pcm"]).read_bytes)
+    assert_audio_delivered(pcm, signal[offset * 4 :], tolerance_lsb=0)
 
 
 def main() -> int:
@@ -174,8 +267,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("address")
     parser.add_argument("port", type=int)
+    parser.add_argument("--late", help="ADDRESS:PORT of a receiver that joins late")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(drive(args.address, args.port))), flush=True)
+    if args.late:
+        host, port = args.late.rsplit(":", 1)
+        result = asyncio.run(drive_late((args.address, args.port), (host, int(port))))
+    else:
+        result = asyncio.run(drive(args.address, args.port))
+    print(json.dumps(result), flush=True)
     return 0
 
 
