@@ -182,6 +182,7 @@ class StreamSession:
         self.start_ntp = 0
         self.members: dict[str, SessionMember] = {}
         self.departed: list[SessionMember] = []
+        self._ptp_stalled: set[str] = set()  # members whose receiver never followed our PTP
         self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
         self.fed = 0  # session frames handed to members so far
         self.silence_frames = 0  # of those, silence fed while the source had nothing
@@ -280,9 +281,10 @@ class StreamSession:
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
         joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
-        if any(join.fallback for join in joins):
-            joins = await self._timing_fallbacks(list(joins))
-            members = list(self.members.values())
+        for _ in range(2):  # PTP stalled → NTP; NTP refused → PTP on the fixed hold
+            if any(join.fallback for join in joins):
+                joins = await self._timing_fallbacks(list(joins))
+                members = list(self.members.values())
         # T only once the source has audio: a receiver with a short latency (AirPlay 2, 250 ms)
         # would otherwise get the first frames too late for their play time (they are skipped).
         with contextlib.suppress(TimeoutError):
@@ -379,10 +381,13 @@ class StreamSession:
                 )
         except StreamerError as exc:
             join.error = str(exc)
+            if exc.code == ErrorCode.NTP_REFUSED and member.key in self._ptp_stalled:
+                # its PTP stalled and it refuses NTP: PTP after all, on the fixed hold
+                join.fallback = dataclasses.replace(member.target, timing="ptp")
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
-        clock = await hold_until_ready(streamer)
+        clock = await hold_until_ready(streamer, measure=member.key not in self._ptp_stalled)
         if clock is not None:
             self.logger.info(describe_clock(member.target.name, clock))
         stalled = clock is not None and clock.state == ClockState.STALLED
@@ -390,6 +395,7 @@ class StreamSession:
             # (a player set to PTP timing plays on anyway: it insists)
             join.error = f"{member.target.name}: PTP clock stalled; retrying on NTP timing"
             join.fallback = dataclasses.replace(member.target, timing="ntp")
+            self._ptp_stalled.add(member.key)
             await self._remove(member, graceful=False)
             return join
         if streamer.connected_at is not None:

@@ -52,15 +52,18 @@ async def wait_clock(
         await asyncio.sleep(CLOCK_POLL_S)
 
 
-async def hold_until_ready(streamer: StreamerProcess) -> ClockStatus | None:
+async def hold_until_ready(
+    streamer: StreamerProcess, *, measure: bool = True
+) -> ClockStatus | None:
     """Hold a connected PTP member until its receiver follows our clock.
 
-    Returns the final event (ready, stalled or unmeasured); without a measurement the member
-    is held `PTP_SETTLE_S` after `connected` (what shairport-sync 5 with nqptp needs).
+    Returns the final event (ready, stalled or unmeasured); without a measurement (or with
+    `measure` False: it stalled before) the member is held `PTP_SETTLE_S` after `connected`
+    (what shairport-sync 5 with nqptp needs).
     """
     if timing_of(streamer) != "ptp":
         return None
-    event = await wait_clock(streamer)
+    event = await wait_clock(streamer) if measure else None
     if event is None or event.state == ClockState.UNMEASURED:
         wait = ptp_settle_wait_s("ptp", streamer.connected_at, time.monotonic())
         await asyncio.sleep(wait)

@@ -35,6 +35,7 @@ DEFAULT_LINGER_S = 20.0
 LINGER_ENV = "AIRPLAY_PTP_LINGER_S"
 SPAWN_TIMEOUT_S = 5.0
 CLIENT_TIMEOUT_S = 2.0
+CONTACT_TTL_S = 3600.0
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -125,6 +126,15 @@ class Grandmaster:
                 reply = ptp.encode_delay_resp(self.identity, message, arrived)
                 self._send(self.general_sock, reply, (str(addr[0]), ptp.GENERAL_PORT))
 
+    def _prune_contacts(self, now_ns: int) -> None:
+        """Contacts outlive a peer's lease (nqptp announces itself once per clock, not per
+        session), but not forever."""
+        horizon = now_ns - round(CONTACT_TTL_S * 1e9)
+        for address, contact in list(self.contacts.items()):
+            last = max(contact.last_probe_ns or 0, contact.first_announce_ns or 0)
+            if address not in self.peers and last < horizon:
+                del self.contacts[address]
+
     def _heard(self, address: str, kind: ptp.MessageType) -> None:
         """Note a served peer's Delay_Req or Announce: it follows (or answers) our clock."""
         if address not in self.peers:
@@ -146,9 +156,10 @@ class Grandmaster:
             if until < now:
                 del self.peers[address]
                 self._announced.discard(address)
-                self.contacts.pop(address, None)
         seq = self.sequence
         self.sequence = (seq + 1) & 0xFFFF
+        if seq == 0:  # every ~2 h: forget receivers not heard for CONTACT_TTL_S
+            self._prune_contacts(time.monotonic_ns())
         for address in self.peers:
             if seq % ANNOUNCE_EVERY == 0 or address not in self._announced:
                 self._announced.add(address)  # a new peer hears of us at once, not within 1 s

@@ -5,7 +5,9 @@ sender and emulated receivers in network namespaces:
   the old fixed 1.5 s hold) gets its first frame only `PROBE_LOCK_S` after that first probe,
   and the audio arrives bit-exact;
 - a TV that advertises PTP and never answers it is reported `stalled` after 5 s with the likely
-  cause, and plays on NTP timing instead, bit-exact.
+  cause, and plays on NTP timing instead, bit-exact; one that refuses NTP too plays on PTP
+  after all, on the fixed hold;
+- a slow-locking late joiner starts at its readiness, exactly on the group timeline.
 
 The session runs inside the sender's namespace: this module is also its driver
 (``python -m tests.integration.test_session_ptp_readiness ADDRESS PORT``), printing a JSON line.
@@ -208,6 +210,23 @@ async def test_a_tv_that_never_answers_ptp_stalls_and_plays_on_ntp(tmp_path: Pat
     assert report["ptp"]["session_setups"] == 2
     assert report["timing"] == "NTP"
     assert report["errors"] == []
+    await _assert_bit_exact(report)
+
+
+async def test_a_silent_receiver_that_refuses_ntp_plays_on_ptp_after_all(tmp_path: Path) -> None:
+    # (the refused attempt tears its session down too: three TEARDOWNs in all)
+    sent, report = await _play(["--silent-ptp", "--ptp-only", "--sessions", "3"], tmp_path)
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    stalled, refused, played = sent["attempts"]
+    assert _states(stalled) == ["cold", "stalled"]
+    assert refused["timing"] is None  # its SETUP got 400: never connected
+    assert played["timing"] == "ptp"
+    assert report["errors"] == ["SETUP refused: can not handle NTP streams"]
+    assert report["ptp"]["session_setups"] == 2
+    # held the fixed PTP_SETTLE_S (no second 5 s wait for a clock known to stay silent)
+    start_ns, connected_ns = int(sent["start_unix_ns"]), int(played["connected_unix_ns"])
+    assert PTP_SETTLE_S * 1e9 <= start_ns - connected_ns < STALL_S * 1e9
     await _assert_bit_exact(report)
 
 

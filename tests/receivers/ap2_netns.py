@@ -115,7 +115,9 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 
 
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
-    options = {"drop_rate": args.drop_rate, "drop_seed": 7}
+    options: dict[str, object] = {"drop_rate": args.drop_rate, "drop_seed": 7}
+    if args.ptp_only:  # as shairport-sync: an NTP SETUP gets 400
+        options["timing_modes"] = ("PTP",)
     async with Ap2Receiver(
         args.address,
         ptp=args.ptp,
@@ -185,6 +187,7 @@ def main() -> int:
     parser.add_argument("--probe-after", type=float, default=0.0, help="first Delay_Req delay")
     parser.add_argument("--silent-ptp", action="store_true", help="advertise PTP, never probe")
     parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")
+    parser.add_argument("--ptp-only", action="store_true", help="refuse NTP timing (400)")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))
