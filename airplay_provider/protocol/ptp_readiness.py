@@ -6,9 +6,10 @@ A receiver that has taken our grandmaster as its master shows it by talking back
   ~1.1 s after SETPEERS on real devices, then ~8 per second; its servo needs ~2.3 s of probes
   before it schedules audio (Sonos; field figures in docs/protocol.md B.16);
 - a *passive* follower (shairport-sync 5 with nqptp) never sends Delay_Req, but answers our
-  first Announce with two "awakening" Announces to our port 320 (once per clock, not per
-  session); it follows ~1.2 s after SETPEERS (measured; audio due earlier is dropped as out
-  of date).
+  Announce after each SETPEERS with two "awakening" Announces to our port 320; it follows
+  ~1.2 s after SETPEERS (measured; audio due earlier is dropped as out of date). Only an
+  awakening of this session counts: one from the last session says nothing about this one
+  (with 319/320 blocked after a play, an old one made a silent receiver look ready).
 
 A receiver that sends neither within `STALL_S` after SETPEERS is `stalled`: its timing packets
 cannot reach us (UDP 319/320 blocked), or it advertises PTP and does not speak it (Sony TVs).
@@ -29,8 +30,14 @@ PROBE_LOCK_S: Final = 2.3
 MIN_PROBES: Final = 4
 #: A probing follower whose last Delay_Req is older than this has stopped following us.
 PROBE_GAP_S: Final = 2.0
-#: A passive follower (nqptp) is ready this long after its awakening Announce (~1.2 s, measured).
+#: A passive follower (nqptp) that answered our Announce is ready this long after SETPEERS
+#: (~1.2 s, measured) ...
 PASSIVE_FOLLOW_S: Final = 1.5
+#: ... and at least this long after its latest Announce.
+AWAKENING_SETTLE_S: Final = 0.5
+#: An Announce counts for this session if it came at most this long before `since` (SETPEERS
+#: comes a few requests before cliap2's `connected`, when the watch starts).
+FRESH_ANNOUNCE_S: Final = 2.0
 #: No Delay_Req nor Announce this long after SETPEERS: the receiver is not following us.
 STALL_S: Final = 5.0
 STALL_CAUSE: Final = (
@@ -60,6 +67,7 @@ class PeerContact:
     first_probe_ns: int | None = None
     last_probe_ns: int | None = None
     first_announce_ns: int | None = None
+    last_announce_ns: int | None = None
 
     def heard_probe(self, now_ns: int) -> None:
         """A Delay_Req arrived."""
@@ -73,6 +81,7 @@ class PeerContact:
         self.announces += 1
         if self.first_announce_ns is None:
             self.first_announce_ns = now_ns
+        self.last_announce_ns = now_ns
 
     def to_wire(self) -> list[int | None]:
         """Compact JSON form for the daemon's answer."""
@@ -82,16 +91,17 @@ class PeerContact:
             self.first_probe_ns,
             self.last_probe_ns,
             self.first_announce_ns,
+            self.last_announce_ns,
         ]
 
     @classmethod
     def from_wire(cls, value: object) -> PeerContact:
         """Inverse of `to_wire`; ValueError when malformed."""
-        if not isinstance(value, list) or len(value) != 5:
+        if not isinstance(value, list) or len(value) != 6:
             raise ValueError(f"bad peer contact {value!r}")
         counts = [int(item) for item in value[:2]]
         stamps = [None if item is None else int(item) for item in value[2:]]
-        return cls(counts[0], counts[1], stamps[0], stamps[1], stamps[2])
+        return cls(counts[0], counts[1], *stamps)
 
 
 def merge(contacts: Iterable[PeerContact]) -> PeerContact:
@@ -108,6 +118,8 @@ def merge(contacts: Iterable[PeerContact]) -> PeerContact:
         out.first_announce_ns = earliest(out.first_announce_ns, contact.first_announce_ns)
         if contact.last_probe_ns is not None:
             out.last_probe_ns = max(out.last_probe_ns or 0, contact.last_probe_ns)
+        if contact.last_announce_ns is not None:
+            out.last_announce_ns = max(out.last_announce_ns or 0, contact.last_announce_ns)
     return out
 
 
@@ -142,10 +154,12 @@ def assess(
         ):
             return Readiness(ClockState.READY, ready_at)
         return Readiness(ClockState.PROBING, ready_at)
-    if contact.first_announce_ns is not None:
-        # nqptp sends its awakening once per clock, but shairport-sync takes our clock only
-        # after SETPEERS: a session soon after another (the contact kept) waits as long
-        ready_at = max(contact.first_announce_ns, since_ns) + round(passive_follow_s * NS)
+    fresh = since_ns - round(FRESH_ANNOUNCE_S * NS)
+    if contact.last_announce_ns is not None and contact.last_announce_ns >= fresh:
+        ready_at = max(
+            since_ns + round(passive_follow_s * NS),
+            contact.last_announce_ns + round(AWAKENING_SETTLE_S * NS),
+        )
         state = ClockState.READY if now_ns >= ready_at else ClockState.FOLLOWING
         return Readiness(state, ready_at)
     if now_ns - since_ns >= round(stall_s * NS):

@@ -215,6 +215,10 @@ class Airplay2Streamer(RaopStreamer):
         try:
             return ap2.parse_setup_session_reply(response.body)
         except ap2.Ap2Error as exc:
+            if self.lease is None:  # shairport-sync 5: "can not handle NTP streams", no plist
+                raise StreamerError(
+                    ErrorCode.NTP_REFUSED, f"SETUP: receiver does not handle NTP timing ({exc})"
+                ) from exc
             raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
 
     async def _setup_stream(self, session_id: int) -> None:

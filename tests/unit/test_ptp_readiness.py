@@ -14,6 +14,7 @@ import pytest
 
 from airplay_provider.protocol import ptp
 from airplay_provider.protocol.ptp_readiness import (
+    AWAKENING_SETTLE_S,
     MIN_PROBES,
     NS,
     PASSIVE_FOLLOW_S,
@@ -76,25 +77,31 @@ def test_a_few_stray_probes_are_no_lock_and_stopped_probes_are_a_stall() -> None
     assert "stopped" in stopped.cause
 
 
-def test_a_passive_follower_is_ready_after_its_announce_settles() -> None:
+def test_a_passive_follower_is_ready_after_setpeers_and_its_announce_settle() -> None:
     contact = PeerContact()
-    contact.heard_announce(round(0.2 * S))  # nqptp's awakening Announce
+    contact.heard_announce(round(0.2 * S))  # nqptp's two awakening Announces
     contact.heard_announce(round(0.35 * S))
     assert contact.announces == 2
     following = assess(contact, 0, round(1.0 * S))
     assert following.state is ClockState.FOLLOWING
-    assert following.ready_at_ns == round((0.2 + PASSIVE_FOLLOW_S) * S)
-    assert assess(contact, 0, round((0.2 + PASSIVE_FOLLOW_S) * S)).state is ClockState.READY
+    assert following.ready_at_ns == round(PASSIVE_FOLLOW_S * S)
+    assert assess(contact, 0, round(PASSIVE_FOLLOW_S * S)).state is ClockState.READY
     assert assess(contact, 0, 60 * S).state is ClockState.READY  # never stalls: it follows
+    late = PeerContact()  # its awakening came late (our Announce reached it late)
+    late.heard_announce(round(1.4 * S))
+    assert assess(late, 0, round(1.6 * S)).ready_at_ns == round((1.4 + AWAKENING_SETTLE_S) * S)
 
 
-def test_a_passive_follower_heard_in_an_earlier_session_still_waits_after_setpeers() -> None:
+def test_an_announce_from_the_last_session_does_not_count() -> None:
     contact = PeerContact()
-    contact.heard_announce(round(0.2 * S))  # nqptp sends its awakening once per clock
-    since = 10 * S  # the next session's SETPEERS
-    waiting = assess(contact, since, since + round(0.1 * S))
-    assert waiting.state is ClockState.FOLLOWING
-    assert waiting.ready_at_ns == since + round(PASSIVE_FOLLOW_S * S)
+    contact.heard_announce(round(0.2 * S))  # the previous play's awakening
+    since = 10 * S  # this play's SETPEERS: nothing since (319/320 blocked now)
+    assert assess(contact, since, since + round(4.9 * S)).state is ClockState.COLD
+    assert assess(contact, since, since + round(STALL_S * S)).state is ClockState.STALLED
+    contact.heard_announce(since - round(0.1 * S))  # this play's, just before `connected`
+    following = assess(contact, since, since + round(0.2 * S))
+    assert following.state is ClockState.FOLLOWING
+    assert following.ready_at_ns == since + round(PASSIVE_FOLLOW_S * S)
 
 
 def test_probes_win_over_announces_and_addresses_merge() -> None:
