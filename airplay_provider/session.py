@@ -388,9 +388,10 @@ class StreamSession:
             return join
         streamer = member.streamer
         clock = await hold_until_ready(streamer, measure=member.key not in self._ptp_stalled)
-        if clock is not None:
-            self.logger.info(describe_clock(member.target.name, clock))
         stalled = clock is not None and clock.state == ClockState.STALLED
+        if clock is not None:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
+            level = logging.WARNING if stalled else logging.INFO
+            self.logger.log(level, "%s", describe_clock(member.target.name, clock))
         if stalled and member.target.timing == "auto" and not member.ended:
             # (a player set to PTP timing plays on anyway: it insists)
             join.error = f"{member.target.name}: PTP clock stalled; retrying on NTP timing"
