@@ -24,6 +24,7 @@ from airplay_provider.protocol.streamer_status import ClockStatus, StatusEvent
 from airplay_provider.streamer.ptp_master import PtpUnavailable
 
 POLL_S = 0.1
+FOLLOW_POLL_S = 1.0  # after the first final state: changes still show in status lines
 
 
 class ContactSource(Protocol):
@@ -66,14 +67,24 @@ async def watch_clock(
     *,
     since_ns: int | None = None,
     poll_s: float = POLL_S,
+    follow_poll_s: float | None = None,
+    **limits: float,
 ) -> ClockState:
-    """Report `peer`'s clock state (heard on any of `peers`) until it is final; that state."""
+    """Report `peer`'s clock state (heard on any of `peers`) until it is final; that state.
+
+    With `follow_poll_s`, go on watching at that pace after it and report every change (a
+    receiver whose probes stop mid-stream becomes `stalled`) until cancelled or the lease
+    closes. `limits` are `assess`'s (probe_lock_s, passive_follow_s, stall_s).
+    """
     since = time.monotonic_ns() if since_ns is None else since_ns
     last: ClockState | None = None
+    final = False
     while True:
         try:
             contacts = await lease.contacts(peers)
         except (OSError, TimeoutError, PtpUnavailable) as exc:
+            if final or last is ClockState.UNMEASURED:  # the lease closed at teardown
+                return last or ClockState.UNMEASURED
             status.emit(ClockStatus("ptp", ClockState.UNMEASURED.value, peer=peer, cause=str(exc)))
             return ClockState.UNMEASURED
         now = time.monotonic_ns()
@@ -88,13 +99,14 @@ async def watch_clock(
             )
             return ClockState.UNMEASURED
         contact = merge(contacts.values())
-        readiness = assess(contact, since, now)
+        readiness = assess(contact, since, now, **limits)
         if readiness.state is not last:
             last = readiness.state
             status.emit(clock_event(peer, readiness, contact, since, now))
-        if settled(readiness.state):
+        final = final or settled(readiness.state)
+        if final and follow_poll_s is None:
             return readiness.state
-        await asyncio.sleep(poll_s)
+        await asyncio.sleep(follow_poll_s if final and follow_poll_s else poll_s)
 
 
 def start_watch(
@@ -103,7 +115,15 @@ def start_watch(
     """Run `watch_clock` in the background from now (just after SETPEERS)."""
     unique = list(dict.fromkeys([peer, *peers]))
     return asyncio.create_task(
-        watch_clock(lease, peer, unique, status, since_ns=time.monotonic_ns()), name="clock-watch"
+        watch_clock(
+            lease,
+            peer,
+            unique,
+            status,
+            since_ns=time.monotonic_ns(),
+            follow_poll_s=FOLLOW_POLL_S,
+        ),
+        name="clock-watch",
     )
 
 

@@ -216,9 +216,9 @@ def test_datagrams_carry_their_kernel_arrival_time() -> None:
 class _Contacts:
     """A lease whose grandmaster hears a probe every `every_s` from `first_s` on (or never)."""
 
-    def __init__(self, first_s: float | None, every_s: float = 0.05) -> None:
+    def __init__(self, first_s: float | None, every_s: float = 0.05, stop_s: float = 1e9) -> None:
         self.start = time.monotonic_ns()
-        self.first_s, self.every_s = first_s, every_s
+        self.first_s, self.every_s, self.stop_s = first_s, every_s, stop_s
         self.asked: list[list[str]] = []
 
     async def contacts(self, peers: list[str]) -> dict[str, PeerContact] | None:
@@ -226,7 +226,7 @@ class _Contacts:
         contact = PeerContact()
         if self.first_s is not None:
             first = self.start + round(self.first_s * S)
-            now = time.monotonic_ns()
+            now = min(time.monotonic_ns(), self.start + round(self.stop_s * S))
             at = first
             while at <= now:
                 contact.heard_probe(at)
@@ -271,3 +271,50 @@ async def test_the_watch_says_unmeasured_for_a_daemon_without_contacts() -> None
     (event,) = sink.events
     assert isinstance(event, ClockStatus)
     assert event.state == "unmeasured"
+
+
+async def test_after_ready_the_watch_goes_on_and_reports_probes_that_stop() -> None:
+    lease, sink = _Contacts(first_s=0.05, stop_s=0.6), _Sink()
+    watch = watch_clock(
+        lease,
+        "10.0.0.2",
+        ["10.0.0.2"],
+        sink,
+        poll_s=0.02,
+        follow_poll_s=0.05,
+        probe_lock_s=0.3,
+        stall_s=0.5,
+    )
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(watch, 1.6)  # it follows until cancelled
+    states = [e.state for e in sink.events if isinstance(e, ClockStatus)]
+    assert states == ["cold", "probing", "ready", "stalled"]
+    stalled = sink.events[-1]
+    assert isinstance(stalled, ClockStatus)
+    assert stalled.cause is not None
+    assert "stopped" in stalled.cause
+
+
+async def test_a_lease_closed_after_ready_ends_the_watch_quietly() -> None:
+    class _Closing(_Contacts):
+        async def contacts(self, peers: list[str]) -> dict[str, PeerContact] | None:
+            if time.monotonic_ns() - self.start > 0.5 * S:
+                raise ConnectionResetError("daemon connection closed")
+            return await super().contacts(peers)
+
+    sink = _Sink()
+    state = await watch_clock(
+        _Closing(first_s=0.05),
+        "10.0.0.2",
+        ["10.0.0.2"],
+        sink,
+        poll_s=0.02,
+        follow_poll_s=0.05,
+        probe_lock_s=0.2,
+    )
+    assert state is ClockState.READY
+    assert [e.state for e in sink.events if isinstance(e, ClockStatus)] == [
+        "cold",
+        "probing",
+        "ready",
+    ]
