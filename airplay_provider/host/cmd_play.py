@@ -23,7 +23,7 @@ from music_assistant_models.enums import MediaType
 from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
-from airplay_provider.config import CONF_SYNC_ADJUST
+from airplay_provider.config import CONF_AIRPLAY2_TIMING, CONF_SYNC_ADJUST
 from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.names import (
@@ -261,6 +261,9 @@ async def _play_on(
         if not chosen:
             raise PlayCommandError(f"--sync-adjust {name}: not one of the --player names", 2)
         host.overrides.setdefault(chosen[0].player_id, {})[CONF_SYNC_ADJUST] = ms
+    if getattr(args, "timing", None):
+        for player in players:
+            host.overrides.setdefault(player.player_id, {})[CONF_AIRPLAY2_TIMING] = args.timing
     for player in players:
         provider.reload_player_settings(player.player_id)
         if args.volume is not None:

@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delay (+) or advance (-) one player by MS milliseconds",
     )
     parser.add_argument(
+        "--timing",
+        choices=("auto", "ptp", "ntp"),
+        help="AirPlay 2 clock for every player (default: each player's airplay2_timing setting,"
+        " auto: PTP, NTP when the receiver never follows it)",
+    )
+    parser.add_argument(
         "--discovery-timeout",
         type=float,
         default=DEFAULT_DISCOVERY_S,
