@@ -55,6 +55,7 @@ from tests.receivers.ap2_ptp_slave import PtpSlave  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLONE_NEWNET = 0x40000000
 POLL_S = 0.1  # as cliap2's clock watch
+FOLLOW_POLL_S = 1.0  # ... once the receiver is ready
 TICK_S = 0.02
 READY_TIMEOUT_S = 15.0
 SIGNAL_S = 3.0
@@ -159,6 +160,13 @@ async def _watch(lease: PtpLease, peer: str, since_ns: int) -> float | None:
     return None
 
 
+async def _follow(lease: PtpLease, peer: str) -> None:
+    """What cliap2's clock watch does once ready: ask once a second."""
+    while True:
+        await asyncio.sleep(FOLLOW_POLL_S)
+        await lease.contacts([peer])
+
+
 async def _timing(
     receivers: list[tuple[str, str]], daemon_pid: int, seconds: float
 ) -> dict[str, Any]:
@@ -177,8 +185,16 @@ async def _timing(
             *(_watch(lease, a, since) for lease, a in zip(leases, slaves.addresses, strict=True))
         )
         cpu1, wall1 = _cpu_seconds(daemon_pid), time.monotonic()
-        await asyncio.sleep(seconds)  # steady state: Sync/Follow_Up/Announce out, probes in
+        # steady state: Sync/Follow_Up/Announce out, probes in, each cliap2 asking once a second
+        followers = [
+            asyncio.create_task(_follow(lease, a))
+            for lease, a in zip(leases, slaves.addresses, strict=True)
+        ]
+        await asyncio.sleep(seconds)
         cpu2, wall2 = _cpu_seconds(daemon_pid), time.monotonic()
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
         wall_minus_mono = time.time_ns() - time.monotonic_ns()
         true_offset = first.ptp_minus_mono_ns - wall_minus_mono  # master - local (same host)
         errors = [
