@@ -28,8 +28,8 @@ from receivers.raop_emulator import RaopEmulator  # noqa: E402
 
 from airplay_provider.protocol.streamer_status import ErrorCode  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.session_member import MemberState  # noqa: E402
-from airplay_provider.session_rejoin import RejoinState  # noqa: E402
+from airplay_provider.session.member import MemberState  # noqa: E402
+from airplay_provider.session.rejoin import RejoinState  # noqa: E402
 
 KILLS = {"all": (True, True), "rtsp": (True, False), "udp": (False, True)}
 

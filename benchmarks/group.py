@@ -35,7 +35,7 @@ from receivers.raop_emulator import RaopEmulator  # noqa: E402
 from airplay_provider.protocol.streamer_status import Playing  # noqa: E402
 from airplay_provider.protocol.timing import unix_ns_from_ntp  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.session_member import SessionMember  # noqa: E402
+from airplay_provider.session.member import SessionMember  # noqa: E402
 
 RATE = 44100
 FRAME_NTP = 2**32 / RATE

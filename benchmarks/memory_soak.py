@@ -30,7 +30,7 @@ from group_helpers import s16_to_f32  # noqa: E402
 
 from airplay_provider.host.receivers import ReceiverLab, ReceiverSpec  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.streamers import StreamTarget  # noqa: E402
+from airplay_provider.session.processes import StreamTarget  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -31,7 +31,7 @@ from airplay_provider.host.names import (
     match_players,
 )
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
-from airplay_provider.pairing import (
+from airplay_provider.pairing.manager import (
     PROTOCOL_LABELS,
     InvalidPinError,
     PairingError,

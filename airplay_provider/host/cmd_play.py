@@ -38,9 +38,9 @@ from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
-from airplay_provider.session_players import PlaybackError
-from airplay_provider.session_rejoin import RejoinState
+from airplay_provider.session.group import MEMBER_FAILURE, SessionState, StreamSession
+from airplay_provider.session.players import PlaybackError
+from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)

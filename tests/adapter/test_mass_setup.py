@@ -17,8 +17,8 @@ from zeroconf.const import _CLASS_IN, _TYPE_PTR
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
 from airplay_provider.mass.player import MassAirPlayPlayer, user_message
-from airplay_provider.session_players import target_for_player
-from airplay_provider.streamers import build_raop_argv
+from airplay_provider.session.players import target_for_player
+from airplay_provider.session.processes import build_raop_argv
 
 MAC = "0A0B0C0D0E11"
 PLAYER_ID = "ap0a0b0c0d0e11"

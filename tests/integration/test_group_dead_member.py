@@ -21,8 +21,8 @@ from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.protocol.streamer_status import ErrorCode
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import MemberState, SessionMember
-from airplay_provider.session_rejoin import RejoinState
+from airplay_provider.session.member import MemberState, SessionMember
+from airplay_provider.session.rejoin import RejoinState
 
 RATE = 44100
 LADDER_S = (0.3, 0.3, 0.5, 1.0)  # the real ladder (5/15/30/60/120 s), shrunk

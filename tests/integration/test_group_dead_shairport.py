@@ -15,7 +15,7 @@ from receivers.shairport import StartShairport
 
 from airplay_provider.protocol.streamer_status import ErrorCode
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import MemberState, SessionMember
+from airplay_provider.session.member import MemberState, SessionMember
 
 pytestmark = pytest.mark.receiver
 

@@ -26,7 +26,7 @@ from receivers.raop_emulator import RaopEmulator
 from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.protocol.timing import ntp_add_frames, ntp_add_ns
 from airplay_provider.session import SessionError, SessionState, StreamSession
-from airplay_provider.session_member import MemberState
+from airplay_provider.session.member import MemberState
 
 RATE = 44100
 

@@ -25,7 +25,7 @@ from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import MemberState, SessionMember
+from airplay_provider.session.member import MemberState, SessionMember
 from airplay_provider.streamer_launcher import ForkServer
 
 RATE = 44100

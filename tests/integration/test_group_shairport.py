@@ -11,7 +11,7 @@ from receivers.raop_emulator import RaopEmulator
 from receivers.shairport import StartShairport
 
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import MemberState
+from airplay_provider.session.member import MemberState
 
 pytestmark = pytest.mark.receiver
 

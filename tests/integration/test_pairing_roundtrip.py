@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airplay_provider.pairing_client import (
+from airplay_provider.pairing.client import (
     PinProvider,
     legacy_pair_verify,
     legacy_pin_pair_setup,

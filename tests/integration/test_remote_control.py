@@ -15,11 +15,11 @@ from recording_host import WAIT_S, RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
-from airplay_provider.dacp import DACP_SERVICE_TYPE, dacp_service_name
 from airplay_provider.host.standalone import manual_device
 from airplay_provider.protocol.dacp import encode_volume_property
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.remote_control import RemoteControl
+from airplay_provider.remote.control import RemoteControl
+from airplay_provider.remote.server import DACP_SERVICE_TYPE, dacp_service_name
 
 HOST = "127.0.0.1"
 DACP_ID = "C0FFEE0123456789"

@@ -9,8 +9,8 @@ import tracemalloc
 from pathlib import Path
 
 from airplay_provider.protocol.streamer_status import Elapsed, Playing, Stats, format_status
+from airplay_provider.session.processes import STATUS_HISTORY, StreamerProcess, StreamTarget
 from airplay_provider.streamer.status import JitterStats
-from airplay_provider.streamers import STATUS_HISTORY, StreamerProcess, StreamTarget
 
 
 def test_jitter_percentiles_match_exact_ones_within_a_bucket() -> None:

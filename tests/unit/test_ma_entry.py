@@ -22,7 +22,7 @@ from zeroconf import ServiceInfo, ServiceStateChange
 import airplay_provider
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session_players import PlaybackError
+from airplay_provider.session.players import PlaybackError
 
 ROOT = Path(__file__).resolve().parents[2]
 RAOP = "_raop._tcp.local."

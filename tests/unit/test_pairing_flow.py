@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airplay_provider.pairing import (
+from airplay_provider.pairing.client import legacy_pair_verify, pair_verify
+from airplay_provider.pairing.manager import (
     DeviceUnreachableError,
     InvalidPinError,
     PairingBackoffError,
@@ -24,7 +25,6 @@ from airplay_provider.pairing import (
     credentials_key,
     normalize_pin,
 )
-from airplay_provider.pairing_client import legacy_pair_verify, pair_verify
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,

@@ -1,6 +1,6 @@
 """Pairing flows: start (the device shows a PIN) → enter the PIN → finish → credentials.
 
-`PairingSession` runs one attempt over `pairing_client` (HAP PIN pair-setup for AirPlay 2,
+`PairingSession` runs one attempt over `pairing.client` (HAP PIN pair-setup for AirPlay 2,
 legacy ``/pair-setup-pin`` for RAOP Apple TVs) and turns every failure into a `PairingError`
 whose text is a user message. `PairingManager` keeps one session per player behind Music
 Assistant style config actions and stores the credentials through the host. Neither the PIN
@@ -313,7 +313,7 @@ class PairingSession:
     async def _attempt(self) -> str:
         reader, writer = await self._connect()
         # The SRP/Ed25519 machinery loads only when a pairing actually runs (start-up time).
-        from airplay_provider.pairing_client import (  # noqa: PLC0415
+        from airplay_provider.pairing.client import (  # noqa: PLC0415
             legacy_pin_pair_setup,
             pin_pair_setup,
         )

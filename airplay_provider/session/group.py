@@ -36,14 +36,15 @@ from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session_member import (
+from airplay_provider.session.member import (
     CONNECT_TIMEOUT_S,
     S16_FRAME_BYTES,
     MemberState,
     SessionMember,
 )
-from airplay_provider.session_rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
-from airplay_provider.session_timing import (
+from airplay_provider.session.processes import StreamTarget
+from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
+from airplay_provider.session.timeline import (
     FEED_PIECE_S,
     FLOW_FRAME_BYTES,
     RAMP_RATE,
@@ -61,7 +62,6 @@ from airplay_provider.session_timing import (
 )
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamTarget
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
 LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed silence
@@ -568,7 +568,7 @@ class StreamSession:
         self._check_end()
 
     def _start_rejoin(self, target: StreamTarget) -> None:
-        """Bring a member whose receiver went away back by itself (session_rejoin.py)."""
+        """Bring a member whose receiver went away back by itself (session/rejoin.py)."""
         current = self.rejoins.get(target.key)
         if self._stopping or not self.rejoin_delays_s or (current and current.active):
             return

@@ -12,11 +12,11 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import SessionError, SessionState, StreamSession, TrackMetadata
-from airplay_provider.session_member import MemberState
+from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
+from airplay_provider.session.member import MemberState
+from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamTarget
 
 SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
