@@ -40,6 +40,7 @@ from airplay_provider.pairing.manager import (
     credentials_key,
     normalize_pin,
 )
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import (
     DeviceRecord,
     ProtocolPreference,
@@ -62,7 +63,7 @@ _PROTOCOLS = {
 }
 
 
-class PairCommandError(Exception):
+class PairCommandError(AirplayError):
     """A failure with a message for the user and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:

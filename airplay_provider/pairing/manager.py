@@ -29,6 +29,7 @@ from airplay_provider.config import (
     CONF_RAOP_CREDENTIALS,
     pairing_config_entries,
 )
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.hap.credentials import check_identifier
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
@@ -59,7 +60,7 @@ _PIN_RE = re.compile(r"[0-9]{4,8}")
 _PIN_SEPARATORS = str.maketrans("", "", " -")
 
 
-class PairingError(Exception):
+class PairingError(AirplayError):
     """A pairing attempt failed; ``str()`` is a message for the user (never a secret)."""
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from airplay_provider.pcm_convert import flow_to_s16
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.protocol.txt import StreamingProtocol
@@ -92,7 +93,7 @@ PROGRESS_EVERY_S: Final = 10.0
 DEFAULT_LEAD = LeadEstimator()
 
 
-class SessionError(Exception):
+class SessionError(AirplayError):
     """The session cannot do what was asked (nothing to play to, not running...)."""
 
 

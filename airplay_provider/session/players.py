@@ -11,6 +11,7 @@ from music_assistant_models.enums import PlaybackState
 from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session.member import MemberState
@@ -22,7 +23,7 @@ SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
 
 
-class PlaybackError(Exception):
+class PlaybackError(AirplayError):
     """A player cannot be streamed to (no address, no usable protocol, nothing connected)."""
 
 
