@@ -31,15 +31,14 @@ from airplay_provider.host.names import (
     match_players,
 )
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
-from airplay_provider.pairing.manager import (
+from airplay_provider.pairing.attempt import (
     PROTOCOL_LABELS,
-    InvalidPinError,
-    PairingError,
     PairingSession,
     PairingTarget,
-    credentials_key,
     normalize_pin,
 )
+from airplay_provider.pairing.errors import InvalidPinError, PairingError
+from airplay_provider.pairing.manager import credentials_key
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import (
     DeviceRecord,

@@ -10,21 +10,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from airplay_provider.pairing.attempt import (
+    PairingSession,
+    PairingTarget,
+    SessionState,
+    normalize_pin,
+)
 from airplay_provider.pairing.client import legacy_pair_verify, pair_verify
-from airplay_provider.pairing.manager import (
+from airplay_provider.pairing.errors import (
     DeviceUnreachableError,
     InvalidPinError,
     PairingBackoffError,
     PairingExpiredError,
     PairingRefusedError,
-    PairingSession,
     PairingStateError,
-    PairingTarget,
-    SessionState,
     WrongPinError,
-    credentials_key,
-    normalize_pin,
 )
+from airplay_provider.pairing.manager import credentials_key
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
