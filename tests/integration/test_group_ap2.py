@@ -11,7 +11,7 @@ from group_helpers import flow_source
 
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
+from airplay_provider.session.group import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
 from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
 from tests.receivers.ap2_receiver import Ap2Receiver
