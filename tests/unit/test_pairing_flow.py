@@ -112,6 +112,7 @@ async def test_hap_right_pin_yields_credentials_that_pair_verify(
 
 
 async def test_hap_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup: HAP error authentication in M4")
     async with PairingSession(target(emulator, HAP), IDENTIFIER) as session:
         await session.start()
         with pytest.raises(WrongPinError, match="refused the PIN"):
@@ -124,7 +125,9 @@ async def test_hap_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None
 
 async def test_backoff_reports_the_retry_delay() -> None:
     async with (
-        Ap2Emulator(backoff=True, retry_delay=60) as emulator,
+        Ap2Emulator(
+            backoff=True, retry_delay=60, expect_errors=["/pair-setup: HAP error backoff"]
+        ) as emulator,
         PairingSession(target(emulator, HAP), IDENTIFIER) as session,
     ):
         await session.start()
@@ -151,6 +154,7 @@ async def test_legacy_right_pin_then_legacy_verify(emulator: Ap2Emulator) -> Non
 
 
 async def test_legacy_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup-pin: refused with 470")
     async with PairingSession(target(emulator, LEGACY), IDENTIFIER) as session:
         await session.start()
         with pytest.raises(WrongPinError):
