@@ -1,10 +1,10 @@
 """Multi-room playback on the provider side (docs/ARCHITECTURE.md §5).
 
-`group` (StreamSession: one group, one source, one timeline), `member` (one receiver's
-streamer and write queue), `rejoin` (a gone member's retry ladder), `timeline` (the session's
-pure start/join/resume arithmetic), `processes` (one streamer process: argv, spawn, `[STATUS]`,
-command FIFO) and `players` (GroupPlayback: players and groups → sessions). The names callers
-use are importable from here.
+`group` (StreamSession: one group, one source, one timeline; its audio path in `feed`, its
+states and reports in `reports`), `member` (one receiver's streamer and write queue), `rejoin`
+(a gone member's retry ladder), `timeline` (the session's pure start/join/resume arithmetic),
+`processes` (one streamer process: argv, spawn, `[STATUS]`, command FIFO) and `players`
+(GroupPlayback: players and groups → sessions). The names callers use are importable from here.
 """
 
 from airplay_provider.session.group import (
