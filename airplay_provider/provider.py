@@ -1,6 +1,6 @@
 """AirPlayProvider: owns discovery and the players; the host-facing PlayerProvider surface.
 
-Streaming goes through `session_players.GroupPlayback` (one StreamSession per group leader).
+Streaming goes through `session.players.GroupPlayback` (one StreamSession per group leader).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from airplay_provider.config import (
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.identity import new_dacp_id
-from airplay_provider.pairing import PairingManager
+from airplay_provider.pairing.manager import PairingManager
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
@@ -31,11 +31,11 @@ from airplay_provider.protocol.txt import (
     DeviceRecord,
     is_own_receiver,
 )
-from airplay_provider.session_players import GroupPlayback, PlaybackError
+from airplay_provider.session.players import GroupPlayback, PlaybackError
 from airplay_provider.streamer_launcher import ForkServer
 
 if TYPE_CHECKING:
-    from airplay_provider.remote_control import RemoteControl
+    from airplay_provider.remote.control import RemoteControl
 
 STREAMING_PENDING: Final = "streaming lands with the StreamSession"
 
@@ -128,7 +128,7 @@ class AirPlayProvider:
         interfaces = self._mdns_interfaces()
         if self.remote_control is None and (self._zeroconf is not None or self._browse):
             # aiohttp loads only here: `play` and `discover` start faster without it.
-            from airplay_provider.remote_control import RemoteControl  # noqa: PLC0415
+            from airplay_provider.remote.control import RemoteControl  # noqa: PLC0415
 
             remote = RemoteControl(
                 self, self.dacp_id, interfaces=interfaces, zeroconf=self._zeroconf

@@ -36,11 +36,12 @@ from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
-from airplay_provider.session_players import PlaybackError
-from airplay_provider.session_rejoin import RejoinState
+from airplay_provider.session.group import MEMBER_FAILURE, SessionState, StreamSession
+from airplay_provider.session.players import PlaybackError
+from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
@@ -51,7 +52,7 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 
 
-class PlayCommandError(Exception):
+class PlayCommandError(AirplayError):
     """A failure with a message for the user and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:

@@ -19,7 +19,7 @@ from music_assistant_models.errors import PlayerCommandFailed
 from music_assistant_models.player import DeviceInfo, PlayerMedia
 
 from airplay_provider.config import CONF_ENABLE_LATE_JOIN, PAIRING_ACTIONS, enabled_by_default
-from airplay_provider.session_players import PlaybackError
+from airplay_provider.session.players import PlaybackError
 
 if TYPE_CHECKING:
     from airplay_provider.mass.provider import MassAirPlayProvider

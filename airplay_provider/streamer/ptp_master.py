@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airplay_provider.protocol import ptp
+from airplay_provider.protocol.errors import AirplayError
 
 SYNC_INTERVAL_S = 0.125
 ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
@@ -41,7 +42,7 @@ def socket_name() -> str:
     return f"\0airplay-provider-ptp-{os.getuid()}"
 
 
-class PtpUnavailable(Exception):
+class PtpUnavailable(AirplayError):
     """No grandmaster can run here (ports taken or not permitted); use NTP timing."""
 
 

@@ -31,8 +31,8 @@ from airplay_provider.protocol.streamer_status import (
     StatusEvent,
     StreamerError,
 )
+from airplay_provider.session.processes import StreamerProcess, StreamTarget
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0

@@ -11,18 +11,19 @@ from music_assistant_models.enums import PlaybackState
 from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import SessionError, SessionState, StreamSession, TrackMetadata
-from airplay_provider.session_member import MemberState
+from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
+from airplay_provider.session.member import MemberState
+from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamTarget
 
 SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
 
 
-class PlaybackError(Exception):
+class PlaybackError(AirplayError):
     """A player cannot be streamed to (no address, no usable protocol, nothing connected)."""
 
 
