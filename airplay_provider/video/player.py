@@ -90,6 +90,7 @@ class UrlPlayer:
         self.tracker: PlaybackTracker | None = None
         self.url = ""
         self.stopped = False
+        self.accepted = False
 
     async def start(self) -> None:
         """Connect, pair-verify if credentials are stored, serve a file, ``POST /play``."""
@@ -116,6 +117,7 @@ class UrlPlayer:
         self.tracker = PlaybackTracker(self.url, loop.time())
         LOG.info("asking %s to play %s", self.device.name, self.url)
         await self.client.play(self.url, self.start_position, self.session_id)
+        self.accepted = True
 
     def _running(self) -> tuple[VideoClient, PlaybackTracker]:
         if self.client is None or self.tracker is None:
@@ -144,8 +146,9 @@ class UrlPlayer:
         await self._running()[0].scrub(position_s)
 
     async def stop(self) -> None:
-        """``POST /stop`` (bounded; a device already gone is not an error here)."""
-        if self.client is None or self.stopped:
+        """``POST /stop`` once, if the device took the URL (bounded; a device already gone is
+        not an error here)."""
+        if self.client is None or self.stopped or not self.accepted:
             return
         self.stopped = True
         with contextlib.suppress(UrlPlaybackError, TimeoutError):
