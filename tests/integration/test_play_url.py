@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -102,6 +103,13 @@ def port_closed(port: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+def served_port(url: str) -> int:
+    """The port of a URL our media server made (``http://HOST:PORT/...``)."""
+    port = urlsplit(url).port
+    assert port is not None
+    return port
+
+
 @pytest.fixture
 async def emulator() -> AsyncIterator[Ap2Emulator]:
     async with Ap2Emulator(features=VIDEO_FEATURES, model="AppleTV14,1") as emu:
@@ -139,8 +147,7 @@ async def test_plays_a_local_file_to_the_end_fetched_byte_exact_by_range(
     positions = [p.position for p in seen]
     assert positions == sorted(positions)  # progress only moves on
     assert all(p.duration == 1.5 for p in playing)
-    port = int(item.url.split(":")[2].split("/")[0])
-    assert await port_closed(port)()  # the file server went with the playback
+    assert await port_closed(served_port(item.url))()  # the file server went with the playback
     assert ("POST", "/stop", False) not in video.requests  # it ended by itself
     assert emulator.errors == []
 
@@ -214,8 +221,7 @@ async def test_stop_event_stops_the_device_and_the_file_server(
     assert result.progress.position < 10
     assert item.stopped
     assert [r[1] for r in video.requests].count("/stop") == 1
-    port = int(item.url.split(":")[2].split("/")[0])
-    assert await port_closed(port)()
+    assert await port_closed(served_port(item.url))()
 
 
 async def test_pair_verify_with_stored_credentials_when_the_device_demands_it(
