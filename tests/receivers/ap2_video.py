@@ -287,6 +287,7 @@ class Ap2Video:
         chunk = max(1, int(self.byte_rate * CHUNK_S))
         if item.start_position:
             item.total = await self._size(http, item)
+            item.data = bytearray(item.total)
             item.offset = int(item.start_position * item.total)
         while item.total is None or item.offset < item.total:
             await item.playing.wait()
