@@ -21,6 +21,7 @@ import contextlib
 import ipaddress
 import plistlib
 import re
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
@@ -65,6 +66,8 @@ class VideoItem:
     ended: bool = False
     stopped: bool = False
     task: asyncio.Task[None] | None = None
+    first_byte_at: float | None = None
+    """`time.monotonic()` when the first media bytes arrived."""
     playing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -307,6 +310,8 @@ class Ap2Video:
             if len(data) != last - first + 1:
                 self._fail(item, BAD_SERVER_RESPONSE, "range body length differs")
                 return
+            if item.first_byte_at is None:
+                item.first_byte_at = time.monotonic()
             if item.total is None:
                 item.total = total
                 item.data = bytearray(total)
