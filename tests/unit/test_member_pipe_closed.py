@@ -60,7 +60,8 @@ async def test_a_broken_pipe_waits_for_the_streamers_own_cause(tmp_path: Path) -
     member.streamer._exited.set()
     await asyncio.wait_for(writer, 2.0)
     failed = [code for state, code in seen if state is MemberState.FAILED]
-    assert failed and failed[0] == ErrorCode.RECEIVER_GONE  # failed first with the real cause
+    assert failed
+    assert failed[0] == ErrorCode.RECEIVER_GONE
     assert member.error == "receiver gone: closed"
 
 
