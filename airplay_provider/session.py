@@ -184,6 +184,8 @@ class StreamSession:
         self.metadata: TrackMetadata | None = None
         self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
+        # (first session frame, s16le PCM): what the members get, e.g. for listen_along.py
+        self.pcm_taps: list[Callable[[int, bytes], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
         self._source_done = False
@@ -468,6 +470,8 @@ class StreamSession:
         """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
         pcm = flow_to_s16(chunk)
         self.ring.append(self.fed, pcm)
+        for tap in self.pcm_taps:
+            tap(self.fed, pcm)
         self.fed += len(pcm) // S16_FRAME_BYTES
         for member in self.members.values():
             member.feed(pcm)
