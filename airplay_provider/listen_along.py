@@ -84,6 +84,7 @@ class _Stream:
         self.session = session
         self.listeners: list[_Listener] = []
         self.dropped = 0  # listeners dropped for falling behind
+        self.ended = False  # the session ended and its listeners were let go
         self._pending: collections.deque[tuple[int, bytes]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._pump = asyncio.create_task(self._run(), name=f"listen-along {path}")
@@ -103,6 +104,9 @@ class _Stream:
 
         while True:
             self._wakeup.clear()
+            if not self._pending and self.session.state is SessionState.ENDED:
+                self._end()
+                return
             if not self._pending or self.session.state is SessionState.PAUSED:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), PUMP_MAX_SLEEP_S)
@@ -114,6 +118,13 @@ class _Stream:
                 continue
             self._pending.popleft()
             self._release(pcm)
+
+    def _end(self) -> None:
+        """The session ended and everything was sent: close each listener after its queue."""
+        self.ended = True
+        for listener in self.listeners:
+            listener.writer.close()
+        self.listeners = []
 
     def _release(self, pcm: bytes) -> None:
         if not self.listeners:
@@ -197,6 +208,10 @@ class ListenAlongServer:
         host = f"[{host}]" if ":" in host else host
         return f"rtsp://{host}:{self.port}{path}"
 
+    def _serving(self, path: str) -> bool:
+        stream = self.streams.get(path)
+        return stream is not None and not stream.ended
+
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -214,7 +229,7 @@ class ListenAlongServer:
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         local = writer.get_extra_info("sockname")
-        conn = ListenConnection(lambda p: p in self.streams, host=str(local[0]))
+        conn = ListenConnection(self._serving, host=str(local[0]))
         listener: _Listener | None = None
         stream: _Stream | None = None
         try:
@@ -232,7 +247,7 @@ class ListenAlongServer:
                     return
                 writer.write(out)
                 for event in events:
-                    if isinstance(event, Play) and event.path in self.streams:
+                    if isinstance(event, Play) and self._serving(event.path):
                         stream = self.streams[event.path]
                         listener = _Listener(writer, event)
                         stream.listeners.append(listener)
