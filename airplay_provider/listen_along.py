@@ -21,7 +21,13 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Final
 
-from airplay_provider.protocol.rtp_l16 import FRAME_BYTES, SAMPLE_RATE, L16Packetizer, s16le_to_be
+from airplay_provider.protocol.rtp_l16 import (
+    FRAME_BYTES,
+    MAX_PACKET_FRAMES,
+    SAMPLE_RATE,
+    L16Packetizer,
+    s16le_to_be,
+)
 from airplay_provider.protocol.rtsp_listen import (
     SESSION_TIMEOUT_S,
     ListenConnection,
@@ -90,8 +96,11 @@ class _Stream:
         self._pump = asyncio.create_task(self._run(), name=f"listen-along {path}")
 
     def tap(self, first_frame: int, pcm: bytes) -> None:
-        """The session's hook: `pcm` (s16le) starts at session frame `first_frame`."""
-        self._pending.append((first_frame, pcm))
+        """The session's hook: `pcm` (s16le) starts at session frame `first_frame`; kept in
+        packet-sized pieces, each released on time."""
+        step = MAX_PACKET_FRAMES * FRAME_BYTES
+        for start in range(0, len(pcm), step):
+            self._pending.append((first_frame + start // FRAME_BYTES, pcm[start : start + step]))
         self._wakeup.set()
 
     def _due_in_s(self, frame: int) -> float:
