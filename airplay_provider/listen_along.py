@@ -145,7 +145,20 @@ class _Stream:
             log.info("listen along %s: dropped a listener that fell behind", self.path)
         self.listeners = kept
 
+    @property
+    def session_ended(self) -> bool:
+        """The session ended: the pump ends by itself once everything is sent."""
+        from airplay_provider.session import SessionState  # noqa: PLC0415 - import cycle
+
+        return self.session.state is SessionState.ENDED
+
+    @property
+    def pump(self) -> asyncio.Task[None]:
+        """The task releasing audio to the listeners."""
+        return self._pump
+
     async def close(self) -> None:
+        """Stop releasing audio; disconnect the listeners at once."""
         self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
@@ -195,11 +208,16 @@ class ListenAlongServer:
                 stream.session.pcm_taps.remove(stream.tap)
             await stream.close()
 
-    async def close(self) -> None:
-        """Stop listening, disconnect everyone, release every task (idempotent)."""
+    async def close(self, grace_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop listening, disconnect everyone, release every task (idempotent). Streams whose
+        session ended get up to `grace_s` to hand their listeners the last audio first."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        streams = list(self.streams.values())
+        if streams and all(stream.session_ended for stream in streams):
+            pending = {stream.pump for stream in streams} | self._connections
+            await asyncio.wait(pending, timeout=grace_s)
         for path in list(self.streams):
             await self.remove(path)
         for task in list(self._connections):

@@ -88,15 +88,17 @@ async def play_with_listen(
             await reader
 
 
-async def ffmpeg_record(url: str, seconds: float) -> bytes:
-    """What `ffmpeg -rtsp_transport tcp -i URL` receives in `seconds`, as s16le."""
+async def ffmpeg_record(url: str, seconds: float | None) -> bytes:
+    """What `ffmpeg -rtsp_transport tcp -i URL` receives in `seconds` (None: until the stream
+    ends), as s16le."""
+    limit = ["-t", str(seconds)] if seconds is not None else []
     proc = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, "-t", str(seconds),
+        "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, *limit,
         "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1",
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds + 20)
+        out, err = await asyncio.wait_for(proc.communicate(), (seconds or 30) + 20)
     finally:
         if proc.returncode is None:
             proc.kill()
@@ -131,7 +133,9 @@ async def test_ffmpeg_and_ffprobe_hear_exactly_what_the_room_plays(tmp_path: Pat
         probed, probe_err = await asyncio.wait_for(probe.communicate(), 20)
         assert probe.returncode == 0, probe_err.decode()
         assert probed.decode().split() == ["pcm_s16be,44100,2"]
-        heard = await asyncio.gather(ffmpeg_record(url, 2.0), ffmpeg_record(url, 2.0))
+        *heard, to_the_end = await asyncio.gather(
+            ffmpeg_record(url, 2.0), ffmpeg_record(url, 2.0), ffmpeg_record(url, None)
+        )
     assert run.proc.returncode == 0, "\n".join(run.stderr)
     assert sum(line.startswith(LISTEN_LINE) for line in run.stderr) == 1
     room = emu.stream.reconstructed_pcm()[PREROLL_FRAMES * 4 :]
@@ -139,6 +143,9 @@ async def test_ffmpeg_and_ffprobe_hear_exactly_what_the_room_plays(tmp_path: Pat
     for each in heard:
         assert len(each) == 2 * 44100 * 4
         slice_of(room, each)
+    # the third listener got everything from where it joined to the last sample, then the end
+    joined = slice_of(room, to_the_end)
+    assert to_the_end == pcm[joined * 4 :]
     assert emu.stream.late_packets() == []
     assert emu.errors == []
 
