@@ -19,7 +19,7 @@ import collections
 import contextlib
 import logging
 import socket
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from airplay_provider.protocol.rtp_l16 import (
     FRAME_BYTES,
@@ -36,9 +36,7 @@ from airplay_provider.protocol.rtsp_listen import (
     Teardown,
 )
 from airplay_provider.protocol.timing import ntp_add_ns
-
-if TYPE_CHECKING:
-    from airplay_provider.session import StreamSession
+from airplay_provider.session import SessionState, StreamSession
 
 QUEUE_S: Final = 1.0  # audio a listener's connection may have queued before it is dropped
 SEND_BUFFER_BYTES: Final = 65536  # kernel send buffer per listener (small: a stall shows soon)
@@ -69,12 +67,13 @@ class _Listener:
         self.dropped = False
 
     def send(self, big: bytes) -> bool:
-        """Queue big-endian PCM; False (and the connection aborted) if the queue is full."""
-        if self.dropped:
+        """Queue big-endian PCM; False if the connection is closing, or its queue is full (then
+        `dropped` and the connection aborted)."""
+        transport = self.writer.transport
+        if self.dropped or transport.is_closing():
             return False
         data = self.packetizer.packetize_be(big)
-        transport = self.writer.transport
-        if transport.is_closing() or transport.get_write_buffer_size() + len(data) > _QUEUE_BYTES:
+        if transport.get_write_buffer_size() + len(data) > _QUEUE_BYTES:
             self.dropped = True
             transport.abort()
             return False
@@ -109,8 +108,6 @@ class _Stream:
         return session.clock.seconds_until(audible) - RELEASE_EARLY_S
 
     async def _run(self) -> None:
-        from airplay_provider.session import SessionState  # noqa: PLC0415 - import cycle
-
         while True:
             self._wakeup.clear()
             if not self._pending and self.session.state is SessionState.ENDED:
@@ -140,16 +137,15 @@ class _Stream:
             return
         big = s16le_to_be(pcm)
         kept = [listener for listener in self.listeners if listener.send(big)]
-        if len(kept) != len(self.listeners):
-            self.dropped += len(self.listeners) - len(kept)
-            log.info("listen along %s: dropped a listener that fell behind", self.path)
+        behind = sum(listener.dropped for listener in self.listeners)
+        if behind:
+            self.dropped += behind
+            log.info("listen along %s: dropped %d listener(s) that fell behind", self.path, behind)
         self.listeners = kept
 
     @property
     def session_ended(self) -> bool:
         """The session ended: the pump ends by itself once everything is sent."""
-        from airplay_provider.session import SessionState  # noqa: PLC0415 - import cycle
-
         return self.session.state is SessionState.ENDED
 
     @property
