@@ -24,6 +24,7 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
 from airplay_provider.config import CONF_SYNC_ADJUST
+from airplay_provider.host import listen_cli
 from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.names import (
@@ -35,6 +36,7 @@ from airplay_provider.host.names import (
 from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
+from airplay_provider.listen_along import ListenAlongServer
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
@@ -280,6 +282,7 @@ async def _play_on(
     if found is None:
         raise PlayCommandError("playback failed to start")
     session = found[1]
+    listen = await _listen_along(args, session, leader.name)
     finished = asyncio.Event()
     remote = asyncio.create_task(_remote_control_later(provider, finished))
     cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))
@@ -291,6 +294,22 @@ async def _play_on(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await cover
         await remote  # not cancelled midway: a half-started DACP server would leak
+        if listen is not None:
+            await listen.close()
+
+
+async def _listen_along(
+    args: argparse.Namespace, session: StreamSession, name: str
+) -> ListenAlongServer | None:
+    """`--listen-port`: serve the session over RTSP (a port in use: a warning, play goes on)."""
+    try:
+        server = await listen_cli.start_server(args)
+    except OSError as err:
+        print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
+        return None
+    if server is not None:
+        listen_cli.serve(server, session, name, sys.stderr)
+    return server
 
 
 async def _remote_control_later(provider: AirPlayProvider, finished: asyncio.Event) -> None:

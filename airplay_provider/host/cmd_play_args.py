@@ -10,7 +10,7 @@ import contextlib
 import subprocess
 from typing import Final
 
-from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.host.cli import add_interface_argument, interface_address
 
 DEFAULT_DISCOVERY_S: Final = 5.0
 
@@ -80,6 +80,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
     )
     add_interface_argument(parser)
+    parser.add_argument(
+        "--listen-port",
+        dest="listen_port",
+        type=_port,
+        metavar="PORT",
+        help="also serve the audio over RTSP on this TCP port (listen along with VLC, ffmpeg)",
+    )
+    parser.add_argument(
+        "--listen-address",
+        dest="listen_address",
+        metavar="ADDR",
+        type=interface_address,
+        help="address the RTSP server binds (default: the first --interface, else all)",
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {text!r}")
+    return int(text)
 
 
 class EarlyProbe:

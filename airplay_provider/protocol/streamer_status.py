@@ -192,6 +192,7 @@ class Stats(_Event):
     jitter_p99_us: int | None = None
     jitter_max_us: int | None = None
     wakeups: int | None = None
+    copies: int | None = None  # packets sent twice: too little lead for a resend (pacer.py)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -13,7 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
 from airplay_provider.pcm_convert import flow_to_s16
@@ -54,6 +54,7 @@ class SessionFeed:
     ring: RingBuffer
     fed: int
     silence_frames: int
+    pcm_taps: list[Callable[[int, bytes], None]]
     source_error: str | None
     _pending: collections.deque[bytes]
     _carry: bytes
@@ -171,6 +172,8 @@ class SessionFeed:
         """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
         pcm = flow_to_s16(chunk)
         self.ring.append(self.fed, pcm)
+        for tap in self.pcm_taps:
+            tap(self.fed, pcm)
         self.fed += len(pcm) // S16_FRAME_BYTES
         for member in self.members.values():
             member.feed(pcm)

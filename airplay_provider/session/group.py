@@ -138,6 +138,8 @@ class StreamSession(SessionFeed):
         self.metadata: TrackMetadata | None = None
         self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
+        # (first session frame, s16le PCM): what the members get, e.g. for listen_along.py
+        self.pcm_taps: list[Callable[[int, bytes], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
         self._source_done = False
