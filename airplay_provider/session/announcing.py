@@ -66,7 +66,6 @@ class SessionAnnouncements:
     state: SessionState
     logger: logging.Logger
     _stopping: bool
-    _source_done: bool
     _ended: asyncio.Event
 
     @property
@@ -111,8 +110,6 @@ class SessionAnnouncements:
     def _check_can_announce(self) -> None:
         if self._stopping or self.state in (SessionState.DRAINING, SessionState.ENDED):
             raise SessionError(f"cannot announce on a {self.state} session")
-        if self._source_done and not self.mixer.busy_after(self.fed):
-            raise SessionError("cannot announce: the source has ended")
 
     async def wait_announced(
         self, announcement: Announcement, timeout: float | None = None
