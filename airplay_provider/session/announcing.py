@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
 from airplay_provider.audio_source import AudioSourceError, decode_source
 from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.timing import SAMPLE_RATE
+from airplay_provider.session.member import S16_FRAME_BYTES
 from airplay_provider.session.mixing import (
     DEFAULT_DUCK_DB,
     DEFAULT_RAMP_S,
@@ -25,37 +27,52 @@ from airplay_provider.session.mixing import (
     announcement_at,
 )
 from airplay_provider.session.reports import SessionError, SessionState
+from airplay_provider.session.timeline import FLOW_FRAME_BYTES
 
 MAX_ANNOUNCEMENT_S: Final = 600.0
 DECODE_TIMEOUT_S: Final = 30.0
 WAIT_POLL_S: Final = 0.05
 
 
-async def decode_announcement(
-    source: str | Path,
+async def collect_announcement(
+    flow: AsyncIterator[bytes],
+    what: str,
     *,
     timeout: float = DECODE_TIMEOUT_S,
     max_seconds: float = MAX_ANNOUNCEMENT_S,
 ) -> bytes:
-    """The whole of `source` (a file or URL, through ffmpeg) as s16le stereo 44.1 kHz, the
-    members' format (the same conversion as the music's). AudioSourceError when it cannot be
-    decoded, is empty, longer than `max_seconds` or takes longer than `timeout`."""
-    limit = round(max_seconds * SAMPLE_RATE) * 4
+    """All of a flow-PCM source (f32le stereo 44.1 kHz) as s16le, the members' format, with
+    the music's own conversion. AudioSourceError when it fails, is empty, longer than
+    `max_seconds` or not complete within `timeout`; `what` names it in the message."""
+    limit = round(max_seconds * SAMPLE_RATE) * S16_FRAME_BYTES
     pieces: list[bytes] = []
     size = 0
+    carry = b""
     try:
         async with asyncio.timeout(timeout):
-            async for chunk in decode_source(str(source)):
-                piece = flow_to_s16(chunk)
+            async for chunk in flow:
+                data = carry + chunk
+                whole = len(data) - len(data) % FLOW_FRAME_BYTES
+                carry = data[whole:]
+                piece = flow_to_s16(data[:whole])
                 size += len(piece)
                 if size > limit:
-                    raise AudioSourceError(f"{source}: longer than {max_seconds:g} s")
+                    raise AudioSourceError(f"{what}: longer than {max_seconds:g} s")
                 pieces.append(piece)
     except TimeoutError:
-        raise AudioSourceError(f"{source}: not decoded within {timeout:g} s") from None
+        raise AudioSourceError(f"{what}: not complete within {timeout:g} s") from None
+    finally:
+        closer = getattr(flow, "aclose", None)
+        if closer is not None:
+            await closer()
     if not size:
-        raise AudioSourceError(f"{source}: no audio")
+        raise AudioSourceError(f"{what}: no audio")
     return b"".join(pieces)
+
+
+async def decode_announcement(source: str | Path, *, timeout: float = DECODE_TIMEOUT_S) -> bytes:
+    """A file or URL, decoded with ffmpeg, as s16le stereo 44.1 kHz (see `collect_announcement`)."""
+    return await collect_announcement(decode_source(str(source)), str(source), timeout=timeout)
 
 
 class SessionAnnouncements:

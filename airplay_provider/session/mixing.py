@@ -14,6 +14,7 @@ at the same session frames.
 
 from __future__ import annotations
 
+import collections
 import math
 import sys
 from array import array
@@ -139,10 +140,13 @@ class AnnouncementMixer:
 
     def __init__(self) -> None:
         self.scheduled: list[Announcement] = []
+        #: The latest announcements placed, as (first frame, frames): for reports and tests.
+        self.placed: collections.deque[tuple[int, int]] = collections.deque(maxlen=16)
 
     def add(self, announcement: Announcement) -> None:
         """Schedule an announcement (it may overlap others: they add up)."""
         self.scheduled.append(announcement)
+        self.placed.append((announcement.start, announcement.frames))
 
     def busy_after(self, frame: int) -> bool:
         """True while an announcement still changes frames at or after `frame`."""
