@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
@@ -105,7 +106,7 @@ class SessionAnnouncements:
         as placed (session frames: `start`, `end`). SessionError when the session is ending;
         ValueError on a bad level, ramp or position.
         """
-        if at is not None and not at >= 0.0:
+        if at is not None and not 0.0 <= at < math.inf:
             raise ValueError(f"at must be a position ≥ 0 s, got {at!r}")
         self._check_can_announce()
         if not isinstance(announcement, bytes):

@@ -1,14 +1,18 @@
-"""session/mixing.py: the ducking envelope and the s16 mix, checked exactly (sans-I/O)."""
+"""session/mixing.py: the ducking envelope and the s16 mix, checked exactly (sans-I/O); and
+the checks of `StreamSession.announce`."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import struct
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airplay_provider.session import SessionError, StreamSession
 from airplay_provider.session.mixing import (
     Q15,
     Announcement,
@@ -153,3 +157,24 @@ def test_mix_matches_the_reference_formula(
     mixed = b"".join(mixer.mix(o // 4, data[o : o + step]) for o in range(0, len(data), step))
     voice_pcm = struct.pack(f"<{len(voice)}h", *voice)
     assert mixed == expected_mix(data, voice_pcm, start, duck_db=duck_db, ramp=ramp)
+
+
+async def _no_audio() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing
+
+
+async def test_session_announce_checks_its_arguments_and_state() -> None:
+    session = StreamSession(_no_audio())
+    voice = pcm((1, 1))
+    for at in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="at must be"):
+            await session.announce(voice, at=at)
+    with pytest.raises(ValueError, match="duck_db"):
+        await session.announce(voice, duck_db=1.0)
+    placed = await session.announce(voice, at=2.0)
+    assert (placed.start, placed.start_s) == (88200, 2.0)
+    assert list(session.mixer.placed) == [(88200, 1)]
+    await session.stop()
+    with pytest.raises(SessionError, match="announce"):
+        await session.announce(voice)
