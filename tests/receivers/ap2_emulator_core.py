@@ -189,6 +189,8 @@ class AccessoryDevice:
     """Extra (method, path) handlers for encrypted sessions; later issues add SETUP etc."""
     session_handler: Callable[[AccessoryConnection, EmuRequest], EmuResponse | None] | None = None
     """Encrypted-session requests not in `routes` (SETUP, RECORD, ... on any URI); None = 404."""
+    video_handler: Callable[[AccessoryConnection, EmuRequest], EmuResponse | None] | None = None
+    """AirPlay video requests (`ap2_video`), encrypted or not: it decides; None = not video."""
     errors: ErrorLog = field(default_factory=ErrorLog)
     """Every refusal and violation on any connection (and the session's, which shares it)."""
 
@@ -353,6 +355,10 @@ class AccessoryConnection:
                 status, body = self.device.legacy.verify(id(self), request.body)
                 return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
             return self._pair_verify(request)
+        if self.device.video_handler is not None:
+            video = self.device.video_handler(self, request)
+            if video is not None:
+                return video
         route = self.device.routes.get(key)
         if route is not None and self.encrypted:
             return route(request)
