@@ -20,6 +20,7 @@ from tests.group_helpers import (
     member_pids,
     raop_target,
     schedule_error_frames,
+    when,
 )
 from tests.receivers.raop_emulator import RaopEmulator
 from tests.receivers.shairport import StartShairport
@@ -94,6 +95,28 @@ async def test_an_announcement_asked_too_early_starts_at_the_first_frame_not_yet
         assert await session.wait_ended(15)
         expected = expected_mix(music, voice, placed.start)
         assert delivered(emu)[: len(expected)] == expected
+
+
+async def test_a_late_joiner_gets_the_announcement_mixed_from_its_first_frame() -> None:
+    music = test_signal(7.0, seed=69)
+    voice = test_signal(2.0, seed=70)
+    async with RaopEmulator() as emu_a, RaopEmulator() as emu_b:
+        session = StreamSession(flow_source(music))
+        await session.start([raop_target("a", emu_a.port)])
+        placed = await session.announce(voice, at=2.5)
+        await when(session, lambda: session.position_s >= 2.0)
+        join = await session.add_member(raop_target("b", emu_b.port))
+        assert join.error is None
+        p = join.offset
+        assert placed.start < p < placed.end  # it joins in the middle of the announcement
+        assert await session.wait_ended(15)
+        expected = expected_mix(music, voice, placed.start)
+        assert delivered(emu_a)[: len(expected)] == expected
+        assert delivered(emu_b)[: len(expected) - 4 * p] == expected[4 * p :]
+        a, b = session.departed
+        assert abs(schedule_error_frames(emu_b, b, placed.end)) <= 1.0
+        assert abs(schedule_error_frames(emu_a, a, placed.end)) <= 1.0
+        assert len(emu_a.core.flushes) == 1  # only the start hold: nothing restarted
 
 
 @pytest.mark.receiver
