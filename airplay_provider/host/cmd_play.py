@@ -244,6 +244,8 @@ async def _play_on(
 ) -> int:
     if args.announce_at is not None and args.announce is None:
         raise PlayCommandError("--announce-at needs --announce", EXIT_USAGE)
+    if args.announce == "-":
+        raise PlayCommandError("--announce needs a file or URL (not stdin)", EXIT_USAGE)
     announcing = None
     if args.announce is not None:  # decoded while the players are looked up
         announcing = asyncio.create_task(decode_announcement(args.announce))

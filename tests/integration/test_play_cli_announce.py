@@ -53,9 +53,14 @@ async def test_announce_errors_are_clear_and_start_nothing(tmp_path: Path) -> No
         assert code == 2
         assert "--announce-at needs --announce" in err
         code, _, err = await run_cli(
+            "play", str(track), "--player", player, "--announce", "-", tmp_path=tmp_path
+        )
+        assert code == 2
+        assert "not stdin" in err
+        code, _, err = await run_cli(
             "play", str(track), "--player", player, "--announce", str(track),
             "--announce-at", "-1", tmp_path=tmp_path,
         )  # fmt: skip
         assert code == 2
-        assert "--announce-at" in err
+        assert "--announce-at: expected seconds ≥ 0, got '-1'" in err
         assert emu.core.requests == []  # nobody ever connected
