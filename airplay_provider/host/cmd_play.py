@@ -41,7 +41,13 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session.group import MEMBER_FAILURE, SessionState, StreamSession
+from airplay_provider.session.announcing import decode_announcement
+from airplay_provider.session.group import (
+    MEMBER_FAILURE,
+    SessionError,
+    SessionState,
+    StreamSession,
+)
 from airplay_provider.session.players import PlaybackError
 from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
@@ -238,6 +244,42 @@ async def _play_on(
     out: TextIO,
     stop: GracefulStop,
 ) -> int:
+    if args.announce_at is not None and args.announce is None:
+        raise PlayCommandError("--announce-at needs --announce", EXIT_USAGE)
+    if args.announce == "-":
+        raise PlayCommandError("--announce needs a file or URL (not stdin)", EXIT_USAGE)
+    announcing = None
+    if args.announce is not None:  # decoded while the players are looked up
+        announcing = asyncio.create_task(decode_announcement(args.announce))
+    try:
+        return await _play_found(
+            args,
+            announcing=announcing,
+            host=host,
+            provider=provider,
+            probing=probing,
+            workdir=workdir,
+            out=out,
+            stop=stop,
+        )
+    finally:
+        if announcing is not None and not announcing.done():
+            announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AudioSourceError):
+                await announcing
+
+
+async def _play_found(
+    args: argparse.Namespace,
+    *,
+    announcing: asyncio.Task[bytes] | None,
+    host: StandaloneHost,
+    provider: AirPlayProvider,
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
+    out: TextIO,
+    stop: GracefulStop,
+) -> int:
     finding = asyncio.create_task(
         find_players(provider, host, args.players, args.discovery_timeout)
     )
@@ -248,6 +290,7 @@ async def _play_on(
             await finding
     info = await probing
     players = await finding
+    announcement = None if announcing is None else await announcing
     if len({p.player_id for p in players}) != len(players):
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
     for name, ms in args.sync_adjust:
@@ -283,6 +326,13 @@ async def _play_on(
         raise PlayCommandError("playback failed to start")
     session = found[1]
     listen = await _listen_along(args, session, leader.name)
+    if announcement is not None:
+        try:
+            placed = await session.announce(announcement, at=args.announce_at)
+        except SessionError as err:
+            print(f"announcement not played: {err}", file=out)
+        else:
+            print(f"announcement at {_clock(placed.start_s)}", file=out)
     finished = asyncio.Event()
     remote = asyncio.create_task(_remote_control_later(provider, finished))
     cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))

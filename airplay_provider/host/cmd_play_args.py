@@ -36,6 +36,16 @@ def _volume(text: str) -> int:
     return value
 
 
+def _position(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 86400.0:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"expected seconds ≥ 0, got {text!r}")
+    return value
+
+
 EXIT_STATUS_HELP: Final = """\
 NAME is a player's exact name, id or MAC (any case), else a part of exactly one player's name,
 or HOST:PORT for a RAOP receiver without mDNS.
@@ -78,6 +88,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DISCOVERY_S,
         metavar="S",
         help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
+    )
+    parser.add_argument(
+        "--announce",
+        metavar="FILE",
+        help="an announcement (file or URL) mixed over the music in every room, music ducked",
+    )
+    parser.add_argument(
+        "--announce-at",
+        type=_position,
+        metavar="SECONDS",
+        help="session position where the announcement starts (default: as soon as it can)",
     )
     add_interface_argument(parser)
     parser.add_argument(

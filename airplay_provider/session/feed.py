@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final
 from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
 from airplay_provider.session.member import S16_FRAME_BYTES, SessionMember
+from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.reports import SessionState
 from airplay_provider.session.timeline import (
     FEED_PIECE_S,
@@ -53,6 +54,7 @@ class SessionFeed:
     members: dict[str, SessionMember]
     ring: RingBuffer
     fed: int
+    mixer: AnnouncementMixer
     silence_frames: int
     pcm_taps: list[Callable[[int, bytes], None]]
     source_error: str | None
@@ -127,8 +129,8 @@ class SessionFeed:
                 await self._nap((ahead - limit) / rate)
             elif self._pending:
                 self._pending_to_members()
-            elif self._source_done:
-                self._end_input()
+            elif self._source_done and not self.mixer.busy_after(self.fed):
+                self._end_input()  # (an announcement still due is carried by silence)
                 return
             elif ahead > LOW_WATER_S:
                 await self._nap(ahead - LOW_WATER_S)
@@ -169,8 +171,9 @@ class SessionFeed:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     def _distribute(self, chunk: bytes) -> None:
-        """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
-        pcm = flow_to_s16(chunk)
+        """Convert a flow chunk once for everyone, mix in announcements; keep it for late
+        joins; queue it."""
+        pcm = self.mixer.mix(self.fed, flow_to_s16(chunk))
         self.ring.append(self.fed, pcm)
         for tap in self.pcm_taps:
             tap(self.fed, pcm)

@@ -34,6 +34,7 @@ from typing import Any, Final
 from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.session.announcing import SessionAnnouncements
 from airplay_provider.session.feed import PRIME_S, SessionFeed
 from airplay_provider.session.member import (
     CONNECT_TIMEOUT_S,
@@ -41,6 +42,7 @@ from airplay_provider.session.member import (
     MemberState,
     SessionMember,
 )
+from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
 from airplay_provider.session.reports import (
@@ -105,7 +107,7 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
     return 0.0
 
 
-class StreamSession(SessionFeed):
+class StreamSession(SessionFeed, SessionAnnouncements):
     """One source, several members, one timeline."""
 
     def __init__(
@@ -133,6 +135,7 @@ class StreamSession(SessionFeed):
         self.departed: list[SessionMember] = []
         self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
         self.fed = 0  # session frames handed to members so far
+        self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
         self.metadata: TrackMetadata | None = None
