@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from airplay_provider.protocol.errors import AirplayError
+
 FLOW_RATE: Final = 44100
 FLOW_FRAME_BYTES: Final = 8  # f32le × 2 channels
 FLOW_CHUNK_BYTES: Final = FLOW_RATE * FLOW_FRAME_BYTES  # one second
@@ -25,7 +27,7 @@ STOP_TIMEOUT_S: Final = 2.0
 _COVER_CODECS: Final = {"mjpeg": ".jpg", "png": ".png"}
 
 
-class AudioSourceError(Exception):
+class AudioSourceError(AirplayError):
     """The source cannot be read or decoded; the message says why."""
 
 

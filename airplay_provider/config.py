@@ -18,6 +18,7 @@ from music_assistant_models.config_entries import (
 )
 from music_assistant_models.enums import ConfigEntryType
 
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import DeviceRecord, ProtocolPreference
 
 # Provider level
@@ -65,7 +66,7 @@ _PROTOCOL_WORDS = {
 }
 
 
-class ConfigValidationError(ValueError):
+class ConfigValidationError(AirplayError, ValueError):
     """A user value that does not fit its ConfigEntry; `str()` is the message for the user."""
 
     def __init__(self, key: str, message: str) -> None:

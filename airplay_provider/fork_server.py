@@ -35,7 +35,7 @@ PROGRAMS: Final = {
 #: Loaded by the streamers only when needed (encryption, pairing): imported here once instead.
 PRELOAD: Final = (
     "airplay_provider.protocol.raop_crypto",
-    "airplay_provider.pairing_client",
+    "airplay_provider.pairing.client",
     "airplay_provider.protocol.hap.credentials",
 )
 MAX_MESSAGE: Final = 1 << 16

@@ -15,13 +15,15 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from airplay_provider.protocol.errors import AirplayError
+
 DACP_ID_KEY = "dacp_id"
 _DACP_ID_RE = re.compile(r"[0-9A-F]{16}")
 _HEX_RE = re.compile(r"[0-9a-f]+")
 _MAX_STATE_BYTES = 1 << 20
 
 
-class IdentityError(Exception):
+class IdentityError(AirplayError):
     """The identity state file exists but cannot be used."""
 
 

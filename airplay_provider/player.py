@@ -30,6 +30,7 @@ BASE_FEATURES = frozenset(
         PlayerFeature.SET_MEMBERS,
         PlayerFeature.MULTI_DEVICE_DSP,
         PlayerFeature.VOLUME_SET,
+        PlayerFeature.PLAY_ANNOUNCEMENT,
     }
 )
 

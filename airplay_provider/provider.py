@@ -1,6 +1,6 @@
 """AirPlayProvider: owns discovery and the players; the host-facing PlayerProvider surface.
 
-Streaming goes through `session_players.GroupPlayback` (one StreamSession per group leader).
+Streaming goes through `session.players.GroupPlayback` (one StreamSession per group leader).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from airplay_provider.config import (
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.identity import new_dacp_id
-from airplay_provider.pairing import PairingManager
+from airplay_provider.pairing.manager import PairingManager
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
@@ -31,11 +31,12 @@ from airplay_provider.protocol.txt import (
     DeviceRecord,
     is_own_receiver,
 )
-from airplay_provider.session_players import GroupPlayback, PlaybackError
+from airplay_provider.session.announcing import MAX_ANNOUNCEMENT_S
+from airplay_provider.session.players import ANNOUNCE_GRACE_S, GroupPlayback, PlaybackError
 from airplay_provider.streamer_launcher import ForkServer
 
 if TYPE_CHECKING:
-    from airplay_provider.remote_control import RemoteControl
+    from airplay_provider.remote.control import RemoteControl
 
 STREAMING_PENDING: Final = "streaming lands with the StreamSession"
 
@@ -128,7 +129,7 @@ class AirPlayProvider:
         interfaces = self._mdns_interfaces()
         if self.remote_control is None and (self._zeroconf is not None or self._browse):
             # aiohttp loads only here: `play` and `discover` start faster without it.
-            from airplay_provider.remote_control import RemoteControl  # noqa: PLC0415
+            from airplay_provider.remote.control import RemoteControl  # noqa: PLC0415
 
             remote = RemoteControl(
                 self, self.dacp_id, interfaces=interfaces, zeroconf=self._zeroconf
@@ -266,6 +267,39 @@ class AirPlayProvider:
             if member in self._players and member != player_id
         ]
         await self.playback.play(player, members, media)
+
+    async def play_announcement(
+        self, player_id: str, media: PlayerMedia, volume_level: int | None = None
+    ) -> None:
+        """Play an announcement on the player's group and return once it was heard.
+
+        While the group plays it is mixed over the music in every room at one instant (the
+        music ducked, no stream restarted; the receivers' volume is left as it is). Otherwise
+        it plays as a stream of its own at `volume_level` (each player's volume restored after).
+        """
+        player = self._require(player_id)
+        key = str((media.custom_data or {}).get("announcement_url") or media.uri)
+        if await self.playback.announce(player_id, media, key):
+            return
+        leader = self._players.get(player.state.synced_to or "", player)
+        members = [
+            self._players[member]
+            for member in leader.state.group_members
+            if member in self._players and member != leader.player_id
+        ]
+        everyone = [leader, *members]
+        volumes = {p.player_id: p.state.volume_level for p in everyone}
+        if volume_level is not None:
+            for one in everyone:
+                one.state.volume_level = max(0, min(100, volume_level))
+        try:
+            session = await self.playback.play(leader, members, media)
+            if session is not None:
+                await session.wait_ended(MAX_ANNOUNCEMENT_S + ANNOUNCE_GRACE_S)
+        finally:
+            for one in everyone:
+                one.state.volume_level = volumes[one.player_id]
+                self.host.update_player(one)
 
     async def update_media(
         self, player_id: str, media: PlayerMedia, track_elapsed_s: float | None = None

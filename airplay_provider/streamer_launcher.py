@@ -20,6 +20,8 @@ import subprocess
 import sys
 from typing import Final, Protocol
 
+from airplay_provider.protocol.errors import AirplayError
+
 READY_TIMEOUT_S: Final = 10.0
 SPAWN_TIMEOUT_S: Final = 5.0
 CLOSE_TIMEOUT_S: Final = 2.0
@@ -27,7 +29,7 @@ ORPHAN_POLL_S: Final = 0.2
 MAX_MESSAGE: Final = 1 << 16
 
 
-class LaunchError(Exception):
+class LaunchError(AirplayError):
     """The fork server is not running or refused a request."""
 
 

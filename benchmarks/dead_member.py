@@ -22,14 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from audio import test_signal  # noqa: E402
-from group_helpers import flow_source, raop_target, schedule_error_frames, when  # noqa: E402
-from receivers.raop_emulator import RaopEmulator  # noqa: E402
-
 from airplay_provider.protocol.streamer_status import ErrorCode  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.session_member import MemberState  # noqa: E402
-from airplay_provider.session_rejoin import RejoinState  # noqa: E402
+from airplay_provider.session.member import MemberState  # noqa: E402
+from airplay_provider.session.rejoin import RejoinState  # noqa: E402
+from tests.audio import test_signal  # noqa: E402
+from tests.group_helpers import flow_source, raop_target, schedule_error_frames, when  # noqa: E402
+from tests.receivers.raop_emulator import RaopEmulator  # noqa: E402
 
 KILLS = {"all": (True, True), "rtsp": (True, False), "udp": (False, True)}
 

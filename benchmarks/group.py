@@ -28,14 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from audio import test_signal  # noqa: E402
-from group_helpers import PREROLL_FRAMES, flow_source, play_ntp, raop_target  # noqa: E402
-from receivers.raop_emulator import RaopEmulator  # noqa: E402
-
 from airplay_provider.protocol.streamer_status import Playing  # noqa: E402
 from airplay_provider.protocol.timing import unix_ns_from_ntp  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.session_member import SessionMember  # noqa: E402
+from airplay_provider.session.member import SessionMember  # noqa: E402
+from tests.audio import test_signal  # noqa: E402
+from tests.group_helpers import PREROLL_FRAMES, flow_source, play_ntp, raop_target  # noqa: E402
+from tests.receivers.raop_emulator import RaopEmulator  # noqa: E402
 
 RATE = 44100
 FRAME_NTP = 2**32 / RATE

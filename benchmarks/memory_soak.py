@@ -25,12 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from audio import test_signal  # noqa: E402
-from group_helpers import s16_to_f32  # noqa: E402
-
 from airplay_provider.host.receivers import ReceiverLab, ReceiverSpec  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.streamers import StreamTarget  # noqa: E402
+from airplay_provider.session.processes import StreamTarget  # noqa: E402
+from tests.audio import test_signal  # noqa: E402
+from tests.group_helpers import s16_to_f32  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:
@@ -129,7 +128,9 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true", help="show what grew")
     args = parser.parse_args()
     result = asyncio.run(soak(args.minutes, args.every, args.receivers, args.tracemalloc))
-    for key, value in result["growth_mb_per_h_after_warmup"].items():  # type: ignore[union-attr]
+    growth = result["growth_mb_per_h_after_warmup"]
+    assert isinstance(growth, dict)
+    for key, value in growth.items():
         print(f"{key}: {value:+.2f} MB/h after warm-up")
     print(json.dumps({"benchmark": "memory_soak", **result}))
     return 0

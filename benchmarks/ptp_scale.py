@@ -256,7 +256,7 @@ async def _drive(targets: list[tuple[str, int]]) -> dict[str, Any]:
     from airplay_provider.protocol.streamer_status import ClockStatus, Timing  # noqa: PLC0415
     from airplay_provider.protocol.txt import StreamingProtocol  # noqa: PLC0415
     from airplay_provider.session import StreamSession  # noqa: PLC0415
-    from airplay_provider.streamers import StreamTarget  # noqa: PLC0415
+    from airplay_provider.session.processes import StreamTarget  # noqa: PLC0415
     from tests.audio import test_signal  # noqa: PLC0415
     from tests.group_helpers import flow_source  # noqa: PLC0415
 

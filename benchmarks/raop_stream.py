@@ -27,11 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from audio import compare_audio, test_signal  # noqa: E402
-
 from airplay_provider.host.receivers import ReceiverLab, ReceiverSpec  # noqa: E402
 from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status  # noqa: E402
 from airplay_provider.streamer.clock import SenderClock  # noqa: E402
+from tests.audio import compare_audio, test_signal  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

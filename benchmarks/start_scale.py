@@ -44,13 +44,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from audio import compare_audio, test_signal  # noqa: E402
-from group_helpers import PREROLL_FRAMES, play_ntp, raop_target, s16_to_f32  # noqa: E402
-from receivers.raop_emulator import RaopEmulator  # noqa: E402
-
 from airplay_provider.protocol.streamer_status import Playing, Stats  # noqa: E402
 from airplay_provider.protocol.timing import unix_ns_from_ntp  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
+from tests.audio import compare_audio, test_signal  # noqa: E402
+from tests.group_helpers import PREROLL_FRAMES, play_ntp, raop_target, s16_to_f32  # noqa: E402
+from tests.receivers.raop_emulator import RaopEmulator  # noqa: E402
 
 RATE = 44100
 FRAME_NTP = 2**32 / RATE

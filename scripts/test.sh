@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Lint, type-check (strict, on the package) and run the whole test suite; then, in .venv313
-# (Python 3.13 and the music-assistant-models Music Assistant 2.8 pins), mypy and the
-# unit and adapter tests again.
+# Lint, type-check (strict, on the package, the tests and the benchmarks) and run the whole
+# test suite; then, in .venv313 (Python 3.13 and the music-assistant-models Music Assistant 2.8
+# pins), mypy and the unit and adapter tests again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 [ -x "$PY" ] || PY=python3
 "$PY" -m ruff check .
-"$PY" -m ruff format --check airplay_provider
+"$PY" -m ruff format --check airplay_provider tests benchmarks
 "$PY" -m mypy
 "$PY" -m pytest -q -p no:cacheprovider "$@"
 if [ -x .venv313/bin/python ]; then

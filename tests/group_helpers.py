@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable
 
 from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import SessionMember
-from airplay_provider.streamers import StreamTarget
+from airplay_provider.session.member import SessionMember
+from airplay_provider.session.processes import StreamTarget
 
 FRAME_NTP = 2**32 / 44100  # one frame in NTP units
 PREROLL_FRAMES = 3520  # cliraop's silent pre-roll before its first real sample

@@ -25,6 +25,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "config": ("airplay_provider.host.cmd_config", "show or change a player's settings"),
     "pair": ("airplay_provider.host.cmd_pair", "pair with a receiver that shows a PIN"),
     "play": ("airplay_provider.host.cmd_play", "play a file, URL or stdin on receivers, in sync"),
+    "play-url": (
+        "airplay_provider.host.cmd_play_url",
+        "have a device (Apple TV) fetch and play a URL or file itself",
+    ),
     "demo": ("airplay_provider.host.cmd_demo", "play a test signal to two local receivers"),
     "lab": ("airplay_provider.host.cmd_lab", "run local receivers (loopback) until Ctrl-C"),
 }

@@ -27,13 +27,14 @@ from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.cmd_discover import DEFAULT_TIMEOUT, collect_devices
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
 from airplay_provider.host.names import ambiguous_message, device_ids, device_name, match_players
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import DeviceRecord
 
 EXIT_NOT_FOUND = 1
 EXIT_INVALID = 2
 
 
-class LookupFailedError(Exception):
+class LookupFailedError(AirplayError):
     """NAME matched no player, or several; `str()` is the message for the user."""
 
 

@@ -30,8 +30,8 @@ from airplay_provider.host.receivers import (
 )
 from airplay_provider.host.signals import run_interruptible
 from airplay_provider.protocol.timing import ntp_diff_ns, unix_ns_from_ntp
-from airplay_provider.session import SessionError, StreamSession
-from airplay_provider.streamers import StreamTarget
+from airplay_provider.session.group import SessionError, StreamSession
+from airplay_provider.session.processes import StreamTarget
 
 RATE = 44100
 SIGNAL_S = 5.0

@@ -31,15 +31,15 @@ from airplay_provider.host.names import (
     match_players,
 )
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
-from airplay_provider.pairing import (
+from airplay_provider.pairing.attempt import (
     PROTOCOL_LABELS,
-    InvalidPinError,
-    PairingError,
     PairingSession,
     PairingTarget,
-    credentials_key,
     normalize_pin,
 )
+from airplay_provider.pairing.errors import InvalidPinError, PairingError
+from airplay_provider.pairing.manager import credentials_key
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import (
     DeviceRecord,
     ProtocolPreference,
@@ -62,7 +62,7 @@ _PROTOCOLS = {
 }
 
 
-class PairCommandError(Exception):
+class PairCommandError(AirplayError):
     """A failure with a message for the user and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:

@@ -24,6 +24,7 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
 from airplay_provider.config import CONF_AIRPLAY2_TIMING, CONF_SYNC_ADJUST
+from airplay_provider.host import listen_cli
 from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
 from airplay_provider.host.names import (
@@ -35,13 +36,21 @@ from airplay_provider.host.names import (
 from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
+from airplay_provider.listen_along import ListenAlongServer
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session import MEMBER_FAILURE, SessionState, StreamSession
-from airplay_provider.session_clock import clock_label
-from airplay_provider.session_players import PlaybackError
-from airplay_provider.session_rejoin import RejoinState
+from airplay_provider.session.announcing import decode_announcement
+from airplay_provider.session.clock import clock_label
+from airplay_provider.session.group import (
+    MEMBER_FAILURE,
+    SessionError,
+    SessionState,
+    StreamSession,
+)
+from airplay_provider.session.players import PlaybackError
+from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
 
 _ALIVE = (SessionState.PLAYING, SessionState.PAUSED, SessionState.DRAINING)
@@ -52,7 +61,7 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 3
 
 
-class PlayCommandError(Exception):
+class PlayCommandError(AirplayError):
     """A failure with a message for the user and an exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
@@ -240,6 +249,42 @@ async def _play_on(
     out: TextIO,
     stop: GracefulStop,
 ) -> int:
+    if args.announce_at is not None and args.announce is None:
+        raise PlayCommandError("--announce-at needs --announce", EXIT_USAGE)
+    if args.announce == "-":
+        raise PlayCommandError("--announce needs a file or URL (not stdin)", EXIT_USAGE)
+    announcing = None
+    if args.announce is not None:  # decoded while the players are looked up
+        announcing = asyncio.create_task(decode_announcement(args.announce))
+    try:
+        return await _play_found(
+            args,
+            announcing=announcing,
+            host=host,
+            provider=provider,
+            probing=probing,
+            workdir=workdir,
+            out=out,
+            stop=stop,
+        )
+    finally:
+        if announcing is not None and not announcing.done():
+            announcing.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AudioSourceError):
+                await announcing
+
+
+async def _play_found(
+    args: argparse.Namespace,
+    *,
+    announcing: asyncio.Task[bytes] | None,
+    host: StandaloneHost,
+    provider: AirPlayProvider,
+    probing: asyncio.Task[TrackInfo],
+    workdir: Path,
+    out: TextIO,
+    stop: GracefulStop,
+) -> int:
     finding = asyncio.create_task(
         find_players(provider, host, args.players, args.discovery_timeout)
     )
@@ -250,6 +295,7 @@ async def _play_on(
             await finding
     info = await probing
     players = await finding
+    announcement = None if announcing is None else await announcing
     if len({p.player_id for p in players}) != len(players):
         raise PlayCommandError("a player was named twice", EXIT_USAGE)
     for name, ms in args.sync_adjust:
@@ -287,6 +333,14 @@ async def _play_on(
     if found is None:
         raise PlayCommandError("playback failed to start")
     session = found[1]
+    listen = await _listen_along(args, session, leader.name)
+    if announcement is not None:
+        try:
+            placed = await session.announce(announcement, at=args.announce_at)
+        except SessionError as err:
+            print(f"announcement not played: {err}", file=out)
+        else:
+            print(f"announcement at {_clock(placed.start_s)}", file=out)
     finished = asyncio.Event()
     remote = asyncio.create_task(_remote_control_later(provider, finished))
     cover = asyncio.create_task(_cover_later(session, args.source, info, workdir))
@@ -298,6 +352,22 @@ async def _play_on(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await cover
         await remote  # not cancelled midway: a half-started DACP server would leak
+        if listen is not None:
+            await listen.close()
+
+
+async def _listen_along(
+    args: argparse.Namespace, session: StreamSession, name: str
+) -> ListenAlongServer | None:
+    """`--listen-port`: serve the session over RTSP (a port in use: a warning, play goes on)."""
+    try:
+        server = await listen_cli.start_server(args)
+    except OSError as err:
+        print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
+        return None
+    if server is not None:
+        listen_cli.serve(server, session, name, sys.stderr)
+    return server
 
 
 async def _remote_control_later(provider: AirPlayProvider, finished: asyncio.Event) -> None:

@@ -10,7 +10,7 @@ import contextlib
 import subprocess
 from typing import Final
 
-from airplay_provider.host.cli import add_interface_argument
+from airplay_provider.host.cli import add_interface_argument, interface_address
 
 DEFAULT_DISCOVERY_S: Final = 5.0
 
@@ -33,6 +33,16 @@ def _volume(text: str) -> int:
         value = -1
     if not 0 <= value <= 100:
         raise argparse.ArgumentTypeError(f"volume must be 0..100, got {text!r}")
+    return value
+
+
+def _position(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 86400.0:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"expected seconds ≥ 0, got {text!r}")
     return value
 
 
@@ -85,7 +95,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help=f"seconds to wait for the players to appear (default {DEFAULT_DISCOVERY_S:g})",
     )
+    parser.add_argument(
+        "--announce",
+        metavar="FILE",
+        help="an announcement (file or URL) mixed over the music in every room, music ducked",
+    )
+    parser.add_argument(
+        "--announce-at",
+        type=_position,
+        metavar="SECONDS",
+        help="session position where the announcement starts (default: as soon as it can)",
+    )
     add_interface_argument(parser)
+    parser.add_argument(
+        "--listen-port",
+        dest="listen_port",
+        type=_port,
+        metavar="PORT",
+        help="also serve the audio over RTSP on this TCP port (listen along with VLC, ffmpeg)",
+    )
+    parser.add_argument(
+        "--listen-address",
+        dest="listen_address",
+        metavar="ADDR",
+        type=interface_address,
+        help="address the RTSP server binds (default: the first --interface, else all)",
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535, got {text!r}")
+    return int(text)
 
 
 class EarlyProbe:

@@ -17,11 +17,13 @@ from typing import Final
 
 from music_assistant_models.config_entries import ConfigValueType
 
+from airplay_provider.protocol.errors import AirplayError
+
 ENV_VAR: Final = "AIRPLAY_PROVIDER_CONFIG"
 FORMAT_VERSION: Final = 1
 
 
-class ConfigStoreError(Exception):
+class ConfigStoreError(AirplayError):
     """The config file cannot be read or written; `str()` says which file and why."""
 
 

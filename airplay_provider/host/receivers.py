@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from airplay_provider.protocol.errors import AirplayError
+
 _PACKAGES = {
     "avahi-publish": "avahi-utils",
     "avahi-browse": "avahi-utils",
@@ -53,7 +55,7 @@ def _kill_leftovers() -> None:
     _LIVE_GROUPS.clear()
 
 
-class ReceiverLabError(RuntimeError):
+class ReceiverLabError(AirplayError, RuntimeError):
     """The lab could not start, or a receiver failed."""
 
 

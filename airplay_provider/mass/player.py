@@ -18,8 +18,9 @@ from music_assistant_models.enums import ConfigEntryType, IdentifierType, Playba
 from music_assistant_models.errors import PlayerCommandFailed
 from music_assistant_models.player import DeviceInfo, PlayerMedia
 
+from airplay_provider.audio_source import AudioSourceError
 from airplay_provider.config import CONF_ENABLE_LATE_JOIN, PAIRING_ACTIONS, enabled_by_default
-from airplay_provider.session_players import PlaybackError
+from airplay_provider.session.players import PlaybackError
 
 if TYPE_CHECKING:
     from airplay_provider.mass.provider import MassAirPlayProvider
@@ -137,6 +138,18 @@ class MassAirPlayPlayer(Player):
         except PlaybackError as err:
             raise PlayerCommandFailed(user_message(str(err))) from err
         self._mass_provider.refresh_player(self.player_id)
+
+    async def play_announcement(
+        self, announcement: PlayerMedia, volume_level: int | None = None
+    ) -> None:
+        """PLAY_ANNOUNCEMENT: mixed over the group's music (ducked) while it plays, else played
+        alone at `volume_level`; returns once it was heard."""
+        try:
+            await self.core.play_announcement(self.player_id, announcement, volume_level)
+        except (PlaybackError, AudioSourceError) as err:
+            raise PlayerCommandFailed(user_message(str(err))) from err
+        finally:
+            self._mass_provider.refresh_player(self.player_id)
 
     async def play(self) -> None:
         """Resume a paused group on one new timeline."""

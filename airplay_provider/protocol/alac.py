@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from array import array
 
+from airplay_provider.protocol.errors import AirplayError
+
 FRAMES_PER_ALAC_FRAME = 352
 PCM_BYTES = FRAMES_PER_ALAC_FRAME * 4
 ALAC_FRAME_BYTES = 1412
@@ -26,7 +28,7 @@ _FRAME_FIXED_BITS = (_HEADER_VALUE << (_SAMPLE_BITS + _SAMPLES_SHIFT)) | (_END_T
 _SAMPLES_MASK = (1 << _SAMPLE_BITS) - 1
 
 
-class AlacError(ValueError):
+class AlacError(AirplayError, ValueError):
     """Input of the wrong size or a frame that is not an uncompressed stereo ALAC frame."""
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from airplay_provider.protocol.errors import AirplayError
+
 STREAM_TYPE_REALTIME = 96
 COMPRESSION_ALAC = 2
 AUDIO_FORMAT_ALAC_44100_16_2 = 0x40000
@@ -29,7 +31,7 @@ PLIST_CONTENT_TYPE = "application/x-apple-binary-plist"
 _PTP_SYNC = struct.Struct(">BBHIQIQ")
 
 
-class Ap2Error(ValueError):
+class Ap2Error(AirplayError, ValueError):
     """A malformed or incomplete AirPlay 2 reply."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from airplay_provider.protocol.dmap import dmap_item
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.timing import db_to_volume
 
 CTRL_PREFIX = "/ctrl-int/1/"
@@ -29,7 +30,7 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d{1,12}(?:\.\d{0,12})?|\.\d{1,12})")
 _ACTIVE_REMOTE_RE = re.compile(r"\d{1,10}")
 
 
-class DacpError(Exception):
+class DacpError(AirplayError):
     """Base class of DACP request errors."""
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import struct
 
+from airplay_provider.protocol.errors import AirplayError
+
 _ITEM_HEADER = struct.Struct(">4sI")
 ITEM_KIND_SONG = 2
 
 
-class DmapError(ValueError):
+class DmapError(AirplayError, ValueError):
     """An invalid tag or value, or truncated DMAP data."""
 
 

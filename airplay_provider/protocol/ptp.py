@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
+from airplay_provider.protocol.errors import AirplayError
+
 EVENT_PORT = 319
 GENERAL_PORT = 320
 TRANSPORT_SPECIFIC = 0x10  # gPTP: majorSdoId 1; receivers ignore plain 1588 messages
@@ -56,7 +58,7 @@ _CONTROL = {
 }
 
 
-class PtpError(ValueError):
+class PtpError(AirplayError, ValueError):
     """Bytes that are not a PTP message we understand."""
 
 

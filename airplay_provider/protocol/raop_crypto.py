@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.sdp import b64_nopad
 
 # The AirPort Express public key every RAOP receiver holds the private half of.
@@ -26,7 +27,7 @@ AES_BLOCK_BYTES = 16
 CHALLENGE_BYTES = 16
 
 
-class RaopCryptoError(ValueError):
+class RaopCryptoError(AirplayError, ValueError):
     """A key, IV or challenge of the wrong size."""
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from airplay_provider.protocol.errors import AirplayError
+
 RTP_HEADER_BYTES = 12
 PAYLOAD_TYPE_AUDIO = 0x60
 MARKER_BIT = 0x80
@@ -32,7 +34,7 @@ _TIMING = struct.Struct(">BB2s4xQQQ")
 _RESEND_REQUEST = struct.Struct(">BBHHH")
 
 
-class RtpError(ValueError):
+class RtpError(AirplayError, ValueError):
     """A packet that is not the expected RAOP RTP packet."""
 
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from airplay_provider.protocol.errors import AirplayError
+
 PROTOCOLS = frozenset({"RTSP/1.0", "HTTP/1.0", "HTTP/1.1"})
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -20,7 +22,7 @@ _FORBIDDEN_IN_VALUE = re.compile(r"[\r\n\x00]")
 _DIGITS = re.compile(r"[0-9]+")
 
 
-class RtspError(Exception):
+class RtspError(AirplayError):
     """Base class of every error raised by this module."""
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from airplay_provider.protocol.errors import AirplayError
+
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_.:/+\-]*")  # fullmatch: "$" would accept a final "\n"
 _STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
 _PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
@@ -63,16 +65,14 @@ class ErrorCode(StrEnum):
     NO_FFMPEG = "no_ffmpeg"
 
 
-class AirplayError(Exception):
-    """Base of the errors that carry an `ErrorCode`."""
+class StreamerError(AirplayError):
+    """A streamer failed: could not set up, stream, start, or exited (one class for both sides).
+
+    `code` is the `ErrorCode` (or, from a newer streamer, the code's text)."""
 
     def __init__(self, code: ErrorCode | str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-class StreamerError(AirplayError):
-    """A streamer failed: could not set up, stream, start, or exited (one class for both sides)."""
 
 
 def code_of(text: str) -> ErrorCode | str:
@@ -192,6 +192,7 @@ class Stats(_Event):
     jitter_p99_us: int | None = None
     jitter_max_us: int | None = None
     wakeups: int | None = None
+    copies: int | None = None  # packets sent twice: too little lead for a resend (pacer.py)
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag
 
+from airplay_provider.protocol.errors import AirplayError
+
 RAOP_SERVICE_TYPE = "_raop._tcp.local."
 AIRPLAY_SERVICE_TYPE = "_airplay._tcp.local."
 SERVICE_TYPES = (AIRPLAY_SERVICE_TYPE, RAOP_SERVICE_TYPE)
@@ -35,7 +37,7 @@ SERVICE_TYPES = (AIRPLAY_SERVICE_TYPE, RAOP_SERVICE_TYPE)
 _MAC_HEX = re.compile(r"^[0-9a-fA-F]{12}$")
 
 
-class TxtError(ValueError):
+class TxtError(AirplayError, ValueError):
     """A service record that cannot describe an AirPlay device (no identity, bad type)."""
 
 
@@ -534,7 +536,7 @@ def _first_parsed(
     return 0
 
 
-class ProtocolUnavailableError(Exception):
+class ProtocolUnavailableError(AirplayError):
     """No streaming route to this device with the streamers available here."""
 
 

@@ -1,6 +1,6 @@
 """AirPlay 2 control-connection steps: `GET /info`, choosing and running pairing, event channel.
 
-Pairing reuses the HAP drivers of `pairing_client` on the RTSP connection's own streams; once it
+Pairing reuses the HAP drivers of `pairing.client` on the RTSP connection's own streams; once it
 succeeds, the `RtspClient` gets the control `ChannelCipher` and every later request is encrypted.
 """
 
@@ -12,7 +12,7 @@ import plistlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from airplay_provider.pairing_client import (
+from airplay_provider.pairing.client import (
     pair_verify,
     pin_pair_setup,
     transient_pair,

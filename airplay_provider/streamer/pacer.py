@@ -15,13 +15,18 @@ The rules, in the order they apply to the next packet:
 * Start pacing (issue 10): when the start instant is closer than a latency, the lead is built
   up, never sent in one burst. A token bucket (GCRA) lets at most `BURST_NS` of audio leave back
   to back, then `LEAD_RATE` times real time, so a receiver's socket buffer never overflows.
-  Until the start instant the lead is also capped at `PRESTART_LEAD_NS`. Why: shairport-sync
-  3.3.8 asks for a missing packet only when a later packet arrives exactly 31±1, 124±1,
-  279±1... sequence numbers after it (250 ms × j², player.c, player_put_packet), and only once
-  it has stopped buffering (after the first frame's timing is known; with a DAC back end, just
-  before the start instant). A loss among the first ~100 packets of a 224-packet burst that
-  arrives within 100 ms has all its look-back points inside the burst: it is never asked for.
-  With at most ~105 packets before the start, every packet's 124-later point comes after it.
+  Until the start instant the lead is also capped at `PRESTART_LEAD_NS`, so a start burst stays
+  short.
+* Copies: a lost packet heals only if the receiver can ask for it in time. shairport-sync 3.3.8
+  (player.c, player_put_packet) notices a gap when a later packet arrives, asks for it no sooner
+  than 0.1 s after that (`resend_control_first_check_time`), again every 0.25 s, and takes a
+  frame out of its buffer one back-end buffer (0.15-0.2 s) before its play time; a gap still
+  open then plays as silence. So a packet sent with less than `HEAL_LEAD_NS` of lead (a near
+  start, a late join, a resume) cannot be healed by asking: the streamer sends it a second
+  time, two packets later, on the audio port (a duplicate, harmless to any RTP receiver; a resend
+  reply on the control port could overtake packets the receiver's audio thread has not read
+  yet and make it start at the copy). A near start's lead grows past it within ~60 packets;
+  steady state never copies (with a latency below `HEAL_LEAD_NS`: only packets short of it).
 * Skip-late: input whose play time is closer than `SEND_MARGIN_NS` is dropped, never shifted,
   so a late start or join stays on the group's timeline (the very first packet is exempt: it
   carries the anchor).
@@ -58,12 +63,16 @@ DEFAULT_START_LEAD_NS = 500_000_000
 BURST_NS = 150_000_000  # audio that may leave back to back (+ one packet): well < 0.25 s
 LEAD_RATE = 4  # beyond the burst, audio leaves at most this many times faster than it plays
 PRESTART_LEAD_NS = 750_000_000  # before the start instant, the lead stays below this
+# Less lead than this and a lost packet cannot be asked for (0.1 s), asked for once more
+# (0.25 s) and still arrive before the receiver's back end takes it (0.2 s): send it twice.
+HEAL_LEAD_NS = 600_000_000
 BATCH_PACKETS = 4  # while rate-limited, wake when this many packets may leave
 
 _MASK = (1 << 64) - 1
 _WINDOW_NTP = (SEND_WINDOW_NS << 32) // 1_000_000_000
 _MARGIN_NTP = (SEND_MARGIN_NS << 32) // 1_000_000_000
 _PRESTART_NTP = (PRESTART_LEAD_NS << 32) // 1_000_000_000
+_HEAL_NTP = (HEAL_LEAD_NS << 32) // 1_000_000_000
 _PACKET_NTP = (FRAMES_PER_PACKET << 32) // SAMPLE_RATE
 _RATE_INTERVAL = _PACKET_NTP // LEAD_RATE  # GCRA increment per packet, NTP units
 _TOLERANCE = ((BURST_NS << 32) // 1_000_000_000) // LEAD_RATE  # GCRA burst tolerance
@@ -99,9 +108,11 @@ class PacketKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Send:
-    """Send the packet for `Pacer.next_sample` now, then call `Pacer.sent()`."""
+    """Send the packet for `Pacer.next_sample` now, then call `Pacer.sent()`; `copy`: its lead is
+    too short for a resend to heal a loss, so send it a second time (see Copies above)."""
 
     kind: PacketKind
+    copy: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +157,8 @@ class Pacer:
         self._now = 0  # the clock at the last decision
         # play time minus send time, rounded exactly as `Timeline.send_ntp_of` rounds it
         self._latency_ntp = _signed(timeline.play_ntp_of(0) - timeline.send_ntp_of(0))
+        # a stream whose latency is below the heal lead copies only while it builds its lead
+        self._copy_below = min(_HEAL_NTP, self._latency_ntp - _WINDOW_NTP)
 
     # ---- start, pause, resume -----------------------------------------------------------------
 
@@ -240,7 +253,7 @@ class Pacer:
                     if target > sample:
                         self.next_sample = target
                         return Skip(sample, target)
-                return Send(PacketKind.AUDIO)
+                return Send(PacketKind.AUDIO, copy=_signed(play_at - now) < self._copy_below)
         elif _signed(play_at - now) <= _MARGIN_NTP and not eof:
             return Send(PacketKind.UNDERRUN)
         if eof and available == 0:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airplay_provider.protocol import ptp
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.ptp_readiness import PeerContact
 
 SYNC_INTERVAL_S = 0.125
@@ -78,7 +79,7 @@ def socket_name() -> str:
     return f"\0airplay-provider-ptp-{os.getuid()}"
 
 
-class PtpUnavailable(Exception):
+class PtpUnavailable(AirplayError):
     """No grandmaster can run here (ports taken or not permitted); use NTP timing."""
 
 

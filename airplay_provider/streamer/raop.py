@@ -13,6 +13,7 @@ import contextlib
 import os
 import random
 import socket
+from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
@@ -78,6 +79,9 @@ TIMING_WAIT_S = 0.4  # how long to wait for the receiver's first timing request 
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
 KEEPALIVE_S = 25.0
 STATS_EVERY_S = 5.0
+# A copy (pacer.py, Copies) leaves behind the packet this many after its original: at least two
+# datagrams lie between them, so a loss of up to three datagrams in a row spares one of them.
+COPY_AFTER_PACKETS = 2
 WATCH_EVERY_S = 0.1  # how often the RTSP connection is checked for a receiver gone
 
 
@@ -105,6 +109,7 @@ class RaopStreamer:
         self.ssrc = random.getrandbits(32)
         self.seq = random.getrandbits(16)
         self.backlog = Backlog(1024)
+        self._copies: deque[tuple[int, bytes]] = deque()  # (packet number, wire) to send again
         self.rtsp: RtspClient | None = None
         self.uri = ""
         self.cipher: AudioCipher | None = None
@@ -129,6 +134,7 @@ class RaopStreamer:
             "underruns": 0,
             "lost": 0,
             "send_errors": 0,
+            "copies": 0,
         }
         self.commands = RaopCommandHandler(self)
         self.jitter = JitterStats()
@@ -427,7 +433,7 @@ class RaopStreamer:
                     self.stats["underruns"] += 1
                 else:
                     pcm = SILENT_PACKET
-                self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"))
+                self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"), copy=action.copy)
             elif isinstance(action, Skip):
                 source.skip_to(action.to_sample)
                 self.stats["late"] += action.to_sample - action.from_sample
@@ -435,7 +441,9 @@ class RaopStreamer:
                 return action
         return None
 
-    def _send_packet(self, pcm: bytes) -> None:
+    def _send_packet(self, pcm: bytes, *, copy: bool = False) -> None:
+        """Send the packet for `next_sample`; `copy`: send it once more a little later (too
+        little lead for the receiver to ask for it if lost, pacer.py)."""
         assert self.audio is not None
         first = self.pacer.first_packet
         loop_now = asyncio.get_running_loop().time()
@@ -445,6 +453,9 @@ class RaopStreamer:
         wire = self._build_wire(pcm, marker=first)
         if not self.audio.send(wire):
             self.stats["send_errors"] += 1
+        if copy:
+            self._copies.append((self.stats["sent"], wire))
+        self._send_copies(self.stats["sent"] - COPY_AFTER_PACKETS)
         self.backlog.add(
             SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
         )
@@ -453,6 +464,15 @@ class RaopStreamer:
         self.pacer.sent()
         self.stats["sent"] += 1
         self.seq = (self.seq + 1) & 0xFFFF
+
+    def _send_copies(self, upto: int) -> None:
+        """Send the copies of packets sent as number `upto` or earlier (a plain duplicate on the
+        audio port: in order behind the original, read by the same receiver thread)."""
+        assert self.audio is not None
+        copies = self._copies
+        while copies and copies[0][0] <= upto:
+            if self.audio.send(copies.popleft()[1]):
+                self.stats["copies"] += 1
 
     def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
         """The RTP packet for `pcm` at `next_sample`: ALAC, AES-CBC when encrypting."""
@@ -577,6 +597,7 @@ class RaopStreamer:
                 self.input.prepend(kept[0], kept[1])
                 self.pacer.rewind_to(kept[0])
         self.backlog.clear()
+        self._copies.clear()
         self._resume_rtp = flush_rtp
         self._wake()
         await self.rtsp.request(

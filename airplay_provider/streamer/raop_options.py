@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 from dataclasses import dataclass
 
+from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
 
 DEFAULT_LATENCY_MS = 1000
@@ -13,7 +14,7 @@ MIN_LATENCY_MS = 200
 MAX_LATENCY_MS = 4000
 
 
-class UsageError(Exception):
+class UsageError(AirplayError):
     """Bad command line; the message says what is wrong."""
 
 

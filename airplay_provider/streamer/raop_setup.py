@@ -27,7 +27,7 @@ def expect_ok(method: str, status_code: int) -> None:
 async def legacy_pair_verify(rtsp: RtspClient, secret_hex: str) -> None:
     """Legacy RAOP pair-verify with the stored secret; RTSP then goes on in clear."""
     # Loaded only for paired devices: cryptography costs start-up time.
-    from airplay_provider.pairing_client import legacy_pair_verify as verify  # noqa: PLC0415
+    from airplay_provider.pairing.client import legacy_pair_verify as verify  # noqa: PLC0415
     from airplay_provider.protocol.hap.credentials import LegacyCredentials  # noqa: PLC0415
     from airplay_provider.protocol.hap.errors import HapError, HttpStatusError  # noqa: PLC0415
 

@@ -17,13 +17,15 @@ import time
 from collections.abc import Mapping
 from typing import Final
 
+from airplay_provider.protocol.errors import AirplayError
+
 #: What may travel this way (anything else is a usage error).
 SECRET_KEYS: Final = frozenset({"password", "secret", "auth", "active_remote"})
 MAX_SECRETS_BYTES: Final = 16 * 1024
 READ_TIMEOUT_S: Final = 2.0
 
 
-class SecretInputError(Exception):
+class SecretInputError(AirplayError):
     """The secrets pipe held something we do not accept, or never ended."""
 
 

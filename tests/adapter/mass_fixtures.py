@@ -12,8 +12,7 @@ from pathlib import Path
 from music_assistant.mass import MusicAssistant
 from music_assistant_models.config_entries import ProviderConfig
 from music_assistant_models.provider import ProviderManifest
-from zeroconf import ServiceInfo
-from zeroconf.asyncio import AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 import airplay_provider
 from airplay_provider.mass.provider import MassAirPlayProvider
@@ -39,7 +38,9 @@ async def provider_config(**values: object) -> ProviderConfig:
         "instance_id": INSTANCE_ID,
         "values": {"mdns_interfaces": HOST, **values},
     }
-    return ProviderConfig.parse(entries, raw)
+    config = ProviderConfig.parse(entries, raw)
+    assert isinstance(config, ProviderConfig)
+    return config
 
 
 @asynccontextmanager
@@ -65,11 +66,11 @@ async def loaded_provider(**values: object) -> AsyncIterator[MassAirPlayProvider
         await aiozc.async_close()
 
 
-def raop_service(mac: str, name: str, port: int, **txt: str) -> ServiceInfo:
+def raop_service(mac: str, name: str, port: int, **txt: str) -> AsyncServiceInfo:
     """A `_raop._tcp` record for a receiver on loopback (plain RAOP, PCM)."""
     properties = {"am": "ShairportSync", "et": "0", "md": "0,1,2", "cn": "0,1", "tp": "UDP"}
     properties |= txt
-    return ServiceInfo(
+    return AsyncServiceInfo(
         RAOP,
         f"{mac}@{name}.{RAOP}",
         port=port,

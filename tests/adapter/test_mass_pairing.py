@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import socket
 
-from mass_fixtures import HOST, loaded_provider
 from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
-from zeroconf import ServiceInfo, ServiceStateChange
+from zeroconf import ServiceStateChange
+from zeroconf.asyncio import AsyncServiceInfo
 
 from airplay_provider.mass.player import MassAirPlayPlayer
 from airplay_provider.protocol.hap.credentials import HapCredentials
+from tests.adapter.mass_fixtures import HOST, loaded_provider
 from tests.receivers.ap2_emulator import Ap2Emulator
 
 AIRPLAY = "_airplay._tcp.local."
@@ -31,7 +32,7 @@ def keys(entries: list[ConfigEntry]) -> list[str]:
 async def test_pin_pairing_through_player_config_actions() -> None:
     async with Ap2Emulator(status_flags=0x8) as emulator, loaded_provider() as provider:
         mass = provider.mass
-        info = ServiceInfo(
+        info = AsyncServiceInfo(
             AIRPLAY,
             f"Speaker.{AIRPLAY}",
             port=emulator.port,

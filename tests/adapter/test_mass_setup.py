@@ -5,20 +5,21 @@ from __future__ import annotations
 import socket
 
 import pytest
-from mass_fixtures import HOST, RAOP, loaded_provider, manifest, raop_service
 from music_assistant.models.player import Player
 from music_assistant.models.player_provider import PlayerProvider
 from music_assistant_models.config_entries import ConfigEntry
 from music_assistant_models.enums import PlayerFeature, PlayerType, ProviderFeature, ProviderType
 from music_assistant_models.player import PlayerMedia
-from zeroconf import DNSPointer, ServiceStateChange
+from zeroconf import ServiceStateChange
+from zeroconf._dns import DNSPointer
 from zeroconf.const import _CLASS_IN, _TYPE_PTR
 
 import airplay_provider
 from airplay_provider.identity import dacp_id_from_seed, is_valid_dacp_id
 from airplay_provider.mass.player import MassAirPlayPlayer, user_message
-from airplay_provider.session_players import target_for_player
-from airplay_provider.streamers import build_raop_argv
+from airplay_provider.session.players import target_for_player
+from airplay_provider.session.processes import build_raop_argv
+from tests.adapter.mass_fixtures import HOST, RAOP, loaded_provider, manifest, raop_service
 
 MAC = "0A0B0C0D0E11"
 PLAYER_ID = "ap0a0b0c0d0e11"
@@ -128,17 +129,17 @@ def test_standin_rejects_a_player_with_a_drifted_signature() -> None:
 
 def test_standin_rejects_overriding_a_final_member() -> None:
     with pytest.raises(TypeError, match="final"):
-
-        class Bad(Player):  # type: ignore[misc,unused-ignore]
-            @property
-            def player_id(self) -> str:  # type: ignore[misc]
+        # (mypy reports the override on the decorator or on the def, depending on its version)
+        class Bad(Player):
+            @property  # type: ignore[misc,unused-ignore]
+            def player_id(self) -> str:  # type: ignore[misc,unused-ignore]
                 return "x"
 
 
 def test_standin_rejects_unknown_attr_fields() -> None:
     player = object.__new__(MassAirPlayPlayer)
     with pytest.raises(AttributeError, match="_attr_volume"):
-        player._attr_volume = 3  # type: ignore[attr-defined]
+        player._attr_volume = 3
 
 
 async def test_cache_replay_with_lower_cased_names_keeps_the_announced_name() -> None:

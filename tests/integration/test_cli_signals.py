@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from audio import test_signal
+
+from tests.audio import test_signal
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "airplay_provider.host.cli"]

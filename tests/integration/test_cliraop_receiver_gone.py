@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from audio import test_signal
-from receivers.raop_emulator import RaopEmulator
-from streamer_driver import run_cliraop
 
 from airplay_provider.protocol.liveness import PORT_CLOSED, RTSP_CLOSED, RTSP_RESET
+from tests.audio import test_signal
+from tests.receivers.raop_emulator import RaopEmulator
+from tests.streamer_driver import run_cliraop
 
 
 @pytest.mark.parametrize(

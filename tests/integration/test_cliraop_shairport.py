@@ -8,10 +8,11 @@ import math
 from array import array
 
 import pytest
-from audio import assert_audio_delivered, compare_audio, find_offset, test_signal
-from receivers.packet_loss import drop_udp_packets
-from receivers.shairport import StartShairport
-from streamer_driver import ntp_in, run_cliraop
+
+from tests.audio import assert_audio_delivered, compare_audio, find_offset, test_signal
+from tests.receivers.packet_loss import drop_udp_packets
+from tests.receivers.shairport import StartShairport
+from tests.streamer_driver import ntp_in, run_cliraop
 
 pytestmark = pytest.mark.receiver
 

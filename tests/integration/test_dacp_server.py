@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
-from airplay_provider.dacp import DACP_SERVICE_TYPE, DacpServer, dacp_service_name
 from airplay_provider.protocol.dacp import (
     ActionKind,
     DacpAction,
@@ -22,6 +21,7 @@ from airplay_provider.protocol.dacp import (
     DacpPolicy,
     encode_volume_property,
 )
+from airplay_provider.remote.server import DACP_SERVICE_TYPE, DacpServer, dacp_service_name
 
 HOST = "127.0.0.1"
 DACP_ID = "00112233AABBCCDD"

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from receivers.shairport import StartShairport
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host.receivers import ReceiverLab
 from airplay_provider.protocol.txt import DeviceRecord
+from tests.receivers.shairport import StartShairport
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ["127.0.0.1"]

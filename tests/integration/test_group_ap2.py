@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
-from group_helpers import flow_source
-
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
-from airplay_provider.streamers import StreamTarget
+from airplay_provider.session.group import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
+from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
+from tests.group_helpers import flow_source
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 

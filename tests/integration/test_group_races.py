@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from audio import test_signal
-from group_helpers import alive, flow_source, member_pids
 from music_assistant_models.enums import MediaType, PlaybackState
 from music_assistant_models.player import PlayerMedia
-from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.session import SessionState
+from tests.audio import test_signal
+from tests.group_helpers import alive, flow_source, member_pids
+from tests.receivers.raop_emulator import RaopEmulator
 
 WAIT_S = 10.0
 

@@ -202,7 +202,7 @@ async def test_pair_legacy_by_address_with_the_pin_typed_in(tmp_path: Path) -> N
 
 async def test_wrong_pin_fails_and_stores_nothing(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    async with Ap2Emulator() as emulator:
+    async with Ap2Emulator(expect_errors=["/pair-setup: HAP error authentication"]) as emulator:
         show_fixed_pin(emulator.device)
         wrong = "1234"
         result = await run_pair(
@@ -216,7 +216,8 @@ async def test_wrong_pin_fails_and_stores_nothing(tmp_path: Path) -> None:
 
 async def test_backoff_is_reported_with_its_delay(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
-    async with Ap2Emulator(backoff=True, retry_delay=90) as emulator:
+    backoff = ["/pair-setup: HAP error backoff"]
+    async with Ap2Emulator(backoff=True, retry_delay=90, expect_errors=backoff) as emulator:
         result = await run_pair(
             config, PLAYER_ID, "--address", HOST, "--port", str(emulator.port), "--pin", "0000"
         )

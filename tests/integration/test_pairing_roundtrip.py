@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airplay_provider.pairing_client import (
+from airplay_provider.pairing.client import (
     PinProvider,
     legacy_pair_verify,
     legacy_pin_pair_setup,
@@ -91,6 +91,7 @@ async def test_pin_setup_then_verify_with_stored_credentials(emulator: Ap2Emulat
 
 
 async def test_wrong_pin_is_an_authentication_error(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup: HAP error authentication in M4")
     connection = await _connect(emulator)
     try:
         with pytest.raises(AuthenticationError):
@@ -101,7 +102,8 @@ async def test_wrong_pin_is_an_authentication_error(emulator: Ap2Emulator) -> No
 
 
 async def test_backoff_error() -> None:
-    async with Ap2Emulator(backoff=True, retry_delay=60) as emulator:
+    backoff = ["POST /pair-setup: HAP error backoff in M2"]
+    async with Ap2Emulator(backoff=True, retry_delay=60, expect_errors=backoff) as emulator:
         connection = await _connect(emulator)
         try:
             with pytest.raises(BackoffError) as info:
@@ -112,6 +114,7 @@ async def test_backoff_error() -> None:
 
 
 async def test_unknown_controller_is_refused(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-verify: HAP error authentication in M4")
     stranger = HapCredentials(seed=bytes(range(32)), accessory_ltpk=emulator.device.public_key)
     connection = await _connect(emulator)
     try:
@@ -122,6 +125,7 @@ async def test_unknown_controller_is_refused(emulator: Ap2Emulator) -> None:
 
 
 async def test_wrong_hkp_header_is_rejected(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup: refused with 400")
     connection = await _connect(emulator)
     try:
         response = await connection.request(
@@ -147,6 +151,7 @@ async def _raw_after_transient(emulator: Ap2Emulator, payload: bytes) -> bytes:
 
 
 async def test_tampered_ciphertext_closes_the_connection(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("connection closed: bad tag")
     encrypted = await transient_pair(await _connect(emulator))
     try:
         block = bytearray(encrypted._encode(b"GET /info RTSP/1.0\r\nCSeq: 9\r\n\r\n"))
@@ -160,6 +165,7 @@ async def test_tampered_ciphertext_closes_the_connection(emulator: Ap2Emulator) 
 
 
 async def test_plaintext_after_pairing_closes_the_connection(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("connection closed: block too long: plaintext after pairing")
     assert await _raw_after_transient(emulator, b"GET /info RTSP/1.0\r\nCSeq: 9\r\n\r\n") == b""
     assert emulator.connections[-1].closed
 
@@ -177,6 +183,7 @@ async def test_legacy_pairing_round_trip(emulator: Ap2Emulator) -> None:
 
 
 async def test_legacy_wrong_pin_is_refused(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup-pin: refused with 470")
     connection = await _connect(emulator)
     try:
         with pytest.raises(HttpStatusError) as info:

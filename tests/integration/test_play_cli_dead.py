@@ -9,9 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from audio import test_signal
-from receivers.raop_emulator import RaopEmulator
-from test_play_cli import PREROLL_FRAMES, ROOT, write_track
+from tests.audio import test_signal
+from tests.integration.test_play_cli import PREROLL_FRAMES, ROOT, write_track
+from tests.receivers.raop_emulator import RaopEmulator
 
 
 async def test_a_killed_receiver_shows_as_failed_within_a_second(tmp_path: Path) -> None:

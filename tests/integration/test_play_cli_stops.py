@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from audio import test_signal
-from receivers.raop_emulator import RaopEmulator
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
+from tests.audio import test_signal
 from tests.integration.test_cli_signals import alive, descendants
 from tests.integration.test_play_cli import write_track
+from tests.receivers.raop_emulator import RaopEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "airplay_provider.host.cli"]

@@ -13,8 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from receivers.packet_loss import drop_udp_packets
-from receivers.shairport import StartShairport
 from zeroconf import ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -25,6 +23,8 @@ from airplay_provider.host.receivers import (
     ReceiverSpec,
     parse_avahi_browse,
 )
+from tests.receivers.packet_loss import drop_udp_packets
+from tests.receivers.shairport import StartShairport
 
 RAOP = "_raop._tcp.local."
 

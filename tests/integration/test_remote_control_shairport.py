@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from music_assistant_models.enums import PlaybackState
-from recording_host import Call, RecordingHost
 from zeroconf.asyncio import AsyncZeroconf
 
 from airplay_provider.host.receivers import LocalReceiver, ReceiverLab
@@ -25,6 +24,7 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.provider import AirPlayProvider
 from airplay_provider.streamer.clock import SenderClock
 from tests.receivers.shairport import StartShairport
+from tests.recording_host import Call, RecordingHost
 
 HOST = "127.0.0.1"
 DACP_ID = "D5A1C0DE12345678"

@@ -23,8 +23,8 @@ from airplay_provider.protocol.streamer_status import Connected
 from airplay_provider.protocol.timing import unix_ns_from_ntp
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session_timing import PTP_SETTLE_S
-from airplay_provider.streamers import StreamTarget
+from airplay_provider.session.processes import StreamTarget
+from airplay_provider.session.timeline import PTP_SETTLE_S
 from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import flow_source
 from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver

@@ -1,13 +1,19 @@
-"""Asyncio TCP server around the AirPlay 2 emulator core (loopback only)."""
+"""Asyncio TCP server around the AirPlay 2 emulator core (loopback only).
+
+Strict by default: leaving ``async with Ap2Emulator(...)`` cleanly fails the test if the device
+recorded a refusal or violation the test did not declare (``expect_errors=``, `expect_error`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from tests.receivers.ap2_emulator_core import AccessoryConnection, AccessoryDevice
+from tests.receivers.strict import ErrorLog
 
 READ_TIMEOUT = 30.0
 
@@ -15,14 +21,26 @@ READ_TIMEOUT = 30.0
 class Ap2Emulator:
     """A strict AirPlay 2 receiver listening on 127.0.0.1; use as an async context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", **device_options: Any) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, expect_errors: Iterable[str] = (), **device_options: Any
+    ) -> None:
         self.host = host
         self.device = AccessoryDevice(**device_options)
+        self.device.errors.expect(*expect_errors)
         self.port = 0
         self.connections: list[AccessoryConnection] = []
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def errors(self) -> ErrorLog:
+        """Every refusal and violation the device recorded (all connections, its session)."""
+        return self.device.errors
+
+    def expect_error(self, *patterns: str) -> None:
+        """Declare errors the test provokes on purpose (regular expressions, searched)."""
+        self.device.errors.expect(*patterns)
 
     @property
     def displayed_pin(self) -> str | None:
@@ -54,6 +72,8 @@ class Ap2Emulator:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        if exc_type is None:
+            self.device.errors.check(f"AirPlay 2 emulator {self.device.name!r}")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

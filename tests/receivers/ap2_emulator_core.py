@@ -26,6 +26,7 @@ from srptools.constants import PRIME_3072
 from airplay_provider.protocol.hap.errors import TlvError
 from airplay_provider.protocol.hap.tlv8 import decode_tlv, encode_tlv
 from tests.receivers.ap2_emulator_legacy import LegacyAccessory
+from tests.receivers.strict import ErrorLog
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ LOG = logging.getLogger(__name__)
 T_METHOD, T_IDENTIFIER, T_SALT, T_PUBLIC_KEY, T_PROOF = 0, 1, 2, 3, 4
 T_ENCRYPTED, T_STATE, T_ERROR, T_RETRY_DELAY, T_SIGNATURE, T_FLAGS = 5, 6, 7, 8, 10, 0x13
 E_UNKNOWN, E_AUTHENTICATION, E_BACKOFF = 1, 2, 3
+HAP_ERROR_NAMES = {E_UNKNOWN: "unknown", E_AUTHENTICATION: "authentication", E_BACKOFF: "backoff"}
 
 N = int(PRIME_3072, 16)
 G = 5
@@ -187,6 +189,10 @@ class AccessoryDevice:
     """Extra (method, path) handlers for encrypted sessions; later issues add SETUP etc."""
     session_handler: Callable[[AccessoryConnection, EmuRequest], EmuResponse | None] | None = None
     """Encrypted-session requests not in `routes` (SETUP, RECORD, ... on any URI); None = 404."""
+    video_handler: Callable[[AccessoryConnection, EmuRequest], EmuResponse | None] | None = None
+    """AirPlay video requests (`ap2_video`), encrypted or not: it decides; None = not video."""
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    """Every refusal and violation on any connection (and the session's, which shares it)."""
 
     def __post_init__(self) -> None:
         self.legacy = LegacyAccessory(self.signing_key)
@@ -229,6 +235,23 @@ def _tlv_error(state: int, code: int) -> EmuResponse:
     return _tlv_reply(state, (T_ERROR, bytes([code])))
 
 
+def _refusal(response: EmuResponse) -> str | None:
+    """Why `response` refuses the request (error status or HAP error TLV); None if it does not."""
+    if response.status >= 400:
+        return f"refused with {response.status} {response.reason}"
+    if response.content_type != "application/octet-stream" or not response.body:
+        return None
+    try:
+        tlv = decode_tlv(response.body)
+    except TlvError:
+        return None  # a legacy (raw) pairing body
+    if T_ERROR not in tlv:
+        return None
+    code = tlv[T_ERROR][0] if tlv[T_ERROR] else 0
+    state = tlv.get(T_STATE, b"\x00")[0]
+    return f"HAP error {HAP_ERROR_NAMES.get(code, code)} in M{state}"
+
+
 @dataclass
 class _SrpServer:
     transient: bool
@@ -261,6 +284,7 @@ class AccessoryConnection:
     def _close(self, reason: str) -> bytes:
         self.closed = True
         self.close_reason = reason
+        self.device.errors.record(f"connection closed: {reason}")
         LOG.info("emulator closes connection: %s", reason)
         return b""
 
@@ -297,6 +321,17 @@ class AccessoryConnection:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + response.body
 
     def _handle(self, request: EmuRequest) -> EmuResponse:
+        """Answer one request; every refusal is recorded (once: a handler that recorded its
+        own message for it already said why)."""
+        errors = self.device.errors
+        before = len(errors)
+        response = self._route(request)
+        refusal = _refusal(response)
+        if refusal is not None and len(errors) == before:
+            errors.record(f"{request.method} {request.path}: {refusal}")
+        return response
+
+    def _route(self, request: EmuRequest) -> EmuResponse:
         self.requests.append(request)
         key = (request.method, request.path)
         if key == ("GET", "/info"):
@@ -320,6 +355,10 @@ class AccessoryConnection:
                 status, body = self.device.legacy.verify(id(self), request.body)
                 return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
             return self._pair_verify(request)
+        if self.device.video_handler is not None:
+            video = self.device.video_handler(self, request)
+            if video is not None:
+                return video
         route = self.device.routes.get(key)
         if route is not None and self.encrypted:
             return route(request)

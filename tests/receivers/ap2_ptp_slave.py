@@ -42,6 +42,9 @@ def _header(data: bytes) -> _Header | None:
 
 
 def _timestamp(data: bytes, offset: int) -> int:
+    high: int
+    low: int
+    nanos: int
     high, low, nanos = struct.unpack_from(">HIL", data, offset)
     return ((high << 32) | low) * 10**9 + nanos
 

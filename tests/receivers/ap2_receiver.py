@@ -17,6 +17,7 @@ from tests.receivers.ap2_emulator import Ap2Emulator
 from tests.receivers.ap2_emulator_core import BadRequest, EmuFraming
 from tests.receivers.ap2_ptp_slave import PtpSlave
 from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
+from tests.receivers.strict import ErrorLog
 
 TICK_S = 0.005
 EVENT_REQUEST = (
@@ -38,7 +39,10 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 class Ap2Receiver:
-    """Use as `async with Ap2Receiver(...) as receiver:`; `receiver.port` is the RTSP port."""
+    """Use as `async with Ap2Receiver(...) as receiver:`; `receiver.port` is the RTSP port.
+
+    Strict by default, as `Ap2Emulator`: a clean exit fails on any undeclared recorded error.
+    """
 
     def __init__(
         self,
@@ -64,6 +68,15 @@ class Ap2Receiver:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
+    def errors(self) -> ErrorLog:
+        """Every refusal and violation recorded (pairing, RTSP session, stream, events)."""
+        return self.emulator.errors
+
+    def expect_error(self, *patterns: str) -> None:
+        """Declare errors the test provokes on purpose (regular expressions, searched)."""
+        self.emulator.expect_error(*patterns)
+
+    @property
     def port(self) -> int:
         """The RTSP (pairing + control) port."""
         return self.emulator.port
@@ -82,6 +95,7 @@ class Ap2Receiver:
             data_port=self._local_port("data"),
             control_port=self._local_port("control"),
             addresses=[self.host],
+            errors=self.emulator.device.errors,
             **self.session_options,
         )
         self.emulator.device.session_handler = self.session.handle
@@ -180,11 +194,11 @@ class Ap2Receiver:
                     if head.startswith(b"RTSP/1.0 200") and b"CSeq: 1" in head:
                         self.event_replies += 1
                     else:
-                        self.session.errors.append(f"bad event reply {head[:60]!r}")
+                        self.session.errors.record(f"bad event reply {head[:60]!r}")
         except (TimeoutError, ConnectionError):
             pass
         except BadRequest as exc:
-            self.session.errors.append(f"event channel: {exc}")
+            self.session.errors.record(f"event channel: {exc}")
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -214,3 +228,5 @@ class Ap2Receiver:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        if exc_type is None:
+            self.errors.check(f"AirPlay 2 receiver {self.emulator.device.name!r}")

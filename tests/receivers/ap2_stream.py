@@ -13,6 +13,7 @@ from __future__ import annotations
 import plistlib
 import random
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
 from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
+from tests.receivers.strict import ErrorLog
 
 SocketKind = Literal["control", "timing"]
 Datagram = tuple[SocketKind, bytes, tuple[str, int]]
@@ -115,7 +117,9 @@ class Ap2StreamSession:
         drop_seed: int = 1,
         resend_interval: float = 0.05,
         resend_attempts: int = 6,
+        errors: ErrorLog | None = None,
     ) -> None:
+        """`errors`: the accessory's log, so RTSP and stream errors are in one place."""
         self.event_port, self.data_port, self.control_port = event_port, data_port, control_port
         self.addresses = addresses
         self.timing_modes = timing_modes
@@ -123,7 +127,7 @@ class Ap2StreamSession:
         self.drop_rate = drop_rate
         self._rng = random.Random(drop_seed)
         self.resend_interval, self.resend_attempts = resend_interval, resend_attempts
-        self.errors: list[str] = []
+        self.errors = ErrorLog() if errors is None else errors
         self.methods: list[str] = []
         self.timing: str | None = None
         self.sender_timing_port: int | None = None
@@ -149,14 +153,14 @@ class Ap2StreamSession:
         self._timing_next = 0.0
 
     def _error(self, message: str) -> None:
-        self.errors.append(message)
+        self.errors.record(message)
 
     # ---- RTSP ---------------------------------------------------------------------------------
 
     def handle(self, conn: AccessoryConnection, request: EmuRequest) -> EmuResponse | None:
         """Requests on the encrypted connection; None lets the core answer 404."""
         self.methods.append(request.method)
-        handlers = {
+        handlers: dict[str, Callable[[EmuRequest], EmuResponse]] = {
             "SETUP": self._setup,
             "RECORD": self._record,
             "SETPEERS": self._setpeers,

@@ -11,8 +11,9 @@ loopback ports and drives the sans-I/O :class:`RaopReceiverCore`; everything it 
     async with RaopEmulator(drop_rate=0.05) as receiver:
         ...  # point the sender at 127.0.0.1:receiver.port
         await receiver.wait_for(lambda core: core.teardown_at is not None, seconds=30)
-        assert not receiver.errors
         pcm = receiver.stream.reconstructed_pcm()
+    # leaving the block cleanly fails the test if the receiver recorded any error the test did
+    # not declare (`RaopEmulator(expect_errors=[...])`, `receiver.expect_error(...)`)
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import contextlib
 import functools
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from tests.receivers.raop_emulator_core import RaopReceiverCore
 from tests.receivers.raop_emulator_stream import RaopStreamReceiver
 from tests.receivers.raop_emulator_wire import RECEIVER_FIXED_DELAY, Datagram, UdpSocket
+from tests.receivers.strict import ErrorLog
 
 _CLOSE_TIMEOUT = 5.0
 _MAX_IDLE_WAIT = 1.0
@@ -69,6 +71,7 @@ class RaopEmulator:
         idle_timeout: float = 60.0,
         legacy_accessory: LegacyAccessory | None = None,
         port: int = 0,
+        expect_errors: Iterable[str] = (),
     ) -> None:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError("the emulator binds loopback only")
@@ -84,6 +87,7 @@ class RaopEmulator:
             resend_attempts=resend_attempts,
             resend_interval=resend_interval,
             legacy_accessory=legacy_accessory,
+            expect_errors=expect_errors,
         )
         self.port = port  # the RTSP port (0: any free one)
         self._udp: dict[UdpSocket, asyncio.DatagramTransport] = {}
@@ -104,9 +108,13 @@ class RaopEmulator:
         return self.core.stream
 
     @property
-    def errors(self) -> list[str]:
-        """Every protocol violation seen (RTSP and stream)."""
+    def errors(self) -> ErrorLog:
+        """Every refusal and protocol violation seen (RTSP and stream)."""
         return self.core.errors
+
+    def expect_error(self, *patterns: str) -> None:
+        """Declare errors the test provokes on purpose (regular expressions, searched)."""
+        self.core.errors.expect(*patterns)
 
     @property
     def audio_port(self) -> int:
@@ -160,6 +168,8 @@ class RaopEmulator:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+        if exc_type is None:
+            self.errors.check(f"RAOP emulator on port {self.port}")
 
     def kill(self, *, rtsp: bool = True, udp: bool = True) -> None:
         """Vanish as a killed receiver does: its sockets closed at once, nothing said (the

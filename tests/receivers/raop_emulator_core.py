@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -41,6 +42,7 @@ from tests.receivers.raop_emulator_wire import (
     parse_sdp,
     parse_transport,
 )
+from tests.receivers.strict import ErrorLog
 
 # --------------------------------------------------------------------------- receiver state
 
@@ -58,14 +60,22 @@ class _Connection:
 
 
 class _Refusal(Exception):
-    """An RTSP request answered with an error status."""
+    """An RTSP request answered with an error status (recorded as an error unless `challenge`:
+    the Digest challenge to a request that carried no credentials yet is the protocol's first
+    step, not a refusal of anything the sender did wrong)."""
 
     def __init__(
-        self, status: int, reason: str, headers: list[tuple[str, str]] | None = None
+        self,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+        *,
+        challenge: bool = False,
     ) -> None:
         super().__init__(reason)
         self.status = status
         self.headers = headers or []
+        self.challenge = challenge
 
 
 class RaopReceiverCore:
@@ -89,6 +99,7 @@ class RaopReceiverCore:
         resend_attempts: int = 3,
         resend_interval: float = 0.1,
         legacy_accessory: LegacyAccessory | None = None,
+        expect_errors: Iterable[str] = (),
     ) -> None:
         self.ports = ports
         self._password = password
@@ -97,7 +108,7 @@ class RaopReceiverCore:
         self._audio_latency = audio_latency
         self._conns: dict[int, _Connection] = {}
         self._owner: int | None = None
-        self.errors: list[str] = []
+        self.errors = ErrorLog(expect_errors, unique=True)
         self.requests: list[RequestRecord] = []
         self.volumes: list[float] = []
         self.progress: list[tuple[int, int, int]] = []
@@ -119,8 +130,7 @@ class RaopReceiverCore:
         self.stream = self._new_stream()
 
     def _error(self, message: str) -> None:
-        if message not in self.errors:
-            self.errors.append(message)
+        self.errors.record(message)
 
     # ------------------------------------------------------------------ RTSP
 
@@ -159,7 +169,7 @@ class RaopReceiverCore:
             except (_Refusal, WireError) as exc:
                 refusal = exc if isinstance(exc, _Refusal) else _Refusal(400, str(exc))
                 status, headers, body = refusal.status, refusal.headers, b""
-                if status not in (401, 453):
+                if not refusal.challenge:
                     self._error(f"{request.method} refused with {status}: {refusal}")
             self.requests.append(
                 RequestRecord(
@@ -193,7 +203,9 @@ class RaopReceiverCore:
         if connection.nonce is None:
             connection.nonce = base64.b64encode(secrets.token_bytes(8)).decode()
         challenge = f'Digest realm="raop", nonce="{connection.nonce}"'
-        raise _Refusal(401, "authorization required", [("WWW-Authenticate", challenge)])
+        first = "authorization" not in request.headers
+        reason = "authorization required" if first else "wrong credentials"
+        raise _Refusal(401, reason, [("WWW-Authenticate", challenge)], challenge=first)
 
     def _require(self, conn: int, *states: str) -> None:
         if self._owner is not None and self._owner != conn:

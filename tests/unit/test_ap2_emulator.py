@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import plistlib
 import struct
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -19,13 +20,13 @@ KEY = bytes(range(32))
 SENDER = ("127.0.0.1", 6001)
 
 
-def _session(**options: object) -> Ap2StreamSession:
+def _session(**options: Any) -> Ap2StreamSession:
     return Ap2StreamSession(
         event_port=5000, data_port=5001, control_port=5002, addresses=["127.0.0.1"], **options
-    )  # type: ignore[arg-type]
+    )
 
 
-def _request(session: Ap2StreamSession, method: str, body: object = None, **headers: str) -> int:
+def _request(session: Ap2StreamSession, method: str, body: Any = None, **headers: str) -> int:
     data = b"" if body is None else plistlib.dumps(body, fmt=plistlib.FMT_BINARY)
     if body is not None:
         headers.setdefault("content-type", PLIST)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plistlib
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -88,7 +89,7 @@ def test_teardown_and_setpeers_bodies() -> None:
     assert plistlib.loads(ap2.setpeers(["10.0.0.2", "10.0.0.1"])) == ["10.0.0.2", "10.0.0.1"]
 
 
-def _bplist(value: object) -> bytes:
+def _bplist(value: Any) -> bytes:
     return plistlib.dumps(value, fmt=plistlib.FMT_BINARY)
 
 

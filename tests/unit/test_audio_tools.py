@@ -5,7 +5,10 @@ from __future__ import annotations
 from array import array
 
 import pytest
-from audio import (
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.audio import (
     FRAME_BYTES,
     AudioMismatchError,
     add_dither,
@@ -15,8 +18,6 @@ from audio import (
     silence,
     test_signal,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 RATE = 44100
 SENT = test_signal(2.0)

@@ -30,6 +30,7 @@ from airplay_provider.host.cmd_config import LookupFailedError, parse_assignment
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, default_config_path
 from airplay_provider.protocol.txt import (
     AIRPLAY_SERVICE_TYPE,
+    DeviceRecord,
     ProtocolPreference,
     merge_records,
     parse_service,
@@ -40,7 +41,7 @@ def entry(key: str) -> ConfigEntry:
     return next(e for e in player_config_entries(include_enabled=True) if e.key == key)
 
 
-def samsung():
+def samsung() -> DeviceRecord:
     record = parse_service(
         AIRPLAY_SERVICE_TYPE,
         "TV._airplay._tcp.local.",
@@ -257,7 +258,7 @@ def test_store_write_failure_is_a_clear_error(tmp_path: Path) -> None:
 # --- finding the player a `config` command is about ------------------------------------------
 
 
-def device(mac: str, name: str):
+def device(mac: str, name: str) -> DeviceRecord:
     record = parse_service(
         AIRPLAY_SERVICE_TYPE,
         f"{name}._airplay._tcp.local.",

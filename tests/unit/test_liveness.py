@@ -1,5 +1,5 @@
 """The rule that says a receiver is surely gone (protocol/liveness.py) and the rejoin ladder
-(session_rejoin.py), without sockets: times are numbers, attempts are stand-in coroutines."""
+(session/rejoin.py), without sockets: times are numbers, attempts are stand-in coroutines."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from airplay_provider.protocol.liveness import (
     RTSP_RESET,
     ReceiverWatch,
 )
-from airplay_provider.session_rejoin import (
+from airplay_provider.session.processes import StreamTarget
+from airplay_provider.session.rejoin import (
     REJOIN_DELAYS_S,
     Rejoin,
     RejoinState,
     climb,
 )
-from airplay_provider.streamers import StreamTarget
 
 
 def test_a_closed_or_reset_rtsp_connection_alone_is_enough() -> None:

@@ -8,9 +8,15 @@ import statistics
 import tracemalloc
 from pathlib import Path
 
-from airplay_provider.protocol.streamer_status import Elapsed, Playing, Stats, format_status
+from airplay_provider.protocol.streamer_status import (
+    Elapsed,
+    Playing,
+    Stats,
+    StatusEvent,
+    format_status,
+)
+from airplay_provider.session.processes import STATUS_HISTORY, StreamerProcess, StreamTarget
 from airplay_provider.streamer.status import JitterStats
-from airplay_provider.streamers import STATUS_HISTORY, StreamerProcess, StreamTarget
 
 
 def test_jitter_percentiles_match_exact_ones_within_a_bucket() -> None:
@@ -47,7 +53,7 @@ def test_jitter_memory_does_not_grow_with_wakeups() -> None:
 
 def test_status_history_is_bounded_but_first_and_latest_are_kept(tmp_path: Path) -> None:
     process = StreamerProcess(StreamTarget(name="x", host="127.0.0.1", port=1), tmp_path / "f")
-    events = [Playing(1, 2, 0, 5, 6, 0)]
+    events: list[StatusEvent] = [Playing(1, 2, 0, 5, 6, 0)]
     events += [Elapsed(ms) for ms in range(0, 7_200_000, 1000)]  # two hours of `elapsed`
     events.append(Stats(10, 0, 0, 0, 0, 0))
     for event in events:

@@ -16,13 +16,13 @@ from music_assistant_models.config_entries import ConfigEntry
 from music_assistant_models.enums import PlayerFeature, PlayerType, ProviderType
 from music_assistant_models.player import Player, PlayerMedia
 from music_assistant_models.provider import ProviderManifest
-from recording_host import RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 
 import airplay_provider
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session_players import PlaybackError
+from airplay_provider.session.players import PlaybackError
+from tests.recording_host import RecordingHost
 
 ROOT = Path(__file__).resolve().parents[2]
 RAOP = "_raop._tcp.local."
@@ -96,6 +96,7 @@ def info(service_type: str, name: str, port: int, txt: dict[str, str], addr: str
 
 async def started(host: RecordingHost) -> AirPlayProvider:
     provider = await airplay_provider.setup(host, None, None)
+    assert isinstance(provider, AirPlayProvider)
     await provider.handle_async_init()
     return provider
 

@@ -16,6 +16,7 @@ from airplay_provider.protocol.timing import (
 from airplay_provider.streamer.pacer import (
     BATCH_PACKETS,
     DEFAULT_START_LEAD_NS,
+    HEAL_LEAD_NS,
     PREROLL_FRAMES,
     PRESTART_LEAD_NS,
     SEND_MARGIN_NS,
@@ -53,6 +54,7 @@ class Run:
     """What a simulated stream did: (send time, first sample, kind) per packet."""
 
     sends: list[tuple[int, int, PacketKind]] = field(default_factory=list)
+    copies: list[bool] = field(default_factory=list)  # per send: the pacer asked for a copy
     skips: list[Skip] = field(default_factory=list)
     wakes: int = 0
     phases: list[Phase] = field(default_factory=list)
@@ -96,6 +98,7 @@ def simulate(
         action = pacer.next_action(available, eof)
         if isinstance(action, Send):
             run.sends.append((clock.now, pacer.next_sample, action.kind))
+            run.copies.append(action.copy)
             run.phases.append(pacer.phase)  # the phase the packet left in
             if action.kind is not PacketKind.PREROLL:
                 consumed = pacer.next_sample + FRAMES_PER_PACKET
@@ -171,6 +174,35 @@ def test_before_the_start_instant_the_lead_stays_short() -> None:
     assert_token_bucket(run)
 
 
+def test_packets_with_too_little_lead_to_heal_are_copied_and_no_others() -> None:
+    """A start at the earliest instant: the first real packets leave with ~0.23 s of lead, too
+    little for a receiver to ask for a lost one in time; they (and only they) are copied."""
+    pacer, clock = make(0.0)
+    pacer.place_start(T0)  # already too near: starts at the earliest instant
+    run = simulate(pacer, clock, seconds=4.0)
+    leads = [ntp_diff_ns(pacer.timeline.play_ntp_of(s), t) for t, s, _ in run.sends]
+    kinds = [kind for _, _, kind in run.sends]
+    for lead, kind, copy in zip(leads, kinds, run.copies, strict=True):
+        assert copy == (kind is PacketKind.AUDIO and lead < HEAL_LEAD_NS), (lead, kind)
+    assert run.copies[10]  # the first real packet ...
+    assert leads[10] < 300_000_000
+    copied = sum(run.copies)
+    assert 20 <= copied <= 80  # the lead grows past the heal lead quickly (4x real time)
+    assert not any(run.copies[copied + 10 :])
+
+
+def test_a_latency_below_the_heal_lead_copies_only_while_building_it() -> None:
+    pacer, clock = make(0.0, latency_ms=400)
+    pacer.place_start(T0)
+    run = simulate(pacer, clock, seconds=6.0)
+    leads = [ntp_diff_ns(pacer.timeline.play_ntp_of(s), t) for t, s, _ in run.sends]
+    assert len(run.sends) > 600
+    assert run.copies[10]  # the first real packet: lead ~0.23 s
+    for lead, copy in zip(leads[10:], run.copies[10:], strict=True):
+        assert copy == (lead < 400_000_000 - SEND_WINDOW_NS)
+    assert not any(run.copies[100:])  # a steady stream at its own latency is never copied
+
+
 def test_steady_state_wakes_once_per_send_window() -> None:
     pacer, clock = make(2.5)
     pacer.place_start(ntp_add_ns(T0, 2_500_000_000))
@@ -205,7 +237,8 @@ def test_slow_wakeups_make_input_late_and_it_is_skipped() -> None:
     # the first sample still sendable is the one that plays a send margin from now
     assert action.to_sample == pacer.timeline.sample_at(ntp_add_ns(clock.now, SEND_MARGIN_NS)) + 1
     assert pacer.next_sample == action.to_sample
-    assert pacer.next_action(10**6, False) == Send(PacketKind.AUDIO)
+    # sent with a send margin of lead: too little to heal a loss by asking, so sent twice
+    assert pacer.next_action(10**6, False) == Send(PacketKind.AUDIO, copy=True)
 
 
 def test_missing_input_becomes_an_underrun_at_its_last_moment() -> None:

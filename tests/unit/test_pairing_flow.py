@@ -10,21 +10,23 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airplay_provider.pairing import (
+from airplay_provider.pairing.attempt import (
+    PairingSession,
+    PairingTarget,
+    SessionState,
+    normalize_pin,
+)
+from airplay_provider.pairing.client import legacy_pair_verify, pair_verify
+from airplay_provider.pairing.errors import (
     DeviceUnreachableError,
     InvalidPinError,
     PairingBackoffError,
     PairingExpiredError,
     PairingRefusedError,
-    PairingSession,
     PairingStateError,
-    PairingTarget,
-    SessionState,
     WrongPinError,
-    credentials_key,
-    normalize_pin,
 )
-from airplay_provider.pairing_client import legacy_pair_verify, pair_verify
+from airplay_provider.pairing.manager import credentials_key
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
@@ -110,6 +112,7 @@ async def test_hap_right_pin_yields_credentials_that_pair_verify(
 
 
 async def test_hap_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup: HAP error authentication in M4")
     async with PairingSession(target(emulator, HAP), IDENTIFIER) as session:
         await session.start()
         with pytest.raises(WrongPinError, match="refused the PIN"):
@@ -122,7 +125,9 @@ async def test_hap_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None
 
 async def test_backoff_reports_the_retry_delay() -> None:
     async with (
-        Ap2Emulator(backoff=True, retry_delay=60) as emulator,
+        Ap2Emulator(
+            backoff=True, retry_delay=60, expect_errors=["/pair-setup: HAP error backoff"]
+        ) as emulator,
         PairingSession(target(emulator, HAP), IDENTIFIER) as session,
     ):
         await session.start()
@@ -149,6 +154,7 @@ async def test_legacy_right_pin_then_legacy_verify(emulator: Ap2Emulator) -> Non
 
 
 async def test_legacy_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None:
+    emulator.expect_error("POST /pair-setup-pin: refused with 470")
     async with PairingSession(target(emulator, LEGACY), IDENTIFIER) as session:
         await session.start()
         with pytest.raises(WrongPinError):

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from music_assistant_models.config_entries import ConfigEntry, ConfigValueType
 from music_assistant_models.enums import ConfigEntryType
-from recording_host import RecordingHost
 from zeroconf import ServiceInfo, ServiceStateChange
 
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
 from airplay_provider.provider import AirPlayProvider
 from tests.receivers.ap2_emulator import Ap2Emulator
+from tests.recording_host import RecordingHost
 
 HOST = "127.0.0.1"
 DACP_ID = "B16B00B5CAFE0001"
@@ -115,6 +115,7 @@ async def test_hap_pairing_through_config_actions(
 async def test_wrong_pin_shows_an_alert_and_offers_a_new_start(
     provider: AirPlayProvider, host: RecordingHost, emulator: Ap2Emulator
 ) -> None:
+    emulator.expect_error("POST /pair-setup: HAP error authentication in M4")
     await provider.handle_player_config_action(SPEAKER, "start_pairing")
     wrong = "0000" if emulator.displayed_pin != "0000" else "1111"
     entries = await provider.handle_player_config_action(

@@ -12,9 +12,9 @@ from airplay_provider.host.standalone import manual_device
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import Error, ErrorCode
 from airplay_provider.session import StreamSession
-from airplay_provider.session_member import MemberState, SessionMember
-from airplay_provider.session_players import target_for_player
-from airplay_provider.session_rejoin import Rejoin, RejoinState
+from airplay_provider.session.member import MemberState, SessionMember
+from airplay_provider.session.players import target_for_player
+from airplay_provider.session.rejoin import Rejoin, RejoinState
 
 
 async def _nothing() -> AsyncIterator[bytes]:

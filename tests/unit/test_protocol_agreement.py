@@ -21,7 +21,7 @@ from airplay_provider.protocol.txt import (
     parse_service,
 )
 from airplay_provider.provider import AirPlayProvider
-from airplay_provider.session_players import target_for_player
+from airplay_provider.session.players import target_for_player
 
 AP2_FEATURES = "0x4A7FCA00,0x3C356BD0"  # a HomePod: bits 38 and 48 set
 CLASSIC_FEATURES = "0x5A7FFFF7,0x1E"  # an AirPort Express 2: neither

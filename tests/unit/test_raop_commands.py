@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 from airplay_provider.protocol.streamer_status import parse_status
 from airplay_provider.streamer.raop_commands import (
@@ -24,7 +25,7 @@ class FakeStream:
         self._paused = False
         self.metadata = metadata
         self.answer = answer
-        self.calls: list[tuple[str, object]] = []
+        self.calls: list[tuple[str, Any]] = []
 
     @property
     def status(self) -> StatusWriter:
@@ -89,7 +90,7 @@ async def test_volume_is_reported_only_once_the_receiver_took_it() -> None:
     handler.handle("VOLUME", "30")
     handler.handle("VOLUME", "101")  # out of range: ignored
     await settle()
-    [(method, (headers, body))] = stream.calls  # type: ignore[misc]
+    [(method, (headers, body))] = stream.calls
     assert method == "SET_PARAMETER"
     assert headers == {"Content-Type": "text/parameters"}
     assert body.startswith(b"volume: -")
@@ -110,14 +111,14 @@ async def test_metadata_goes_only_where_the_receiver_takes_it() -> None:
     handler.handle("PROGRESS", "12")  # md=2 not listed: not sent
     await settle()
     assert len(stream.calls) == 1
-    headers = stream.calls[0][1][0]  # type: ignore[index]
+    headers = stream.calls[0][1][0]
     assert headers["RTP-Info"] == "rtptime=4242"
     progress = FakeStream(metadata=(METADATA_PROGRESS,))
     handler2 = RaopCommandHandler(progress)
     handler2.handle("DURATION", "200")
     handler2.handle("PROGRESS", "12")
     await settle()
-    body = progress.calls[0][1][1]  # type: ignore[index]
+    body = progress.calls[0][1][1]
     start = (4242 - 12 * 44100) & 0xFFFFFFFF
     assert body == f"progress: {start}/4242/{(start + 200 * 44100) & 0xFFFFFFFF}\r\n".encode()
     handler.close()

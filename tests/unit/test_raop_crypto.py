@@ -16,9 +16,9 @@ from airplay_provider.protocol.raop_crypto import (
     RaopCryptoError,
     airport_public_key,
     apple_challenge,
-    b64_nopad,
     rsa_encrypt_aes_key,
 )
+from airplay_provider.protocol.sdp import b64_nopad
 
 AES_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
 AES_IV = bytes.fromhex("000102030405060708090a0b0c0d0e0f")

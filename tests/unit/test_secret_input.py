@@ -41,7 +41,7 @@ def fd_is_open(fd: int) -> bool:
 
 secret_text = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",),
+        blacklist_categories=["Cs"],
         blacklist_characters="\r\n\x85\u2028\u2029\x0b\x0c\x1c\x1d\x1e",
     ),
     min_size=1,

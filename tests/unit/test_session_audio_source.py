@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import time
@@ -110,6 +111,7 @@ async def test_decode_of_garbage_is_an_error(tmp_path: Path) -> None:
 async def test_decode_stops_ffmpeg_when_the_consumer_stops(tmp_path: Path) -> None:
     track = make_wav(tmp_path / "long.wav", 30.0)
     source = decode_source(str(track))
+    assert inspect.isasyncgen(source)
     first = await anext(source)
     assert first
     await source.aclose()  # the finally block kills ffmpeg and waits for it

@@ -15,9 +15,9 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import ClockStatus, format_status
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session_clock import clock_final, clock_label, describe_clock, wait_clock
-from airplay_provider.session_member import MemberState, SessionMember
-from airplay_provider.streamers import StreamerProcess, StreamTarget, build_ap2_argv
+from airplay_provider.session.clock import clock_final, clock_label, describe_clock, wait_clock
+from airplay_provider.session.member import MemberState, SessionMember
+from airplay_provider.session.processes import StreamerProcess, StreamTarget, build_ap2_argv
 
 CONNECTED_PTP = (
     "[STATUS] connected host=10.0.0.2 port=7000 latency_ms=250 timing=ptp pairing=transient"

@@ -20,17 +20,17 @@ from airplay_provider.protocol.txt import (
     merge_records,
     parse_service,
 )
-from airplay_provider.session_players import PlaybackError, target_for_player
-from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
-from airplay_provider.streamer.raop_options import UsageError
-from airplay_provider.streamer.raop_options import parse_options as parse_raop
-from airplay_provider.streamers import (
+from airplay_provider.session.players import PlaybackError, target_for_player
+from airplay_provider.session.processes import (
     CommandPipe,
     StreamTarget,
     build_ap2_argv,
     build_argv,
     build_raop_argv,
 )
+from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
+from airplay_provider.streamer.raop_options import UsageError
+from airplay_provider.streamer.raop_options import parse_options as parse_raop
 
 NTP = 17198145500547208786
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airplay_provider.protocol.timing import ntp_add_frames, ntp_diff_ns
-from airplay_provider.session_timing import (
+from airplay_provider.session.timeline import (
     LEAD_SAFETY_S,
     MIN_LEAD_S,
     PTP_SETTLE_S,

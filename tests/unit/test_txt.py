@@ -13,6 +13,7 @@ from airplay_provider.protocol.txt import (
     ProtocolPreference,
     ProtocolUnavailableError,
     ServiceKind,
+    ServiceRecord,
     StreamingProtocol,
     TxtError,
     active_remote_from_mac,
@@ -104,7 +105,9 @@ SAMSUNG_AIRPLAY = {
 }  # fmt: skip
 
 
-def raop(mac: str, name: str, txt: dict[str, str], port: int = 7000, addr: str = "192.0.2.10"):
+def raop(
+    mac: str, name: str, txt: dict[str, str], port: int = 7000, addr: str = "192.0.2.10"
+) -> ServiceRecord:
     return parse_service(
         RAOP_SERVICE_TYPE,
         f"{mac}@{name}.{RAOP_SERVICE_TYPE}",
@@ -115,7 +118,9 @@ def raop(mac: str, name: str, txt: dict[str, str], port: int = 7000, addr: str =
     )
 
 
-def airplay(name: str, txt: dict[str, str], port: int = 7000, addr: str = "192.0.2.10"):
+def airplay(
+    name: str, txt: dict[str, str], port: int = 7000, addr: str = "192.0.2.10"
+) -> ServiceRecord:
     return parse_service(
         AIRPLAY_SERVICE_TYPE,
         f"{name}.{AIRPLAY_SERVICE_TYPE}",
@@ -183,7 +188,11 @@ def airplay(name: str, txt: dict[str, str], port: int = 7000, addr: str = "192.0
         ),
     ],
 )
-def test_real_device_records(raop_args, airplay_args, expected) -> None:
+def test_real_device_records(
+    raop_args: tuple[str, str, dict[str, str]] | None,
+    airplay_args: tuple[str, dict[str, str]] | None,
+    expected: tuple[str, str, str, str, bool, bool, int],
+) -> None:
     raop_record = raop(*raop_args) if raop_args else None
     airplay_record = airplay(*airplay_args) if airplay_args else None
     device = merge_records(raop_record, airplay_record)
@@ -238,7 +247,9 @@ def test_samsung_is_flagged_broken_and_not_apple() -> None:
         ("raop", "sf", None, False),
     ],
 )
-def test_pairing_required_from_either_record(record, flags_key, flags, required) -> None:
+def test_pairing_required_from_either_record(
+    record: str, flags_key: str, flags: str | None, required: bool
+) -> None:
     txt = {flags_key: flags} if flags else {}
     if record == "airplay":
         device = merge_records(None, airplay("X", {"deviceid": "00:11:22:33:44:55", **txt}))
@@ -352,7 +363,9 @@ def test_choose_address(addresses: list[str], expected: str | None) -> None:
         (None, None, ("Unknown", "Unknown")),
     ],
 )
-def test_model_table(manufacturer, model, expected) -> None:
+def test_model_table(
+    manufacturer: str | None, model: str | None, expected: tuple[str, str]
+) -> None:
     assert model_info(manufacturer, model) == expected
 
 
@@ -440,7 +453,9 @@ def test_bad_optional_fields_are_reported_not_fatal() -> None:
     ),
     st.text(max_size=30),
 )
-def test_garbage_txt_only_raises_txt_error(properties, name) -> None:
+def test_garbage_txt_only_raises_txt_error(
+    properties: dict[bytes, bytes | None], name: str
+) -> None:
     for service_type, service_name in (
         (RAOP_SERVICE_TYPE, f"001122334455@{name}"),
         (AIRPLAY_SERVICE_TYPE, name),

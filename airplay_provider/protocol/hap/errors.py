@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from airplay_provider.protocol.errors import AirplayError
+
 
 class HapErrorCode(IntEnum):
     """Values of the HAP ``Error`` TLV (type 0x07)."""
@@ -17,7 +19,7 @@ class HapErrorCode(IntEnum):
     BUSY = 7
 
 
-class HapError(Exception):
+class HapError(AirplayError):
     """Base class of every error raised by this package."""
 
 

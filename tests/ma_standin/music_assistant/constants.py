@@ -8,3 +8,5 @@ CONF_PLAYERS: Final[str] = "players"
 CONF_PROVIDERS: Final[str] = "providers"
 BASE_KEYS = ("enabled", "name", "available", "default_name", "provider", "type")
 ENCRYPT_SUFFIX = "_encrypted_"
+#: The server's pre-announce chime (a file in its resources folder).
+ANNOUNCE_ALERT_FILE: Final[str] = "resources/announce.mp3"

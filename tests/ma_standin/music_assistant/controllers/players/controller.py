@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from music_assistant_models.enums import PlayerType
-from music_assistant_models.errors import AlreadyRegisteredError, PlayerUnavailableError
+from music_assistant_models.enums import MediaType, PlayerFeature, PlayerType
+from music_assistant_models.errors import (
+    AlreadyRegisteredError,
+    PlayerCommandFailed,
+    PlayerUnavailableError,
+)
+from music_assistant_models.player import PlayerMedia
+
+from music_assistant.constants import ANNOUNCE_ALERT_FILE
 
 if TYPE_CHECKING:
     from music_assistant_models.config_entries import PlayerConfig
-    from music_assistant_models.player import PlayerMedia
 
     from music_assistant.mass import MusicAssistant
     from music_assistant.models.player import Player
@@ -162,6 +168,40 @@ class PlayerController:
         player = self.get_player(target_player, True)
         assert player is not None
         await player.set_members(player_ids_to_add, player_ids_to_remove)
+
+    async def play_announcement(
+        self,
+        player_id: str,
+        url: str,
+        pre_announce: bool | None = None,
+        volume_level: int | None = None,
+        pre_announce_url: str | None = None,
+    ) -> None:
+        """PLAY_ANNOUNCEMENT as the server runs it for a player with the feature (recorded):
+        http(s) URLs only; a PlayerMedia of type ANNOUNCEMENT (the stream server's URL, the
+        announce data as custom_data) to the player's own `play_announcement`, awaited. Not
+        modelled: the announce-volume strategies (`volume_level` is passed on as given), the
+        pre-announce setting (off unless asked), the fallback for players without the feature.
+        """
+        self.calls.append(("play_announcement", player_id, url))
+        player = self.get_player(player_id, True)
+        assert player is not None
+        if not url.startswith("http"):
+            raise PlayerCommandFailed("Only URLs are supported for announcements")
+        if PlayerFeature.PLAY_ANNOUNCEMENT not in player.state.supported_features:
+            raise NotImplementedError("the stand-in does not model the server's fallback")
+        announce_data = {
+            "announcement_url": url,
+            "pre_announce": bool(pre_announce),
+            "pre_announce_url": pre_announce_url or ANNOUNCE_ALERT_FILE,
+        }
+        announcement = PlayerMedia(
+            uri=self.mass.streams.get_announcement_url(player_id, announce_data),
+            media_type=MediaType.ANNOUNCEMENT,
+            title="Announcement",
+            custom_data=dict(announce_data),
+        )
+        await player.play_announcement(announcement, volume_level)
 
     async def cmd_ungroup(self, player_id: str) -> None:
         """UNGROUP (recorded; reaches the player)."""

@@ -1,15 +1,17 @@
 """Stand-in for music_assistant.controllers.streams.streams_controller.StreamsController.
 
 `get_stream` has the server's signature and returns raw PCM in the requested format; the
-test supplies the audio (`sources[queue_item_id]`) and every request is recorded.
+test supplies the audio (`sources[queue_item_id]`; for an announcement `sources[its URL]`,
+after `sources[chime URL]` when pre-announced, as the server chains them) and every request is
+recorded. `get_announcement_url` keeps the announce data per player, as the server does.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from music_assistant_models.enums import ContentType
+from music_assistant_models.enums import ContentType, MediaType
 
 if TYPE_CHECKING:
     from music_assistant_models.media_items import AudioFormat
@@ -21,13 +23,29 @@ if TYPE_CHECKING:
 class StreamsController:
     """Audio for players."""
 
-    __slots__ = ("mass", "requests", "sources")
+    __slots__ = ("announcements", "mass", "requests", "sources")
 
     def __init__(self, mass: MusicAssistant) -> None:
         """No audio yet."""
         self.mass = mass
         self.sources: dict[str, bytes] = {}
         self.requests: list[tuple[str | None, AudioFormat, str | None]] = []
+        self.announcements: dict[str, dict[str, Any]] = {}
+
+    @property
+    def base_url(self) -> str:
+        """The stream server's address (the stand-in serves nothing over HTTP)."""
+        return "http://127.0.0.1:8097"
+
+    def get_announcement_url(
+        self,
+        player_id: str,
+        announce_data: dict[str, Any],
+        content_type: ContentType = ContentType.MP3,
+    ) -> str:
+        """The player's announcement stream URL; the announce data is kept for it."""
+        self.announcements[player_id] = announce_data
+        return f"{self.base_url}/announcement/{player_id}.{content_type.value}"
 
     def get_stream(
         self,
@@ -42,7 +60,15 @@ class StreamsController:
         if pcm_format.content_type is not ContentType.PCM_F32LE:
             raise ValueError("the stand-in only serves f32le")
         self.requests.append((media.queue_item_id, pcm_format, player_id))
-        data = self.sources[media.queue_item_id or media.uri]
+        if media.media_type == MediaType.ANNOUNCEMENT:  # the server's special case
+            assert media.custom_data
+            url = media.custom_data["announcement_url"]
+            chime = (
+                media.custom_data["pre_announce_url"] if media.custom_data["pre_announce"] else None
+            )
+            data = (self.sources[chime] if chime else b"") + self.sources[url]
+        else:
+            data = self.sources[media.queue_item_id or media.uri]
         chunk = pcm_format.sample_rate * pcm_format.channels * pcm_format.bit_depth // 8
         return _chunks(data, chunk)
 

@@ -24,36 +24,40 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import enum
 import logging
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from airplay_provider.pcm_convert import flow_to_s16
 from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
-from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
+from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session_clock import describe_clock, hold_until_ready
-from airplay_provider.session_member import (
+from airplay_provider.session.announcing import SessionAnnouncements
+from airplay_provider.session.clock import describe_clock, hold_until_ready
+from airplay_provider.session.feed import PRIME_S, SessionFeed
+from airplay_provider.session.member import (
     CONNECT_TIMEOUT_S,
     S16_FRAME_BYTES,
     MemberState,
     SessionMember,
 )
-from airplay_provider.session_rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
-from airplay_provider.session_timing import (
-    FEED_PIECE_S,
-    FLOW_FRAME_BYTES,
-    RAMP_RATE,
+from airplay_provider.session.mixing import AnnouncementMixer
+from airplay_provider.session.processes import StreamTarget
+from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
+from airplay_provider.session.reports import (
+    JoinReport,
+    SessionError,
+    SessionState,
+    StartReport,
+    TrackMetadata,
+)
+from airplay_provider.session.timeline import (
     RESUME_LEAD_S,
     LeadEstimator,
     RingBuffer,
-    ahead_limit_s,
     join_position,
     member_start_ntp,
     position_at,
@@ -64,16 +68,9 @@ from airplay_provider.session_timing import (
 )
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamTarget
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
-LOW_WATER_S: Final = 0.25  # less than this fed ahead and no source audio: feed silence
-WATCHDOG_CHUNK_S: Final = 0.1
-SOURCE_QUEUE_CHUNKS: Final = 2
 PAUSE_TIMEOUT_S: Final = 3.0
-# Before T is chosen every member is fed this much audio and T waits until it is inside the
-# streamers: a start with cold pipelines (a streamer just spawned, nothing read yet) underruns.
-PRIME_S: Final = 0.5
 PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
 PRIME_POLL_S: Final = 0.01
 # A late joiner's first frame is audible this long after it connected: priming its pipeline
@@ -88,65 +85,20 @@ FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's 
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
-END_GRACE_S: Final = 5.0
 PROGRESS_EVERY_S: Final = 10.0
+
+__all__ = [  # the report types are defined in reports.py; callers import them from here too
+    "MEMBER_FAILURE",
+    "JoinReport",
+    "SessionError",
+    "SessionState",
+    "StartReport",
+    "StreamSession",
+    "TrackMetadata",
+]
 
 #: Shared by all sessions of this process: connect times measured so far.
 DEFAULT_LEAD = LeadEstimator()
-
-
-class SessionError(Exception):
-    """The session cannot do what was asked (nothing to play to, not running...)."""
-
-
-class SessionState(enum.StrEnum):
-    """Life cycle of a session."""
-
-    IDLE = "idle"
-    STARTING = "starting"
-    PLAYING = "playing"
-    PAUSED = "paused"
-    DRAINING = "draining"  # source ended; members play out their tail
-    ENDED = "ended"
-
-
-@dataclass(frozen=True)
-class TrackMetadata:
-    """What receivers show: text, duration, artwork (local path or http URL)."""
-
-    title: str | None = None
-    artist: str | None = None
-    album: str | None = None
-    duration_s: float | None = None
-    artwork: str | None = None
-
-
-@dataclass
-class JoinReport:
-    """How a member was started: its first session frame and when that frame is audible."""
-
-    key: str
-    offset: int
-    start_ntp: int
-    connect_s: float | None = None
-    error: str | None = None
-    name: str = ""  # the player's name, for messages
-    #: The same player on NTP timing, when its receiver never followed our PTP clock.
-    fallback: StreamTarget | None = None
-
-
-@dataclass
-class StartReport:
-    """Result of `StreamSession.start`."""
-
-    start_ntp: int
-    lead_s: float  # the provisional lead used to pace the source while members connected
-    members: list[JoinReport] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[JoinReport]:
-        """Members that did not connect (reported and dropped)."""
-        return [m for m in self.members if m.error is not None]
 
 
 def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
@@ -156,7 +108,7 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
     return 0.0
 
 
-class StreamSession:
+class StreamSession(SessionFeed, SessionAnnouncements):
     """One source, several members, one timeline."""
 
     def __init__(
@@ -185,11 +137,14 @@ class StreamSession:
         self._ptp_stalled: set[str] = set()  # members whose receiver never followed our PTP
         self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
         self.fed = 0  # session frames handed to members so far
+        self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
         self.metadata: TrackMetadata | None = None
         self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
+        # (first session frame, s16le PCM): what the members get, e.g. for listen_along.py
+        self.pcm_taps: list[Callable[[int, bytes], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
         self._source_done = False
@@ -416,127 +371,6 @@ class StreamSession:
         elif self.metadata is not None:
             await self._send_metadata(member, self.metadata)
 
-    # ---- the audio path ---------------------------------------------------------------------
-
-    async def _read_source(self) -> None:
-        """Pull chunks from the source into a small queue (backpressure: 2 chunks)."""
-        try:
-            async for chunk in self.source:
-                data = self._carry + chunk
-                whole = len(data) - len(data) % FLOW_FRAME_BYTES
-                self._carry = data[whole:]
-                if not whole:
-                    continue
-                while len(self._pending) >= SOURCE_QUEUE_CHUNKS:
-                    self._space.clear()
-                    await self._space.wait()
-                self._pending.append(data[:whole])
-                self._first_audio.set()
-                self._wakeup.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a broken source ends the session's input, not the process
-            self.source_error = str(exc) or exc.__class__.__name__
-            self.logger.warning("audio source failed: %s", self.source_error)
-        finally:
-            self._source_done = True
-            self._first_audio.set()
-            self._wakeup.set()
-            closer = getattr(self.source, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await closer()
-
-    async def _fan_out(self) -> None:
-        """Hand chunks to members in session order, paced on the timeline; silence on stalls."""
-        while not self._stopping:
-            self._wakeup.clear()
-            if self._paused_at is not None:
-                await self._wakeup.wait()
-                continue
-            if self._priming:  # no T yet: fill every member's pipeline with the first audio
-                if self._pending and self.fed < PRIME_S * SAMPLE_RATE:
-                    self._pending_to_members()
-                else:
-                    await self._wakeup.wait()
-                continue
-            ahead = self._ahead_s()
-            limit = self._ahead_limit_s()
-            if ahead > limit:
-                # `ahead` shrinks at 1 s/s; the limit grows at RAMP_RATE while ramping.
-                rate = 1.0 if limit >= self.ahead_s else 1.0 + RAMP_RATE
-                await self._nap((ahead - limit) / rate)
-            elif self._pending:
-                self._pending_to_members()
-            elif self._source_done:
-                self._end_input()
-                return
-            elif ahead > LOW_WATER_S:
-                await self._nap(ahead - LOW_WATER_S)
-            elif self.state is SessionState.STARTING and not self._first_audio.is_set():
-                await self._wakeup.wait()  # T is not chosen before the first audio: no silence
-            else:
-                frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
-                self.silence_frames += frames
-                self._distribute(bytes(frames * FLOW_FRAME_BYTES))
-
-    def _ahead_s(self) -> float:
-        """Seconds of audio fed beyond the audible position."""
-        return ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
-
-    def _ahead_limit_s(self) -> float:
-        if self._ramp is None:
-            return self.ahead_s
-        started, base = self._ramp
-        limit = ahead_limit_s(base, asyncio.get_running_loop().time() - started, self.ahead_s)
-        if limit >= self.ahead_s:
-            self._ramp = None
-        return limit
-
-    def _pending_to_members(self) -> None:
-        """Feed the next piece of source audio (≤ FEED_PIECE_S while starting or ramping)."""
-        chunk = self._pending.popleft()
-        if self._priming or self._ramp is not None:
-            piece = round(FEED_PIECE_S * SAMPLE_RATE) * FLOW_FRAME_BYTES
-            if len(chunk) > piece:
-                self._pending.appendleft(chunk[piece:])
-                chunk = chunk[:piece]
-        if len(self._pending) < SOURCE_QUEUE_CHUNKS:
-            self._space.set()
-        self._distribute(chunk)
-
-    async def _nap(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
-
-    def _distribute(self, chunk: bytes) -> None:
-        """Convert a flow chunk once for everyone; keep it for late joins; queue it."""
-        pcm = flow_to_s16(chunk)
-        self.ring.append(self.fed, pcm)
-        self.fed += len(pcm) // S16_FRAME_BYTES
-        for member in self.members.values():
-            member.feed(pcm)
-
-    def _end_input(self) -> None:
-        self.state = SessionState.DRAINING
-        for member in self.members.values():
-            member.feed(None)
-        self._arm_drain_guard()
-        self._notify()
-        self._check_end()
-
-    def _arm_drain_guard(self) -> None:
-        """Stop anyway if members have not finished `END_GRACE_S` after the last frame."""
-        if self._drain_guard is not None:
-            self._drain_guard.cancel()
-        self._drain_guard = asyncio.create_task(self._guard_drain(), name="session-drain")
-
-    async def _guard_drain(self) -> None:
-        end = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
-        await asyncio.sleep(max(0.0, end) + END_GRACE_S)
-        self.logger.warning("members did not finish after the end of the source; stopping")
-        await self.stop()
-
     # ---- membership -------------------------------------------------------------------------
 
     async def add_member(self, target: StreamTarget) -> JoinReport:
@@ -616,7 +450,7 @@ class StreamSession:
         self._check_end()
 
     def _start_rejoin(self, target: StreamTarget) -> None:
-        """Bring a member whose receiver went away back by itself (session_rejoin.py)."""
+        """Bring a member whose receiver went away back by itself (session/rejoin.py)."""
         current = self.rejoins.get(target.key)
         if self._stopping or not self.rejoin_delays_s or (current and current.active):
             return

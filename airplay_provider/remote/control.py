@@ -19,9 +19,9 @@ from music_assistant_models.enums import PlaybackState
 from zeroconf import InterfaceChoice
 from zeroconf.asyncio import AsyncZeroconf
 
-from airplay_provider.dacp import DacpServer
 from airplay_provider.identity import new_active_remote
 from airplay_provider.protocol.dacp import ActionKind, DacpAction, DacpPlayerState
+from airplay_provider.remote.server import DacpServer
 
 if TYPE_CHECKING:
     from airplay_provider.host_api import ProviderHost

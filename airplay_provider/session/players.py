@@ -3,26 +3,33 @@ leader, and player state kept in step with the session's members."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
 from music_assistant_models.enums import PlaybackState
 from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import SessionError, SessionState, StreamSession, TrackMetadata
-from airplay_provider.session_member import MemberState
+from airplay_provider.session.announcing import collect_announcement
+from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
+from airplay_provider.session.member import MemberState
+from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamTarget
 
+#: Sessions an announcement can be mixed into (a paused one plays it at the resume).
+_ANNOUNCEABLE: Final = (SessionState.STARTING, SessionState.PLAYING, SessionState.PAUSED)
+ANNOUNCE_GRACE_S: Final = 5.0  # past its expected end, waiting for an announcement gives up
 SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
 
 
-class PlaybackError(Exception):
+class PlaybackError(AirplayError):
     """A player cannot be streamed to (no address, no usable protocol, nothing connected)."""
 
 
@@ -121,6 +128,7 @@ class GroupPlayback:
         self._intent: dict[str, int] = {}
         #: Set while a DACP server runs: each stream then gets its own random token.
         self.tokens: StreamTokens | None = None
+        self._announcing: dict[tuple[int, str], asyncio.Task[None]] = {}
 
     def _target(self, player: AirPlayPlayer) -> StreamTarget:
         token = self.tokens.new_stream(player.player_id) if self.tokens is not None else None
@@ -243,6 +251,34 @@ class GroupPlayback:
         await found[1].set_metadata(metadata_from_media(media), track_elapsed_s=track_elapsed_s)
         return True
 
+    async def announce(self, player_id: str, media: PlayerMedia, key: str) -> bool:
+        """Mix `media` over the music of the session `player_id` plays in (every room of the
+        group) and wait until it was heard; False when no session plays. Calls with the same
+        `key` for the same session while one is under way share it (members asked one by one).
+        AudioSourceError when its audio cannot be had, PlaybackError when the session ends."""
+        found = self.session_of(player_id)
+        if found is None or found[1].state not in _ANNOUNCEABLE:
+            return False
+        session = found[1]
+        slot = (id(session), key)
+        task = self._announcing.get(slot)
+        if task is None:
+            task = asyncio.create_task(self._announce(session, player_id, media))
+            self._announcing[slot] = task
+            task.add_done_callback(lambda _: self._announcing.pop(slot, None))
+        await asyncio.shield(task)
+        return True
+
+    async def _announce(self, session: StreamSession, player_id: str, media: PlayerMedia) -> None:
+        pcm = await collect_announcement(self._source(player_id, media), media.title or media.uri)
+        try:
+            placed = await session.announce(pcm)
+        except SessionError as exc:
+            raise PlaybackError(str(exc)) from exc
+        left_s = placed.duck_end / SAMPLE_RATE - session.position_s
+        if not await session.wait_announced(placed, timeout=left_s + ANNOUNCE_GRACE_S):
+            self.logger.info("announcement on %s not played to the end", player_id)
+
     async def set_volume(self, player: AirPlayPlayer) -> None:
         """Send the player's volume to its running stream, if any."""
         found = self.session_of(player.player_id)
@@ -250,7 +286,9 @@ class GroupPlayback:
             await found[1].set_volume(player.player_id, player.state.volume_level)
 
     async def close(self) -> None:
-        """Stop every session."""
+        """Stop every session (and the announcements under way)."""
+        for task in list(self._announcing.values()):
+            task.cancel()
         for leader in list(self.sessions):
             await self.stop(leader)
 

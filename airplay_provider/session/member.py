@@ -31,12 +31,13 @@ from airplay_provider.protocol.streamer_status import (
     StatusEvent,
     StreamerError,
 )
+from airplay_provider.session.processes import StreamerProcess, StreamTarget
 from airplay_provider.streamer_launcher import ForkServer
-from airplay_provider.streamers import StreamerProcess, StreamTarget
 
 WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
+EXIT_CAUSE_WAIT_S: Final = 1.0  # a closed audio pipe: how long to wait for the streamer to say why
 S16_FRAME_BYTES: Final = 4  # s16le stereo, what the streamers read
 MAX_BACKLOG_BYTES: Final = 12 * 44100 * S16_FRAME_BYTES  # 12 s of audio not written yet
 
@@ -203,6 +204,9 @@ class SessionMember:
                 self._fail("stopped reading audio (write timeout)")
                 return
             except (BrokenPipeError, ConnectionResetError, OSError) as exc:
+                # The streamer closed its input because it is exiting: its last status lines
+                # say why (e.g. receiver_gone, which starts a rejoin). Let them arrive first.
+                await self.streamer.wait_exit(EXIT_CAUSE_WAIT_S)
                 self._fail(f"audio pipe closed ({exc.__class__.__name__})")
                 return
             self.bytes_written += len(chunk)

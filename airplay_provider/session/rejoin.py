@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from airplay_provider.protocol.streamer_status import ErrorCode
-from airplay_provider.streamers import StreamTarget
+from airplay_provider.session.processes import StreamTarget
 
 #: Seconds before each attempt (as Music Assistant does since 2026-08).
 REJOIN_DELAYS_S: Final = (5.0, 15.0, 30.0, 60.0, 120.0)

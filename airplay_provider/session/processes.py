@@ -37,7 +37,7 @@ from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.streamer.secret_input import encode_secrets
 from airplay_provider.streamer_launcher import ForkServer, LaunchError, StreamerHandle
 
-BIN_DIR: Final = Path(__file__).resolve().parent.parent / "bin"
+BIN_DIR: Final = Path(__file__).resolve().parents[2] / "bin"
 FIFO_OPEN_ATTEMPTS: Final = 20
 FIFO_RETRY_S: Final = 0.05
 STOP_GRACE_S: Final = 2.0

@@ -5,15 +5,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from .protocol.hap.channel import ChannelCipher, ChannelKeys, control_keys
-from .protocol.hap.credentials import HapCredentials, LegacyCredentials
-from .protocol.hap.errors import HttpStatusError, ProtocolViolation, TlvError
-from .protocol.hap.flow import PairingFlow, ResultT
-from .protocol.hap.legacy import LegacyPairSetup, LegacyPairVerify
-from .protocol.hap.pair_setup import HKP_NORMAL, PairSetup
-from .protocol.hap.pair_verify import PairVerify
-from .protocol.hap.tlv8 import decode_tlv, raise_on_error
-from .rtsp_connection import DEFAULT_TIMEOUT, RtspConnection
+from airplay_provider.protocol.hap.channel import ChannelCipher, ChannelKeys, control_keys
+from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
+from airplay_provider.protocol.hap.errors import HttpStatusError, ProtocolViolation, TlvError
+from airplay_provider.protocol.hap.flow import PairingFlow, ResultT
+from airplay_provider.protocol.hap.legacy import LegacyPairSetup, LegacyPairVerify
+from airplay_provider.protocol.hap.pair_setup import HKP_NORMAL, PairSetup
+from airplay_provider.protocol.hap.pair_verify import PairVerify
+from airplay_provider.protocol.hap.tlv8 import decode_tlv, raise_on_error
+from airplay_provider.rtsp_connection import DEFAULT_TIMEOUT, RtspConnection
 
 PIN_TIMEOUT = 30.0
 OCTET_STREAM = "application/octet-stream"

@@ -14,8 +14,8 @@ from typing import Final
 
 from airplay_provider.protocol.ptp_readiness import STALL_S, ClockState
 from airplay_provider.protocol.streamer_status import ClockStatus, Connected
-from airplay_provider.session_timing import ptp_settle_wait_s
-from airplay_provider.streamers import StreamerProcess
+from airplay_provider.session.processes import StreamerProcess
+from airplay_provider.session.timeline import ptp_settle_wait_s
 
 #: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s.
 CLOCK_WAIT_S: Final = STALL_S + 3.0

@@ -30,7 +30,7 @@ MIN_LEAD_S: Final = STREAMER_START_MARGIN_S + LEAD_SAFETY_S
 MAX_LEAD_S: Final = 10.0
 #: An AirPlay 2 receiver on PTP timing plays nothing until its PTP follower has taken our clock
 #: as master (shairport-sync 5 with nqptp: ~1.2 s after SETPEERS, measured; audio due earlier
-#: is dropped as out of date). The session waits for the measured readiness (`session_clock`);
+#: is dropped as out of date). The session waits for the measured readiness (`session/clock.py`);
 #: when it cannot be measured, a PTP member's first frame is due this long after `connected`.
 PTP_SETTLE_S: Final = 1.5
 

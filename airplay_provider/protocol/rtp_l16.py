@@ -1,0 +1,95 @@
+"""RTP packets of L16 audio (RFC 3551: 16-bit big-endian PCM, payload type 10 = 44100 Hz
+stereo), interleaved on an RTSP connection (RFC 2326 §10.12: `$`, channel, 16-bit length).
+
+No I/O: `L16Packetizer.packetize` turns s16le PCM into ready-to-write interleaved frames.
+"""
+
+from __future__ import annotations
+
+import array
+import struct
+import sys
+from typing import Final
+
+from airplay_provider.protocol.errors import AirplayError
+
+PAYLOAD_TYPE: Final = 10  # L16/44100/2 (RFC 3551 table 4)
+SAMPLE_RATE: Final = 44100
+CHANNELS: Final = 2
+FRAME_BYTES: Final = 4  # s16, stereo
+MAX_PACKET_FRAMES: Final = 1024  # ~23 ms: 4 kB of payload, well under the 64 kB frame limit
+RTP_HEADER: Final = struct.Struct(">BBHII")
+_INTERLEAVED: Final = struct.Struct(">cBH")
+
+
+class RtpL16Error(AirplayError, ValueError):
+    """PCM that is not whole s16 stereo frames, or a bad packetiser setting."""
+
+
+def s16le_to_be(pcm: bytes) -> bytes:
+    """Swap the byte order of 16-bit samples (L16 is big-endian on the wire)."""
+    if len(pcm) % 2:
+        raise RtpL16Error(f"odd PCM length {len(pcm)}")
+    samples = array.array("h", pcm)
+    if sys.byteorder == "little":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+def s16be_to_le(pcm: bytes) -> bytes:
+    """The inverse of `s16le_to_be` (the same swap)."""
+    return s16le_to_be(pcm)
+
+
+def interleaved(channel: int, data: bytes) -> bytes:
+    """One RTSP interleaved frame: `$`, the channel, the length, the data."""
+    if not 0 <= channel <= 255 or len(data) > 0xFFFF:
+        raise RtpL16Error(f"cannot interleave {len(data)} bytes on channel {channel}")
+    return _INTERLEAVED.pack(b"$", channel, len(data)) + data
+
+
+def rtp_header(*, seq: int, timestamp: int, ssrc: int, marker: bool) -> bytes:
+    """The 12-byte RTP header (version 2, no padding, extension or CSRC) for payload type 10."""
+    return RTP_HEADER.pack(
+        0x80,
+        (0x80 if marker else 0) | PAYLOAD_TYPE,
+        seq & 0xFFFF,
+        timestamp & 0xFFFFFFFF,
+        ssrc & 0xFFFFFFFF,
+    )
+
+
+class L16Packetizer:
+    """Consecutive s16le PCM in, interleaved RTP/L16 frames out, for one listener."""
+
+    def __init__(
+        self, *, ssrc: int, first_seq: int, first_timestamp: int, channel: int = 0
+    ) -> None:
+        self.ssrc = ssrc
+        self.channel = channel
+        self.first_seq = first_seq & 0xFFFF
+        self.first_timestamp = first_timestamp & 0xFFFFFFFF
+        self.seq = self.first_seq
+        self.timestamp = self.first_timestamp
+        self.packets = 0
+
+    def packetize(self, pcm: bytes) -> bytes:
+        """The interleaved frames carrying `pcm` (whole s16le stereo frames), concatenated."""
+        return self.packetize_be(s16le_to_be(pcm))
+
+    def packetize_be(self, big: bytes) -> bytes:
+        """Like `packetize`, for PCM already big-endian (converted once for every listener)."""
+        if len(big) % FRAME_BYTES:
+            raise RtpL16Error(f"{len(big)} bytes is not whole stereo frames")
+        step = MAX_PACKET_FRAMES * FRAME_BYTES
+        out = []
+        for start in range(0, len(big), step):
+            payload = big[start : start + step]
+            header = rtp_header(
+                seq=self.seq, timestamp=self.timestamp, ssrc=self.ssrc, marker=self.packets == 0
+            )
+            out.append(interleaved(self.channel, header + payload))
+            self.seq = (self.seq + 1) & 0xFFFF
+            self.timestamp = (self.timestamp + len(payload) // FRAME_BYTES) & 0xFFFFFFFF
+            self.packets += 1
+        return b"".join(out)

@@ -1,0 +1,149 @@
+"""Announcements on a running session: decode, place on the timeline, wait until heard.
+
+The mix itself is `mixing.AnnouncementMixer`, applied by the feed to every chunk before it is
+fanned out (feed.py `_distribute`), so all members get identical samples at identical session
+frames and no stream restarts. Audio already handed to the members cannot change: an
+announcement starts no earlier than the first frame not yet fed, plus the ramp down (up to
+`ahead_s` after "now"). `SessionAnnouncements` holds these methods of `StreamSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Final
+
+from airplay_provider.audio_source import AudioSourceError, decode_source
+from airplay_provider.pcm_convert import flow_to_s16
+from airplay_provider.protocol.timing import SAMPLE_RATE
+from airplay_provider.session.member import S16_FRAME_BYTES
+from airplay_provider.session.mixing import (
+    DEFAULT_DUCK_DB,
+    DEFAULT_RAMP_S,
+    Announcement,
+    AnnouncementMixer,
+    announcement_at,
+)
+from airplay_provider.session.reports import SessionError, SessionState
+from airplay_provider.session.timeline import FLOW_FRAME_BYTES
+
+MAX_ANNOUNCEMENT_S: Final = 600.0
+DECODE_TIMEOUT_S: Final = 30.0
+WAIT_POLL_S: Final = 0.05
+
+
+async def collect_announcement(
+    flow: AsyncIterator[bytes],
+    what: str,
+    *,
+    timeout: float = DECODE_TIMEOUT_S,
+    max_seconds: float = MAX_ANNOUNCEMENT_S,
+) -> bytes:
+    """All of a flow-PCM source (f32le stereo 44.1 kHz) as s16le, the members' format, with
+    the music's own conversion. AudioSourceError when it fails, is empty, longer than
+    `max_seconds` or not complete within `timeout`; `what` names it in the message."""
+    limit = round(max_seconds * SAMPLE_RATE) * S16_FRAME_BYTES
+    pieces: list[bytes] = []
+    size = 0
+    carry = b""
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in flow:
+                data = carry + chunk
+                whole = len(data) - len(data) % FLOW_FRAME_BYTES
+                carry = data[whole:]
+                piece = flow_to_s16(data[:whole])
+                size += len(piece)
+                if size > limit:
+                    raise AudioSourceError(f"{what}: longer than {max_seconds:g} s")
+                pieces.append(piece)
+    except TimeoutError:
+        raise AudioSourceError(f"{what}: not complete within {timeout:g} s") from None
+    finally:
+        closer = getattr(flow, "aclose", None)
+        if closer is not None:
+            await closer()
+    if not size:
+        raise AudioSourceError(f"{what}: no audio")
+    return b"".join(pieces)
+
+
+async def decode_announcement(source: str | Path, *, timeout: float = DECODE_TIMEOUT_S) -> bytes:
+    """A file or URL, decoded with ffmpeg, as s16le stereo 44.1 kHz (see `collect_announcement`)."""
+    return await collect_announcement(decode_source(str(source)), str(source), timeout=timeout)
+
+
+class SessionAnnouncements:
+    """The announcement part of `StreamSession` (a mixin: its state lives in the session)."""
+
+    mixer: AnnouncementMixer
+    fed: int
+    state: SessionState
+    logger: logging.Logger
+    _stopping: bool
+    _ended: asyncio.Event
+
+    @property
+    def position_s(self) -> float:
+        raise NotImplementedError
+
+    async def announce(
+        self,
+        announcement: bytes | str | Path,
+        *,
+        at: float | None = None,
+        duck_db: float = DEFAULT_DUCK_DB,
+        ramp_s: float = DEFAULT_RAMP_S,
+    ) -> Announcement:
+        """Mix `announcement` over the music in every member, the music ducked `duck_db`.
+
+        `announcement`: s16le stereo 44.1 kHz PCM, or a file or URL (decoded with ffmpeg).
+        `at`: the session position (s) where its first sample plays; None, or a position whose
+        audio was already handed to the members, means as early as the session can. Returns it
+        as placed (session frames: `start`, `end`). SessionError when the session is ending;
+        ValueError on a bad level, ramp or position.
+        """
+        if at is not None and not 0.0 <= at < math.inf:
+            raise ValueError(f"at must be a position ≥ 0 s, got {at!r}")
+        self._check_can_announce()
+        if not isinstance(announcement, bytes):
+            announcement = await decode_announcement(announcement)
+            self._check_can_announce()
+        at_frame = None if at is None else round(at * SAMPLE_RATE)
+        placed = announcement_at(
+            announcement, at_frame, earliest_frame=self.fed, duck_db=duck_db, ramp_s=ramp_s
+        )
+        self.mixer.add(placed)
+        if at_frame is not None and placed.start != at_frame:
+            self.logger.info(
+                "announcement asked at %.3f s plays at %.3f s (audio up to there already sent)",
+                at,
+                placed.start / SAMPLE_RATE,
+            )
+        return placed
+
+    def _check_can_announce(self) -> None:
+        if self._stopping or self.state in (SessionState.DRAINING, SessionState.ENDED):
+            raise SessionError(f"cannot announce on a {self.state} session")
+
+    async def wait_announced(
+        self, announcement: Announcement, timeout: float | None = None
+    ) -> bool:
+        """Until the music is back at full level after `announcement` (position past its
+        ramp up); False when the session ended first or after `timeout`."""
+        done = announcement.duck_end / SAMPLE_RATE
+        try:
+            async with asyncio.timeout(timeout):
+                while self.position_s < done:
+                    if self._ended.is_set():
+                        return False
+                    try:
+                        await asyncio.wait_for(self._ended.wait(), WAIT_POLL_S)
+                    except TimeoutError:
+                        continue
+        except TimeoutError:
+            return False
+        return True
