@@ -29,6 +29,7 @@ from airplay_provider.protocol.ptp_readiness import (
 from airplay_provider.protocol.streamer_status import ClockStatus, StatusEvent
 from airplay_provider.streamer.clock_watch import watch_clock
 from airplay_provider.streamer.ptp_master import (
+    CONTACT_TTL_S,
     Grandmaster,
     PtpLease,
     _Daemon,
@@ -211,6 +212,20 @@ def test_datagrams_carry_their_kernel_arrival_time() -> None:
     assert arrived is not None
     assert sent - 1_000_000 <= arrived <= sent + 20_000_000  # ms-level: wall vs monotonic
     assert read - arrived >= 40_000_000  # the arrival, not when we read it
+
+
+async def test_contacts_outlive_a_lease_but_not_an_hour_of_silence(tmp_path: Path) -> None:
+    async with _daemon(tmp_path) as (daemon, _path, _receiver):
+        master = daemon.master
+        now = time.monotonic_ns()
+        old, recent, held = PeerContact(), PeerContact(), PeerContact()
+        old.heard_announce(now - round((CONTACT_TTL_S + 1) * S))
+        recent.heard_announce(now - 60 * S)
+        held.heard_probe(now - round((CONTACT_TTL_S + 1) * S))
+        master.contacts = {"10.0.0.2": old, "10.0.0.3": recent, "10.0.0.4": held}
+        master.peers["10.0.0.4"] = float("inf")
+        master._prune_contacts(now)
+        assert set(master.contacts) == {"10.0.0.3", "10.0.0.4"}
 
 
 class _Contacts:
