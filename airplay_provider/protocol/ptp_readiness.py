@@ -11,7 +11,12 @@ A receiver that has taken our grandmaster as its master shows it by talking back
   awakening of this session counts: one from the last session says nothing about this one
   (with 319/320 blocked after a play, an old one made a silent receiver look ready).
 
-A receiver that sends neither within `STALL_S` after SETPEERS is `stalled`: its timing packets
+nqptp's awakening Announce names a priority1 next to ours (ours - 1, then ours + 1); an
+Announce with another priority (248: Sonos before it follows, a standalone HomePod on OS 27
+that never does) offers the receiver's own clock and says nothing about following ours. A
+receiver that sent only that (or Sync: a grandmaster itself) when `STALL_S` have passed keeps
+its own clock: `own_clock`, handled like a stall (following its clock is not implemented).
+A receiver that sends nothing within `STALL_S` after SETPEERS is `stalled`: its timing packets
 cannot reach us (UDP 319/320 blocked), or it advertises PTP and does not speak it (Sony TVs).
 Times are CLOCK_MONOTONIC nanoseconds, the same in every process of the host.
 """
@@ -22,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+
+from airplay_provider.protocol.ptp import GrandmasterDataset
 
 NS: Final = 1_000_000_000
 #: A probing follower is ready this long after its first Delay_Req (Sonos servo lock, field).
@@ -45,6 +52,16 @@ STALL_CAUSE: Final = (
     " or the device advertises PTP but does not speak it"
 )
 STOPPED_CAUSE: Final = "the receiver stopped sending Delay_Req: it no longer follows our clock"
+OWN_CLOCK_CAUSE: Final = (
+    "the receiver announces its own PTP clock and does not follow ours (a standalone HomePod?)"
+)
+#: Our Announce's priority1; nqptp's awakening is next to it.
+OUR_PRIORITY1: Final = GrandmasterDataset().priority1
+
+
+def is_awakening(priority1: int | None) -> bool:
+    """Whether an Announce with this grandmaster priority1 is nqptp answering ours."""
+    return priority1 is not None and abs(priority1 - OUR_PRIORITY1) <= 1
 
 
 class ClockState(StrEnum):
@@ -55,6 +72,7 @@ class ClockState(StrEnum):
     FOLLOWING = "following"  # passive follower heard, not settled yet
     READY = "ready"  # audio may be scheduled on our clock
     STALLED = "stalled"  # nothing heard within STALL_S
+    OWN_CLOCK = "own_clock"  # it is a grandmaster itself (sends Sync), not our follower
     UNMEASURED = "unmeasured"  # the grandmaster does not report contacts (older daemon)
 
 
@@ -68,6 +86,8 @@ class PeerContact:
     last_probe_ns: int | None = None
     first_announce_ns: int | None = None
     last_announce_ns: int | None = None
+    syncs: int = 0  # Sync messages it sent us: it offers its own clock
+    foreign_announces: int = 0  # Announces of its own clock (not an awakening of ours)
 
     def heard_probe(self, now_ns: int) -> None:
         """A Delay_Req arrived."""
@@ -76,12 +96,19 @@ class PeerContact:
             self.first_probe_ns = now_ns
         self.last_probe_ns = now_ns
 
-    def heard_announce(self, now_ns: int) -> None:
-        """An Announce (nqptp's awakening) arrived."""
+    def heard_announce(self, now_ns: int, *, awakening: bool = True) -> None:
+        """An Announce arrived: nqptp's awakening (priority1 next to ours), or not."""
+        if not awakening:
+            self.foreign_announces += 1
+            return
         self.announces += 1
         if self.first_announce_ns is None:
             self.first_announce_ns = now_ns
         self.last_announce_ns = now_ns
+
+    def heard_sync(self) -> None:
+        """A Sync arrived from the receiver."""
+        self.syncs += 1
 
     def to_wire(self) -> list[int | None]:
         """Compact JSON form for the daemon's answer."""
@@ -92,16 +119,20 @@ class PeerContact:
             self.last_probe_ns,
             self.first_announce_ns,
             self.last_announce_ns,
+            self.syncs,
+            self.foreign_announces,
         ]
 
     @classmethod
     def from_wire(cls, value: object) -> PeerContact:
         """Inverse of `to_wire`; ValueError when malformed."""
-        if not isinstance(value, list) or len(value) != 6:
+        if not isinstance(value, list) or len(value) != 8:
             raise ValueError(f"bad peer contact {value!r}")
-        counts = [int(item) for item in value[:2]]
-        stamps = [None if item is None else int(item) for item in value[2:]]
-        return cls(counts[0], counts[1], *stamps)
+        counts = [int(item) for item in (*value[:2], *value[6:])]
+        stamps = [None if item is None else int(item) for item in value[2:6]]
+        contact = cls(counts[0], counts[1], stamps[0], stamps[1], stamps[2], stamps[3])
+        contact.syncs, contact.foreign_announces = counts[2], counts[3]
+        return contact
 
 
 def merge(contacts: Iterable[PeerContact]) -> PeerContact:
@@ -114,6 +145,8 @@ def merge(contacts: Iterable[PeerContact]) -> PeerContact:
     for contact in contacts:
         out.delay_requests += contact.delay_requests
         out.announces += contact.announces
+        out.syncs += contact.syncs
+        out.foreign_announces += contact.foreign_announces
         out.first_probe_ns = earliest(out.first_probe_ns, contact.first_probe_ns)
         out.first_announce_ns = earliest(out.first_announce_ns, contact.first_announce_ns)
         if contact.last_probe_ns is not None:
@@ -163,10 +196,17 @@ def assess(
         state = ClockState.READY if now_ns >= ready_at else ClockState.FOLLOWING
         return Readiness(state, ready_at)
     if now_ns - since_ns >= round(stall_s * NS):
+        if contact.syncs or contact.foreign_announces:
+            return Readiness(ClockState.OWN_CLOCK, cause=OWN_CLOCK_CAUSE)
         return Readiness(ClockState.STALLED, cause=STALL_CAUSE)
     return Readiness(ClockState.COLD)
 
 
 def settled(state: ClockState) -> bool:
     """Whether the state is final for a start (nothing more to wait for)."""
-    return state in (ClockState.READY, ClockState.STALLED, ClockState.UNMEASURED)
+    return state in (
+        ClockState.READY,
+        ClockState.STALLED,
+        ClockState.OWN_CLOCK,
+        ClockState.UNMEASURED,
+    )

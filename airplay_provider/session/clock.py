@@ -12,7 +12,7 @@ import asyncio
 import time
 from typing import Final
 
-from airplay_provider.protocol.ptp_readiness import STALL_S, ClockState
+from airplay_provider.protocol.ptp_readiness import STALL_S, ClockState, settled
 from airplay_provider.protocol.streamer_status import ClockStatus, Connected
 from airplay_provider.session.processes import StreamerProcess
 from airplay_provider.session.timeline import ptp_settle_wait_s
@@ -31,11 +31,12 @@ def timing_of(streamer: StreamerProcess) -> str | None:
 
 def clock_final(event: ClockStatus | None) -> bool:
     """Whether `event` ends the wait for a receiver's clock."""
-    return event is not None and event.state in (
-        ClockState.READY,
-        ClockState.STALLED,
-        ClockState.UNMEASURED,
-    )
+    if event is None:
+        return False
+    try:
+        return settled(ClockState(event.state))
+    except ValueError:  # a state a newer streamer knows: not ours to wait on
+        return True
 
 
 async def wait_clock(

@@ -343,13 +343,17 @@ class StreamSession(SessionFeed, SessionAnnouncements):
             return join
         streamer = member.streamer
         clock = await hold_until_ready(streamer, measure=member.key not in self._ptp_stalled)
-        stalled = clock is not None and clock.state == ClockState.STALLED
+        stalled = (
+            clock.state
+            if clock and clock.state in (ClockState.STALLED, ClockState.OWN_CLOCK)
+            else ""
+        )
         if clock is not None:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
             level = logging.WARNING if stalled else logging.INFO
             self.logger.log(level, "%s", describe_clock(member.target.name, clock))
         if stalled and member.target.timing == "auto" and not member.ended:
             # (a player set to PTP timing plays on anyway: it insists)
-            join.error = f"{member.target.name}: PTP clock stalled; retrying on NTP timing"
+            join.error = f"{member.target.name}: PTP clock {stalled}; retrying on NTP timing"
             join.fallback = dataclasses.replace(member.target, timing="ntp")
             self._ptp_stalled.add(member.key)
             await self._remove(member, graceful=False)

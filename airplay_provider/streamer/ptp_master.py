@@ -28,7 +28,7 @@ from pathlib import Path
 
 from airplay_provider.protocol import ptp
 from airplay_provider.protocol.errors import AirplayError
-from airplay_provider.protocol.ptp_readiness import PeerContact
+from airplay_provider.protocol.ptp_readiness import PeerContact, is_awakening
 
 SYNC_INTERVAL_S = 0.125
 ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
@@ -121,7 +121,7 @@ class Grandmaster:
                 message = ptp.decode(data)
             except ptp.PtpError:
                 continue
-            self._heard(str(addr[0]), message.message_type)
+            self._heard(str(addr[0]), message)
             if message.message_type is ptp.MessageType.DELAY_REQ:
                 self.delay_requests += 1
                 reply = ptp.encode_delay_resp(self.identity, message, arrived)
@@ -136,15 +136,19 @@ class Grandmaster:
             if address not in self.peers and last < horizon:
                 del self.contacts[address]
 
-    def _heard(self, address: str, kind: ptp.MessageType) -> None:
-        """Note a served peer's Delay_Req or Announce: it follows (or answers) our clock."""
+    def _heard(self, address: str, message: ptp.PtpMessage) -> None:
+        """Note a served peer's Delay_Req or Announce (it follows or answers our clock) or Sync
+        (it offers its own)."""
         if address not in self.peers:
             return
         contact = self.contacts.setdefault(address, PeerContact())
+        kind = message.message_type
         if kind is ptp.MessageType.DELAY_REQ:
             contact.heard_probe(time.monotonic_ns())
         elif kind is ptp.MessageType.ANNOUNCE:
-            contact.heard_announce(time.monotonic_ns())
+            contact.heard_announce(time.monotonic_ns(), awakening=is_awakening(message.priority1))
+        elif kind is ptp.MessageType.SYNC:
+            contact.heard_sync()
 
     def _send(self, sock: socket.socket, data: bytes, addr: tuple[str, int]) -> None:
         with contextlib.suppress(OSError):

@@ -213,6 +213,24 @@ async def test_a_tv_that_never_answers_ptp_stalls_and_plays_on_ntp(tmp_path: Pat
     await _assert_bit_exact(report)
 
 
+async def test_a_receiver_keeping_its_own_clock_plays_on_ntp(tmp_path: Path) -> None:
+    sent, report = await _play(["--own-clock", "--sessions", "2"], tmp_path)
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    own, played = sent["attempts"]
+    assert own["timing"] == "ptp"
+    assert _states(own) == ["cold", "own_clock"]  # its Announces are no awakening of ours
+    event = parse_status(own["clock"][-1])
+    assert isinstance(event, ClockStatus)
+    assert event.cause is not None
+    assert "own PTP clock" in event.cause
+    assert played["timing"] == "ntp"
+    assert report["ptp"]["first_probe_local"] is None
+    assert report["timing"] == "NTP"
+    assert report["errors"] == []
+    await _assert_bit_exact(report)
+
+
 async def test_a_silent_receiver_that_refuses_ntp_plays_on_ptp_after_all(tmp_path: Path) -> None:
     # (the refused attempt tears its session down too: three TEARDOWNs in all)
     sent, report = await _play(["--silent-ptp", "--ptp-only", "--sessions", "3"], tmp_path)

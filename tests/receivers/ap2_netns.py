@@ -123,6 +123,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         ptp=args.ptp,
         ptp_probe_after_s=args.probe_after,
         ptp_silent=args.silent_ptp,
+        ptp_own_clock=args.own_clock,
         session_options=options,
     ) as receiver:
         # The errors travel back to the test in the report (it checks them), so the runner
@@ -191,6 +192,7 @@ def main() -> int:
     parser.add_argument("--silent-ptp", action="store_true", help="advertise PTP, never probe")
     parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")
     parser.add_argument("--ptp-only", action="store_true", help="refuse NTP timing (400)")
+    parser.add_argument("--own-clock", action="store_true", help="announce our own clock only")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

@@ -6,9 +6,10 @@ trusting it, then pairs Sync/Follow_Up (t1, t2) with its own Delay_Req/Delay_Res
 offset(master - local) = ((t1 - t2) + (t4 - t3)) / 2, kept from the exchange with the shortest
 round trip. Own parsers; nothing is imported from ``airplay_provider``.
 
-Two field behaviours on request: `probe_after_s` delays the first Delay_Req (a receiver that
-is slow to take our clock, as Sonos ~1 s after SETPEERS); `silent` never sends one (a TV that
-advertises PTP and does not speak it, as Sony Bravia).
+Field behaviours on request: `probe_after_s` delays the first Delay_Req (a receiver that is
+slow to take our clock, as Sonos ~1 s after SETPEERS); `silent` never sends one (a TV that
+advertises PTP and does not speak it, as Sony Bravia); `own_clock` never follows ours and
+announces its own clock instead, priority1 248, once a second (a standalone HomePod on OS 27).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SYNC, DELAY_REQ, FOLLOW_UP, DELAY_RESP, ANNOUNCE = 0x0, 0x1, 0x8, 0x9, 0xB
 LOCK_SAMPLES = 4
 LOCK_SPREAD_NS = 500_000
 DELAY_REQ_INTERVAL_S = 0.125
+OWN_PRIORITY1 = 248  # a HomePod's (and Sonos's) own clock
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class PtpSlave:
     clock_id: int = 0x00EE_EEFF_FE00_0001
     probe_after_s: float = 0.0
     silent: bool = False
+    own_clock: bool = False
     first_probe_local: int | None = None  # wall ns of the first Delay_Req sent
     followed: set[int] = field(default_factory=set)
     master: int | None = None
@@ -72,6 +75,8 @@ class PtpSlave:
     _delay_seq: int = 0
     _next_delay_req: float = 0.0
     _probe_from: float | None = None
+    _next_announce: float = 0.0
+    _announce_seq: int = 0
 
     def follow(self, clock_ids: set[int]) -> None:
         """The timing peers named in SETUP: only these clocks may become our master."""
@@ -138,7 +143,9 @@ class PtpSlave:
 
     def poll(self, now: float, local_ns: int) -> bytes | None:
         """A Delay_Req to send now to the master's port 319 (stamped t3 = `local_ns`)."""
-        if self.silent or self._last_pair is None or now < self._next_delay_req:
+        if self.silent or self.own_clock or self._last_pair is None:
+            return None
+        if now < self._next_delay_req:
             return None
         if self._probe_from is None:
             self._probe_from = now + self.probe_after_s
@@ -154,3 +161,20 @@ class PtpSlave:
             self._delay_seq, 1, 0x7F,
         )  # fmt: skip
         return header + bytes(10)
+
+    def announce_own(self, now: float) -> bytes | None:
+        """With `own_clock`: an Announce of our own clock for the sender's port 320, once a
+        second once we know where the sender's grandmaster is."""
+        if not self.own_clock or self.master_address is None or now < self._next_announce:
+            return None
+        self._next_announce = now + 1.0
+        self._announce_seq = (self._announce_seq + 1) & 0xFFFF
+        header = struct.pack(
+            ">BBHBBHq4sQHHBb", 0x1B, 2, 64, 0, 0, 0x0408, 0, bytes(4), self.clock_id, 1,
+            self._announce_seq, 5, 0,
+        )  # fmt: skip
+        body = struct.pack(
+            ">10shBBBBHBQHB", bytes(10), 37, 0, OWN_PRIORITY1, 248, 0xFE, 0xFFFF, 248,
+            self.clock_id, 0, 0xA0,
+        )  # fmt: skip
+        return header + body

@@ -51,6 +51,7 @@ class Ap2Receiver:
         ptp: bool = False,
         ptp_probe_after_s: float = 0.0,
         ptp_silent: bool = False,
+        ptp_own_clock: bool = False,
         rtsp_port: int = 0,
         session_options: dict[str, Any] | None = None,
         **device_options: Any,
@@ -60,7 +61,9 @@ class Ap2Receiver:
         self.rtsp_port = rtsp_port
         self.session_options = session_options or {}
         self.emulator = Ap2Emulator(host, **device_options)
-        self.slave = PtpSlave(probe_after_s=ptp_probe_after_s, silent=ptp_silent)
+        self.slave = PtpSlave(
+            probe_after_s=ptp_probe_after_s, silent=ptp_silent, own_clock=ptp_own_clock
+        )
         self.session: Ap2StreamSession | None = None
         self.event_replies = 0
         self._udp: dict[str, _Udp] = {}
@@ -160,6 +163,11 @@ class Ap2Receiver:
             request = session.timing_request(now, time.time_ns()) if host else None
             if request is not None and host is not None and session.sender_timing_port:
                 self._send([("timing", request, (host, session.sender_timing_port))])
+            announce = self.slave.announce_own(now)
+            if announce is not None and self.slave.master_address is not None:
+                general = self._udp["ptp_general"].transport
+                if general is not None:
+                    general.sendto(announce, (self.slave.master_address, 320))
             delay_req = self.slave.poll(now, time.time_ns())
             if delay_req is not None and self.slave.master_address is not None:
                 transport = self._udp["ptp_event"].transport

@@ -24,6 +24,7 @@ from airplay_provider.protocol.ptp_readiness import (
     ClockState,
     PeerContact,
     assess,
+    is_awakening,
     merge,
 )
 from airplay_provider.protocol.streamer_status import ClockStatus, StatusEvent
@@ -105,6 +106,30 @@ def test_an_announce_from_the_last_session_does_not_count() -> None:
     assert following.ready_at_ns == since + round(PASSIVE_FOLLOW_S * S)
 
 
+def test_a_receiver_announcing_its_own_clock_is_no_follower() -> None:
+    assert is_awakening(127)  # nqptp: ours - 1, then ours + 1
+    assert is_awakening(129)
+    assert not is_awakening(248)  # a HomePod's or Sonos's own clock
+    assert not is_awakening(None)
+    homepod = PeerContact()
+    for second in range(5):
+        homepod.heard_announce(second * S, awakening=False)
+    assert homepod.announces == 0
+    assert homepod.foreign_announces == 5
+    assert assess(homepod, 0, round(4.9 * S)).state is ClockState.COLD  # Sonos might probe yet
+    own = assess(homepod, 0, round(STALL_S * S))
+    assert own.state is ClockState.OWN_CLOCK
+    assert own.cause is not None
+    assert "own PTP clock" in own.cause
+    sonos = _probing(1.1, 20)  # announces its own clock first, then follows ours
+    sonos.heard_announce(round(0.2 * S), awakening=False)
+    assert assess(sonos, 0, round(3.0 * S)).state is ClockState.PROBING
+    assert assess(sonos, 0, round(3.4 * S)).state is ClockState.READY
+    grandmaster = PeerContact()
+    grandmaster.heard_sync()
+    assert assess(grandmaster, 0, round(STALL_S * S)).state is ClockState.OWN_CLOCK
+
+
 def test_probes_win_over_announces_and_addresses_merge() -> None:
     v4, v6 = PeerContact(), _probing(0.3, 5)
     v4.heard_announce(round(0.1 * S))
@@ -118,6 +143,8 @@ def test_probes_win_over_announces_and_addresses_merge() -> None:
 def test_contact_wire_form_round_trips_and_rejects_garbage() -> None:
     contact = _probing(1.0, 3)
     contact.heard_announce(7)
+    contact.heard_announce(8, awakening=False)
+    contact.heard_sync()
     assert PeerContact.from_wire(contact.to_wire()) == contact
     for bad in ([1, 2], "x", [1, 2, "a", None, None], None):
         with pytest.raises((ValueError, TypeError)):
