@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     PTP_UNAVAILABLE = "ptp_unavailable"
     NTP_REFUSED = "ntp_refused"
     FEEDBACK = "feedback"
+    CLOCK_NOT_READY = "clock_not_ready"  # buffered: the anchor kept being refused (400)
     # the provider's view of a streamer process
     SPAWN_FAILED = "spawn_failed"
     NOT_STARTED = "not_started"
@@ -141,9 +142,11 @@ class StartFields(_Event):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Started(StartFields):
-    """The first real audio packet of the stream left (sent once)."""
+    """The first real audio packet of the stream left (sent once); AirPlay 2 names the
+    `stream_type` in use (`realtime` or `buffered`)."""
 
     EVENT: ClassVar[str] = "started"
+    stream_type: str | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -280,6 +283,16 @@ class Timing(_Event):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Waiting(_Event):
+    """Set-up waits for the receiver (`reason=receiver_clock`: it has not measured our clock
+    yet and refuses the buffered anchor; retried until `limit_s`)."""
+
+    EVENT: ClassVar[str] = "waiting"
+    reason: str
+    limit_s: int
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownStatus(_Event):
     """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
 
@@ -306,6 +319,7 @@ StatusEvent = (
     | Paired
     | PinRequired
     | Timing
+    | Waiting
     | UnknownStatus
 )
 
@@ -329,6 +343,7 @@ EVENT_TYPES: dict[str, type[StatusEvent]] = {
         Paired,
         PinRequired,
         Timing,
+        Waiting,
     )
 }
 

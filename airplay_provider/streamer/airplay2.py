@@ -1,10 +1,11 @@
-"""The AirPlay 2 realtime transport (stream type 96): the control session of
-streamer/airplay2_control.py plus the realtime UDP stream.
+"""The AirPlay 2 transport: the control session of streamer/airplay2_control.py plus a
+realtime (type 96, here) or buffered (type 103, streamer/airplay2_buffered.py) stream.
 
-SETUP stream (type 96, ALAC, `shk`), ChaCha20-Poly1305 audio, 0xD4 sync on NTP sessions and 0xD7
-on PTP ones, resends, FLUSH with RTP-Info, TEARDOWN of stream then session. A FLUSH
-(ACTION=FLUSH) keeps the session and the RTP timeline: new audio follows a short pre-roll,
-without new pairing or SETUP.
+The stream type follows `--stream-type` (auto: buffered when the receiver offers it and is not an
+Apple model). Realtime: SETUP stream (type 96, ALAC, `shk`), ChaCha20-Poly1305 audio over UDP,
+0xD4 sync on NTP sessions and 0xD7 on PTP ones, resends, FLUSH with RTP-Info. Both end with
+TEARDOWN of stream then session. A FLUSH (ACTION=FLUSH) keeps the session and the RTP timeline:
+new audio follows a short pre-roll, without new pairing or SETUP.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import os
 
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.ap2_buffered import StreamType, choose_stream_type
 from airplay_provider.protocol.rtp import audio_packet
 from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
 from airplay_provider.protocol.timing import unix_ns_from_ntp
+from airplay_provider.streamer.airplay2_buffered import BufferedAudio
 from airplay_provider.streamer.airplay2_control import PLIST_HEADERS, Ap2Control
 from airplay_provider.streamer.airplay2_options import Ap2Options
 from airplay_provider.streamer.raop import ntp_sync_packet
@@ -28,14 +31,22 @@ from airplay_provider.streamer.udp_audio import UdpAudioPath, family_of
 
 
 class Ap2Transport:
-    """One AirPlay 2 realtime session: the `Transport` of a `cliap2` stream."""
+    """One AirPlay 2 session: the `Transport` of a `cliap2` stream."""
 
     def __init__(self, loop: LoopView, options: Ap2Options) -> None:
         self.loop = loop
+        self.options = options
         self.control = Ap2Control(loop, options)
         self.udp = UdpAudioPath(loop)
         self.sealer: ap2.AudioSealer | None = None
         self.ssrc = 0
+        self.buffered: BufferedAudio | None = None
+        self._stream_type: StreamType = "realtime"
+
+    @property
+    def stream_type(self) -> str | None:
+        """`realtime` or `buffered` (decided once the receiver's /info is known)."""
+        return self._stream_type
 
     @property
     def rtsp(self) -> RtspClient | None:
@@ -46,14 +57,26 @@ class Ap2Transport:
         """info → pairing → SETUP session → events → RECORD → SETPEERS → SETUP stream."""
         opts, control = self.loop.opts, self.control
         rtsp, info = await control.pair()
+        self._stream_type = choose_stream_type(
+            self.options.stream_type, features=info.features, model=info.model
+        )
+        self.loop.status.log(
+            f"stream type {self._stream_type} ({self.options.stream_type}; "
+            f"features 0x{info.features:X}, model {info.model or '?'})"
+        )
         family = family_of(rtsp.peer_address)
-        self.udp.open_control(family)
+        if self._stream_type == "realtime":
+            self.udp.open_control(family)
         # The NTP responder also exists on PTP sessions (unused there): the shared pacing loop
-        # waits on it, and it costs one idle socket.
+        # waits on it, and it costs one idle socket. Buffered NTP sessions need it too.
         timing = self.udp.open_timing(family)
         await control.choose_timing(info, rtsp.peer_address)
         session_id = await control.setup_session(timing_port=timing.endpoint.port)
-        await self._setup_stream(rtsp, session_id)
+        if self._stream_type == "buffered":
+            self.buffered = BufferedAudio(self.loop, control)
+            await self.buffered.setup(rtsp, session_id)
+        else:
+            await self._setup_stream(rtsp, session_id)
         self.loop.place_start()
         return Link(
             log=f"connected to {rtsp.peer_address} on port {opts.port} ({control.timing} timing)",
@@ -89,13 +112,21 @@ class Ap2Transport:
         if self.control.lease is not None and self.udp.timing is not None:
             self.udp.timing.answered.set()  # PTP: nothing to wait for
         self.loop.spawn(self.control.feedback())
-        await self.udp.open_audio()
+        if self.buffered is not None:
+            assert self.control.rtsp is not None
+            await self.buffered.open(self.control.rtsp)
+        else:
+            await self.udp.open_audio()
 
     async def started(self) -> None:
-        """Nothing to do: the first sync packet anchors the stream."""
+        """Buffered: anchor playback; realtime: nothing, the first sync packet anchors it."""
+        if self.buffered is not None:
+            await self.buffered.start()
 
     def send(self, pcm: bytes, slot: Slot) -> bytes:
         """RTP header in clear, ALAC payload sealed with ChaCha20-Poly1305 (B.14)."""
+        if self.buffered is not None:
+            return self.buffered.send(pcm, slot)
         assert self.sealer is not None
         header = audio_packet(
             seq=slot.seq, timestamp=slot.rtptime, ssrc=self.ssrc, payload=b"", marker=slot.first
@@ -119,7 +150,11 @@ class Ap2Transport:
         )
 
     async def flush(self, slot: Slot) -> None:
-        """FLUSH with the next packet's seq and rtptime, as RAOP (B.18)."""
+        """FLUSH with the next packet's seq and rtptime, as RAOP (B.18); buffered: rate 0 and
+        FLUSHBUFFERED."""
+        if self.buffered is not None:
+            await self.buffered.flush(slot)
+            return
         assert self.control.rtsp is not None
         await self.control.rtsp.request(
             "FLUSH",
@@ -128,7 +163,9 @@ class Ap2Transport:
         )
 
     def resumed(self) -> None:
-        """Nothing to do: the resume's first sync packet re-anchors the stream."""
+        """Buffered: anchor the restarted timeline; realtime: its first sync packet does."""
+        if self.buffered is not None:
+            self.loop.spawn(self.buffered.anchor_in_background())
 
     async def set_parameter(self, headers: dict[str, str], body: bytes) -> int | None:
         """SET_PARAMETER on the session; the answer's status (None: no session)."""
@@ -143,12 +180,20 @@ class Ap2Transport:
 
     async def teardown(self) -> bool:
         """TEARDOWN the stream, then the session; close every connection (bounded)."""
-        stream = ap2.teardown_stream() if self.sealer is not None else None
+        stream = None
+        if self.buffered is not None:
+            self.buffered.stop_watching()
+            if self.buffered.sealer is not None:
+                stream = ap2.teardown_stream(ap2.STREAM_TYPE_BUFFERED)
+        elif self.sealer is not None:
+            stream = ap2.teardown_stream()
         return await self.control.teardown(stream)
 
     def close(self) -> None:
         """Release sockets and tasks (idempotent); connections were closed by `teardown`."""
         self.udp.close()
+        if self.buffered is not None:
+            self.buffered.close()
         self.control.close()
 
 

@@ -74,6 +74,11 @@ class RaopTransport:
         """The RTSP connection while the session is up."""
         return self._rtsp
 
+    @property
+    def stream_type(self) -> str | None:
+        """RAOP has one kind of stream."""
+        return None
+
     async def connect(self) -> Link:
         """OPEN → ANNOUNCE → SETUP → RECORD."""
         opts, loop = self.opts, self.loop

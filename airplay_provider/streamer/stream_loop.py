@@ -92,6 +92,7 @@ class StreamLoop:
         self.backlog = Backlog(1024)
         self.watch = ReceiverWatch()
         self.gone: str | None = None  # why the receiver is surely gone (protocol/liveness.py)
+        self.failure: StreamerError | None = None  # a background step's fatal error
         self.pacer = Pacer(self.timeline, self.clock)
         self.started_at_mono = 0.0
         self.stopping = False
@@ -162,6 +163,11 @@ class StreamLoop:
         if skipped:
             self.stats["late"] += skipped
 
+    def replace_start(self) -> None:
+        """Without `-ntpstart`: count the start from now again (before any packet left)."""
+        if self.opts.ntpstart is None:
+            self.pacer.place_start(None)
+
     def set_lead(self, lead_ms: int) -> None:
         """Send audio `lead_ms` ahead of its play time (only before the start is placed)."""
         if self.pacer.phase is not Phase.CONNECTING:
@@ -213,6 +219,8 @@ class StreamLoop:
         if not self.stopping:
             self.status.emit(Eof(self.next_sample))
             await self._drain()
+        if self.failure is not None:
+            raise self.failure
         if self.gone is not None:
             raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
 
@@ -234,6 +242,12 @@ class StreamLoop:
         verdict = self.watch.port_refused(asyncio.get_running_loop().time())
         if verdict is not None:
             self.receiver_gone(verdict)
+
+    def fail(self, error: StreamerError) -> None:
+        """End the stream with `error` (the first one wins)."""
+        if self.failure is None and not self.stopping:
+            self.failure = error
+            self.stop()
 
     def receiver_gone(self, why: str) -> None:
         """Stop with `receiver_gone` (the first reason wins)."""
@@ -329,7 +343,7 @@ class StreamLoop:
             self.status.log(
                 f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
             )
-            self.status.emit(Started(**fields))
+            self.status.emit(Started(**fields, stream_type=self.transport.stream_type))
         else:
             self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
         self.status.emit(Playing(**fields))

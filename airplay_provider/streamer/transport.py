@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from airplay_provider.protocol.backlog import Backlog
     from airplay_provider.protocol.schedule import Timeline
-    from airplay_provider.protocol.streamer_status import Connected
+    from airplay_provider.protocol.streamer_status import Connected, StreamerError
     from airplay_provider.streamer.clock import SenderClock
     from airplay_provider.streamer.raop_options import RaopOptions
     from airplay_provider.streamer.rtsp_client import RtspClient
@@ -85,6 +85,10 @@ class LoopView(Protocol):
         """Fix the timeline's start (`-ntpstart`) once the session can take audio."""
         ...
 
+    def replace_start(self) -> None:
+        """Without `-ntpstart`: count the start from now again (before any packet left)."""
+        ...
+
     def set_lead(self, lead_ms: int) -> None:
         """Send audio this far ahead of its play time (before the start is placed)."""
         ...
@@ -101,6 +105,10 @@ class LoopView(Protocol):
         """The receiver's audio port refused a packet (a sign it is gone)."""
         ...
 
+    def fail(self, error: StreamerError) -> None:
+        """A background step failed: end the stream with this error."""
+        ...
+
     def receiver_gone(self, why: str) -> None:
         """The receiver is surely gone: stop with `receiver_gone`."""
         ...
@@ -112,6 +120,11 @@ class Transport(Protocol):
     @property
     def rtsp(self) -> RtspClient | None:
         """The control connection while the session is up (watched, kept alive)."""
+        ...
+
+    @property
+    def stream_type(self) -> str | None:
+        """The AirPlay 2 stream type in use (`realtime`, `buffered`); None for RAOP."""
         ...
 
     async def connect(self) -> Link:
