@@ -54,6 +54,10 @@ class BufferedAudio:
         self._reader_task: asyncio.Task[None] | None = None
         self._seq23: int | None = None
         self.anchors = 0
+        # A pause makes a pending anchor stale: anchors and pauses take turns (`_turn`), and an
+        # anchor of an older `_generation` is dropped, so rate 1 never follows rate 0 unasked.
+        self._turn = asyncio.Lock()
+        self._generation = 0
 
     async def setup(self, rtsp: RtspClient, session_id: int) -> None:
         """SETUP stream type 103 (no latencyMin/Max, no control port); fix the lead."""
@@ -125,12 +129,16 @@ class BufferedAudio:
         assert rtsp is not None
         clock = asyncio.get_running_loop()
         deadline = clock.time() + ANCHOR_WAIT_S
+        generation = self._generation
         tries = 0
         while True:
-            body = self._anchor_body()
-            response = await rtsp.request(
-                "SETRATEANCHORTIME", self.control.uri, headers=PLIST_HEADERS, body=body
-            )
+            async with self._turn:
+                if generation != self._generation or self.loop.paused:
+                    return  # paused (meanwhile): the resume brings its own anchor
+                body = self._anchor_body()
+                response = await rtsp.request(
+                    "SETRATEANCHORTIME", self.control.uri, headers=PLIST_HEADERS, body=body
+                )
             tries += 1
             if response.status == 200:
                 self.anchors += 1
@@ -161,12 +169,12 @@ class BufferedAudio:
         if self.loop.opts.ntpstart is None:
             await self.anchor()
         else:
-            self.loop.spawn(self.anchor_in_background(initial=True))
+            self.loop.spawn(self.anchor_in_background())
 
-    async def anchor_in_background(self, *, initial: bool = False) -> None:
+    async def anchor_in_background(self) -> None:
         """An anchor while audio flows (a start with `-ntpstart`, a resume); failure is fatal."""
         try:
-            await self.anchor(initial=initial and self.loop.opts.ntpstart is None)
+            await self.anchor(initial=False)
         except StreamerError as exc:  # RtspClientError included
             self.loop.fail(exc)
 
@@ -190,10 +198,12 @@ class BufferedAudio:
         return packet
 
     async def flush(self, slot: Slot) -> None:
-        """Rate 0, then FLUSHBUFFERED up to the next unsent packet."""
-        await self.control.plist_request("SETRATEANCHORTIME", pause_rate(), what="pause")
+        """Rate 0, then FLUSHBUFFERED up to the next unsent packet (a pending anchor is void)."""
+        self._generation += 1
         body = flush_buffered(until_seq=self.seq23(slot.seq), until_ts=slot.rtptime)
-        await self.control.plist_request("FLUSHBUFFERED", body, what="FLUSHBUFFERED")
+        async with self._turn:
+            await self.control.plist_request("SETRATEANCHORTIME", pause_rate(), what="pause")
+            await self.control.plist_request("FLUSHBUFFERED", body, what="FLUSHBUFFERED")
 
     def stop_watching(self) -> None:
         """Our TEARDOWN is coming: the receiver closing the connection is expected now."""

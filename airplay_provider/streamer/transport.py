@@ -81,6 +81,11 @@ class LoopView(Protocol):
     @property
     def stopping(self) -> bool: ...
 
+    @property
+    def paused(self) -> bool:
+        """Paused by a command (until the resume)."""
+        ...
+
     def place_start(self) -> None:
         """Fix the timeline's start (`-ntpstart`) once the session can take audio."""
         ...

@@ -137,3 +137,31 @@ async def _played_for(run: Cliap2, ms: int, wait_s: float = 10.0) -> None:
         while not any(int(fields["ms"]) >= ms for fields in run.status("elapsed")):
             await run.wait_status("elapsed")
             await asyncio.sleep(0.1)
+
+
+async def test_held_at_connect_like_a_group_member_then_played(tmp_path: Path) -> None:
+    """The session spawns members on a far instant, pauses them once connected, then plays all
+    at one instant: the anchor still being refused at the pause must not come back later."""
+    signal = test_signal(1.5, seed=14)
+    async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
+        _, far_ntp = ntp_in(60.0)
+        fifo = tmp_path / "cmd"
+        run = await Cliap2.start(
+            address="127.0.0.1", port=receiver.port, ntpstart=far_ntp, fifo=fifo
+        )
+        await run.wait_status("connected")
+        run.command("ACTION=PAUSE")
+        await run.wait_status("paused")
+        start_unix, start_ntp = ntp_in(1.5)
+        run.command(f"NTPSTART={start_ntp}")
+        run.command("ACTION=PLAY")
+        await run.feed(signal)
+        assert await run.finish(wait_s=30.0) == 0, run.text()
+        session, buffered = _session(receiver), _buffered(receiver)
+        assert session.errors == []
+        assert buffered.rates[-2:] == [0, 1]
+        held, played = session.segments
+        assert held.packets == {}  # nothing was sent 60 s ahead
+        assert len(played.anchors) == 1  # only the PLAY's anchor
+        assert abs(_sample0_time_ns(played, signal) - start_unix) <= FRAME_NS
+        assert buffered.late_frames(played) == 0
