@@ -165,3 +165,24 @@ async def test_held_at_connect_like_a_group_member_then_played(tmp_path: Path) -
         assert len(played.anchors) == 1  # only the PLAY's anchor
         assert abs(_sample0_time_ns(played, signal) - start_unix) <= FRAME_NS
         assert buffered.late_frames(played) == 0
+
+
+async def test_buffered_and_realtime_members_agree_within_one_frame() -> None:
+    signal = test_signal(1.5, seed=15)
+    async with (
+        Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as buffered_rx,
+        Ap2Receiver(features=NO_PTP_FEATURES) as realtime_rx,
+    ):
+        _, start_ntp = ntp_in(2.0)  # two cold streamers, started one after the other
+        runs = [
+            await Cliap2.start(address="127.0.0.1", port=rx.port, ntpstart=start_ntp)
+            for rx in (buffered_rx, realtime_rx)
+        ]
+        await asyncio.gather(*(run.feed(signal) for run in runs))
+        assert [await run.finish() for run in runs] == [0, 0]
+        assert [run.status("started")[0]["stream_type"] for run in runs] == ["buffered", "realtime"]
+        times = [
+            _sample0_time_ns(_session(rx).segments[0], signal) for rx in (buffered_rx, realtime_rx)
+        ]
+        assert abs(times[0] - times[1]) <= FRAME_NS
+        assert _buffered(buffered_rx).late_frames(_session(buffered_rx).segments[0]) == 0

@@ -171,15 +171,16 @@ class BufferedStream:
 
     # ---- what the tests read --------------------------------------------------------------------
 
-    def late_frames(self, segment: Segment) -> int:
-        """Frames of `segment` that arrived after their anchored play time."""
+    def late_frames(self, segment: Segment, *, remote_minus_local_ns: int = 0) -> int:
+        """Frames of `segment` that arrived after their anchored play time (arrivals are on
+        our Unix clock: on PTP sessions give the sender timeline's offset from it)."""
         if segment.first_rtp is None or not segment.anchors:
             return 0
         arrivals = self.arrivals.get(segment.index, Arrivals()).by_offset
         late = 0
         for offset, arrived in arrivals.items():
             play_ns = segment.scheduled_ns((segment.first_rtp + offset) & 0xFFFFFFFF)
-            if arrived > play_ns:
+            if arrived + remote_minus_local_ns > play_ns:
                 late += len(segment.packets[offset]) // 4
         return late
 

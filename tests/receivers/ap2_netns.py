@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.receivers.ap2_emulator_core import FEATURES
 from tests.receivers.ap2_receiver import Ap2Receiver
 
 SUBNET = "10.209.0"
@@ -114,9 +115,15 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 # ---- the receiver runner (runs inside a namespace) -------------------------------------------
 
 
+BUFFERED_DEVICE = {"features": FEATURES | (1 << 40), "model": "Speaker1,1"}
+
+
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
     options = {"drop_rate": args.drop_rate, "drop_seed": 7}
-    async with Ap2Receiver(args.address, ptp=args.ptp, session_options=options) as receiver:
+    device: dict[str, object] = BUFFERED_DEVICE if args.buffered else {}
+    async with Ap2Receiver(
+        args.address, ptp=args.ptp, session_options=options, **device
+    ) as receiver:
         print(f"READY {receiver.port}", flush=True)
         session = receiver.session
         assert session is not None
@@ -141,7 +148,20 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
                 }
             )
         slave = receiver.slave
+        buffered = session.buffered
+        shift = slave.offset_ns or 0
         return {
+            "stream_types": session.stream_types,
+            "buffered": {
+                "anchor_refusals": buffered.anchor_refusals,
+                "rates": buffered.rates,
+                "late_frames": [
+                    buffered.late_frames(segment, remote_minus_local_ns=shift)
+                    for segment in session.segments
+                ],
+            }
+            if buffered is not None
+            else None,
             "errors": session.errors,
             "timing": session.timing,
             "teardowns": session.teardowns,
@@ -173,6 +193,7 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument("--buffered", action="store_true", help="offer type 103 (bit 40)")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

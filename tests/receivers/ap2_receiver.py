@@ -87,7 +87,7 @@ class Ap2Receiver:
             control_port=self._local_port("control"),
             addresses=[self.host],
             buffered_port=self._buffered_server.sockets[0].getsockname()[1],
-            **self.session_options,
+            **{"ptp_locked": self._ptp_locked, **self.session_options},
         )
         self.emulator.device.session_handler = self.session.handle
         if self.rtsp_port:
@@ -193,6 +193,10 @@ class Ap2Receiver:
         finally:
             self._tasks.discard(task)
             writer.close()
+
+    def _ptp_locked(self) -> bool:
+        """PTP sessions: our slave has locked onto the sender's grandmaster."""
+        return self.slave.locked_at_local is not None
 
     def blackout(self, seconds: float) -> None:
         """Stop reading the buffered data connection for `seconds` (a link that goes dark: the
