@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
@@ -33,12 +34,17 @@ from airplay_provider.streamer.raop_setup import expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.transport import LoopView, Slot
 
-BUFFERED_LEAD_MS = 4000  # how far ahead audio leaves: the blackout a stream rides out
+BUFFERED_LEAD_MS = 6000  # how far ahead audio leaves: a blackout plus TCP recovery (< backlog)
 BYTES_PER_SECOND = 1448 * 44100 // 352  # uncompressed ALAC packets
 CONNECT_TIMEOUT_S = 3.0
 ANCHOR_WAIT_S = 10.0
 ANCHOR_RETRY_S = 0.5
 MAX_UNSENT_BYTES = 8 * 2**20  # ~45 s of audio the receiver has not taken: it is gone
+# After a blackout TCP retransmits only when its backed-off timer fires: with the default cap
+# (120 s) a 3 s blackout can stall the stream ~6 s, beyond the lead. Capped at 1 s (the least
+# the kernel takes), the stream resumes within a second of the link coming back.
+TCP_RTO_MAX_MS = getattr(socket, "TCP_RTO_MAX_MS", 44)  # linux/tcp.h, since 6.15
+RTO_MAX_MS = 1000
 
 
 class BufferedAudio:
@@ -86,7 +92,7 @@ class BufferedAudio:
         """Connect the TCP data connection (bounded)."""
         bind = self.loop.opts.bind_address
         try:
-            reader, self.writer = await asyncio.wait_for(
+            reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(
                     rtsp.peer_address, self.data_port, local_addr=(bind, 0) if bind else None
                 ),
@@ -96,6 +102,10 @@ class BufferedAudio:
             raise StreamerError(
                 ErrorCode.CONNECT_FAILED, f"buffered audio connection: {exc!r}"
             ) from exc
+        self.writer = writer
+        sock = writer.get_extra_info("socket")
+        with contextlib.suppress(OSError, AttributeError):  # Linux >= 6.15 only
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, RTO_MAX_MS)
         self._reader_task = asyncio.ensure_future(self._watch(reader))
 
     async def _watch(self, reader: asyncio.StreamReader) -> None:

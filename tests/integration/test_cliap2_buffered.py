@@ -86,7 +86,7 @@ async def test_three_second_blackout_loses_nothing() -> None:
         start_unix, start_ntp = ntp_in(1.5)
         run = await Cliap2.start(address="127.0.0.1", port=receiver.port, ntpstart=start_ntp)
         await run.feed(signal)
-        await _played_for(run, 1500)  # the lead has grown to its full 4 s
+        await _played_for(run, 1500)  # the lead has grown past 4 s
         receiver.blackout(3.0)
         assert await run.finish(wait_s=30.0) == 0, run.text()
         session, buffered = _session(receiver), _buffered(receiver)
