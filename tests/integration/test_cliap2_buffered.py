@@ -8,6 +8,7 @@ arrives after its anchored play time counts as late (lost, for a listener).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.audio import assert_audio_delivered, test_signal
@@ -42,7 +43,7 @@ def _sample0_time_ns(segment: Segment, sent: bytes) -> float:
 async def test_auto_streams_buffered_bit_exact_and_on_time() -> None:
     signal = test_signal(2.0, seed=11)
     async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
-        start_unix, start_ntp = ntp_in(1.5)
+        start_unix, start_ntp = ntp_in(2.0)
         run = await Cliap2.start(address="127.0.0.1", port=receiver.port, ntpstart=start_ntp)
         await run.feed(signal)
         assert await run.finish() == 0, run.text()
@@ -108,6 +109,7 @@ async def test_pause_and_resume_by_rate_and_flushbuffered(tmp_path: Path) -> Non
         )
         await run.feed(signal, close=False)
         await run.wait_status("elapsed", wait_s=5.0)
+        await _until(lambda: bool(_buffered(receiver).rates))  # the start is anchored
         run.command("ACTION=PAUSE")
         paused = await run.wait_status("paused")
         resume_unix, resume_ntp = ntp_in(1.0)
@@ -173,7 +175,7 @@ async def test_buffered_and_realtime_members_agree_within_one_frame() -> None:
         Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as buffered_rx,
         Ap2Receiver(features=NO_PTP_FEATURES) as realtime_rx,
     ):
-        _, start_ntp = ntp_in(2.0)  # two cold streamers, started one after the other
+        _, start_ntp = ntp_in(2.5)  # two cold streamers, started one after the other
         runs = [
             await Cliap2.start(address="127.0.0.1", port=rx.port, ntpstart=start_ntp)
             for rx in (buffered_rx, realtime_rx)
@@ -186,3 +188,62 @@ async def test_buffered_and_realtime_members_agree_within_one_frame() -> None:
         ]
         assert abs(times[0] - times[1]) <= FRAME_NS
         assert _buffered(buffered_rx).late_frames(_session(buffered_rx).segments[0]) == 0
+
+
+async def test_flush_keeps_the_session_and_plays_the_next_track_soon(tmp_path: Path) -> None:
+    first_track, second_track = test_signal(4.0, seed=16), test_signal(1.5, seed=17)
+    async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
+        _, start_ntp = ntp_in(1.5)
+        fifo = tmp_path / "cmd"
+        run = await Cliap2.start(
+            address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, fifo=fifo
+        )
+        await run.feed(first_track, close=False)
+        await run.wait_status("elapsed", wait_s=5.0)
+        await _until(lambda: bool(_buffered(receiver).rates))  # the start is anchored
+        flush_unix, _ = ntp_in(0.0)
+        run.command("ACTION=FLUSH")
+        await run.wait_status("flushed")
+        await run.feed(second_track)
+        assert await run.finish(wait_s=30.0) == 0, run.text()
+        session, buffered = _session(receiver), _buffered(receiver)
+        assert session.errors == []
+        assert (session.session_setups, session.stream_setups) == (1, 1)  # warm: no new SETUP
+        assert buffered.rates == [1, 0, 1]
+        _, after = session.segments
+        restart_ns = _sample0_time_ns(after, second_track) - flush_unix
+        assert 0 < restart_ns < 1e9
+        assert buffered.late_frames(after) == 0
+
+
+async def test_a_closed_data_connection_is_a_receiver_gone() -> None:
+    loop = asyncio.get_running_loop()
+    async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
+        _, start_ntp = ntp_in(1.0)
+        run = await Cliap2.start(address="127.0.0.1", port=receiver.port, ntpstart=start_ntp)
+        feeding = asyncio.create_task(run.feed(test_signal(8.0)))
+        await run.wait_status("started")
+        await _until(lambda: session_packets(receiver) > 0)  # the emulator took the connection
+        gone = loop.time()
+        receiver.close_buffered()
+        code = await run.finish(10.0)
+        exited_s = loop.time() - gone
+        feeding.cancel()
+    (error,) = run.status("error")
+    assert error["code"] == "receiver_gone", run.text()
+    assert "buffered audio connection" in error["message"]
+    assert code == 1
+    assert exited_s < 1.0, f"exited {exited_s:.2f} s after the data connection closed"
+
+
+async def _until(condition: Callable[[], bool], wait_s: float = 10.0) -> None:
+    """Wait (bounded) until `condition()` holds (the emulator runs in this event loop)."""
+    async with asyncio.timeout(wait_s):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+def session_packets(receiver: Ap2Receiver) -> int:
+    """Buffered packets the emulator has decrypted so far."""
+    buffered = _session(receiver).buffered
+    return 0 if buffered is None else buffered.packets

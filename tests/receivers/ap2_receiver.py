@@ -62,6 +62,7 @@ class Ap2Receiver:
         self._event_server: asyncio.Server | None = None
         self._buffered_server: asyncio.Server | None = None
         self._blackout_until = 0.0
+        self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -211,6 +212,7 @@ class Ap2Receiver:
         assert task is not None
         assert self.session is not None
         self._tasks.add(task)
+        self._buffered_writers.add(writer)
         try:
             while True:
                 dark = self._blackout_until - time.monotonic()
@@ -225,6 +227,12 @@ class Ap2Receiver:
             pass
         finally:
             self._tasks.discard(task)
+            self._buffered_writers.discard(writer)
+            writer.close()
+
+    def close_buffered(self) -> None:
+        """Close the buffered data connection (the RTSP session stays up)."""
+        for writer in list(self._buffered_writers):
             writer.close()
 
     async def stop(self) -> None:
