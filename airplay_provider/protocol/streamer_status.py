@@ -129,7 +129,8 @@ class Connected(_Event):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class StartFields(_Event):
-    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`."""
+    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`; AirPlay 2
+    names the `stream_type` in use (`realtime` or `buffered`)."""
 
     EVENT: ClassVar[str] = ""
     requested_ntp: int
@@ -138,15 +139,14 @@ class StartFields(_Event):
     seq: int
     rtptime: int
     skipped_frames: int
+    stream_type: str | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Started(StartFields):
-    """The first real audio packet of the stream left (sent once); AirPlay 2 names the
-    `stream_type` in use (`realtime` or `buffered`)."""
+    """The first real audio packet of the stream left (sent once)."""
 
     EVENT: ClassVar[str] = "started"
-    stream_type: str | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -339,14 +339,15 @@ class StreamLoop:
             "rtptime": self.timeline.rtp_of(self.next_sample),
             "skipped_frames": self.next_sample - pacer.requested_first_sample,
         }
+        stream_type = self.transport.stream_type
         if pacer.resumes == 0:
             self.status.log(
                 f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
             )
-            self.status.emit(Started(**fields, stream_type=self.transport.stream_type))
+            self.status.emit(Started(**fields, stream_type=stream_type))
         else:
             self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
-        self.status.emit(Playing(**fields))
+        self.status.emit(Playing(**fields, stream_type=stream_type))
 
     # ---- periodic work, drain ------------------------------------------------------------------
 
