@@ -4,7 +4,9 @@ through the session's hold at connect (pause, flush) and start (NTPSTART, PLAY).
 
 from __future__ import annotations
 
-from group_helpers import FRAME_NTP, flow_source, raop_target, schedule_error_frames
+import asyncio
+
+from group_helpers import FRAME_NTP, flow_source, play_ntp, raop_target, schedule_error_frames
 from receivers.raop_emulator import RaopEmulator
 
 from airplay_provider.protocol.streamer_status import Playing
@@ -34,18 +36,32 @@ def _ap2_target(name: str, port: int) -> StreamTarget:
     )
 
 
-def _ap2_error_frames(receiver: Ap2Receiver, member: SessionMember, frame: int) -> float:
-    """(anchored play instant of session `frame` at the AP2 emulator) − (the member's start +
-    (frame − offset)/44100), in frames."""
+def _ap2_play_ns(receiver: Ap2Receiver, member: SessionMember, frame: int) -> int:
+    """When the AP2 emulator plays session `frame` of `member` (Unix ns; from its latest
+    segment's anchor and the member's latest `[STATUS] playing`)."""
     session = receiver.session
     assert session is not None
     playing = member.streamer.last(Playing)
     assert playing is not None
     k = frame - member.offset
     rtp = (playing.rtptime + k - playing.first_sample) & 0xFFFFFFFF
-    scheduled_ns = session.segments[-1].scheduled_ns(rtp)
+    return session.segments[-1].scheduled_ns(rtp)
+
+
+def _ap2_error_frames(receiver: Ap2Receiver, member: SessionMember, frame: int) -> float:
+    """(anchored play instant of session `frame` at the AP2 emulator) − (the member's start +
+    (frame − offset)/44100), in frames."""
+    k = frame - member.offset
     expected_ns = unix_ns_from_ntp(member.start_ntp + round(k * FRAME_NTP))
-    return (scheduled_ns - expected_ns) / FRAME_NS
+    return (_ap2_play_ns(receiver, member, frame) - expected_ns) / FRAME_NS
+
+
+def _gap_to_raop_frames(
+    receiver: Ap2Receiver, member: SessionMember, raop: RaopEmulator, other: SessionMember, f: int
+) -> float:
+    """How much later the AP2 member plays session frame `f` than the RAOP member, in frames."""
+    raop_ns = unix_ns_from_ntp(play_ntp(raop, other, f))
+    return (_ap2_play_ns(receiver, member, f) - raop_ns) / FRAME_NS
 
 
 def _emulator_session(receiver: Ap2Receiver) -> Ap2StreamSession:
@@ -94,3 +110,55 @@ async def test_buffered_realtime_and_raop_members_play_each_frame_together() -> 
         buffered_stream = _emulator_session(buffered).buffered
         assert buffered_stream is not None
         assert buffered_stream.late_frames(_emulator_session(buffered).segments[-1]) == 0
+
+
+BUFFERED_DEVICE = {"features": NO_PTP_FEATURES | (1 << 40), "model": "Speaker1,1"}
+
+
+async def test_group_pause_and_resume_keep_a_buffered_member_with_a_raop_one() -> None:
+    signal = test_signal(5.0, seed=62)
+    async with Ap2Receiver(**BUFFERED_DEVICE) as buffered, RaopEmulator() as raop:
+        session = StreamSession(flow_source(signal))
+        await session.start(
+            [_ap2_target("buffered", buffered.port), raop_target("raop", raop.port)]
+        )
+        await asyncio.sleep(1.6)  # let it play a while (not an assertion)
+        await session.pause()
+        ap2_member, raop_member = session.members["buffered"], session.members["raop"]
+        assert ap2_member.paused_frame is not None
+        await asyncio.sleep(0.8)
+        await session.resume()
+        assert await session.wait_ended(20)
+        assert not ap2_member.misaligned
+        after = max(ap2_member.paused_frame, raop_member.paused_frame or 0)
+        for frame in (after, after + RATE, len(signal) // 4 - 1):
+            gap = _gap_to_raop_frames(buffered, ap2_member, raop, raop_member, frame)
+            assert abs(gap) <= 1.0, f"{gap:.2f} frames apart at {frame}"
+        emulated = _emulator_session(buffered)
+        assert emulated.errors == []
+        assert emulated.buffered is not None
+        assert emulated.buffered.rates[-2:] == [0, 1]
+        tail = signal[4 * ap2_member.paused_frame :]
+        assert_audio_delivered(emulated.segments[-1].pcm(), tail, tolerance_lsb=0)
+        assert emulated.buffered.late_frames(emulated.segments[-1]) == 0
+
+
+async def test_a_buffered_member_joins_late_on_the_groups_timeline() -> None:
+    signal = test_signal(6.0, seed=63)
+    async with RaopEmulator() as raop, Ap2Receiver(**BUFFERED_DEVICE) as buffered:
+        session = StreamSession(flow_source(signal))
+        await session.start([raop_target("raop", raop.port)])
+        await asyncio.sleep(2.0)  # the group plays a while before the join (not an assertion)
+        join = await session.add_member(_ap2_target("buffered", buffered.port))
+        assert join.error is None
+        p = join.offset
+        assert await session.wait_ended(20)
+        members = {member.key: member for member in session.departed}
+        joiner = members["buffered"]
+        for frame in (p, p + RATE, len(signal) // 4 - 1):
+            assert abs(_ap2_error_frames(buffered, joiner, frame)) <= 1.0
+            gap = _gap_to_raop_frames(buffered, joiner, raop, members["raop"], frame)
+            assert abs(gap) <= 1.0, f"{gap:.2f} frames apart at {frame}"
+        emulated = _emulator_session(buffered)
+        assert emulated.errors == []
+        assert_audio_delivered(emulated.segments[-1].pcm(), signal[4 * p :], tolerance_lsb=0)
