@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     PTP_UNAVAILABLE = "ptp_unavailable"
     NTP_REFUSED = "ntp_refused"
     FEEDBACK = "feedback"
+    CLOCK_NOT_READY = "clock_not_ready"  # buffered: the anchor kept being refused (400)
     # the provider's view of a streamer process
     SPAWN_FAILED = "spawn_failed"
     NOT_STARTED = "not_started"
@@ -128,7 +129,8 @@ class Connected(_Event):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class StartFields(_Event):
-    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`."""
+    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`; AirPlay 2
+    names the `stream_type` in use (`realtime` or `buffered`)."""
 
     EVENT: ClassVar[str] = ""
     requested_ntp: int
@@ -137,6 +139,7 @@ class StartFields(_Event):
     seq: int
     rtptime: int
     skipped_frames: int
+    stream_type: str | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -281,6 +284,16 @@ class Timing(_Event):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Waiting(_Event):
+    """Set-up waits for the receiver (`reason=receiver_clock`: it has not measured our clock
+    yet and refuses the buffered anchor; retried until `limit_s`)."""
+
+    EVENT: ClassVar[str] = "waiting"
+    reason: str
+    limit_s: int
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownStatus(_Event):
     """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
 
@@ -307,6 +320,7 @@ StatusEvent = (
     | Paired
     | PinRequired
     | Timing
+    | Waiting
     | UnknownStatus
 )
 
@@ -330,6 +344,7 @@ EVENT_TYPES: dict[str, type[StatusEvent]] = {
         Paired,
         PinRequired,
         Timing,
+        Waiting,
     )
 }
 

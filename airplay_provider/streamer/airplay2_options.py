@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
+from airplay_provider.protocol.ap2_buffered import StreamChoice
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import InvalidCredentials
 from airplay_provider.streamer.raop_options import RaopOptions, UsageError, parse_fallbacks
@@ -34,6 +35,7 @@ class Ap2Options:
     timing: TimingChoice
     pairing_id: str
     credentials_out: str | None = None
+    stream_type: StreamChoice = "auto"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="file (created 0600) that receives new credentials after PIN pairing",
     )
     add("--timing", choices=("auto", "ptp", "ntp"), default="auto", help="timing protocol")
+    add(
+        "--stream-type",
+        dest="stream_type",
+        choices=("auto", "realtime", "buffered"),
+        default="auto",
+        help="AirPlay 2 stream: realtime (96) or buffered (103); auto: buffered when the "
+        "receiver offers it (feature bit 40) and is not an Apple model",
+    )
     add("--bind", dest="bind_address", help="local address to send from")
     add(
         "--fallback_address",
@@ -157,6 +167,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         timing=ns.timing,
         pairing_id=dacp_id or "",
         credentials_out=ns.credentials_out,
+        stream_type=ns.stream_type,
     )
 
 

@@ -27,6 +27,7 @@ from airplay_provider.protocol.streamer_status import (
     Timing,
     UnknownStatus,
     Volume,
+    Waiting,
     format_status,
     parse_status,
     parse_status_fields,
@@ -55,6 +56,15 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         Started(NTP, NTP, 3520, 4242, 123456789, 0),
         f"[STATUS] started requested_ntp={NTP} actual_ntp={NTP} first_sample=3520 seq=4242"
         " rtptime=123456789 skipped_frames=0",
+    ),
+    (
+        Started(NTP, NTP, 3520, 4242, 123456789, 0, stream_type="buffered"),
+        f"[STATUS] started requested_ntp={NTP} actual_ntp={NTP} first_sample=3520 seq=4242"
+        " rtptime=123456789 skipped_frames=0 stream_type=buffered",
+    ),
+    (
+        Waiting("receiver_clock", 10),
+        "[STATUS] waiting reason=receiver_clock limit_s=10",
     ),
     (
         Playing(NTP, NTP + 1, 88200, 65535, 4294967295, -3),
