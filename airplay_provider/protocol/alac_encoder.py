@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from itertools import islice
 
 from airplay_provider.protocol.alac import FRAMES_PER_ALAC_FRAME, AlacError, encode_uncompressed
 
@@ -36,150 +37,182 @@ _DEN_SHIFT = 9
 _ROUND = 1 << (_DEN_SHIFT - 1)
 _C_MIN, _C_MAX = -512, 1536  # starting coefficient kept in a sane range (Q9: -1 .. 3)
 _CH_BITS = 17  # 16 significant bits + 1 for the side channel
-_WRAP = 1 << _CH_BITS
-_HALF = _WRAP >> 1
-_ESCAPE_VALUE = 0x1FF  # nine 1 bits: the value follows in chanBits (or 16) bits
-_FLUSH_BITS = 192
+_ESCAPE_PREFIX = "1" * 9  # nine 1 bits: the value follows in chanBits (or 16) bits
+
+# Samples as 32-bit signed fields of one big integer (field i = sample i): sums, differences
+# and shifts of whole channels are then single big-integer operations.
+_FIELD_BYTES = 4 * _N
+_ALL_FIELDS = (1 << (32 * _N)) - 1
+_BIAS15 = int.from_bytes(b"\x00\x80\x00\x00" * _N, "little")  # 32768 in every field
+_LOW31 = int.from_bytes(b"\xff\xff\xff\x7f" * _N, "little")
+_BIAS31 = int.from_bytes(b"\x00\x00\x00\x80" * _N, "little")
+_FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
 
 
-def _rice_tables() -> tuple[list[int], list[int]]:
-    """Per history bucket ``h >> 9`` (history < 2**25): Rice parameter k and 2**k - 1."""
+def _rice_tables() -> tuple[list[int], list[int], list[int]]:
+    """Per history bucket ``h >> 9`` (history < 2**25): k, 2**k - 1 and 2**k."""
     ks = [min((b + 3).bit_length() - 1, _KB) for b in range(1 << 16)]
-    return ks, [(1 << k) - 1 for k in ks]
+    return ks, [(1 << k) - 1 for k in ks], [1 << k for k in ks]
 
 
-_K_OF, _DIV_OF = _rice_tables()
+_K_OF, _DIV_OF, _POW_OF = _rice_tables()
+#: Unary quotient m (0..8): m ones and the terminating zero.
+_PREFIX = ["1" * m + "0" for m in range(9)]
+#: Remainder r for parameter k at index 2**k | r: (r + 1) in k bits, or k-1 zeros for r = 0.
+_SUFFIX = [""] * (1 << (_KB + 1))
+for _k in range(1, _KB + 1):
+    _SUFFIX[1 << _k] = "0" * (_k - 1)
+    for _r in range(1, (1 << _k) - 1):
+        _SUFFIX[(1 << _k) | _r] = format(_r + 1, f"0{_k}b")
 
 
 class _NeedsEscape(Exception):
     """A channel this encoder would not code identically for every known decoder."""
 
 
-def _run_parameter(history: int) -> int:
-    """Rice parameter of a zero-run length (history 1..127)."""
-    return 7 - (history.bit_length() - 1) + ((history + 16) >> 6)
-
-
-def _code_run(run: int, history: int) -> tuple[int, int]:
-    """(bits, length) of a zero-run length: Golomb-Rice with a 16-bit escape."""
-    k = _run_parameter(history)
-    div = (1 << k) - 1
-    m, r = divmod(run, div)
+def _scalar(value: int, k: int, escape_bits: int) -> str:
+    """One Golomb-Rice code: m ones, a zero, the remainder; or nine ones and raw bits."""
+    m, r = divmod(value, (1 << k) - 1)
     if m > 8:
-        return (_ESCAPE_VALUE << 16) | run, 25
-    if r:
-        return ((((1 << m) - 1) << (k + 1)) | (r + 1)), m + 1 + k
-    return ((1 << m) - 1) << k, m + k
+        return _ESCAPE_PREFIX + format(value, f"0{escape_bits}b")
+    return _PREFIX[m] + _SUFFIX[(1 << k) | r]
 
 
-def _encode_channel(x: list[int], coef: int) -> tuple[list[tuple[int, int]], int]:
-    """Predict and Rice-code one channel of 352 samples (17-bit range).
+def _fields(lo: bytes, hi: bytes) -> int:
+    """Little-endian 16-bit samples (low and high bytes apart) → fields of ``sample + 32768``
+    (all fields non-negative, so the integer's digits are exactly the fields)."""
+    buf = bytearray(_FIELD_BYTES)
+    buf[0::4], buf[1::4] = lo, hi.translate(_FLIP_SIGN)
+    return int.from_bytes(buf, "little")
 
-    Returns the coded bits as (value, length) chunks and the coefficient left after the
-    adaptation. Raises _NeedsEscape in the rare cases where decoders disagree.
+
+def _to_list(packed: int) -> list[int]:
+    """Fields of a sum of signed fields (|field| < 2**31), lowest 352 → list of ints.
+
+    Borrows between negative fields make the raw digits differ from the fields; adding 2**31
+    to every field removes them (all digits non-negative), and flipping bit 31 back gives
+    each field in two's complement."""
+    values = array("i")
+    values.frombytes((((packed + _BIAS31) & _ALL_FIELDS) ^ _BIAS31).to_bytes(_FIELD_BYTES, "little"))
+    return values.tolist()
+
+
+def _mid_side(left: int, right: int) -> tuple[int, int]:
+    """From biased fields: ``u = (l + r) >> 1`` (floor per field: the fields are
+    non-negative, bit 0 of the next field is masked off) and ``v = l - r``, signed."""
+    return (((left + right) >> 1) & _LOW31) - _BIAS15, left - right
+
+
+def _encode_channel(x: int, coef: int) -> tuple[list[str], int]:
+    """Predict and Rice-code one channel (352 samples as fields, 17-bit range).
+
+    Returns the code as '0'/'1' strings and the coefficient left after the adaptation.
+    Raises _NeedsEscape where a residual does not fit or decoders would disagree.
     """
-    chunks: list[tuple[int, int]] = []
-    acc = 0
-    nbits = 0
-    history = _MB
-    k_of = _K_OF
-    div_of = _DIV_OF
+    # s2[i] = x[i] - x[i-2], d1[i] = x[i-1] - x[i-2]: the residual is then
+    # s2 - ((c*d1 + 256) >> 9); samples 0 and 1 (raw x[0], then x[1] - x[0]) fit the same
+    # formula with d1 = 0.
+    s2 = _to_list(x - (x << 64))
+    d1 = _to_list((x << 32) - (x << 64))
+    s2[1] -= d1[1]
+    d1[1] = 0
+    try:
+        return _encode_fast(s2, d1, coef)
+    except IndexError:  # a quotient over 8 (escape code): the general coder handles it
+        return _encode_tail(s2, d1, -1, coef, _MB, [])
+
+
+def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], int]:
+    """The common case, one code string per sample; hands over to _encode_tail when the
+    history falls under 128 (zero runs) and raises IndexError on an escape code."""
+    first = s2[0]  # sent as is: almost always an escape code (the history starts at 10)
+    n = (first << 1) ^ (first >> 31)
+    out = [_scalar(n, _K_OF[_MB >> 9], _CH_BITS)]
+    h = 0xFFFF if n > 0xFFFF else _MB + n * _PB - ((_MB * _PB) >> 9)
+    if h < 128:
+        return _encode_tail(s2, d1, 0, coef, h, out)
+    app = out.append
+    div_of, pow_of, suffix, prefix = _DIV_OF, _POW_OF, _SUFFIX, _PREFIX
     c = coef
-    zeros_from = -1  # index up to which samples were sent as a zero run
-    modifier = 0
+    for s, d in zip(islice(s2, 1, None), islice(d1, 1, None)):
+        e = s - ((c * d + _ROUND) >> _DEN_SHIFT)
+        if e > 0:  # the decoder's sign-sign update of the coefficient, then n = zigzag(e)
+            if d > 0:
+                c += 1
+            elif d < 0:
+                c -= 1
+            n = e + e
+        elif e < 0:
+            if d > 0:
+                c -= 1
+            elif d < 0:
+                c += 1
+            n = ~(e + e)
+        else:
+            n = 0
+        b = h >> 9
+        q = div_of[b]
+        m = n // q
+        app(prefix[m] + suffix[pow_of[b] + n - m * q])
+        if n > 0xFFFF:
+            if n >> _CH_BITS:
+                raise _NeedsEscape  # residual out of the 17-bit range
+            h = 0xFFFF
+        else:
+            h += n * _PB - ((h * 5) >> 6)  # (h * 40) >> 9
+        if h < 128:
+            return _encode_tail(s2, d1, len(out) - 1, c, h, out)
+    return out, c
+
+
+def _encode_tail(
+    s2: list[int], d1: list[int], i: int, c: int, h: int, out: list[str]
+) -> tuple[list[str], int]:
+    """The general coder from just after sample `i` on (its history `h` fell under 128):
+    zero runs, the value after a run sent minus one, the clamp cases. Slower, rarely needed."""
     last = _N - 1
-    prev2 = 0
-    prev1 = 0
-    for i, s in enumerate(x):
-        if i >= 2:
-            d1 = prev1 - prev2
-            e = s - prev2 - ((c * d1 + _ROUND) >> _DEN_SHIFT)
-            if e > 0:
-                if d1 > 0:
-                    c += 1
-                elif d1 < 0:
-                    c -= 1
-            elif e < 0:
-                if d1 > 0:
-                    c -= 1
-                elif d1 < 0:
-                    c += 1
-        elif i == 1:
-            e = s - prev1
-        else:
-            e = s
-        prev2 = prev1
-        prev1 = s
-        if not -_HALF <= e < _HALF:
-            raise _NeedsEscape
-        if i <= zeros_from:
-            continue  # inside a zero run already sent
+    modifier = 0
+    while True:
+        if h < 128 and 0 <= i < last:
+            run = 0
+            for s, d in zip(s2[i + 1 :], d1[i + 1 :]):
+                if s - ((c * d + _ROUND) >> _DEN_SHIFT):
+                    break
+                run += 1  # a zero residual leaves the coefficient as it is
+            out.append(_scalar(run, 7 - (h.bit_length() - 1) + ((h + 16) >> 6), 16))
+            modifier = 1
+            h = 0
+            i += run
+        i += 1
+        if i > last:
+            return out, c
+        d = d1[i]
+        e = s2[i] - ((c * d + _ROUND) >> _DEN_SHIFT)
+        if e and d:
+            c += 1 if (e > 0) == (d > 0) else -1
         n = (e << 1) ^ (e >> 31)
-        stored = n - modifier
-        bucket = history >> 9
-        m, r = divmod(stored, div_of[bucket])
-        if m > 8:
-            acc = (acc << 26) | (_ESCAPE_VALUE << 17) | stored
-            nbits += 26
-        elif r:
-            k = k_of[bucket]
-            acc = (acc << (m + 1 + k)) | (((1 << m) - 1) << (k + 1)) | (r + 1)
-            nbits += m + 1 + k
-        else:
-            k = k_of[bucket]
-            acc = (acc << (m + k)) | (((1 << m) - 1) << k)
-            nbits += m + k
+        if n >> _CH_BITS:
+            raise _NeedsEscape
+        out.append(_scalar(n - modifier, _K_OF[h >> 9], _CH_BITS))
         if n > 0xFFFF:
             if modifier and n == 0x10000:
-                raise _NeedsEscape  # decoders differ on clamping after a zero run
-            history = 0xFFFF
+                raise _NeedsEscape  # decoders differ on the clamp right after a run
+            h = 0xFFFF
         else:
-            history += n * _PB - ((history * _PB) >> 9)
+            h += n * _PB - ((h * _PB) >> 9)
         modifier = 0
-        if history < 128 and i < last:
-            run = _zero_run(x, i + 1, c, prev2, prev1)
-            value, length = _code_run(run, history)
-            acc = (acc << length) | value
-            nbits += length
-            zeros_from = i + run
-            modifier = 1
-            history = 0
-        if nbits >= _FLUSH_BITS:
-            chunks.append((acc, nbits))
-            acc = 0
-            nbits = 0
-    chunks.append((acc, nbits))
-    return chunks, c
 
 
-def _zero_run(x: list[int], start: int, c: int, prev2: int, prev1: int) -> int:
-    """How many residuals from `start` on are zero (the predictor keeps running meanwhile)."""
-    run = 0
-    for i in range(start, _N):
-        s = x[i]
-        if i >= 2:
-            d1 = prev1 - prev2
-            e = s - prev2 - ((c * d1 + _ROUND) >> _DEN_SHIFT)
-        else:
-            e = s - prev1
-        if e:
-            break
-        run += 1
-        prev2 = prev1
-        prev1 = s
-    return run
-
-
-def _bits_to_bytes(chunks: list[tuple[int, int]]) -> bytes:
-    """Concatenate (value, length) chunks MSB first, then zero-pad to whole bytes."""
-    text = "".join([format(value, f"0{length}b") for value, length in chunks if length])
+def _bits_to_bytes(parts: list[str]) -> bytes:
+    """Concatenate '0'/'1' strings MSB first, then zero-pad to whole bytes."""
+    text = "".join(parts)
     text += "0" * (-len(text) % 8)
     return int(text, 2).to_bytes(len(text) // 8, "big")
 
 
-def _channel_head(coef: int) -> int:
+def _channel_head(coef: int) -> str:
     """mode 0, denShift 9, pbFactor 4, numU 1, then the 16-bit coefficient: 32 bits."""
-    return (((_DEN_SHIFT << 3) | 4) << 5 | 1) << 16 | (coef & 0xFFFF)
+    return format((((_DEN_SHIFT << 3) | 4) << 5 | 1) << 16 | (coef & 0xFFFF), "032b")
 
 
 def _escape_frame_bytes(bits: int) -> int:
@@ -187,24 +220,19 @@ def _escape_frame_bytes(bits: int) -> int:
     return (23 + _N * 2 * bits + 3 + 7) // 8
 
 
-def _split24(pcm: bytes | bytearray | memoryview) -> tuple[list[int], list[int], list[tuple[int, int]]]:
-    """s24le stereo → high 16 bits of left and right (signed), low bytes as 16-bit chunks."""
-    data = bytes(pcm)
-    top = bytearray(len(data) // 3 * 2)
-    top[0::2], top[1::2] = data[1::3], data[2::3]
-    high = array("h")
-    high.frombytes(top)
-    lows = data[0::3]
-    low = [(int.from_bytes(lows, "big"), len(lows) * 8)]
-    return high[0::2].tolist(), high[1::2].tolist(), low
-
-
-def _escape24(pcm: bytes | bytearray | memoryview) -> bytes:
+def _escape24(pcm: bytes) -> bytes:
     """Uncompressed 24-bit stereo frame: header (escape), big-endian 24-bit samples, END."""
-    data = bytes(pcm)
-    swapped = bytearray(len(data))
-    swapped[0::3], swapped[1::3], swapped[2::3] = data[2::3], data[1::3], data[0::3]
-    return _bits_to_bytes([((1 << 20) | 1, 23), (int.from_bytes(swapped, "big"), len(data) * 8), (7, 3)])
+    swapped = bytearray(len(pcm))
+    swapped[0::3], swapped[1::3], swapped[2::3] = pcm[2::3], pcm[1::3], pcm[0::3]
+    samples = format(int.from_bytes(swapped, "big"), f"0{len(pcm) * 8}b")
+    return _bits_to_bytes([_HEADER_ESCAPE, samples, _END])
+
+
+_HEADER_ESCAPE = format((1 << 20) | 1, "023b")  # CPE, tag 0, unused 0, no size, escape
+_HEADER_16 = format(1 << 20, "023b")  # ... shift 0, compressed
+_HEADER_24 = format((1 << 20) | (1 << 1), "023b")  # ... shift 1 (low bytes raw), compressed
+_MID_SIDE = format((1 << 8) | 1, "016b")  # mixBits 1, mixRes 1
+_END = "111"
 
 
 @dataclass
@@ -231,38 +259,35 @@ class AlacEncoder:
 
     def encode(self, pcm: bytes | bytearray | memoryview) -> bytes:
         """352 frames of s16le (or s24le) stereo PCM → one ALAC frame, compressed if smaller."""
-        if len(pcm) != self._pcm_bytes:
-            raise AlacError(f"expected {self._pcm_bytes} bytes of PCM, got {len(pcm)}")
+        data = bytes(pcm)
+        if len(data) != self._pcm_bytes:
+            raise AlacError(f"expected {self._pcm_bytes} bytes of PCM, got {len(data)}")
         if self.bits == 16:
-            samples = array("h")
-            samples.frombytes(pcm)
-            left, right = samples[0::2].tolist(), samples[1::2].tolist()
-            low: list[tuple[int, int]] = []
-        else:
-            left, right, low = _split24(pcm)
-        u = [(a + b) >> 1 for a, b in zip(left, right)]
-        v = [a - b for a, b in zip(left, right)]
+            left = _fields(data[0::4], data[1::4])
+            right = _fields(data[2::4], data[3::4])
+            head = [_HEADER_16, _MID_SIDE]
+            low = ""
+        else:  # the top 16 bits are coded, the low bytes (interleaved) go raw
+            left = _fields(data[1::6], data[2::6])
+            right = _fields(data[4::6], data[5::6])
+            head = [_HEADER_24, _MID_SIDE]
+            low = format(int.from_bytes(data[0::3], "big"), f"0{2 * _N * 8}b")
+        mid, side = _mid_side(left, right)
         cu, cv = self._coefs
         try:
-            u_chunks, u_end = _encode_channel(u, cu)
-            v_chunks, v_end = _encode_channel(v, cv)
+            u_code, u_end = _encode_channel(mid, cu)
+            v_code, v_end = _encode_channel(side, cv)
         except _NeedsEscape:
-            return self._escape(pcm)
+            return self._escape(data)
         self._coefs = (min(max(u_end, _C_MIN), _C_MAX), min(max(v_end, _C_MIN), _C_MAX))
-        shift = 1 if self.bits == 24 else 0
-        head = [
-            ((1 << 20) | (shift << 1), 23),  # CPE, tag 0, unused 0, no size, shift, compressed
-            ((1 << 8) | 1, 16),  # mixBits 1, mixRes 1: mid/side
-            (_channel_head(cu), 32),
-            (_channel_head(cv), 32),
-        ]
-        frame = _bits_to_bytes(head + low + u_chunks + v_chunks + [(7, 3)])
+        head += [_channel_head(cu), _channel_head(cv), low]
+        frame = _bits_to_bytes(head + u_code + v_code + [_END])
         if len(frame) >= self._escape_bytes:
-            return self._escape(pcm)
+            return self._escape(data)
         self.compressed += 1
         return frame
 
-    def _escape(self, pcm: bytes | bytearray | memoryview) -> bytes:
+    def _escape(self, pcm: bytes) -> bytes:
         self.uncompressed += 1
         if self.bits == 16:
             return encode_uncompressed(pcm)
