@@ -241,6 +241,8 @@ class AlacEncoder:
     packet's starting point (the decoder reads it from every frame)."""
 
     bits: int = 16
+    #: mid and side coefficient the next packet starts from (Q9; 512 = previous sample)
+    coefs: tuple[int, int] = (512, 512)
     #: frames sent compressed / uncompressed since the start (for statistics).
     compressed: int = 0
     uncompressed: int = 0
@@ -248,7 +250,6 @@ class AlacEncoder:
     def __post_init__(self) -> None:
         if self.bits not in (16, 24):
             raise AlacError(f"ALAC bit depth must be 16 or 24, got {self.bits}")
-        self._coefs = (512, 512)
         self._pcm_bytes = _N * 2 * (self.bits // 8)
         self._escape_bytes = _escape_frame_bytes(self.bits)
 
@@ -273,13 +274,13 @@ class AlacEncoder:
             head = [_HEADER_24, _MID_SIDE]
             low = format(int.from_bytes(data[0::3], "big"), f"0{2 * _N * 8}b")
         mid, side = _mid_side(left, right)
-        cu, cv = self._coefs
+        cu, cv = self.coefs
         try:
             u_code, u_end = _encode_channel(mid, cu)
             v_code, v_end = _encode_channel(side, cv)
         except _NeedsEscape:
             return self._escape(data)
-        self._coefs = (min(max(u_end, _C_MIN), _C_MAX), min(max(v_end, _C_MIN), _C_MAX))
+        self.coefs = (min(max(u_end, _C_MIN), _C_MAX), min(max(v_end, _C_MIN), _C_MAX))
         head += [_channel_head(cu), _channel_head(cv), low]
         frame = _bits_to_bytes(head + u_code + v_code + [_END])
         if len(frame) >= self._escape_bytes:

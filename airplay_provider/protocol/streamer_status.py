@@ -188,6 +188,9 @@ class Stats(_Event):
     underruns: int
     lost: int
     send_errors: int
+    #: ALAC frames sent compressed (-alac) and ALAC payload bytes sent (resends not counted).
+    compressed: int | None = None
+    payload_bytes: int | None = None
     jitter_p50_us: int | None = None
     jitter_p99_us: int | None = None
     jitter_max_us: int | None = None

@@ -19,7 +19,6 @@ import time
 import uuid
 
 from airplay_provider.protocol import ap2
-from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.rtp import audio_packet
 from airplay_provider.protocol.streamer_status import (
@@ -284,7 +283,7 @@ class Airplay2Streamer(RaopStreamer):
             payload=b"",
             marker=marker,
         )
-        return self.sealer.seal(header, encode_uncompressed(pcm))
+        return self.sealer.seal(header, self.alac_frame(pcm))
 
     def _send_sync(self, *, first: bool) -> None:
         if self.lease is None:

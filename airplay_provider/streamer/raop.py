@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING
 
 from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.alac_encoder import AlacEncoder
 from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.liveness import ReceiverWatch
 from airplay_provider.protocol.rtp import audio_packet, resend_reply, sync_packet
@@ -108,6 +109,8 @@ class RaopStreamer:
         self.rtsp: RtspClient | None = None
         self.uri = ""
         self.cipher: AudioCipher | None = None
+        #: -alac: compressed ALAC frames (sent uncompressed when that is not smaller)
+        self.alac = AlacEncoder() if options.alac else None
         self.audio_addr: Address | None = None
         self.control_addr: Address | None = None
         self.timing: TimingResponder | None = None
@@ -129,6 +132,8 @@ class RaopStreamer:
             "underruns": 0,
             "lost": 0,
             "send_errors": 0,
+            "compressed": 0,
+            "payload_bytes": 0,
         }
         self.commands = RaopCommandHandler(self)
         self.jitter = JitterStats()
@@ -454,9 +459,19 @@ class RaopStreamer:
         self.stats["sent"] += 1
         self.seq = (self.seq + 1) & 0xFFFF
 
+    def alac_frame(self, pcm: bytes) -> bytes:
+        """One ALAC frame of `pcm`: compressed with -alac, else uncompressed (escape)."""
+        if self.alac is None:
+            frame = encode_uncompressed(pcm)
+        else:
+            frame = self.alac.encode(pcm)
+            self.stats["compressed"] = self.alac.compressed
+        self.stats["payload_bytes"] += len(frame)
+        return frame
+
     def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
         """The RTP packet for `pcm` at `next_sample`: ALAC, AES-CBC when encrypting."""
-        payload = encode_uncompressed(pcm)
+        payload = self.alac_frame(pcm)
         if self.cipher is not None:
             payload = self.cipher.encrypt(payload)
         return audio_packet(

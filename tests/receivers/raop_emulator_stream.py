@@ -22,7 +22,7 @@ from tests.receivers.raop_emulator_wire import (
     SyncRecord,
     TimingRecord,
     WireError,
-    decode_alac_escape,
+    decode_alac_frame,
     encode_resend_request,
     encode_timing_request,
     ntp_to_unix,
@@ -271,7 +271,7 @@ class RaopStreamReceiver:
                     raise WireError(f"L16 payload of {len(packet.payload)} bytes")
                 pcm = swap16(packet.payload)
             else:
-                pcm = decode_alac_escape(packet.payload, self.frame_length)
+                pcm = decode_alac_frame(packet.payload, self.frame_length)
         except WireError as exc:
             self._error(f"audio payload: {exc}")
             return []

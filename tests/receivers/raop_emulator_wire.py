@@ -1,7 +1,7 @@
 """Wire formats and record types of the RAOP receiver emulator (tests only, sans-I/O).
 
-Its own RTSP parser, SDP/DMAP/parameter parsers, RTP packet parser and ALAC escape-frame
-decoder: nothing is imported from ``airplay_provider``, so the emulator cannot share a bug
+Its own RTSP parser, SDP/DMAP/parameter parsers, RTP packet parser and ALAC decoding (escape
+frames here, compressed frames by tests/receivers/alac_decoder.py): nothing is imported from ``airplay_provider``, so the emulator cannot share a bug
 with the sender it checks. Plain (unencrypted) RAOP only.
 """
 
@@ -13,6 +13,8 @@ import re
 import struct
 from dataclasses import dataclass
 from typing import Literal
+
+from tests.receivers.alac_decoder import AlacConfig, AlacDecodeError, decode_alac
 
 NTP_UNIX_OFFSET = 2_208_988_800
 RECEIVER_FIXED_DELAY = 11025
@@ -285,6 +287,15 @@ def decode_alac_escape(payload: bytes, frame_length: int) -> bytes:
     if bits.remaining >= 8 or bits.read(bits.remaining) != 0:
         raise WireError("ALAC frame has trailing bytes or non-zero padding")
     return swap16(big_endian)
+
+
+def decode_alac_frame(payload: bytes, frame_length: int) -> bytes:
+    """Decode one stereo 16-bit ALAC frame, compressed or escape, into s16le PCM (strictly:
+    our own decoder, tests/receivers/alac_decoder.py)."""
+    try:
+        return decode_alac(payload, AlacConfig(frame_length=frame_length))
+    except AlacDecodeError as exc:
+        raise WireError(str(exc)) from exc
 
 
 def swap16(data: bytes) -> bytes:
