@@ -49,21 +49,35 @@ _BIAS31 = int.from_bytes(b"\x00\x00\x00\x80" * _N, "little")
 _FLIP_SIGN = bytes(b ^ 0x80 for b in range(256))
 
 
+_BUCKETS = 1 << 14  # history >> 9 from 16381 on always gives k = 14
+
+
 def _rice_tables() -> tuple[list[int], list[int], list[int]]:
-    """Per history bucket ``h >> 9`` (history < 2**25): k, 2**k - 1 and 2**k."""
-    ks = [min((b + 3).bit_length() - 1, _KB) for b in range(1 << 16)]
-    return ks, [(1 << k) - 1 for k in ks], [1 << k for k in ks]
+    """Per history bucket ``h >> 9`` (a history at or over 2**23 raises IndexError in the
+    fast loop; the general coder clamps the bucket): k, 2**k - 1 and 2**k.
+
+    k = min(floor(log2(bucket + 3)), 14): k starts at bucket 2**k - 3."""
+    ks: list[int] = []
+    for k in range(1, _KB + 1):
+        end = _BUCKETS if k == _KB else (1 << (k + 1)) - 3
+        ks += [k] * (end - len(ks))
+    divs = [(1 << k) - 1 for k in range(_KB + 1)]  # shared int objects: the tables stay small
+    pows = [1 << k for k in range(_KB + 1)]
+    return ks, [divs[k] for k in ks], [pows[k] for k in ks]
 
 
 _K_OF, _DIV_OF, _POW_OF = _rice_tables()
 #: Unary quotient m (0..8): m ones and the terminating zero.
 _PREFIX = ["1" * m + "0" for m in range(9)]
 #: Remainder r for parameter k at index 2**k | r: (r + 1) in k bits, or k-1 zeros for r = 0.
-_SUFFIX = [""] * (1 << (_KB + 1))
-for _k in range(1, _KB + 1):
-    _SUFFIX[1 << _k] = "0" * (_k - 1)
-    for _r in range(1, (1 << _k) - 1):
-        _SUFFIX[(1 << _k) | _r] = format(_r + 1, f"0{_k}b")
+#: Filled for one k at a time when first needed (k = 14 alone is 16384 strings).
+_SUFFIX: list[str | None] = [None] * (1 << (_KB + 1))
+
+
+def _fill_suffixes(k: int) -> None:
+    if _SUFFIX[1 << k] is None:
+        _SUFFIX[1 << k] = "0" * (k - 1)
+        _SUFFIX[(1 << k) + 1 : 1 << (k + 1)] = [format(r + 1, f"0{k}b") for r in range(1, 1 << k)]
 
 
 class _NeedsEscape(Exception):
@@ -75,7 +89,8 @@ def _scalar(value: int, k: int, escape_bits: int) -> str:
     m, r = divmod(value, (1 << k) - 1)
     if m > 8:
         return _ESCAPE_PREFIX + format(value, f"0{escape_bits}b")
-    return _PREFIX[m] + _SUFFIX[(1 << k) | r]
+    _fill_suffixes(k)
+    return _PREFIX[m] + str(_SUFFIX[(1 << k) | r])
 
 
 def _fields(lo: bytes, hi: bytes) -> int:
@@ -118,7 +133,9 @@ def _encode_channel(x: int, coef: int) -> tuple[list[str], int]:
     d1[1] = 0
     try:
         return _encode_fast(s2, d1, coef)
-    except IndexError:  # a quotient over 8 (escape code): the general coder handles it
+    except (IndexError, TypeError):
+        # an escape code (quotient over 8), a huge history, or a Rice parameter whose codes
+        # are not made yet (None): the general coder handles (and makes) them
         return _encode_tail(s2, d1, -1, coef, _MB, [])
 
 
@@ -193,7 +210,7 @@ def _encode_tail(
         n = (e << 1) ^ (e >> 31)
         if n >> _CH_BITS:
             raise _NeedsEscape
-        out.append(_scalar(n - modifier, _K_OF[h >> 9], _CH_BITS))
+        out.append(_scalar(n - modifier, _K_OF[min(h >> 9, _BUCKETS - 1)], _CH_BITS))
         if n > 0xFFFF:
             if modifier and n == 0x10000:
                 raise _NeedsEscape  # decoders differ on the clamp right after a run
