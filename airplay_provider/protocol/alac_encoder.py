@@ -37,6 +37,7 @@ _DEN_SHIFT = 9
 _ROUND = 1 << (_DEN_SHIFT - 1)
 _C_MIN, _C_MAX = -512, 1536  # starting coefficient kept in a sane range (Q9: -1 .. 3)
 _CH_BITS = 17  # 16 significant bits + 1 for the side channel
+_ZEROS = [0] * _N
 _ESCAPE_PREFIX = "1" * 9  # nine 1 bits: the value follows in chanBits (or 16) bits
 
 # Samples as 32-bit signed fields of one big integer (field i = sample i): sums, differences
@@ -131,17 +132,12 @@ def _encode_channel(x: int, coef: int) -> tuple[list[str], int]:
     d1 = _to_list((x << 32) - (x << 64))
     s2[1] -= d1[1]
     d1[1] = 0
-    try:
-        return _encode_fast(s2, d1, coef)
-    except (IndexError, TypeError):
-        # an escape code (quotient over 8), a huge history, or a Rice parameter whose codes
-        # are not made yet (None): the general coder handles (and makes) them
-        return _encode_tail(s2, d1, -1, coef, _MB, [])
+    return _encode_fast(s2, d1, coef)
 
 
 def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], int]:
     """The common case, one code string per sample; hands over to _encode_tail when the
-    history falls under 128 (zero runs) and raises IndexError on an escape code."""
+    history falls under 128 (zero runs)."""
     first = s2[0]  # sent as is: almost always an escape code (the history starts at 10)
     n = (first << 1) ^ (first >> 31)
     out = [_scalar(n, _K_OF[_MB >> 9], _CH_BITS)]
@@ -167,10 +163,14 @@ def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], in
             n = ~(e + e)
         else:
             n = 0
-        b = h >> 9
-        q = div_of[b]
-        m = n // q
-        app(prefix[m] + suffix[pow_of[b] + n - m * q])
+        try:  # free in the common case; the rare cases are handled below
+            b = h >> 9
+            q = div_of[b]
+            app(prefix[n // q] + suffix[pow_of[b] + n % q])
+        except (IndexError, TypeError):
+            # an escape code (quotient over 8), a history over 2**23, or a Rice parameter
+            # whose codes are not made yet (None)
+            app(_scalar(n, _K_OF[min(h >> 9, _BUCKETS - 1)], _CH_BITS))
         if n > 0xFFFF:
             if n >> _CH_BITS:
                 raise _NeedsEscape  # residual out of the 17-bit range
@@ -191,11 +191,15 @@ def _encode_tail(
     modifier = 0
     while True:
         if h < 128 and 0 <= i < last:
-            run = 0
-            for s, d in zip(s2[i + 1 :], d1[i + 1 :]):
-                if s - ((c * d + _ROUND) >> _DEN_SHIFT):
-                    break
-                run += 1  # a zero residual leaves the coefficient as it is
+            rest = s2[i + 1 :]
+            if rest == _ZEROS[: len(rest)] and d1[i + 1 :] == _ZEROS[: len(rest)]:
+                run = len(rest)  # digital silence to the end
+            else:
+                run = 0
+                for s, d in zip(rest, d1[i + 1 :]):
+                    if s - ((c * d + _ROUND) >> _DEN_SHIFT):
+                        break
+                    run += 1  # a zero residual leaves the coefficient as it is
             out.append(_scalar(run, 7 - (h.bit_length() - 1) + ((h + 16) >> 6), 16))
             modifier = 1
             h = 0
@@ -294,6 +298,8 @@ class AlacEncoder:
         cu, cv = self.coefs
         try:
             u_code, u_end = _encode_channel(mid, cu)
+            if sum(map(len, u_code)) >= self._escape_bytes * 8:
+                raise _NeedsEscape  # noise: one channel alone is bigger than the escape frame
             v_code, v_end = _encode_channel(side, cv)
         except _NeedsEscape:
             return self._escape(data)
