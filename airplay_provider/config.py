@@ -158,7 +158,7 @@ def player_config_entries(
             type=ConfigEntryType.BOOLEAN,
             label="Enable compression",
             default_value=True,
-            description="Compress the audio with ALAC (RAOP).",
+            description="Compress the audio with ALAC (lossless; about half the bandwidth).",
             depends_on=CONF_AIRPLAY_PROTOCOL,
             depends_on_value_not=int(ProtocolPreference.AIRPLAY2),
             category=CATEGORY,

@@ -213,7 +213,7 @@ def music_like(seconds: float, *, seed: int = 1, peak: float = 0.5, rate: int = 
         return [
             min(1.0, i / (0.004 * rate))
             * math.exp(-i / (tau * rate))
-            * sum(a * math.sin(w * i) for a, w in zip(amps, step))
+            * sum(a * math.sin(w * i) for a, w in zip(amps, step, strict=True))
             for i in range(length)
         ]
 
@@ -221,7 +221,12 @@ def music_like(seconds: float, *, seed: int = 1, peak: float = 0.5, rate: int = 
     while t < frames:
         step_len = int(rate * rng.choice((0.125, 0.25, 0.25, 0.5)))
         freq = 220.0 * 2 ** ((12 * rng.randrange(3) + rng.choice(scale)) / 12)
-        add(t, int(rate * 0.9), rng.uniform(0.2, 0.8), note(freq, int(rate * 0.9), 0.35, 0.25 * full))
+        add(
+            t,
+            int(rate * 0.9),
+            rng.uniform(0.2, 0.8),
+            note(freq, int(rate * 0.9), 0.35, 0.25 * full),
+        )
         if t % int(rate * 0.5) < step_len:
             bass = 55.0 * 2 ** (rng.choice(scale) / 12)
             add(t, int(rate * 0.5), 0.5, note(bass, int(rate * 0.5), 0.4, 0.35 * full))

@@ -26,6 +26,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 from itertools import islice
+from typing import cast
 
 from airplay_provider.protocol.alac import FRAMES_PER_ALAC_FRAME, AlacError, encode_uncompressed
 
@@ -109,7 +110,9 @@ def _to_list(packed: int) -> list[int]:
     to every field removes them (all digits non-negative), and flipping bit 31 back gives
     each field in two's complement."""
     values = array("i")
-    values.frombytes((((packed + _BIAS31) & _ALL_FIELDS) ^ _BIAS31).to_bytes(_FIELD_BYTES, "little"))
+    values.frombytes(
+        (((packed + _BIAS31) & _ALL_FIELDS) ^ _BIAS31).to_bytes(_FIELD_BYTES, "little")
+    )
     return values.tolist()
 
 
@@ -143,11 +146,12 @@ def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], in
     out = [_scalar(n, _K_OF[_MB >> 9], _CH_BITS)]
     h = 0xFFFF if n > 0xFFFF else _MB + n * _PB - ((_MB * _PB) >> 9)
     if h < 128:
-        return _encode_tail(s2, d1, 0, coef, h, out)
+        return _encode_tail(s2, d1, 0, c=coef, h=h, out=out)
     app = out.append
-    div_of, pow_of, suffix, prefix = _DIV_OF, _POW_OF, _SUFFIX, _PREFIX
+    # a None suffix (codes not made yet) raises TypeError below, handled there
+    div_of, pow_of, suffix, prefix = _DIV_OF, _POW_OF, cast("list[str]", _SUFFIX), _PREFIX
     c = coef
-    for s, d in zip(islice(s2, 1, None), islice(d1, 1, None)):
+    for s, d in zip(islice(s2, 1, None), islice(d1, 1, None), strict=True):
         e = s - ((c * d + _ROUND) >> _DEN_SHIFT)
         if e > 0:  # the decoder's sign-sign update of the coefficient, then n = zigzag(e)
             if d > 0:
@@ -178,12 +182,12 @@ def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], in
         else:
             h += n * _PB - ((h * 5) >> 6)  # (h * 40) >> 9
         if h < 128:
-            return _encode_tail(s2, d1, len(out) - 1, c, h, out)
+            return _encode_tail(s2, d1, len(out) - 1, c=c, h=h, out=out)
     return out, c
 
 
 def _encode_tail(
-    s2: list[int], d1: list[int], i: int, c: int, h: int, out: list[str]
+    s2: list[int], d1: list[int], i: int, *, c: int, h: int, out: list[str]
 ) -> tuple[list[str], int]:
     """The general coder from just after sample `i` on (its history `h` fell under 128):
     zero runs, the value after a run sent minus one, the clamp cases. Slower, rarely needed."""
@@ -196,7 +200,7 @@ def _encode_tail(
                 run = len(rest)  # digital silence to the end
             else:
                 run = 0
-                for s, d in zip(rest, d1[i + 1 :]):
+                for s, d in zip(rest, d1[i + 1 :], strict=True):
                     if s - ((c * d + _ROUND) >> _DEN_SHIFT):
                         break
                     run += 1  # a zero residual leaves the coefficient as it is

@@ -188,13 +188,13 @@ class Stats(_Event):
     underruns: int
     lost: int
     send_errors: int
-    #: ALAC frames sent compressed (-alac) and ALAC payload bytes sent (resends not counted).
-    compressed: int | None = None
-    payload_bytes: int | None = None
     jitter_p50_us: int | None = None
     jitter_p99_us: int | None = None
     jitter_max_us: int | None = None
     wakeups: int | None = None
+    #: ALAC frames sent compressed (-alac) and ALAC payload bytes sent (resends not counted).
+    compressed: int | None = None
+    payload_bytes: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="file (created 0600) that receives new credentials after PIN pairing",
     )
     add("--timing", choices=("auto", "ptp", "ntp"), default="auto", help="timing protocol")
+    add(
+        "--alac",
+        nargs="?",
+        choices=("on", "off"),
+        const="on",
+        default="on",
+        help="compressed ALAC (default, as Music Assistant's cliap2); off: uncompressed frames",
+    )
     add("--bind", dest="bind_address", help="local address to send from")
     add(
         "--fallback_address",
@@ -132,7 +140,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         volume=ns.volume,
         bind_address=ns.bind_address,
         encrypt=True,
-        alac=True,
+        alac=ns.alac == "on",
         encryption_types=frozenset(),
         metadata_types=frozenset({0, 1, 2}),
         model="",

@@ -66,7 +66,9 @@ def _read_scalar(bits: _Bits, k: int, escape_bits: int) -> int:
     return ones * ((1 << k) - 1)
 
 
-def _read_residuals(bits: _Bits, count: int, chan_bits: int, cfg: AlacConfig, mult: int) -> list[int]:
+def _read_residuals(
+    bits: _Bits, count: int, chan_bits: int, cfg: AlacConfig, mult: int
+) -> list[int]:
     out: list[int] = []
     history = cfg.mb
     modifier = 0
@@ -182,9 +184,9 @@ def _decode_compressed(
         mixed.append(_unpredict(err, coefs, den_shift, chan_bits))
     if channels == 2 and mix_res:
         u, v = mixed
-        left = [a + b - ((mix_res * b) >> mix_bits) for a, b in zip(u, v)]
-        mixed = [left, [a - b for a, b in zip(left, v)]]
+        left = [a + b - ((mix_res * b) >> mix_bits) for a, b in zip(u, v, strict=True)]
+        mixed = [left, [a - b for a, b in zip(left, v, strict=True)]]
     return [
-        [_sign_extend((s << low_bits) | lo, cfg.bit_depth) for s, lo in zip(chan, low)]
-        for chan, low in zip(mixed, lows)
+        [_sign_extend((s << low_bits) | lo, cfg.bit_depth) for s, lo in zip(chan, low, strict=True)]
+        for chan, low in zip(mixed, lows, strict=True)
     ]

@@ -1,7 +1,8 @@
 """Wire formats and record types of the RAOP receiver emulator (tests only, sans-I/O).
 
 Its own RTSP parser, SDP/DMAP/parameter parsers, RTP packet parser and ALAC decoding (escape
-frames here, compressed frames by tests/receivers/alac_decoder.py): nothing is imported from ``airplay_provider``, so the emulator cannot share a bug
+frames here, compressed frames by tests/receivers/alac_decoder.py): nothing is imported from
+``airplay_provider``, so the emulator cannot share a bug
 with the sender it checks. Plain (unencrypted) RAOP only.
 """
 

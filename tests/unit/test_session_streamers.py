@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,12 @@ def test_ap2_argv_parses_with_cliap2() -> None:
     assert options.txt == {"deviceid": "AA:BB:CC:DD:EE:FF", "features": "0x4A7FDFD5,0xBC157FDE"}
     assert (options.common.ntpstart, options.common.volume) == (NTP, 35)
     assert options.common.cmdpipe == "/tmp/ap2-cmd"
+    assert options.common.alac  # compressed unless the player turned compression off
+    assert "--alac" not in argv
     assert build_argv(target, NTP, "p")[1].endswith("/bin/cliap2")
+    plain = build_ap2_argv(replace(target, alac=False), NTP, "p")
+    assert plain[plain.index("--alac") + 1] == "off"
+    assert not parse_ap2(plain).common.alac
 
 
 def test_target_for_player_uses_settings_and_txt() -> None:
