@@ -151,20 +151,21 @@ def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], in
     # a None suffix (codes not made yet) raises TypeError below, handled there
     div_of, pow_of, suffix, prefix = _DIV_OF, _POW_OF, cast("list[str]", _SUFFIX), _PREFIX
     c = coef
+    # literals, not the named constants: LOAD_CONST is cheaper than LOAD_GLOBAL per sample
     for s, d in zip(islice(s2, 1, None), islice(d1, 1, None), strict=True):
-        e = s - ((c * d + _ROUND) >> _DEN_SHIFT)
+        e = s - ((c * d + 256) >> 9)  # _ROUND, _DEN_SHIFT
         if e > 0:  # the decoder's sign-sign update of the coefficient, then n = zigzag(e)
-            if d > 0:
-                c += 1
-            elif d < 0:
-                c -= 1
             n = e + e
-        elif e < 0:
+            if d > 0:
+                c += 1
+            elif d:
+                c -= 1
+        elif e:
+            n = ~(e + e)
             if d > 0:
                 c -= 1
-            elif d < 0:
+            elif d:
                 c += 1
-            n = ~(e + e)
         else:
             n = 0
         try:  # free in the common case; the rare cases are handled below
@@ -180,7 +181,7 @@ def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], in
                 raise _NeedsEscape  # residual out of the 17-bit range
             h = 0xFFFF
         else:
-            h += n * _PB - ((h * 5) >> 6)  # (h * 40) >> 9
+            h += n * 40 - ((h * 5) >> 6)  # _PB; (h * 40) >> 9
         if h < 128:
             return _encode_tail(s2, d1, len(out) - 1, c=c, h=h, out=out)
     return out, c
