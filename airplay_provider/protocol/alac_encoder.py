@@ -77,9 +77,11 @@ _SUFFIX: list[str | None] = [None] * (1 << (_KB + 1))
 
 
 def _fill_suffixes(k: int) -> None:
+    """Make the remainder codes of parameter k (r = 0 .. 2**k - 2) unless already made."""
     if _SUFFIX[1 << k] is None:
-        _SUFFIX[1 << k] = "0" * (k - 1)
-        _SUFFIX[(1 << k) + 1 : 1 << (k + 1)] = [format(r + 1, f"0{k}b") for r in range(1, 1 << k)]
+        codes = [format(r + 1, f"0{k}b") for r in range(1, (1 << k) - 1)]
+        _SUFFIX[(1 << k) + 1 : (1 << (k + 1)) - 1] = codes
+        _SUFFIX[1 << k] = "0" * (k - 1)  # last: marks k as made
 
 
 class _NeedsEscape(Exception):

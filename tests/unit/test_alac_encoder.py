@@ -122,3 +122,12 @@ def test_wrong_input_is_refused() -> None:
         AlacEncoder(bits=24).encode(bytes(PCM_BYTES))
     with pytest.raises(AlacError, match="16 or 24"):
         AlacEncoder(bits=20)
+
+
+def test_residual_out_of_range_sends_the_escape_frame() -> None:
+    # Side channel alternating between +65535 and -65535: the first residual after the warm-up
+    # is out of the 17-bit range, so the frame goes out uncompressed (and still decodes).
+    pcm = pcm16([32767, -32768, -32768, 32767] * 176)
+    encoder = AlacEncoder()
+    assert round_trip(encoder, pcm) == encode_uncompressed(pcm)
+    assert encoder.uncompressed == 1
