@@ -9,9 +9,10 @@ channel pair element (CPE) then the END tag:
 - per channel: mode 0, ``denShift`` 9, ``pbFactor`` 4, ``numU`` 1 and one 16-bit coefficient:
   the decoder's adaptive FIR of order 1, ``x[i] = x[i-2] + ((c*(x[i-1]-x[i-2]) + 256) >> 9)
   + e[i]``, after which ``c`` moves by one step towards a smaller error (sign-sign LMS). The
-  encoder runs the same adaptation, so both sides see the same ``c``; its starting value is
-  where the previous packet left it (the decoder learns it from the frame, packets stay
-  independent);
+  encoder runs the same adaptation, so both sides see the same ``c``. Its starting value
+  (sent in the frame) is estimated from the packet itself, from the lag-1 correlation of the
+  first differences on every 4th sample: so a frame depends on its 352 frames only (group
+  members fed the same audio send the same bytes);
 - 24 bit: the low byte of every sample is sent raw (shift 1) and the high 16 bits coded as
   above;
 - residuals coded with ALAC's adaptive Golomb-Rice code (history multiplier ``pb`` 40,
@@ -26,6 +27,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 from itertools import islice
+from operator import mul
 from typing import cast
 
 from airplay_provider.protocol.alac import FRAMES_PER_ALAC_FRAME, AlacError, encode_uncompressed
@@ -37,6 +39,7 @@ _KB = 14  # fmtp kb: largest Rice parameter
 _DEN_SHIFT = 9
 _ROUND = 1 << (_DEN_SHIFT - 1)
 _C_MIN, _C_MAX = -512, 1536  # starting coefficient kept in a sane range (Q9: -1 .. 3)
+_C_DEFAULT = 512  # Q9 1.0: predict the previous sample
 _CH_BITS = 17  # 16 significant bits + 1 for the side channel
 _ZEROS = [0] * _N
 _ESCAPE_PREFIX = "1" * 9  # nine 1 bits: the value follows in chanBits (or 16) bits
@@ -124,10 +127,21 @@ def _mid_side(left: int, right: int) -> tuple[int, int]:
     return (((left + right) >> 1) & _LOW31) - _BIAS15, left - right
 
 
-def _encode_channel(x: int, coef: int) -> tuple[list[str], int]:
+def _starting_coefficient(d1: list[int]) -> int:
+    """Q9 coefficient c for ``x[i] ≈ x[i-2] + c·(x[i-1] - x[i-2])``: 1 + the lag-1 correlation
+    of the first differences (least squares), from every 4th pair (as good, 4 times cheaper)."""
+    later, earlier = d1[3::4], d1[2::4]
+    energy = sum(map(mul, earlier, earlier))
+    if not energy:
+        return _C_DEFAULT
+    coef = _C_DEFAULT + (1024 * sum(map(mul, later, earlier)) + energy) // (2 * energy)
+    return min(max(coef, _C_MIN), _C_MAX)
+
+
+def _encode_channel(x: int) -> tuple[list[str], int]:
     """Predict and Rice-code one channel (352 samples as fields, 17-bit range).
 
-    Returns the code as '0'/'1' strings and the coefficient left after the adaptation.
+    Returns the code as '0'/'1' strings and the starting coefficient to send.
     Raises _NeedsEscape where a residual does not fit or decoders would disagree.
     """
     # s2[i] = x[i] - x[i-2], d1[i] = x[i-1] - x[i-2]: the residual is then
@@ -137,7 +151,8 @@ def _encode_channel(x: int, coef: int) -> tuple[list[str], int]:
     d1 = _to_list((x << 32) - (x << 64))
     s2[1] -= d1[1]
     d1[1] = 0
-    return _encode_fast(s2, d1, coef)
+    coef = _starting_coefficient(d1)
+    return _encode_fast(s2, d1, coef)[0], coef
 
 
 def _encode_fast(s2: list[int], d1: list[int], coef: int) -> tuple[list[str], int]:
@@ -265,12 +280,10 @@ _END = "111"
 
 @dataclass
 class AlacEncoder:
-    """Encodes 352-frame stereo packets; keeps each channel's last coefficient as the next
-    packet's starting point (the decoder reads it from every frame)."""
+    """Encodes 352-frame stereo packets (each frame depends on its own PCM only; the object
+    checks the input size and counts what it sent)."""
 
     bits: int = 16
-    #: mid and side coefficient the next packet starts from (Q9; 512 = previous sample)
-    coefs: tuple[int, int] = (512, 512)
     #: frames sent compressed / uncompressed since the start (for statistics).
     compressed: int = 0
     uncompressed: int = 0
@@ -302,15 +315,13 @@ class AlacEncoder:
             head = [_HEADER_24, _MID_SIDE]
             low = format(int.from_bytes(data[0::3], "big"), f"0{2 * _N * 8}b")
         mid, side = _mid_side(left, right)
-        cu, cv = self.coefs
         try:
-            u_code, u_end = _encode_channel(mid, cu)
+            u_code, cu = _encode_channel(mid)
             if sum(map(len, u_code)) >= self._escape_bytes * 8:
                 raise _NeedsEscape  # noise: one channel alone is bigger than the escape frame
-            v_code, v_end = _encode_channel(side, cv)
+            v_code, cv = _encode_channel(side)
         except _NeedsEscape:
             return self._escape(data)
-        self.coefs = (min(max(u_end, _C_MIN), _C_MAX), min(max(v_end, _C_MIN), _C_MAX))
         head += [_channel_head(cu), _channel_head(cv), low]
         frame = _bits_to_bytes(head + u_code + v_code + [_END])
         if len(frame) >= self._escape_bytes:

@@ -81,27 +81,61 @@ def _read_scalar(bits: _Bits, k: int, escape_bits: int) -> int:
 def _read_residuals(
     bits: _Bits, count: int, chan_bits: int, cfg: AlacConfig, mult: int
 ) -> list[int]:
+    """`count` residuals: the sample codes read inline (this runs for every packet an
+    emulator receives), zero runs through _read_scalar."""
     out: list[int] = []
+    app = out.append
+    text, size, find = bits.text, bits.size, bits.text.find
+    pos = bits.pos
     history = cfg.mb
     modifier = 0
-    while len(out) < count:
-        k = min(((history >> 9) + 3).bit_length() - 1, cfg.kb)
-        value = _read_scalar(bits, k, chan_bits) + modifier
+    done = 0
+    while done < count:
+        k = ((history >> 9) + 3).bit_length() - 1
+        if k > cfg.kb:
+            k = cfg.kb
+        zero = find("0", pos, pos + 9)
+        if zero < 0:  # nine ones: the value follows in chan_bits bits
+            end = pos + 9 + chan_bits
+            if end > size:
+                raise AlacDecodeError("ALAC frame ends early")
+            value = int(text[pos + 9 : end], 2)
+            pos = end
+        elif k == 1:
+            value = zero - pos
+            pos = zero + 1
+        else:
+            end = zero + 1 + k
+            if end > size:
+                raise AlacDecodeError("ALAC frame ends early")
+            extra = int(text[zero + 1 : end], 2)
+            value = (zero - pos) * ((1 << k) - 1)
+            if extra > 1:
+                value += extra - 1
+                pos = end
+            else:
+                pos = end - 1  # only k-1 bits belonged to this value
+        value += modifier
         modifier = 0
-        out.append((value >> 1) ^ -(value & 1))
+        app((value >> 1) ^ -(value & 1))
+        done += 1
         if value > 0xFFFF:
             history = 0xFFFF
         else:
             history += value * mult - ((history * mult) >> 9)
-        if history < 128 and len(out) < count:
+        if history < 128 and done < count:
             k = min(7 - (history.bit_length() - 1) + ((history + 16) >> 6), cfg.kb)
+            bits.pos = pos
             run = _read_scalar(bits, k, 16)
-            if run > count - len(out):
+            pos = bits.pos
+            if run > count - done:
                 raise AlacDecodeError(f"zero run of {run} past the end of the frame")
             out.extend([0] * run)
+            done += run
             if run <= 0xFFFF:
                 modifier = 1
             history = 0
+    bits.pos = pos
     return out
 
 

@@ -105,7 +105,8 @@ class RaopEmulator:
 
     @property
     def errors(self) -> list[str]:
-        """Every protocol violation seen (RTSP and stream)."""
+        """Every protocol violation seen (RTSP and stream; compressed audio decoded first)."""
+        self.core.stream.settle()
         return self.core.errors
 
     @property

@@ -290,6 +290,21 @@ def decode_alac_escape(payload: bytes, frame_length: int) -> bytes:
     return swap16(big_endian)
 
 
+def alac_header(payload: bytes, frame_length: int) -> tuple[int, bool]:
+    """(frames, compressed) from a stereo ALAC frame's header, checked; the body unread."""
+    bits = _BitReader(payload[:8])
+    element, _tag, unused = bits.read(3), bits.read(4), bits.read(12)
+    has_size, _shift, escape = bits.read(1), bits.read(2), bits.read(1)
+    if element != 1:
+        raise WireError(f"ALAC element type {element}, want 1 (channel pair)")
+    if unused != 0:
+        raise WireError("ALAC header: unused bits not zero")
+    frames = bits.read(32) if has_size else frame_length
+    if frames == 0 or frames > frame_length:
+        raise WireError(f"ALAC frame of {frames} frames (max {frame_length})")
+    return frames, not escape
+
+
 def decode_alac_frame(payload: bytes, frame_length: int) -> bytes:
     """Decode one stereo 16-bit ALAC frame, compressed or escape, into s16le PCM (strictly:
     our own decoder, tests/receivers/alac_decoder.py)."""
