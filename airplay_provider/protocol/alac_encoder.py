@@ -131,10 +131,11 @@ def _starting_coefficient(d1: list[int]) -> int:
     """Q9 coefficient c for ``x[i] ≈ x[i-2] + c·(x[i-1] - x[i-2])``: 1 + the lag-1 correlation
     of the first differences (least squares), from every 4th pair (as good, 4 times cheaper)."""
     later, earlier = d1[3::4], d1[2::4]
-    energy = sum(map(mul, earlier, earlier))
+    energy: int = sum(map(mul, earlier, earlier))
     if not energy:
         return _C_DEFAULT
-    coef = _C_DEFAULT + (1024 * sum(map(mul, later, earlier)) + energy) // (2 * energy)
+    correlation: int = sum(map(mul, later, earlier))
+    coef = _C_DEFAULT + (1024 * correlation + energy) // (2 * energy)
     return min(max(coef, _C_MIN), _C_MAX)
 
 
