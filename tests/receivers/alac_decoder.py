@@ -8,6 +8,8 @@ low bytes). Output is interleaved little-endian PCM of the configured bit depth.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -222,12 +224,17 @@ def decode_alac(payload: bytes, cfg: AlacConfig = AlacConfig()) -> bytes:
         raise AlacDecodeError("ALAC frame lacks the END tag")
     if bits.remaining >= 8 or bits.read(bits.remaining) != 0:
         raise AlacDecodeError("ALAC frame has trailing bytes or non-zero padding")
+    interleaved = [0] * (frames * channels)
+    for ch in range(channels):
+        interleaved[ch::channels] = outs[ch]
+    if depth == 16:
+        samples = array("h", interleaved)  # values are sign-extended to 16 bits already
+        if sys.byteorder == "big":
+            samples.byteswap()
+        return samples.tobytes()
     width = depth // 8
-    out = bytearray()
-    for i in range(frames):
-        for ch in range(channels):
-            out += (outs[ch][i] & ((1 << depth) - 1)).to_bytes(width, "little")
-    return bytes(out)
+    mask = (1 << depth) - 1
+    return b"".join((value & mask).to_bytes(width, "little") for value in interleaved)
 
 
 def _decode_compressed(
@@ -258,7 +265,11 @@ def _decode_compressed(
         u, v = mixed
         left = [a + b - ((mix_res * b) >> mix_bits) for a, b in zip(u, v, strict=True)]
         mixed = [left, [a - b for a, b in zip(left, v, strict=True)]]
+    depth = cfg.bit_depth
+    if not low_bits:
+        half, wrap = 1 << (depth - 1), 1 << depth
+        return [[(s + half) % wrap - half for s in chan] for chan in mixed]
     return [
-        [_sign_extend((s << low_bits) | lo, cfg.bit_depth) for s, lo in zip(chan, low, strict=True)]
+        [_sign_extend((s << low_bits) | lo, depth) for s, lo in zip(chan, low, strict=True)]
         for chan, low in zip(mixed, lows, strict=True)
     ]
