@@ -196,6 +196,9 @@ class Stats(_Event):
     jitter_max_us: int | None = None
     wakeups: int | None = None
     copies: int | None = None  # packets sent twice: too little lead for a resend (pacer.py)
+    #: ALAC frames sent compressed (-alac) and ALAC payload bytes sent (resends not counted).
+    compressed: int | None = None
+    payload_bytes: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

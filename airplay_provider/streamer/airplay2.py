@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 
 from airplay_provider.protocol import ap2
-from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.ap2_buffered import StreamType, choose_stream_type
 from airplay_provider.protocol.rtp import audio_packet
 from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
@@ -131,7 +130,7 @@ class Ap2Transport:
         header = audio_packet(
             seq=slot.seq, timestamp=slot.rtptime, ssrc=self.ssrc, payload=b"", marker=slot.first
         )
-        wire = self.sealer.seal(header, encode_uncompressed(pcm))
+        wire = self.sealer.seal(header, self.loop.alac_frame(pcm))
         self.udp.send(wire, first=slot.first, sync=lambda: self._sync_packet(slot))
         return wire
 

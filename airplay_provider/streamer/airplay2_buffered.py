@@ -16,7 +16,6 @@ import os
 import socket
 
 from airplay_provider.protocol import ap2
-from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.ap2_buffered import (
     buffered_header,
     flush_buffered,
@@ -200,7 +199,7 @@ class BufferedAudio:
         assert self.writer is not None
         self._seq23 = self.seq23(slot.seq)
         header = buffered_header(seq=self._seq23, timestamp=slot.rtptime, ssrc=self.ssrc)
-        packet = self.sealer.seal(header, encode_uncompressed(pcm))
+        packet = self.sealer.seal(header, self.loop.alac_frame(pcm))
         self.writer.write(frame_packet(packet))
         unsent = self.writer.transport.get_write_buffer_size()
         if unsent > MAX_UNSENT_BYTES:

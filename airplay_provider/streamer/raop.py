@@ -9,7 +9,6 @@ import os
 import random
 from typing import TYPE_CHECKING
 
-from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.rtp import audio_packet, sync_packet
 from airplay_provider.protocol.rtsp import parse_transport
 from airplay_provider.protocol.sdp import announce_sdp
@@ -174,7 +173,7 @@ class RaopTransport:
 
     def send(self, pcm: bytes, slot: Slot) -> bytes:
         """ALAC, AES-CBC when encrypting; a 0xD4 sync first when due."""
-        payload = encode_uncompressed(pcm)
+        payload = self.loop.alac_frame(pcm)
         if self.cipher is not None:
             payload = self.cipher.encrypt(payload)
         wire = audio_packet(

@@ -15,6 +15,8 @@ import random
 from collections import deque
 from collections.abc import Callable, Coroutine
 
+from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.alac_encoder import AlacEncoder
 from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.liveness import ReceiverWatch
 from airplay_provider.protocol.schedule import Timeline
@@ -113,7 +115,11 @@ class StreamLoop:
             "lost": 0,
             "send_errors": 0,
             "copies": 0,
+            "compressed": 0,
+            "payload_bytes": 0,
         }
+        #: -alac: compressed ALAC frames (sent uncompressed when that is not smaller)
+        self.alac = AlacEncoder() if options.alac else None
         self.commands = RaopCommandHandler(self)
         self.jitter = JitterStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -338,6 +344,16 @@ class StreamLoop:
         self.pacer.sent()
         self.stats["sent"] += 1
         self.seq = (self.seq + 1) & 0xFFFF
+
+    def alac_frame(self, pcm: bytes) -> bytes:
+        """One ALAC frame of `pcm`: compressed with -alac, else uncompressed (escape)."""
+        if self.alac is None:
+            frame = encode_uncompressed(pcm)
+        else:
+            frame = self.alac.encode(pcm)
+            self.stats["compressed"] = self.alac.compressed
+        self.stats["payload_bytes"] += len(frame)
+        return frame
 
     def _send_copies(self, upto: int) -> None:
         """Send the copies of packets sent as number `upto` or earlier."""

@@ -86,6 +86,10 @@ class LoopView(Protocol):
         """Paused by a command (until the resume)."""
         ...
 
+    def alac_frame(self, pcm: bytes) -> bytes:
+        """One ALAC frame of a packet's PCM: compressed with -alac, else uncompressed."""
+        ...
+
     def place_start(self) -> None:
         """Fix the timeline's start (`-ntpstart`) once the session can take audio."""
         ...

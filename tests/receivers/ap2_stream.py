@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
-from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
+from tests.receivers.raop_emulator_wire import WireError, decode_alac_frame
 from tests.receivers.strict import ErrorLog
 
 if TYPE_CHECKING:
@@ -409,7 +409,7 @@ class Ap2StreamSession:
         seq, rtp = struct.unpack_from(">HI", data, 2)
         try:
             frame = self.key.decrypt(bytes(4) + data[-8:], data[12:-8], data[4:12])
-            pcm = decode_alac_escape(frame, 352)
+            pcm = decode_alac_frame(frame, 352)
         except (InvalidTag, WireError) as exc:
             self._error(f"audio packet {seq} does not decrypt/decode: {exc!r}")
             return

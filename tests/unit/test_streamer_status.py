@@ -83,6 +83,11 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         "[STATUS] stats sent=100 resent=2 late=0 underruns=1 lost=0 send_errors=0"
         " jitter_p50_us=80 jitter_p99_us=900 jitter_max_us=-5 wakeups=2500",
     ),
+    (
+        Stats(100, 2, 0, 1, 0, 0, compressed=99, payload_bytes=70000),
+        "[STATUS] stats sent=100 resent=2 late=0 underruns=1 lost=0 send_errors=0"
+        " compressed=99 payload_bytes=70000",
+    ),
     (Eof(1323000), "[STATUS] eof samples=1323000"),
     (Stopped(0), "[STATUS] stopped sample=0"),
     (
