@@ -5,7 +5,10 @@ UDP 319/320 on both sides) sender and receiver live in two namespaces created he
 afterwards; otherwise (or with `--ntp`) both run on loopback with NTP timing.
 Targets on loopback: connected ≤ 1 s, ≤ 3 % CPU per stream, ≤ 45 MB RSS.
 
-    python3 benchmarks/ap2_stream.py [--seconds 10] [--ntp]
+    python3 benchmarks/ap2_stream.py [--seconds 10] [--ntp] [--stream-type realtime|buffered]
+
+`--stream-type buffered` makes the emulator offer type 103 (feature bit 40, a non-Apple model)
+and reports the frames that reached it after their play time (`late_frames`).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def _hosts(use_ptp: bool) -> Iterator[tuple[list[str], list[str], str]]:
         yield in_netns(hosts.sender, []), in_netns(namespace, []), address
 
 
-def run(seconds: float, use_ptp: bool, out_dir: Path) -> dict[str, object]:
+def run(seconds: float, use_ptp: bool, out_dir: Path, stream_type: str) -> dict[str, object]:
     """One stream; returns the figures."""
     report_path = out_dir / "receiver.json"
     with _hosts(use_ptp) as (sender_prefix, receiver_prefix, address):
@@ -64,6 +67,8 @@ def run(seconds: float, use_ptp: bool, out_dir: Path) -> dict[str, object]:
         receiver_cmd += ["--out", str(report_path), "--timeout", str(seconds + 20)]
         if use_ptp:
             receiver_cmd.append("--ptp")
+        if stream_type == "buffered":
+            receiver_cmd.append("--buffered")
         receiver = subprocess.Popen(
             receiver_prefix + receiver_cmd, cwd=REPO, stdout=subprocess.PIPE, text=True
         )
@@ -75,7 +80,7 @@ def run(seconds: float, use_ptp: bool, out_dir: Path) -> dict[str, object]:
             argv = [sys.executable, str(REPO / "bin" / "cliap2"), "--name", "Bench"]
             argv += ["--hostname", "bench.local", "--address", address, "--port", str(port)]
             argv += ["--txt", '"features=0x0,0x200" ', "--pipe", "-", "--ntpstart", str(start_ntp)]
-            argv += ["--timing", "ptp" if use_ptp else "ntp"]
+            argv += ["--timing", "ptp" if use_ptp else "ntp", "--stream-type", stream_type]
             env = {**os.environ, "AIRPLAY_PTP_LINGER_S": "0.5"}
             spawned = time.monotonic()
             sender = subprocess.Popen(
@@ -120,6 +125,7 @@ def run(seconds: float, use_ptp: bool, out_dir: Path) -> dict[str, object]:
     streaming_cpu = cpu.get("eof", 0.0) - cpu.get("started", 0.0)
     return {
         "timing": "ptp" if use_ptp else "ntp",
+        "stream_type": stream_type,
         "exit_code": sender.returncode,
         "connected_s": round(marks.get("connected", float("nan")) - spawned, 3),
         "cpu_percent_streaming": round(100 * streaming_cpu / max(streaming_s, 1e-9), 2),
@@ -128,6 +134,7 @@ def run(seconds: float, use_ptp: bool, out_dir: Path) -> dict[str, object]:
         ),
         "peak_rss_mb": round(peak_kb[0] / 1024, 1),
         "receiver_errors": len(report["errors"]),
+        "late_frames": sum(report["buffered"]["late_frames"]) if report["buffered"] else None,
         "ptp_lock_s": report["ptp"]["lock_s"],
         "ptp_offset_us": None
         if report["ptp"]["offset_ns"] is None
@@ -140,17 +147,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ntp", action="store_true", help="loopback with NTP timing")
+    parser.add_argument("--stream-type", choices=("realtime", "buffered"), default="realtime")
     args = parser.parse_args()
     use_ptp = not args.ntp and os.geteuid() == 0
     out_dir = Path(f"/tmp/ap2-bench-{os.getpid()}")
     out_dir.mkdir(exist_ok=True)
     try:
-        figures = run(args.seconds, use_ptp, out_dir)
+        figures = run(args.seconds, use_ptp, out_dir, args.stream_type)
     finally:
         for path in out_dir.iterdir():
             path.unlink()
         out_dir.rmdir()
-    print(f"timing                  {figures['timing']}")
+    print(f"timing, stream          {figures['timing']}, {figures['stream_type']}")
     print(f"start → connected       {figures['connected_s']} s   (target ≤ 1 s)")
     print(f"CPU while streaming     {figures['cpu_percent_streaming']} %  (target ≤ 3 %)")
     print(f"CPU over the process    {figures['cpu_percent_total']} %")

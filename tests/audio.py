@@ -188,3 +188,52 @@ def add_dither(pcm: bytes, *, lsb: int = 1, seed: int = 7) -> bytes:
     samples = _samples(pcm)
     noisy = array("h", (max(-32768, min(32767, v + rng.randint(-lsb, lsb))) for v in samples))
     return _to_bytes(noisy)
+
+
+def music_like(seconds: float, *, seed: int = 1, peak: float = 0.5, rate: int = RATE) -> bytes:
+    """Deterministic s16le stereo that codes like music: plucked notes (6 decaying harmonics,
+    panned), a bass line, hi-hat noise bursts and a ±2 LSB noise floor; ``peak`` is the
+    notes' mixed level as a fraction of full scale (clipped at int16)."""
+    frames = round(seconds * rate)
+    rng = random.Random(seed)
+    left = [rng.gauss(0.0, 1.5) for _ in range(frames)]
+    right = [rng.gauss(0.0, 1.5) for _ in range(frames)]
+    scale = [0, 3, 5, 7, 10]  # minor pentatonic
+    full = 32767.0 * peak * 1.6  # the voices rarely add up: this puts the mix peak near `peak`
+
+    def add(start: int, length: int, pan: float, voice: list[float]) -> None:
+        gain_l, gain_r = math.cos(pan * math.pi / 2), math.sin(pan * math.pi / 2)
+        for i, value in enumerate(voice[: max(0, min(length, frames - start))]):
+            left[start + i] += value * gain_l
+            right[start + i] += value * gain_r
+
+    def note(freq: float, length: int, tau: float, level: float) -> list[float]:
+        amps = [level * rng.uniform(0.3, 1.0) / h for h in range(1, 7)]
+        step = [2 * math.pi * freq * h / rate for h in range(1, 7)]
+        return [
+            min(1.0, i / (0.004 * rate))
+            * math.exp(-i / (tau * rate))
+            * sum(a * math.sin(w * i) for a, w in zip(amps, step, strict=True))
+            for i in range(length)
+        ]
+
+    t = 0
+    while t < frames:
+        step_len = int(rate * rng.choice((0.125, 0.25, 0.25, 0.5)))
+        freq = 220.0 * 2 ** ((12 * rng.randrange(3) + rng.choice(scale)) / 12)
+        add(
+            t,
+            int(rate * 0.9),
+            rng.uniform(0.2, 0.8),
+            note(freq, int(rate * 0.9), 0.35, 0.25 * full),
+        )
+        if t % int(rate * 0.5) < step_len:
+            bass = 55.0 * 2 ** (rng.choice(scale) / 12)
+            add(t, int(rate * 0.5), 0.5, note(bass, int(rate * 0.5), 0.4, 0.35 * full))
+        hat = [rng.gauss(0.0, 0.04 * full) * math.exp(-i / (0.01 * rate)) for i in range(2000)]
+        add(t, len(hat), rng.uniform(0.3, 0.7), hat)
+        t += step_len
+    out = array("h", bytes(frames * FRAME_BYTES))
+    out[0::2] = array("h", (max(-32768, min(32767, round(v))) for v in left))
+    out[1::2] = array("h", (max(-32768, min(32767, round(v))) for v in right))
+    return _to_bytes(out)

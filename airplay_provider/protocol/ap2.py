@@ -1,4 +1,4 @@
-"""AirPlay 2 realtime audio, sans-I/O: SETUP/SETPEERS/TEARDOWN plists, audio sealing, 0xD7 sync.
+"""AirPlay 2 audio, sans-I/O: SETUP/SETPEERS/TEARDOWN plists, audio sealing, 0xD7 sync.
 
 References: docs/protocol.md B.11-B.15 and B.18. Plists are binary (`plistlib`); replies are
 read by key because receivers order them freely.
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from airplay_provider.protocol.errors import AirplayError
 
 STREAM_TYPE_REALTIME = 96
+STREAM_TYPE_BUFFERED = 103
 COMPRESSION_ALAC = 2
 AUDIO_FORMAT_ALAC_44100_16_2 = 0x40000
 LATENCY_MIN_FRAMES = 11025
@@ -150,25 +151,33 @@ def setup_stream(
     connection_id: int,
     latency_min: int = LATENCY_MIN_FRAMES,
     latency_max: int = LATENCY_MAX_FRAMES,
+    stream_type: int = STREAM_TYPE_REALTIME,
 ) -> bytes:
-    """SETUP #2: one realtime ALAC 44100/16/2 stream sealed with `shk` (B.13)."""
+    """SETUP #2: one ALAC 44100/16/2 stream sealed with `shk` (B.13).
+
+    Realtime (96) names our control port and the latency range; buffered (103) has neither:
+    no sync or resends, and Sonos adds `latencyMax` as extra delay.
+    """
     if len(shk) != AUDIO_KEY_BYTES:
         raise ValueError("shk must be 32 bytes")
-    stream = {
-        "type": STREAM_TYPE_REALTIME,
+    if stream_type not in (STREAM_TYPE_REALTIME, STREAM_TYPE_BUFFERED):
+        raise ValueError(f"unsupported stream type {stream_type}")
+    stream: dict[str, Any] = {
+        "type": stream_type,
         "ct": COMPRESSION_ALAC,
         "audioFormat": AUDIO_FORMAT_ALAC_44100_16_2,
         "audioMode": "default",
         "spf": 352,
         "sr": 44100,
         "shk": shk,
-        "controlPort": control_port,
-        "latencyMin": latency_min,
-        "latencyMax": latency_max,
         "isMedia": True,
         "supportsDynamicStreamID": False,
         "streamConnectionID": connection_id & 0xFFFFFFFF,
     }
+    if stream_type == STREAM_TYPE_REALTIME:
+        stream["controlPort"] = control_port
+        stream["latencyMin"] = latency_min
+        stream["latencyMax"] = latency_max
     return _plist({"streams": [stream]})
 
 
@@ -180,10 +189,14 @@ class StreamReply:
     control_port: int
     latency_min: int | None
     latency_max: int | None
+    audio_buffer_size: int | None = None
 
 
-def parse_setup_stream_reply(body: bytes) -> StreamReply:
-    """Read `dataPort`/`controlPort` of the first stream (by key, never by position)."""
+def parse_setup_stream_reply(body: bytes, *, buffered: bool = False) -> StreamReply:
+    """Read `dataPort`/`controlPort` of the first stream (by key, never by position).
+
+    A buffered stream needs no `controlPort` (0 when absent) and may state `audioBufferSize`.
+    """
     reply = _load_dict(body, "SETUP stream reply")
     streams = reply.get("streams")
     if not isinstance(streams, list) or not streams or not isinstance(streams[0], dict):
@@ -194,11 +207,13 @@ def parse_setup_stream_reply(body: bytes) -> StreamReply:
         value = stream.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
+    control = stream.get("controlPort")
     return StreamReply(
         data_port=_port(stream.get("dataPort"), "dataPort"),
-        control_port=_port(stream.get("controlPort"), "controlPort"),
+        control_port=0 if buffered and control is None else _port(control, "controlPort"),
         latency_min=frames("latencyMin"),
         latency_max=frames("latencyMax"),
+        audio_buffer_size=frames("audioBufferSize"),
     )
 
 
@@ -207,9 +222,9 @@ def setpeers(addresses: list[str]) -> bytes:
     return _plist(list(addresses))
 
 
-def teardown_stream() -> bytes:
-    """TEARDOWN body closing our realtime stream (sent first)."""
-    return _plist({"streams": [{"type": STREAM_TYPE_REALTIME}]})
+def teardown_stream(stream_type: int = STREAM_TYPE_REALTIME) -> bytes:
+    """TEARDOWN body closing our stream (sent first)."""
+    return _plist({"streams": [{"type": stream_type}]})
 
 
 def teardown_session() -> bytes:

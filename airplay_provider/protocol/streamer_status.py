@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     PTP_UNAVAILABLE = "ptp_unavailable"
     NTP_REFUSED = "ntp_refused"
     FEEDBACK = "feedback"
+    CLOCK_NOT_READY = "clock_not_ready"  # buffered: the anchor kept being refused (400)
     # the provider's view of a streamer process
     SPAWN_FAILED = "spawn_failed"
     NOT_STARTED = "not_started"
@@ -128,7 +129,8 @@ class Connected(_Event):
 
 @dataclass(frozen=True, eq=False, repr=False)
 class StartFields(_Event):
-    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`."""
+    """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`; AirPlay 2
+    names the `stream_type` in use (`realtime` or `buffered`)."""
 
     EVENT: ClassVar[str] = ""
     requested_ntp: int
@@ -137,6 +139,7 @@ class StartFields(_Event):
     seq: int
     rtptime: int
     skipped_frames: int
+    stream_type: str | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -193,6 +196,9 @@ class Stats(_Event):
     jitter_max_us: int | None = None
     wakeups: int | None = None
     copies: int | None = None  # packets sent twice: too little lead for a resend (pacer.py)
+    #: ALAC frames sent compressed (-alac) and ALAC payload bytes sent (resends not counted).
+    compressed: int | None = None
+    payload_bytes: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -297,6 +303,16 @@ class ClockStatus(_Event):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
+class Waiting(_Event):
+    """Set-up waits for the receiver (`reason=receiver_clock`: it has not measured our clock
+    yet and refuses the buffered anchor; retried until `limit_s`)."""
+
+    EVENT: ClassVar[str] = "waiting"
+    reason: str
+    limit_s: int
+
+
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownStatus(_Event):
     """A `[STATUS]` line this version cannot type (newer event, missing or malformed field)."""
 
@@ -324,6 +340,7 @@ StatusEvent = (
     | PinRequired
     | Timing
     | ClockStatus
+    | Waiting
     | UnknownStatus
 )
 
@@ -348,6 +365,7 @@ EVENT_TYPES: dict[str, type[StatusEvent]] = {
         PinRequired,
         Timing,
         ClockStatus,
+        Waiting,
     )
 }
 

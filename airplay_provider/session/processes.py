@@ -62,7 +62,7 @@ class StreamTarget:
     latency_ms: int = 1000
     sync_adjust_ms: int = 0
     encrypt: bool = True
-    alac: bool = True  # "-alac" is passed on; our frames are uncompressed ALAC either way
+    alac: bool = False  # compressed ALAC: cliraop "-alac", cliap2 "--alac on"
     txt: Mapping[str, str] = field(default_factory=dict)
     password: str | None = None
     secret: str | None = None
@@ -167,6 +167,8 @@ def build_ap2_argv(
         argv += ["--volume", str(max(0, min(100, target.volume)))]
     if target.dacp_id:
         argv += ["--dacp_id", target.dacp_id]
+    if target.alac:
+        argv += ["--alac", "on"]
     secrets = streamer_secrets(target)
     if secrets_fd is not None:
         argv += ["--secrets_fd", str(secrets_fd)]

@@ -1,370 +1,209 @@
-"""The AirPlay 2 streamer: the RAOP engine's pacing, start promise and drain, with AP2 set-up.
+"""The AirPlay 2 transport: the control session of streamer/airplay2_control.py plus a
+realtime (type 96, here) or buffered (type 103, streamer/airplay2_buffered.py) stream.
 
-`Airplay2Streamer` extends `RaopStreamer`: the timeline, pre-roll, late-sample skipping,
-resends, pause/FLUSH/resume and the drain are shared. What differs is here: HAP pairing and the
-encrypted control connection, SETUP session (PTP or NTP) and stream (type 96, ALAC, `shk`),
-the event channel, ChaCha20-Poly1305 audio, 0xD7 sync packets on PTP, `POST /feedback` every
-2 s, and TEARDOWN of stream then session. A FLUSH (ACTION=FLUSH) keeps the session and the RTP
-timeline: new audio follows a short pre-roll, without new pairing or SETUP.
+The stream type follows `--stream-type` (auto: buffered when the receiver offers it and is not an
+Apple model). Realtime: SETUP stream (type 96, ALAC, `shk`), ChaCha20-Poly1305 audio over UDP,
+0xD4 sync on NTP sessions and 0xD7 on PTP ones, resends, FLUSH with RTP-Info. Both end with
+TEARDOWN of stream then session. A FLUSH (ACTION=FLUSH) keeps the session and the RTP timeline:
+new audio follows a short pre-roll, without new pairing or SETUP.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import random
-import socket
-import time
-import uuid
 
 from airplay_provider.protocol import ap2
-from airplay_provider.protocol.alac import encode_uncompressed
-from airplay_provider.protocol.hap.credentials import HapCredentials
-from airplay_provider.protocol.ptp_readiness import ClockState
+from airplay_provider.protocol.ap2_buffered import StreamType, choose_stream_type
 from airplay_provider.protocol.rtp import audio_packet
-from airplay_provider.protocol.streamer_status import (
-    Connected,
-    Error,
-    ErrorCode,
-    Paired,
-    PinRequired,
-    Stopped,
-    StreamerError,
-    Timing,
-)
+from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import TxtError, parse_features
+from airplay_provider.streamer.airplay2_buffered import BufferedAudio
+from airplay_provider.streamer.airplay2_control import PLIST_HEADERS, Ap2Control
 from airplay_provider.streamer.airplay2_options import Ap2Options
-from airplay_provider.streamer.airplay2_session import (
-    EventChannel,
-    ReceiverInfo,
-    get_info,
-    pair,
-)
-from airplay_provider.streamer.clock import SenderClock
-from airplay_provider.streamer.clock_watch import start_watch, stop_watch
-from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
-from airplay_provider.streamer.raop import RaopStreamer
-from airplay_provider.streamer.raop_commands import RaopCommandHandler
+from airplay_provider.streamer.raop import ntp_sync_packet
 from airplay_provider.streamer.raop_setup import expect_ok
-from airplay_provider.streamer.rtsp_client import RtspClientError
+from airplay_provider.streamer.rtsp_client import RtspClient
 from airplay_provider.streamer.status import StatusWriter
-from airplay_provider.streamer.udp_services import ControlChannel, TimingResponder, open_udp_socket
-
-USER_AGENT = "AirPlay/550.10"
-FEEDBACK_INTERVAL_S = 2.0
-FEEDBACK_MISSES_ALLOWED = 3
-PLIST_HEADERS = {"Content-Type": ap2.PLIST_CONTENT_TYPE}
+from airplay_provider.streamer.stream_loop import StreamLoop
+from airplay_provider.streamer.transport import Link, LoopView, Slot
+from airplay_provider.streamer.udp_audio import UdpAudioPath, family_of
 
 
-class Ap2CommandHandler(RaopCommandHandler):
-    """The RAOP command set plus `PIN=` for receivers that demand PIN pairing."""
+class Ap2Transport:
+    """One AirPlay 2 session: the `Transport` of a `cliap2` stream."""
 
-    def __init__(self, streamer: Airplay2Streamer) -> None:
-        super().__init__(streamer)
-        self.ap2_streamer = streamer
-
-    def handle(self, key: str, value: str) -> None:
-        """`PIN=<digits>` feeds the pairing; everything else as for RAOP."""
-        if key == "PIN":
-            self.ap2_streamer.provide_pin(value)
-        else:
-            super().handle(key, value)
-
-
-class Airplay2Streamer(RaopStreamer):
-    """One AirPlay 2 realtime stream from stdin to one receiver."""
-
-    def __init__(
-        self,
-        options: Ap2Options,
-        status: StatusWriter,
-        *,
-        clock: SenderClock | None = None,
-        input_fd: int = 0,
-    ) -> None:
-        super().__init__(options.common, status, clock=clock, input_fd=input_fd)
-        self.ap2 = options
-        self.commands = Ap2CommandHandler(self)
-        self.pairing_id = options.pairing_id or f"{random.getrandbits(64):016X}"
-        self.session_uuid = str(uuid.uuid4()).upper()
+    def __init__(self, loop: LoopView, options: Ap2Options) -> None:
+        self.loop = loop
+        self.options = options
+        self.control = Ap2Control(loop, options)
+        self.udp = UdpAudioPath(loop)
         self.sealer: ap2.AudioSealer | None = None
-        self.lease: PtpLease | None = None
-        self.events: EventChannel | None = None
-        self.pin: str | None = None
-        self._pin_ready = asyncio.Event()
-        self._ptp_minus_unix_ns = 0
-        self.feedback_sent = 0
-        self.clock_watch: asyncio.Task[ClockState] | None = None
+        self.ssrc = 0
+        self.buffered: BufferedAudio | None = None
+        self._stream_type: StreamType = "realtime"
 
-    # ---- set-up ---------------------------------------------------------------------------------
+    @property
+    def stream_type(self) -> str | None:
+        """`realtime` or `buffered` (decided once the receiver's /info is known)."""
+        return self._stream_type
 
-    async def connect(self) -> None:
-        """info → pairing → SETUP session → events → RECORD → SETPEERS → SETUP stream → volume."""
-        opts = self.opts
-        rtsp = self.rtsp = await self._open_rtsp(user_agent=USER_AGENT, dacp_id=self.pairing_id)
-        info = await get_info(rtsp, self._txt_features())
-        secret, method, new_credentials = await pair(
-            rtsp,
-            info,
-            credentials=self.ap2.credentials,
-            pairing_id=self.pairing_id,
-            pin_source=self._wait_for_pin if opts.cmdpipe else None,
+    @property
+    def rtsp(self) -> RtspClient | None:
+        """The encrypted control connection while the session is up."""
+        return self.control.rtsp
+
+    async def connect(self) -> Link:
+        """info → pairing → SETUP session → events → RECORD → SETPEERS → SETUP stream."""
+        opts, control = self.loop.opts, self.control
+        rtsp, info = await control.pair()
+        self._stream_type = choose_stream_type(
+            self.options.stream_type, features=info.features, model=info.model
         )
-        self.status.log(f"paired with {opts.host} ({method})")
-        if new_credentials is not None:  # the provider stores them for `--auth` next time
-            self.status.emit(Paired(stored=self._store_credentials(new_credentials)))
-        local_ip, peer_ip = rtsp.local_address, rtsp.peer_address
-        family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
-        self.control = ControlChannel(open_udp_socket(family, opts.bind_address), self.on_resend)
+        self.loop.status.log(
+            f"stream type {self._stream_type} ({self.options.stream_type}; "
+            f"features 0x{info.features:X}, model {info.model or '?'})"
+        )
+        family = family_of(rtsp.peer_address)
+        if self._stream_type == "realtime":
+            self.udp.open_control(family)
         # The NTP responder also exists on PTP sessions (unused there): the shared pacing loop
-        # waits on it, and it costs one idle socket.
-        self.timing = TimingResponder(open_udp_socket(family, opts.bind_address), self.clock)
-        await self._choose_timing(info, peer_ip)
-        session_id = random.getrandbits(32)
-        self.uri = f"rtsp://{f'[{local_ip}]' if ':' in local_ip else local_ip}/{session_id}"
-        sender = ap2.SenderIdentity(
-            device_id=":".join(self.pairing_id[i : i + 2] for i in range(0, 12, 2)),
-            session_uuid=self.session_uuid,
-            name="airplay-provider",
-        )
-        if self.lease is not None:
-            body = ap2.setup_session_ptp(
-                sender,
-                group_uuid=str(uuid.uuid4()).upper(),
-                clock_id=self.lease.clock_id,
-                addresses=[local_ip],
-            )
+        # waits on it, and it costs one idle socket. Buffered NTP sessions need it too.
+        timing = self.udp.open_timing(family)
+        await control.choose_timing(info, rtsp.peer_address)
+        session_id = await control.setup_session(timing_port=timing.endpoint.port)
+        if self._stream_type == "buffered":
+            self.buffered = BufferedAudio(self.loop, control)
+            await self.buffered.setup(rtsp, session_id)
         else:
-            body = ap2.setup_session_ntp(sender, timing_port=self.timing.endpoint.port)
-        session = await self._plist_request("SETUP", body)
-        if self.lease is not None and session.timing_peer_addresses:
-            await self.lease.add_peers(list(session.timing_peer_addresses))
-        try:
-            self.events = await EventChannel.open(peer_ip, session.event_port, secret)
-        except StreamerError as exc:  # as OwnTone: audio works without the event channel
-            self.status.log(f"{exc}; continuing without it", level=2)
-        response = await rtsp.request("RECORD", self.uri)
-        expect_ok("RECORD", response.status)
-        if self.lease is not None:
-            response = await rtsp.request(
-                "SETPEERS",
-                self.uri,
-                headers={"Content-Type": "/peer-list-changed"},
-                body=ap2.setpeers([peer_ip, local_ip]),
-            )
-            expect_ok("SETPEERS", response.status)
-        await self._setup_stream(session_id)
-        self._place_start()
-        if opts.volume is not None:
-            await self.commands.send_volume(opts.volume)
-        timing = "ptp" if self.lease is not None else "ntp"
-        self.status.log(f"connected to {rtsp.peer_address} on port {opts.port} ({timing} timing)")
-        self.status.emit(
-            Connected(
+            await self._setup_stream(rtsp, session_id)
+        self.loop.place_start()
+        return Link(
+            log=f"connected to {rtsp.peer_address} on port {opts.port} ({control.timing} timing)",
+            event=Connected(
                 host=rtsp.peer_address,
                 port=opts.port,
                 latency_ms=opts.latency_ms,
-                timing=timing,
-                pairing=method,
-            )
-        )
-        if self.lease is not None:  # `[STATUS] clock` until the receiver follows our clock
-            peers = [a for a in session.timing_peer_addresses if a != local_ip]
-            self.clock_watch = start_watch(self.lease, peer_ip, peers, self.status)
-
-    def _txt_features(self) -> int:
-        text = self.ap2.txt.get("features", "")
-        try:
-            return parse_features(text) if text else 0
-        except TxtError:
-            return 0
-
-    async def _choose_timing(self, info: ReceiverInfo, peer_ip: str) -> None:
-        """PTP when asked or when the receiver has bit 41 and the grandmaster can run."""
-        choice = self.ap2.timing
-        if choice == "ntp" or (choice == "auto" and not info.supports_ptp):
-            self.status.emit(Timing("ntp", reason=choice))
-            return
-        try:
-            self.lease = await join_ptp_daemon([peer_ip])
-        except PtpUnavailable as exc:
-            if choice == "ptp":
-                raise StreamerError(ErrorCode.PTP_UNAVAILABLE, str(exc)) from exc
-            self.status.log(f"PTP unavailable ({exc}); using NTP timing", level=2)
-            self.status.emit(Timing("ntp", reason="ptp_unavailable"))
-            return
-        wall_minus_mono = self.clock.unix_ns() - time.monotonic_ns()
-        self._ptp_minus_unix_ns = self.lease.ptp_minus_mono_ns - wall_minus_mono
-        self.status.emit(
-            Timing(
-                "ptp",
-                clock_id=f"{self.lease.clock_id:016X}",
-                daemon_pid=self.lease.daemon_pid,
-                ptp_minus_mono_ns=self.lease.ptp_minus_mono_ns,
-            )
+                timing=control.timing,
+                pairing=control.method,
+            ),
         )
 
-    async def _plist_request(self, method: str, body: bytes) -> ap2.SessionReply:
-        assert self.rtsp is not None
-        response = await self.rtsp.request(method, self.uri, headers=PLIST_HEADERS, body=body)
-        if response.status == 400 and self.lease is None:
-            raise StreamerError(ErrorCode.NTP_REFUSED, "SETUP: receiver refused NTP timing (400)")
-        expect_ok(method, response.status)
-        try:
-            return ap2.parse_setup_session_reply(response.body)
-        except ap2.Ap2Error as exc:
-            if self.lease is None:  # shairport-sync 5: "can not handle NTP streams", no plist
-                raise StreamerError(
-                    ErrorCode.NTP_REFUSED, f"SETUP: receiver does not handle NTP timing ({exc})"
-                ) from exc
-            raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
-
-    async def _setup_stream(self, session_id: int) -> None:
-        assert self.rtsp is not None
-        assert self.control is not None
+    async def _setup_stream(self, rtsp: RtspClient, session_id: int) -> None:
+        assert self.udp.control is not None
         shk = os.urandom(ap2.AUDIO_KEY_BYTES)
         body = ap2.setup_stream(
-            shk=shk, control_port=self.control.endpoint.port, connection_id=session_id
+            shk=shk, control_port=self.udp.control.endpoint.port, connection_id=session_id
         )
-        response = await self.rtsp.request("SETUP", self.uri, headers=PLIST_HEADERS, body=body)
+        response = await rtsp.request("SETUP", self.control.uri, headers=PLIST_HEADERS, body=body)
         expect_ok("SETUP stream", response.status)
         try:
             reply = ap2.parse_setup_stream_reply(response.body)
         except ap2.Ap2Error as exc:
             raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
         self.sealer = ap2.AudioSealer(shk)
-        self.ssrc = 0 if self.lease is not None else session_id
-        peer_ip = self.rtsp.peer_address
-        self.audio_addr = (peer_ip, reply.data_port)
-        self.control_addr = (peer_ip, reply.control_port)
+        self.ssrc = 0 if self.control.lease is not None else session_id
+        peer_ip = rtsp.peer_address
+        self.udp.audio_addr = (peer_ip, reply.data_port)
+        self.udp.control_addr = (peer_ip, reply.control_port)
 
-    # ---- PIN -----------------------------------------------------------------------------------
+    async def open_audio(self) -> None:
+        """Feedback keepalive, the UDP audio socket, the timing wait (none on PTP)."""
+        if self.control.lease is not None and self.udp.timing is not None:
+            self.udp.timing.answered.set()  # PTP: nothing to wait for
+        self.loop.spawn(self.control.feedback())
+        if self.buffered is not None:
+            assert self.control.rtsp is not None
+            await self.buffered.open(self.control.rtsp)
+        else:
+            await self.udp.open_audio()
 
-    def provide_pin(self, pin: str) -> None:
-        """A `PIN=` command arrived."""
-        pin = pin.strip()
-        if not pin.isdigit():
-            self.status.log("ignoring PIN: expected digits", level=2)
-            return
-        self.pin = pin
-        self._pin_ready.set()
+    async def started(self) -> None:
+        """Buffered: anchor playback; realtime: nothing, the first sync packet anchors it."""
+        if self.buffered is not None:
+            await self.buffered.start()
 
-    async def _wait_for_pin(self) -> str:
-        if self.pin is None:
-            self.status.log("receiver demands a PIN: send PIN=<digits> on the command pipe")
-            self.status.emit(PinRequired())
-            await self._pin_ready.wait()
-        assert self.pin is not None
-        return self.pin
-
-    # ---- streaming -----------------------------------------------------------------------------
-
-    async def stream(self) -> None:
-        """The shared pacing loop plus the 2 s feedback keepalive."""
-        if self.lease is not None and self.timing is not None:
-            self.timing.answered.set()  # PTP: nothing to wait for
-        self.spawn(self._feedback())
-        await super().stream()
-
-    def _store_credentials(self, credentials: HapCredentials) -> bool:
-        """Write new credentials to `--credentials_out` (mode 0600); never to a log or status."""
-        path = self.ap2.credentials_out
-        if not path:
-            self.status.log("new credentials not kept: no --credentials_out given", level=2)
-            return False
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                os.fchmod(handle.fileno(), 0o600)
-                handle.write(credentials.serialize() + "\n")
-        except OSError as exc:
-            self.status.log(f"cannot store credentials in {path}: {exc}", level=1)
-            return False
-        return True
-
-    def _build_wire(self, pcm: bytes, *, marker: bool) -> bytes:
+    def send(self, pcm: bytes, slot: Slot) -> bytes:
         """RTP header in clear, ALAC payload sealed with ChaCha20-Poly1305 (B.14)."""
+        if self.buffered is not None:
+            return self.buffered.send(pcm, slot)
         assert self.sealer is not None
         header = audio_packet(
-            seq=self.seq,
-            timestamp=self.timeline.rtp_of(self.next_sample),
-            ssrc=self.ssrc,
-            payload=b"",
-            marker=marker,
+            seq=slot.seq, timestamp=slot.rtptime, ssrc=self.ssrc, payload=b"", marker=slot.first
         )
-        return self.sealer.seal(header, encode_uncompressed(pcm))
+        wire = self.sealer.seal(header, self.loop.alac_frame(pcm))
+        self.udp.send(wire, first=slot.first, sync=lambda: self._sync_packet(slot))
+        return wire
 
-    def _send_sync(self, *, first: bool) -> None:
-        if self.lease is None:
-            super()._send_sync(first=first)
+    def send_copy(self, wire: bytes) -> bool:
+        """Realtime: once more on the audio port (pacer.py, Copies); buffered (TCP): nothing."""
+        return self.buffered is None and self.udp.send_copy(wire)
+
+    def _sync_packet(self, slot: Slot) -> bytes:
+        lease = self.control.lease
+        if lease is None:
+            return ntp_sync_packet(self.loop, slot)
+        timeline = self.loop.timeline
+        anchor = slot.sample - ap2.PTP_ANCHOR_OFFSET
+        play_unix_ns = unix_ns_from_ntp(timeline.play_ntp_of(anchor))
+        return ap2.ptp_sync_packet(
+            first=slot.first,
+            rtp_frame=slot.rtptime,
+            ptp_ns=play_unix_ns + self.control.ptp_minus_unix_ns,
+            clock_id=lease.clock_id,
+        )
+
+    async def flush(self, slot: Slot) -> None:
+        """FLUSH with the next packet's seq and rtptime, as RAOP (B.18); buffered: rate 0 and
+        FLUSHBUFFERED."""
+        if self.buffered is not None:
+            await self.buffered.flush(slot)
             return
-        assert self.control is not None
-        assert self.control_addr is not None
-        anchor = self.next_sample - ap2.PTP_ANCHOR_OFFSET
-        play_unix_ns = unix_ns_from_ntp(self.timeline.play_ntp_of(anchor))
-        packet = ap2.ptp_sync_packet(
-            first=first,
-            rtp_frame=self.timeline.rtp_of(self.next_sample),
-            ptp_ns=play_unix_ns + self._ptp_minus_unix_ns,
-            clock_id=self.lease.clock_id,
+        assert self.control.rtsp is not None
+        await self.control.rtsp.request(
+            "FLUSH",
+            self.control.uri,
+            headers={"RTP-Info": f"seq={slot.seq};rtptime={slot.rtptime}"},
         )
-        self.control.endpoint.send(packet, self.control_addr)
 
-    async def _feedback(self) -> None:
-        """`POST /feedback` every 2 s; the session ends after 3 unanswered in a row."""
-        misses = 0
-        while not self.stopping:
-            await asyncio.sleep(FEEDBACK_INTERVAL_S)
-            if self.rtsp is None:
-                return
-            try:
-                response = await self.rtsp.request("POST", "/feedback", timeout=2.0)
-                misses = 0 if response.status == 200 else misses + 1
-                self.feedback_sent += 1
-            except RtspClientError:
-                misses += 1
-            if misses >= FEEDBACK_MISSES_ALLOWED:
-                self.status.emit(Error(ErrorCode.FEEDBACK, "receiver stopped answering"))
-                self.stop()
+    def resumed(self) -> None:
+        """Buffered: anchor the restarted timeline; realtime: its first sync packet does."""
+        if self.buffered is not None:
+            self.loop.spawn(self.buffered.anchor_in_background())
 
-    # ---- teardown --------------------------------------------------------------------------------
+    async def set_parameter(self, headers: dict[str, str], body: bytes) -> int | None:
+        """SET_PARAMETER on the session; the answer's status (None: no session)."""
+        return await self.control.set_parameter(headers, body)
 
-    async def teardown(self, *, quiet: bool = False) -> None:
+    def handle_command(self, key: str, value: str) -> bool:
+        """`PIN=<digits>` feeds the pairing."""
+        if key != "PIN":
+            return False
+        self.control.provide_pin(value)
+        return True
+
+    async def teardown(self) -> bool:
         """TEARDOWN the stream, then the session; close every connection (bounded)."""
-        rtsp, self.rtsp = self.rtsp, None
-        if rtsp is not None:
-            with contextlib.suppress(RtspClientError, OSError):
-                if self.sealer is not None:
-                    body = ap2.teardown_stream()
-                    await rtsp.request(
-                        "TEARDOWN", self.uri, headers=PLIST_HEADERS, body=body, timeout=2.0
-                    )
-                body = ap2.teardown_session()
-                await rtsp.request(
-                    "TEARDOWN", self.uri, headers=PLIST_HEADERS, body=body, timeout=2.0
-                )
-            await rtsp.close()
-        if self.events is not None:
-            await self.events.close()
-            self.events = None
-        await stop_watch(self.clock_watch)
-        if self.lease is not None:
-            await self.lease.close()
-            self.lease = None
-        if rtsp is not None and not quiet:
-            self.status.emit(Stopped(self.next_sample))
+        stream = None
+        if self.buffered is not None:
+            self.buffered.stop_watching()
+            if self.buffered.sealer is not None:
+                stream = ap2.teardown_stream(ap2.STREAM_TYPE_BUFFERED)
+        elif self.sealer is not None:
+            stream = ap2.teardown_stream()
+        return await self.control.teardown(stream)
 
     def close(self) -> None:
         """Release sockets and tasks (idempotent); connections were closed by `teardown`."""
-        super().close()
-        if self.clock_watch is not None:
-            self.clock_watch.cancel()
-        if self.events is not None:
-            self.events.task.cancel()
-            self.events.writer.close()
-            self.events = None
-        if self.lease is not None:
-            self.lease.writer.close()
-            self.lease = None
+        self.udp.close()
+        if self.buffered is not None:
+            self.buffered.close()
+        self.control.close()
+
+
+def airplay2_streamer(
+    options: Ap2Options, status: StatusWriter, *, input_fd: int = 0
+) -> StreamLoop:
+    """The `cliap2` stream: the streaming loop driving an `Ap2Transport`."""
+    return StreamLoop(
+        options.common, status, lambda loop: Ap2Transport(loop, options), input_fd=input_fd
+    )

@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
+from airplay_provider.protocol.ap2_buffered import StreamChoice
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import InvalidCredentials
 from airplay_provider.streamer.raop_options import RaopOptions, UsageError, parse_fallbacks
@@ -34,6 +35,7 @@ class Ap2Options:
     timing: TimingChoice
     pairing_id: str
     credentials_out: str | None = None
+    stream_type: StreamChoice = "auto"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +88,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="file (created 0600) that receives new credentials after PIN pairing",
     )
     add("--timing", choices=("auto", "ptp", "ntp"), default="auto", help="timing protocol")
+    add(
+        "--stream-type",
+        dest="stream_type",
+        choices=("auto", "realtime", "buffered"),
+        default="auto",
+        help="AirPlay 2 stream: realtime (96) or buffered (103); auto: buffered when the "
+        "receiver offers it (feature bit 40) and is not an Apple model",
+    )
+    add(
+        "--alac",
+        nargs="?",
+        choices=("on", "off"),
+        const="on",
+        default="off",
+        help="on: compressed ALAC (saves ~40 % bandwidth, costs CPU); off (default): uncompressed",
+    )
     add("--bind", dest="bind_address", help="local address to send from")
     add(
         "--fallback_address",
@@ -132,7 +150,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         volume=ns.volume,
         bind_address=ns.bind_address,
         encrypt=True,
-        alac=True,
+        alac=ns.alac == "on",
         encryption_types=frozenset(),
         metadata_types=frozenset({0, 1, 2}),
         model="",
@@ -157,6 +175,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         timing=ns.timing,
         pairing_id=dacp_id or "",
         credentials_out=ns.credentials_out,
+        stream_type=ns.stream_type,
     )
 
 

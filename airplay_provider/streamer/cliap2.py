@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from airplay_provider.streamer.airplay2 import Airplay2Streamer
+from airplay_provider.streamer.airplay2 import airplay2_streamer
 from airplay_provider.streamer.airplay2_options import parse_options
 from airplay_provider.streamer.cli_runner import Streamer, run_cli
 from airplay_provider.streamer.status import StatusWriter
@@ -13,7 +13,7 @@ from airplay_provider.streamer.status import StatusWriter
 def _build(argv: list[str], status: StatusWriter) -> tuple[Streamer, str | None]:
     options = parse_options(argv)
     status.debug_level = options.common.debug
-    return Airplay2Streamer(options, status), options.common.cmdpipe
+    return airplay2_streamer(options, status), options.common.cmdpipe
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from airplay_provider.streamer.cli_runner import Streamer, run_cli
-from airplay_provider.streamer.raop import RaopStreamer
+from airplay_provider.streamer.raop import raop_streamer
 from airplay_provider.streamer.raop_options import parse_options
 from airplay_provider.streamer.status import StatusWriter
 
@@ -13,7 +13,7 @@ from airplay_provider.streamer.status import StatusWriter
 def _build(argv: list[str], status: StatusWriter) -> tuple[Streamer, str | None]:
     options = parse_options(argv)
     status.debug_level = options.debug
-    return RaopStreamer(options, status), options.cmdpipe
+    return raop_streamer(options, status), options.cmdpipe
 
 
 def main(argv: list[str] | None = None) -> int:

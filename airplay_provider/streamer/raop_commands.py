@@ -56,7 +56,7 @@ def load_artwork(location: str) -> bytes:
 
 
 class StreamControl(Protocol):
-    """What the command handler may do to its stream (`RaopStreamer` provides it)."""
+    """What the command handler may do to its stream (`StreamLoop` provides it)."""
 
     @property
     def status(self) -> StatusWriter:

@@ -81,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-volume", type=int, help="initial volume 0..100")
     parser.add_argument("-if", dest="bind_address", help="local address to send from")
     parser.add_argument("-encrypt", action="store_true", help="RSA/AES if TXT et contains 1")
-    parser.add_argument("-alac", action="store_true", help="ALAC framing (always used)")
+    parser.add_argument(
+        "-alac",
+        action="store_true",
+        help="compress the audio (ALAC); else uncompressed ALAC frames",
+    )
     parser.add_argument("-et", default="", help="TXT et (encryption types)")
     parser.add_argument("-md", default="", help="TXT md (metadata types)")
     parser.add_argument("-am", default="", help="TXT am (model)")

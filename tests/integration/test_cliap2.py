@@ -46,7 +46,10 @@ async def test_stream_is_bit_exact_on_time_with_loss_healed(receiver: Ap2Receive
     signal = test_signal(2.0)
     start_unix, start_ntp = ntp_in(1.2)
     run = await Cliap2.start(
-        address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, extra=["--volume", "40"]
+        address="127.0.0.1",
+        port=receiver.port,
+        ntpstart=start_ntp,
+        extra=["--volume", "40", "--alac"],
     )
     await run.feed(signal)
     assert await run.finish() == 0, run.text()
@@ -59,6 +62,8 @@ async def test_stream_is_bit_exact_on_time_with_loss_healed(receiver: Ap2Receive
     segment = session.segments[0]
     assert segment.anchor_spread_ns() < FRAME_NS
     assert abs(_sample0_time_ns(segment, signal) - start_unix) <= FRAME_NS
+    stats = run.status("stats")[-1]  # compressed ALAC frames, decoded bit-exact above
+    assert int(stats["compressed"]) == int(stats["sent"])
     assert session.dropped > 5
     assert session.resent_received >= session.dropped
     assert session.unhealed == []

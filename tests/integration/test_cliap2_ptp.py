@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -33,9 +34,12 @@ async def _receiver(
     out: Path,
     drop_rate: float = 0.0,
     extra: Sequence[str] = (),
+    *,
+    buffered: bool = False,
 ) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
     argv = [sys.executable, "-m", "tests.receivers.ap2_netns", address, "--ptp"]
     argv += ["--out", str(out), "--timeout", "40", "--drop-rate", str(drop_rate), *extra]
+    argv += ["--buffered"] if buffered else []
     process = await asyncio.create_subprocess_exec(
         *in_netns(namespace, argv), stdout=asyncio.subprocess.PIPE, cwd=REPO
     )
@@ -140,3 +144,77 @@ async def test_group_over_ptp_shares_one_grandmaster_and_agrees(tmp_path: Path) 
     assert [report["errors"] for report in reports] == [[], []]
     times = [_sample0_ptp_ns(_segment(report), signal) for report in reports]
     assert abs(times[0] - times[1]) <= FRAME_NS
+
+
+async def test_buffered_over_ptp_anchors_on_the_grandmaster_and_plays_on_time(
+    tmp_path: Path,
+) -> None:
+    """Type 103 with PTP: the receiver refuses the anchor until its slave has locked onto our
+    grandmaster; then sample 0 plays at `--ntpstart` on the PTP timeline, nothing late."""
+    signal = test_signal(3.0, seed=21)
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp_path / "rx.json"
+        async with _receiver(namespace, address, out, buffered=True) as (port, _):
+            start_unix, start_ntp = ntp_in(2.5)
+            run = await Cliap2.start(
+                address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
+            )
+            await run.feed(signal)
+            assert await run.finish(wait_s=30) == 0, run.text()
+        report = json.loads(out.read_text())
+    timing = run.status("timing")[0]
+    assert timing["protocol"] == "ptp"
+    assert run.status("started")[0]["stream_type"] == "buffered"
+    assert report["errors"] == []
+    assert report["stream_types"] == [103]
+    buffered = report["buffered"]
+    assert buffered["anchor_refusals"] >= 1  # before the slave locked
+    assert buffered["rates"] == [1]
+    assert buffered["late_frames"] == [0]
+    segment = _segment(report)
+    assert abs(_sample0_ptp_ns(segment, signal) - _expected_ptp_ns(start_unix, timing)) <= FRAME_NS
+
+
+def _receiver_firewall(namespace: str, *rule: str) -> None:
+    subprocess.run(["ip", "netns", "exec", namespace, "iptables", *rule], check=True, timeout=10)
+
+
+async def test_buffered_loses_nothing_with_5_percent_loss_and_a_3_second_blackout(
+    tmp_path: Path,
+) -> None:
+    """The issue's field case on a link of our own: iptables in the receiver's namespace drops
+    5 % of everything from the sender, and for 3 s mid-stream all of it."""
+    signal = test_signal(8.0, seed=22)
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        lossy = ["INPUT", "-s", hosts.sender_ip, "-m", "statistic", "--mode", "random"]
+        lossy += ["--probability", "0.05", "-j", "DROP"]
+        _receiver_firewall(namespace, "-A", *lossy)
+        out = tmp_path / "rx.json"
+        async with _receiver(namespace, address, out, buffered=True) as (port, _):
+            start_unix, start_ntp = ntp_in(2.5)
+            run = await Cliap2.start(
+                address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
+            )
+            await run.feed(signal)
+            async with asyncio.timeout(15.0):  # until the lead has grown past 4 s
+                while not any(int(f["ms"]) >= 1500 for f in run.status("elapsed")):
+                    await run.wait_status("elapsed")
+                    await asyncio.sleep(0.1)
+            blackout = ["INPUT", "-s", hosts.sender_ip, "-j", "DROP"]
+            _receiver_firewall(namespace, "-I", *blackout)
+            dark_from = time.monotonic()
+            await asyncio.sleep(3.0)  # the blackout itself, not an assertion
+            _receiver_firewall(namespace, "-D", *blackout)
+            dark_s = time.monotonic() - dark_from
+            assert await run.finish(wait_s=40) == 0, run.text()
+        report = json.loads(out.read_text())
+    timing = run.status("timing")[0]
+    assert dark_s >= 3.0
+    assert run.status("started")[0]["stream_type"] == "buffered"
+    assert report["errors"] == []
+    assert report["buffered"]["late_frames"] == [0]
+    assert report["segments"][0]["missing_frames"] == 0
+    segment = _segment(report)
+    assert abs(_sample0_ptp_ns(segment, signal) - _expected_ptp_ns(start_unix, timing)) <= FRAME_NS

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from airplay_provider.protocol.hap.credentials import LegacyCredentials
-from tests.audio import test_signal
+from tests.audio import music_like, test_signal
 from tests.receivers.ap2_emulator_legacy import LegacyAccessory
 from tests.receivers.raop_emulator import RaopEmulator
 from tests.streamer_driver import CLIRAOP, ntp_in, run_cliraop
@@ -63,6 +63,35 @@ async def test_five_percent_loss_is_healed() -> None:
         assert stats.dropped >= 10
         assert stats.still_missing == 0
         assert stats.healed == stats.requested
+        pcm = emu.stream.reconstructed_pcm()
+        assert pcm[PREROLL_FRAMES * 4 : PREROLL_FRAMES * 4 + len(signal)] == signal
+
+
+async def test_alac_compressed_stream_is_bit_exact_and_smaller() -> None:
+    # -alac: compressed frames (variable size), also as resends after 5 % loss; the emulator
+    # decodes them with its own ALAC decoder.
+    signal = music_like(3.0, seed=24)
+    async with RaopEmulator(drop_rate=0.05, drop_seed=4) as emu:
+        run = await run_cliraop(emu.port, signal, lead_s=0.8, args=["-alac"])
+        assert run.returncode == 0, run.log
+        stats = run.all("stats")[-1]
+        sent = int(stats["sent"])
+        assert int(stats["compressed"]) == sent  # music and silence: every frame compressed
+        assert int(stats["payload_bytes"]) < 0.65 * 1412 * sent
+        assert emu.stream.loss_stats().still_missing == 0
+        pcm = emu.stream.reconstructed_pcm()
+        assert pcm[PREROLL_FRAMES * 4 : PREROLL_FRAMES * 4 + len(signal)] == signal
+        assert emu.errors == []
+
+
+async def test_without_alac_every_frame_is_uncompressed() -> None:
+    signal = music_like(1.0, seed=25)
+    async with RaopEmulator() as emu:
+        run = await run_cliraop(emu.port, signal, lead_s=0.8)
+        assert run.returncode == 0, run.log
+        stats = run.all("stats")[-1]
+        assert int(stats["compressed"]) == 0
+        assert int(stats["payload_bytes"]) == 1412 * int(stats["sent"])
         pcm = emu.stream.reconstructed_pcm()
         assert pcm[PREROLL_FRAMES * 4 : PREROLL_FRAMES * 4 + len(signal)] == signal
 

@@ -9,7 +9,7 @@ from array import array
 
 import pytest
 
-from tests.audio import assert_audio_delivered, compare_audio, find_offset, test_signal
+from tests.audio import assert_audio_delivered, compare_audio, find_offset, music_like, test_signal
 from tests.receivers.packet_loss import drop_udp_packets
 from tests.receivers.shairport import StartShairport
 from tests.streamer_driver import ntp_in, run_cliraop
@@ -38,6 +38,22 @@ async def test_encrypted_stream_arrives_complete(start_shairport: StartShairport
     assert run.returncode == 0, run.log
     assert run.status("connected")["encrypted"] == "true"
     assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
+
+
+async def test_compressed_encrypted_stream_arrives_complete(
+    start_shairport: StartShairport,
+) -> None:
+    # -alac as Music Assistant passes it by default: shairport-sync 3.3.8 decodes our compressed
+    # frames (its own ALAC decoder), AES-CBC over their variable length; ±2 LSB is its dither.
+    receiver = await start_shairport("alac")
+    signal = music_like(6.0, seed=14, peak=0.9)
+    run = await run_cliraop(receiver.port, signal, args=["-alac", "-encrypt", "-et", "0,1"])
+    assert run.returncode == 0, run.log
+    stats = run.all("stats")[-1]
+    assert int(stats["compressed"]) == int(stats["sent"])
+    assert int(stats["payload_bytes"]) < 0.7 * 1412 * int(stats["sent"])
+    comparison = assert_audio_delivered(await receiver.settled_output(), signal)
+    assert comparison.frames_compared == len(signal) // 4
 
 
 async def test_password_protected_receiver(start_shairport: StartShairport) -> None:

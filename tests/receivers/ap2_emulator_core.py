@@ -80,6 +80,7 @@ class EmuResponse:
     body: bytes = b""
     content_type: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    expected: bool = False  # a refusal the protocol has a sender handle (retry): not recorded
 
 
 class BadRequest(Exception):
@@ -327,7 +328,7 @@ class AccessoryConnection:
         before = len(errors)
         response = self._route(request)
         refusal = _refusal(response)
-        if refusal is not None and len(errors) == before:
+        if refusal is not None and len(errors) == before and not response.expected:
             errors.record(f"{request.method} {request.path}: {refusal}")
         return response
 

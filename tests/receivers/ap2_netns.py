@@ -24,9 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.receivers.ap2_emulator_core import FEATURES
 from tests.receivers.ap2_receiver import Ap2Receiver
 
 SUBNET = "10.209.0"
@@ -114,10 +116,14 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 # ---- the receiver runner (runs inside a namespace) -------------------------------------------
 
 
+BUFFERED_DEVICE: dict[str, Any] = {"features": FEATURES | (1 << 40), "model": "Speaker1,1"}
+
+
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
     options: dict[str, object] = {"drop_rate": args.drop_rate, "drop_seed": 7}
     if args.ptp_only:  # as shairport-sync: an NTP SETUP is refused
         options["timing_modes"] = ("PTP",)
+    device: dict[str, Any] = BUFFERED_DEVICE if args.buffered else {}
     async with Ap2Receiver(
         args.address,
         ptp=args.ptp,
@@ -125,6 +131,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         ptp_silent=args.silent_ptp,
         ptp_own_clock=args.own_clock,
         session_options=options,
+        **device,
     ) as receiver:
         # The errors travel back to the test in the report (it checks them), so the runner
         # itself does not fail on them.
@@ -153,7 +160,20 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
                 }
             )
         slave = receiver.slave
+        buffered = session.buffered
+        shift = slave.offset_ns or 0
         return {
+            "stream_types": session.stream_types,
+            "buffered": {
+                "anchor_refusals": buffered.anchor_refusals,
+                "rates": buffered.rates,
+                "late_frames": [
+                    buffered.late_frames(segment, remote_minus_local_ns=shift)
+                    for segment in session.segments
+                ],
+            }
+            if buffered is not None
+            else None,
             "errors": list(session.errors),
             "timing": session.timing,
             "teardowns": session.teardowns,
@@ -188,6 +208,7 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=30.0)
     parser.add_argument("--drop-rate", type=float, default=0.0)
+    parser.add_argument("--buffered", action="store_true", help="offer type 103 (bit 40)")
     parser.add_argument("--probe-after", type=float, default=0.0, help="first Delay_Req delay")
     parser.add_argument("--silent-ptp", action="store_true", help="advertise PTP, never probe")
     parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")

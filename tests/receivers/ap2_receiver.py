@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from types import TracebackType
 from typing import Any
@@ -68,6 +69,9 @@ class Ap2Receiver:
         self.event_replies = 0
         self._udp: dict[str, _Udp] = {}
         self._event_server: asyncio.Server | None = None
+        self._buffered_server: asyncio.Server | None = None
+        self._blackout_until = 0.0
+        self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -93,13 +97,17 @@ class Ap2Receiver:
             await self._open_udp("ptp_event", 319)
             await self._open_udp("ptp_general", 320)
         self._event_server = await asyncio.start_server(self._serve_events, self.host, 0)
+        self._buffered_server = await asyncio.start_server(
+            self._serve_buffered, sock=_small_buffer_listener(self.host)
+        )
         self.session = Ap2StreamSession(
             event_port=self._event_server.sockets[0].getsockname()[1],
             data_port=self._local_port("data"),
             control_port=self._local_port("control"),
             addresses=[self.host],
             errors=self.emulator.device.errors,
-            **self.session_options,
+            buffered_port=self._buffered_server.sockets[0].getsockname()[1],
+            **{"ptp_locked": self._ptp_locked, **self.session_options},
         )
         self.emulator.device.session_handler = self.session.handle
         if self.rtsp_port:
@@ -211,6 +219,46 @@ class Ap2Receiver:
             self._tasks.discard(task)
             writer.close()
 
+    def _ptp_locked(self) -> bool:
+        """PTP sessions: our slave has locked onto the sender's grandmaster."""
+        return self.slave.locked_at_local is not None
+
+    def blackout(self, seconds: float) -> None:
+        """Stop reading the buffered data connection for `seconds` (a link that goes dark: the
+        sender's data backs up in its socket buffers)."""
+        self._blackout_until = time.monotonic() + seconds
+
+    async def _serve_buffered(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """The sender's type-103 TCP data connection."""
+        task = asyncio.current_task()
+        assert task is not None
+        assert self.session is not None
+        self._tasks.add(task)
+        self._buffered_writers.add(writer)
+        try:
+            while True:
+                dark = self._blackout_until - time.monotonic()
+                if dark > 0:
+                    await asyncio.sleep(dark)
+                    continue
+                data = await asyncio.wait_for(reader.read(8192), 60.0)
+                if not data:
+                    break
+                self.session.buffered_received(data, time.time_ns())
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            self._buffered_writers.discard(writer)
+            writer.close()
+
+    def close_buffered(self) -> None:
+        """Close the buffered data connection (the RTSP session stays up)."""
+        for writer in list(self._buffered_writers):
+            writer.close()
+
     async def stop(self) -> None:
         """Close everything (bounded)."""
         for task in list(self._tasks):
@@ -220,6 +268,8 @@ class Ap2Receiver:
                 await asyncio.wait(list(self._tasks), timeout=2.0)
         if self._event_server is not None:
             self._event_server.close()
+        if self._buffered_server is not None:
+            self._buffered_server.close()
         await self.emulator.stop()
         for protocol in self._udp.values():
             if protocol.transport is not None:
@@ -238,3 +288,16 @@ class Ap2Receiver:
         await self.stop()
         if exc_type is None:
             self.errors.check(f"AirPlay 2 receiver {self.emulator.device.name!r}")
+
+
+def _small_buffer_listener(host: str) -> socket.socket:
+    """A listening TCP socket whose connections have a small receive buffer, so that a pause
+    in reading backs data up to the sender quickly (a blackout is not hidden in our kernel)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    sock.bind((host, 0))
+    sock.listen(4)
+    sock.setblocking(False)
+    return sock

@@ -13,16 +13,20 @@ from __future__ import annotations
 import plistlib
 import random
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
-from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
+from tests.receivers.raop_emulator_wire import WireError, decode_alac_frame
 from tests.receivers.strict import ErrorLog
+
+if TYPE_CHECKING:
+    from tests.receivers.ap2_buffered import BufferedStream
 
 SocketKind = Literal["control", "timing"]
 Datagram = tuple[SocketKind, bytes, tuple[str, int]]
@@ -118,6 +122,10 @@ class Ap2StreamSession:
         resend_interval: float = 0.05,
         resend_attempts: int = 6,
         errors: ErrorLog | None = None,
+        buffered_port: int = 0,
+        audio_buffer_size: int | None = 8 * 2**20,
+        ptp_locked: Callable[[], bool] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         """`errors`: the accessory's log, so RTSP and stream errors are in one place."""
         self.event_port, self.data_port, self.control_port = event_port, data_port, control_port
@@ -151,6 +159,18 @@ class Ap2StreamSession:
         self._last_seq: int | None = None
         self.timing_samples: list[tuple[int, int]] = []  # (round trip ns, offset ns)
         self._timing_next = 0.0
+        self.buffered_port = buffered_port
+        self.audio_buffer_size = audio_buffer_size
+        self._ptp_locked = ptp_locked
+        self._now_ns = now_ns
+        self.stream_types: list[int] = []
+        self.buffered: BufferedStream | None = None
+
+    def clock_ready(self) -> bool:
+        """Has this receiver measured the sender's clock (3 NTP samples, or PTP locked)?"""
+        if self.timing == "NTP":
+            return len(self.timing_samples) >= 3
+        return self._ptp_locked() if self._ptp_locked is not None else True
 
     def _error(self, message: str) -> None:
         self.errors.record(message)
@@ -168,6 +188,8 @@ class Ap2StreamSession:
             "TEARDOWN": self._teardown,
             "SET_PARAMETER": self._set_parameter,
             "GET_PARAMETER": lambda _request: EmuResponse(200),
+            "SETRATEANCHORTIME": self._set_rate_anchor_time,
+            "FLUSHBUFFERED": self._flush_buffered,
         }
         if request.method == "POST" and request.path == "/feedback":
             self.feedbacks += 1
@@ -229,6 +251,9 @@ class Ap2StreamSession:
             return EmuResponse(400, "Bad Request")
         streams = body["streams"]
         stream = streams[0] if isinstance(streams, list) and len(streams) == 1 else None
+        kind = stream.get("type") if isinstance(stream, dict) else None
+        if kind == 103 and self.buffered_port:
+            return self._setup_buffered(stream)
         wanted = {"type": 96, "ct": 2, "audioFormat": 0x40000, "spf": 352, "sr": 44100}
         if not isinstance(stream, dict) or any(stream.get(k) != v for k, v in wanted.items()):
             self._error(f"unsupported stream {stream!r:.200}")
@@ -238,6 +263,7 @@ class Ap2StreamSession:
             return EmuResponse(400, "Bad Request")
         self.key = ChaCha20Poly1305(shk)
         self.stream_setups += 1
+        self.stream_types.append(96)
         self.segments.append(Segment(len(self.segments)))
         reply = {
             "streams": [{"controlPort": self.control_port, "type": 96, "dataPort": self.data_port}]
@@ -245,6 +271,66 @@ class Ap2StreamSession:
         return EmuResponse(
             200, body=plistlib.dumps(reply, fmt=plistlib.FMT_BINARY), content_type=PLIST
         )
+
+    def _setup_buffered(self, stream: Any) -> EmuResponse:
+        """Type 103: no latencyMin/Max (Sonos would add latencyMax as delay), TCP dataPort."""
+        from tests.receivers.ap2_buffered import BufferedStream  # noqa: PLC0415 - import cycle
+
+        wanted = {"type": 103, "ct": 2, "audioFormat": 0x40000, "spf": 352, "sr": 44100}
+        if any(stream.get(k) != v for k, v in wanted.items()):
+            self._error(f"unsupported buffered stream {stream!r:.200}")
+            return EmuResponse(400, "Bad Request")
+        if "latencyMin" in stream or "latencyMax" in stream:
+            self._error("type 103 SETUP carries latencyMin/latencyMax")
+            return EmuResponse(400, "Bad Request")
+        shk = stream.get("shk")
+        if not isinstance(shk, bytes) or len(shk) != 32:
+            return EmuResponse(400, "Bad Request")
+        assert self.timing is not None
+        self.buffered = BufferedStream(
+            shk,
+            self.segments,
+            self.errors,
+            timing=self.timing,
+            clock_ids=self.timing_clock_ids,
+            clock_ready=self.clock_ready,
+        )
+        self.stream_setups += 1
+        self.stream_types.append(103)
+        self.segments.append(Segment(len(self.segments)))
+        reply: dict[str, Any] = {"type": 103, "dataPort": self.buffered_port}
+        if self.audio_buffer_size is not None:
+            reply["audioBufferSize"] = self.audio_buffer_size
+        return EmuResponse(
+            200,
+            body=plistlib.dumps({"streams": [reply]}, fmt=plistlib.FMT_BINARY),
+            content_type=PLIST,
+        )
+
+    def _set_rate_anchor_time(self, request: EmuRequest) -> EmuResponse:
+        if self.buffered is None or not self.recorded:
+            self._error("SETRATEANCHORTIME without a buffered stream")
+            return EmuResponse(455, "Method Not Valid In This State")
+        refusals = self.buffered.anchor_refusals
+        status = self.buffered.set_rate_anchor_time(self._plist(request), self._now_ns())
+        # "Not yet: the clock is not measured" is the protocol's own answer, which a sender must
+        # retry (counted in `anchor_refusals`), not a fault of the sender.
+        not_yet = self.buffered.anchor_refusals > refusals
+        return EmuResponse(status, "OK" if status == 200 else "Bad Request", expected=not_yet)
+
+    def _flush_buffered(self, request: EmuRequest) -> EmuResponse:
+        if self.buffered is None:
+            self._error("FLUSHBUFFERED without a buffered stream")
+            return EmuResponse(455, "Method Not Valid In This State")
+        status = self.buffered.flush_buffered(self._plist(request))
+        return EmuResponse(status, "OK" if status == 200 else "Bad Request")
+
+    def buffered_received(self, data: bytes, now_ns: int) -> None:
+        """Bytes on the buffered (TCP) data connection."""
+        if self.buffered is None:
+            self._error("data on the buffered port before a type 103 SETUP")
+            return
+        self.buffered.data_received(data, now_ns)
 
     def _record(self, request: EmuRequest) -> EmuResponse:
         if self.timing is None:
@@ -323,7 +409,7 @@ class Ap2StreamSession:
         seq, rtp = struct.unpack_from(">HI", data, 2)
         try:
             frame = self.key.decrypt(bytes(4) + data[-8:], data[12:-8], data[4:12])
-            pcm = decode_alac_escape(frame, 352)
+            pcm = decode_alac_frame(frame, 352)
         except (InvalidTag, WireError) as exc:
             self._error(f"audio packet {seq} does not decrypt/decode: {exc!r}")
             return

@@ -110,6 +110,7 @@ class RaopEmulator:
     @property
     def errors(self) -> ErrorLog:
         """Every refusal and protocol violation seen (RTSP and stream)."""
+        self.core.stream.settle()  # compressed audio is decoded when asked for
         return self.core.errors
 
     def expect_error(self, *patterns: str) -> None:

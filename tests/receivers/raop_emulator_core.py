@@ -229,6 +229,7 @@ class RaopReceiverCore:
             if request.headers.get("content-type") != "application/sdp":
                 raise _Refusal(400, "ANNOUNCE without Content-Type: application/sdp")
             codec, frame_length = parse_sdp(request.body)
+            self.stream.settle()  # its compressed audio is decoded (and checked) before it goes
             self.stream.stop()
             self.stream = self._new_stream(codec=codec, frame_length=frame_length)
             self._owner, self.state = conn, "announced"

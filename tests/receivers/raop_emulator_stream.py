@@ -22,7 +22,8 @@ from tests.receivers.raop_emulator_wire import (
     SyncRecord,
     TimingRecord,
     WireError,
-    decode_alac_escape,
+    alac_header,
+    decode_alac_frame,
     encode_resend_request,
     encode_timing_request,
     ntp_to_unix,
@@ -50,6 +51,7 @@ class _Segment:
     first_sync: SyncRecord | None = None
     first_audio: AudioPacketRecord | None = None
     pcm: dict[int, bytes] = field(default_factory=dict)  # offset from first_audio.rtptime
+    compressed: dict[int, bytes] = field(default_factory=dict)  # ALAC payloads, not decoded yet
 
 
 @dataclass
@@ -65,6 +67,11 @@ class RaopStreamReceiver:
     (never the first of a segment; a drop among the last packets goes unnoticed, as on a
     device); lost packets are asked for with resend requests (``resend_attempts`` tries,
     ``resend_interval`` s apart). ``errors`` may be a list shared with the RTSP side.
+
+    Compressed ALAC frames are checked (header) on arrival but decoded by ``settle()``, which
+    ``missing_frames``/``reconstructed_pcm`` and the emulator's ``errors`` call: decoding in
+    Python costs about a millisecond a packet, and doing it on arrival made emulators that
+    share a loaded test process read later packets late.
     """
 
     def __init__(
@@ -265,13 +272,16 @@ class RaopStreamReceiver:
             else:
                 self._error("audio packet outside RECORD")
             return []
+        compressed = False
         try:
             if self.codec == "L16":
                 if not packet.payload or len(packet.payload) % 4:
                     raise WireError(f"L16 payload of {len(packet.payload)} bytes")
                 pcm = swap16(packet.payload)
+                frames = len(pcm) // 4
             else:
-                pcm = decode_alac_escape(packet.payload, self.frame_length)
+                frames, compressed = alac_header(packet.payload, self.frame_length)
+                pcm = b"" if compressed else decode_alac_frame(packet.payload, self.frame_length)
         except WireError as exc:
             self._error(f"audio payload: {exc}")
             return []
@@ -307,11 +317,15 @@ class RaopStreamReceiver:
             elif resent:
                 self._unsolicited += 1
         record = AudioPacketRecord(
-            packet.seq, packet.rtptime, packet.marker, len(pcm) // 4, now, resent, segment.index
+            packet.seq, packet.rtptime, packet.marker, frames, now, resent, segment.index
         )
         if first is None:
             segment.first_audio = first = record
-        segment.pcm[signed32(packet.rtptime - first.rtptime)] = pcm
+        offset = signed32(packet.rtptime - first.rtptime)
+        if compressed:
+            segment.compressed[offset] = packet.payload
+        else:
+            segment.pcm[offset] = pcm
         self._received.add(ext)
         self.audio_packets.append(record)
         return self._due_resends(now)
@@ -375,8 +389,19 @@ class RaopStreamReceiver:
             unsolicited_resends=self._unsolicited,
         )
 
+    def settle(self) -> None:
+        """Decode the compressed ALAC frames received so far (a bad one is an error)."""
+        for segment in self.segments:
+            for offset, payload in sorted(segment.compressed.items()):
+                try:
+                    segment.pcm[offset] = decode_alac_frame(payload, self.frame_length)
+                except WireError as exc:
+                    self._error(f"audio payload: {exc}")
+            segment.compressed.clear()
+
     def missing_frames(self) -> list[tuple[int, int]]:
         """Gaps in the received audio as (first missing rtptime, frame count)."""
+        self.settle()
         gaps: list[tuple[int, int]] = []
         for segment in self.segments:
             if segment.first_audio is None:

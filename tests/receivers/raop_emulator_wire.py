@@ -1,7 +1,8 @@
 """Wire formats and record types of the RAOP receiver emulator (tests only, sans-I/O).
 
-Its own RTSP parser, SDP/DMAP/parameter parsers, RTP packet parser and ALAC escape-frame
-decoder: nothing is imported from ``airplay_provider``, so the emulator cannot share a bug
+Its own RTSP parser, SDP/DMAP/parameter parsers, RTP packet parser and ALAC decoding (escape
+frames here, compressed frames by tests/receivers/alac_decoder.py): nothing is imported from
+``airplay_provider``, so the emulator cannot share a bug
 with the sender it checks. Plain (unencrypted) RAOP only.
 """
 
@@ -13,6 +14,8 @@ import re
 import struct
 from dataclasses import dataclass
 from typing import Literal
+
+from tests.receivers.alac_decoder import AlacConfig, AlacDecodeError, decode_alac
 
 NTP_UNIX_OFFSET = 2_208_988_800
 RECEIVER_FIXED_DELAY = 11025
@@ -285,6 +288,30 @@ def decode_alac_escape(payload: bytes, frame_length: int) -> bytes:
     if bits.remaining >= 8 or bits.read(bits.remaining) != 0:
         raise WireError("ALAC frame has trailing bytes or non-zero padding")
     return swap16(big_endian)
+
+
+def alac_header(payload: bytes, frame_length: int) -> tuple[int, bool]:
+    """(frames, compressed) from a stereo ALAC frame's header, checked; the body unread."""
+    bits = _BitReader(payload[:8])
+    element, _tag, unused = bits.read(3), bits.read(4), bits.read(12)
+    has_size, _shift, escape = bits.read(1), bits.read(2), bits.read(1)
+    if element != 1:
+        raise WireError(f"ALAC element type {element}, want 1 (channel pair)")
+    if unused != 0:
+        raise WireError("ALAC header: unused bits not zero")
+    frames = bits.read(32) if has_size else frame_length
+    if frames == 0 or frames > frame_length:
+        raise WireError(f"ALAC frame of {frames} frames (max {frame_length})")
+    return frames, not escape
+
+
+def decode_alac_frame(payload: bytes, frame_length: int) -> bytes:
+    """Decode one stereo 16-bit ALAC frame, compressed or escape, into s16le PCM (strictly:
+    our own decoder, tests/receivers/alac_decoder.py)."""
+    try:
+        return decode_alac(payload, AlacConfig(frame_length=frame_length))
+    except AlacDecodeError as exc:
+        raise WireError(str(exc)) from exc
 
 
 def swap16(data: bytes) -> bytes:

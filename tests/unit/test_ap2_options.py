@@ -28,6 +28,15 @@ def test_music_assistant_arguments() -> None:
     assert options.credentials == credentials
     assert options.txt == {"deviceid": "AA:BB", "features": "0x445F8A00,0x1C340"}
     assert options.timing == "auto"
+    assert not common.alac  # uncompressed ALAC frames unless --alac (the encoder costs CPU)
+
+
+@pytest.mark.parametrize(
+    ("extra", "alac"),
+    [([], False), (["--alac"], True), (["--alac", "on"], True), (["--alac", "off"], False)],
+)
+def test_alac_off_by_default_and_can_be_turned_on(extra: list[str], alac: bool) -> None:
+    assert parse_options([*BASE, *extra]).common.alac is alac
 
 
 @pytest.mark.parametrize(
@@ -40,6 +49,7 @@ def test_music_assistant_arguments() -> None:
         (["--auth", "abcd"], "--auth"),
         (["--dacp_id", "XYZ"], "--dacp_id"),
         (["--timing", "gps"], "timing"),
+        (["--alac", "yes"], "--alac"),
     ],
 )
 def test_bad_arguments_are_usage_errors(extra: list[str], message: str) -> None:

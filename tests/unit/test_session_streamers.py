@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,7 @@ def test_raop_argv_in_music_assistants_order() -> None:
         dacp_id="0123456789ABCDEF",
         active_remote=12345,
         udn="AABBCCDDEEFF@Kitchen",
+        alac=True,
     )
     assert build_raop_argv(target, NTP, "/tmp/x-cmd") == [
         "-ntpstart", str(NTP), "-port", "5000", "-latency", "2000", "-volume", "100",
@@ -63,7 +65,7 @@ def test_raop_argv_in_music_assistants_order() -> None:
 def test_minimal_raop_argv() -> None:
     target = StreamTarget(name="x", host="127.0.0.1", port=6000, encrypt=False)
     assert build_raop_argv(target, NTP, "p") == [
-        "-ntpstart", str(NTP), "-port", "6000", "-latency", "1000", "-alac",
+        "-ntpstart", str(NTP), "-port", "6000", "-latency", "1000",
         "-cmdpipe", "p", "127.0.0.1", "-",
     ]  # fmt: skip
     argv = build_argv(target, NTP, "p")
@@ -92,7 +94,12 @@ def test_ap2_argv_parses_with_cliap2() -> None:
     assert options.txt == {"deviceid": "AA:BB:CC:DD:EE:FF", "features": "0x4A7FDFD5,0xBC157FDE"}
     assert (options.common.ntpstart, options.common.volume) == (NTP, 35)
     assert options.common.cmdpipe == "/tmp/ap2-cmd"
+    assert not options.common.alac  # uncompressed unless the player turned compression on
+    assert "--alac" not in argv
     assert build_argv(target, NTP, "p")[1].endswith("/bin/cliap2")
+    compressed = build_ap2_argv(replace(target, alac=True), NTP, "p")
+    assert compressed[compressed.index("--alac") + 1] == "on"
+    assert parse_ap2(compressed).common.alac
 
 
 def test_target_for_player_uses_settings_and_txt() -> None:

@@ -28,6 +28,7 @@ from airplay_provider.protocol.streamer_status import (
     Timing,
     UnknownStatus,
     Volume,
+    Waiting,
     format_status,
     parse_status,
     parse_status_fields,
@@ -58,6 +59,15 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         " rtptime=123456789 skipped_frames=0",
     ),
     (
+        Started(NTP, NTP, 3520, 4242, 123456789, 0, stream_type="buffered"),
+        f"[STATUS] started requested_ntp={NTP} actual_ntp={NTP} first_sample=3520 seq=4242"
+        " rtptime=123456789 skipped_frames=0 stream_type=buffered",
+    ),
+    (
+        Waiting("receiver_clock", 10),
+        "[STATUS] waiting reason=receiver_clock limit_s=10",
+    ),
+    (
         Playing(NTP, NTP + 1, 88200, 65535, 4294967295, -3),
         f"[STATUS] playing requested_ntp={NTP} actual_ntp={NTP + 1} first_sample=88200"
         " seq=65535 rtptime=4294967295 skipped_frames=-3",
@@ -73,6 +83,11 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         Stats(100, 2, 0, 1, 0, 0, 80, 900, -5, 2500),
         "[STATUS] stats sent=100 resent=2 late=0 underruns=1 lost=0 send_errors=0"
         " jitter_p50_us=80 jitter_p99_us=900 jitter_max_us=-5 wakeups=2500",
+    ),
+    (
+        Stats(100, 2, 0, 1, 0, 0, compressed=99, payload_bytes=70000),
+        "[STATUS] stats sent=100 resent=2 late=0 underruns=1 lost=0 send_errors=0"
+        " compressed=99 payload_bytes=70000",
     ),
     (Eof(1323000), "[STATUS] eof samples=1323000"),
     (Stopped(0), "[STATUS] stopped sample=0"),

@@ -1,0 +1,215 @@
+"""Buffered AirPlay 2 audio (type 103): the sans-I/O sender side and the emulator's strictness."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+from typing import Any
+
+import pytest
+
+from airplay_provider.protocol import ap2
+from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.ap2_buffered import (
+    SEQ_MASK,
+    buffered_header,
+    choose_stream_type,
+    flush_buffered,
+    frame_packet,
+    network_time_of_ns,
+    network_time_of_ntp,
+    pause_rate,
+    set_rate_anchor_time,
+    unwrap_seq,
+)
+from airplay_provider.protocol.timing import ntp_from_unix_ns
+from tests.receivers.ap2_buffered import BufferedStream
+from tests.receivers.ap2_emulator_core import AccessoryConnection, AccessoryDevice, EmuRequest
+from tests.receivers.ap2_stream import Ap2StreamSession, Segment
+
+BIT40 = 1 << 40
+
+
+@pytest.mark.parametrize(
+    ("choice", "features", "model", "expected"),
+    [
+        ("auto", BIT40, "Speaker1,1", "buffered"),
+        ("auto", BIT40, "", "buffered"),
+        ("auto", 0, "Speaker1,1", "realtime"),
+        ("auto", BIT40, "AppleTV6,2", "realtime"),  # takes 103 but never syncs its clock
+        ("auto", BIT40, "AudioAccessory5,1", "realtime"),
+        ("buffered", 0, "AppleTV6,2", "buffered"),
+        ("realtime", BIT40, "Speaker1,1", "realtime"),
+    ],
+)
+def test_stream_type_choice(choice: Any, features: int, model: str, expected: str) -> None:
+    assert choose_stream_type(choice, features=features, model=model) == expected
+
+
+def test_header_carries_marker_and_a_23_bit_sequence() -> None:
+    header = buffered_header(seq=0x123456, timestamp=0xDEADBEEF, ssrc=7)
+    assert header == bytes.fromhex("80923456deadbeef00000007")
+    assert int.from_bytes(header[:4], "big") & SEQ_MASK == 0x123456
+    assert buffered_header(seq=SEQ_MASK + 1, timestamp=0, ssrc=0)[1:4] == b"\x80\x00\x00"
+
+
+@pytest.mark.parametrize(
+    ("last", "seq16", "expected"),
+    [(5, 6, 6), (0xFFFF, 0, 0x10000), (0x12FFFF, 0x0001, 0x130001), (SEQ_MASK, 0, 0)],
+)
+def test_unwrap_seq_follows_the_16_bit_counter(last: int, seq16: int, expected: int) -> None:
+    assert unwrap_seq(last, seq16) == expected
+
+
+def test_frame_length_counts_itself() -> None:
+    assert frame_packet(b"abc") == b"\x00\x05abc"
+    with pytest.raises(ValueError, match="does not fit"):
+        frame_packet(bytes(0xFFFE))
+
+
+def test_network_time_forms() -> None:
+    assert network_time_of_ns(1_500_000_000) == (1, 1 << 63)
+    assert network_time_of_ntp((7 << 32) | (1 << 31)) == (7, 1 << 63)
+
+
+def test_anchor_pause_and_flush_bodies() -> None:
+    body = plistlib.loads(
+        set_rate_anchor_time(rtp_time=-1, network_time=(5, (1 << 64) - 1), clock_id=1 << 63)
+    )
+    assert body == {
+        "networkTimeSecs": 5,
+        "networkTimeFrac": -1,
+        "networkTimeTimelineID": -(1 << 63),
+        "rtpTime": 0xFFFFFFFF,
+        "rate": 1,
+    }
+    assert plistlib.loads(pause_rate()) == {"rate": 0}
+    flush = plistlib.loads(flush_buffered(until_seq=SEQ_MASK + 3, until_ts=1 << 32))
+    assert flush == {"flushUntilSeq": 2, "flushUntilTS": 0}
+
+
+def test_type_103_setup_has_no_latency_range_nor_control_port() -> None:
+    body = plistlib.loads(
+        ap2.setup_stream(
+            shk=bytes(32), control_port=0, connection_id=9, stream_type=ap2.STREAM_TYPE_BUFFERED
+        )
+    )
+    stream = body["streams"][0]
+    assert stream["type"] == 103
+    assert not {"latencyMin", "latencyMax", "controlPort"} & stream.keys()
+    realtime = plistlib.loads(ap2.setup_stream(shk=bytes(32), control_port=6001, connection_id=9))
+    assert realtime["streams"][0]["latencyMax"] == 88200
+    with pytest.raises(ValueError, match="unsupported stream type"):
+        ap2.setup_stream(shk=bytes(32), control_port=1, connection_id=1, stream_type=130)
+
+
+def test_buffered_reply_needs_no_control_port() -> None:
+    body = plistlib.dumps({"streams": [{"type": 103, "dataPort": 7100, "audioBufferSize": 4096}]})
+    reply = ap2.parse_setup_stream_reply(body, buffered=True)
+    assert (reply.data_port, reply.control_port, reply.audio_buffer_size) == (7100, 0, 4096)
+    with pytest.raises(ap2.Ap2Error, match="controlPort"):
+        ap2.parse_setup_stream_reply(body)
+
+
+# ---- the emulator is strict ------------------------------------------------------------------
+
+
+def _request(method: str, body: Any) -> EmuRequest:
+    return EmuRequest(
+        method,
+        "rtsp://127.0.0.1/1",
+        "RTSP/1.0",
+        {"content-type": "application/x-apple-binary-plist"},
+        plistlib.dumps(body, fmt=plistlib.FMT_BINARY),
+    )
+
+
+def _ntp_session(*, samples: int) -> Ap2StreamSession:
+    session = Ap2StreamSession(
+        event_port=1, data_port=2, control_port=3, addresses=["127.0.0.1"], buffered_port=4
+    )
+    conn = AccessoryConnection(AccessoryDevice())
+    setup = {"sessionUUID": "X", "timingProtocol": "NTP", "timingPort": 5}
+    assert session.handle(conn, _request("SETUP", setup)) is not None
+    session.timing_samples.extend([(1, 0)] * samples)
+    return session
+
+
+def _stream(shk: bytes, **extra: object) -> dict[str, object]:
+    stream = {"type": 103, "ct": 2, "audioFormat": 0x40000, "spf": 352, "sr": 44100, "shk": shk}
+    return {"streams": [{**stream, **extra}]}
+
+
+def test_emulator_refuses_a_103_setup_with_a_latency_range() -> None:
+    session = _ntp_session(samples=3)
+    conn = AccessoryConnection(AccessoryDevice())
+    reply = session.handle(conn, _request("SETUP", _stream(bytes(32), latencyMax=88200)))
+    assert reply is not None
+    assert reply.status == 400
+    assert session.errors == ["type 103 SETUP carries latencyMin/latencyMax"]
+
+
+def _anchor_body(rtp: int) -> dict[str, int]:
+    return {
+        "networkTimeSecs": 100,
+        "networkTimeFrac": 0,
+        "networkTimeTimelineID": 0,
+        "rtpTime": rtp,
+        "rate": 1,
+    }
+
+
+def _buffered_session(samples: int) -> tuple[Ap2StreamSession, BufferedStream, bytes]:
+    session = _ntp_session(samples=samples)
+    conn = AccessoryConnection(AccessoryDevice())
+    shk = os.urandom(32)
+    reply = session.handle(conn, _request("SETUP", _stream(shk)))
+    assert reply is not None
+    assert reply.status == 200
+    assert session.handle(conn, _request("RECORD", {})) is not None
+    assert session.buffered is not None
+    return session, session.buffered, shk
+
+
+def test_emulator_refuses_the_anchor_until_it_has_measured_our_clock() -> None:
+    session, buffered, _ = _buffered_session(samples=2)
+    conn = AccessoryConnection(AccessoryDevice())
+    refused = session.handle(conn, _request("SETRATEANCHORTIME", _anchor_body(0)))
+    assert refused is not None
+    assert refused.status == 400
+    assert buffered.anchor_refusals == 1
+    session.timing_samples.append((1, 0))
+    taken = session.handle(conn, _request("SETRATEANCHORTIME", _anchor_body(0)))
+    assert taken is not None
+    assert taken.status == 200
+    assert buffered.rates == [1]
+    assert session.errors == []
+
+
+def _packet(shk: bytes, *, seq: int, rtp: int, nonce: int, pcm: bytes) -> bytes:
+    sealer = ap2.AudioSealer(shk)
+    sealer.counter = nonce
+    header = buffered_header(seq=seq, timestamp=rtp, ssrc=0)
+    return frame_packet(sealer.seal(header, encode_uncompressed(pcm)))
+
+
+def test_emulator_plays_packets_at_the_anchor_and_rejects_a_wrong_nonce() -> None:
+    session, buffered, shk = _buffered_session(samples=3)
+    pcm = os.urandom(352 * 4)
+    stream = _packet(shk, seq=10, rtp=1000, nonce=0, pcm=pcm)
+    stream += _packet(shk, seq=11, rtp=1352, nonce=1, pcm=pcm)
+    # delivered in odd pieces, as TCP may
+    session.buffered_received(stream[:5], 0)
+    session.buffered_received(stream[5:], 0)
+    session.buffered_received(_packet(shk, seq=12, rtp=1704, nonce=7, pcm=pcm), 0)
+    assert session.errors == ["buffered seq 12: nonce 0700000000000000, expected 0200000000000000"]
+    segment: Segment = session.segments[0]
+    assert segment.pcm() == pcm + pcm  # the third packet was refused
+    play_unix_ns = 1_700_000_000 * 10**9
+    ntp = ntp_from_unix_ns(play_unix_ns)
+    body = {**_anchor_body(1000), "networkTimeSecs": ntp >> 32}
+    body["networkTimeFrac"] = (ntp & 0xFFFFFFFF) << 32
+    conn = AccessoryConnection(AccessoryDevice())
+    assert session.handle(conn, _request("SETRATEANCHORTIME", body)) is not None
+    assert abs(segment.scheduled_ns(1352) - (play_unix_ns + 352 * 10**9 // 44100)) <= 1
+    assert buffered.late_frames(segment) == 0  # arrived at Unix time 0
