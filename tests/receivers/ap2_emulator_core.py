@@ -277,6 +277,15 @@ class AccessoryConnection:
         self._verify: tuple[X25519PrivateKey, bytes, bytes] | None = None
         self.shared_secret = b""
         """The pairing's shared secret once encrypted (event-channel keys derive from it)."""
+        #: The method table: (method, path) → handler; path "*" matches any path.
+        self._methods: dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]] = {
+            ("GET", "/info"): self._info,
+            ("OPTIONS", "*"): self._options,
+            ("POST", "/pair-pin-start"): self._pair_pin_start,
+            ("POST", "/pair-setup-pin"): self._pair_setup_pin,
+            ("POST", "/pair-setup"): self._pair_setup,
+            ("POST", "/pair-verify"): self._pair_verify_any,
+        }
 
     @property
     def encrypted(self) -> bool:
@@ -333,29 +342,13 @@ class AccessoryConnection:
         return response
 
     def _route(self, request: EmuRequest) -> EmuResponse:
+        """The method table first (the same on every connection, encrypted or not), then the
+        video handler, then the encrypted session's routes and handler; else 404."""
         self.requests.append(request)
         key = (request.method, request.path)
-        if key == ("GET", "/info"):
-            return EmuResponse(
-                200, body=self.device.info_plist(), content_type="application/x-apple-binary-plist"
-            )
-        if request.method == "OPTIONS":
-            return EmuResponse(
-                200, headers={"Public": "ANNOUNCE, SETUP, RECORD, GET, POST, OPTIONS"}
-            )
-        if key == ("POST", "/pair-pin-start"):
-            self.device.show_pin()
-            return EmuResponse(200)
-        if key == ("POST", "/pair-setup-pin"):
-            status, body = self.device.legacy.setup_pin(request.body)
-            return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
-        if key == ("POST", "/pair-setup"):
-            return self._pair_setup(request)
-        if key == ("POST", "/pair-verify"):
-            if "x-apple-hkp" not in request.headers:
-                status, body = self.device.legacy.verify(id(self), request.body)
-                return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
-            return self._pair_verify(request)
+        handler = self._methods.get(key) or self._methods.get((request.method, "*"))
+        if handler is not None:
+            return handler(request)
         if self.device.video_handler is not None:
             video = self.device.video_handler(self, request)
             if video is not None:
@@ -368,6 +361,28 @@ class AccessoryConnection:
             if response is not None:
                 return response
         return EmuResponse(404, "Not Found")
+
+    def _info(self, _request: EmuRequest) -> EmuResponse:
+        return EmuResponse(
+            200, body=self.device.info_plist(), content_type="application/x-apple-binary-plist"
+        )
+
+    def _options(self, _request: EmuRequest) -> EmuResponse:
+        return EmuResponse(200, headers={"Public": "ANNOUNCE, SETUP, RECORD, GET, POST, OPTIONS"})
+
+    def _pair_pin_start(self, _request: EmuRequest) -> EmuResponse:
+        self.device.show_pin()
+        return EmuResponse(200)
+
+    def _pair_setup_pin(self, request: EmuRequest) -> EmuResponse:
+        status, body = self.device.legacy.setup_pin(request.body)
+        return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
+
+    def _pair_verify_any(self, request: EmuRequest) -> EmuResponse:
+        if "x-apple-hkp" not in request.headers:
+            status, body = self.device.legacy.verify(id(self), request.body)
+            return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
+        return self._pair_verify(request)
 
     # --- pair-setup -------------------------------------------------------------------------
 
