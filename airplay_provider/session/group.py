@@ -45,7 +45,7 @@ from airplay_provider.session.member import (
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.processes import StreamTarget
-from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
+from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, SessionRejoins
 from airplay_provider.session.reports import (
     JoinReport,
     SessionError,
@@ -107,7 +107,7 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
     return 0.0
 
 
-class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata):
+class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins):
     """One source, several members, one timeline."""
 
     def __init__(
@@ -402,37 +402,6 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata):
                 self._start_rejoin(member.target)
         self._notify()
         self._check_end()
-
-    def _start_rejoin(self, target: StreamTarget) -> None:
-        """Bring a member whose receiver went away back by itself (session/rejoin.py)."""
-        current = self.rejoins.get(target.key)
-        if self._stopping or not self.rejoin_delays_s or (current and current.active):
-            return
-        rejoin = self.rejoins[target.key] = Rejoin(target)
-        task = asyncio.create_task(
-            climb(rejoin, self.rejoin_delays_s, self._rejoin_attempt, self._notify),
-            name=f"rejoin-{target.key}",
-        )
-        self._rejoining.add(task)
-        task.add_done_callback(self._rejoining.discard)
-
-    async def _rejoin_attempt(self, target: StreamTarget) -> str | None:
-        """One late join of a member that went away; None when it is back, else why not."""
-        if self._stopping or self.state is not SessionState.PLAYING:
-            return f"session is {self.state}"
-        try:
-            join = await self.add_member(target)
-        except SessionError as exc:
-            return str(exc)
-        if join.error is not None:
-            return join.error
-        if self.rejoins[target.key].halt.is_set():  # removed on purpose while it connected
-            member = self.members.get(target.key)
-            if member is not None:
-                await self._remove(member, graceful=True)
-            return "removed while it rejoined"
-        self.logger.info("%s rejoined at session frame %d", target.name, join.offset)
-        return None
 
     def _check_end(self) -> None:
         if self._stopping or self.state in (SessionState.IDLE, SessionState.STARTING):
