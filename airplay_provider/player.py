@@ -95,7 +95,7 @@ class AirPlayPlayer:
 
     @property
     def address(self) -> str | None:
-        """Address streams go to (see `protocol.txt.choose_address`)."""
+        """Address streams go to (see `protocol.addresses.choose_address`)."""
         return self.device.address
 
     @property

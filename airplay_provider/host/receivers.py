@@ -12,25 +12,37 @@ its own unique host name with ``avahi-publish -a -R`` (no reverse record) instea
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
 import random
 import secrets
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.host.avahi_browse import BrowsedService, parse_avahi_browse
+from airplay_provider.host.lab_process import (
+    POLL_INTERVAL,
+    LabProcess,
+    ReceiverLabError,
+)
+
+__all__ = [  # defined in avahi_browse.py and lab_process.py; callers import them from here too
+    "BrowsedService",
+    "LocalReceiver",
+    "ReceiverLab",
+    "ReceiverLabError",
+    "ReceiverSpec",
+    "lacks_root",
+    "parse_avahi_browse",
+]
 
 _PACKAGES = {
     "avahi-publish": "avahi-utils",
@@ -39,24 +51,7 @@ _PACKAGES = {
     "unshare": "util-linux",
 }
 _UDP_PORT_RANGE = 10
-_STOP_TIMEOUT = 3.0
-_POLL_INTERVAL = 0.02
 _UNIX_PATH_MAX = 99  # dbus-daemon's limit (sun_path is 108 bytes)
-
-# Process groups still alive; killed at interpreter exit if a lab never reached __aexit__.
-_LIVE_GROUPS: set[int] = set()
-
-
-@atexit.register
-def _kill_leftovers() -> None:
-    for pgid in list(_LIVE_GROUPS):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-    _LIVE_GROUPS.clear()
-
-
-class ReceiverLabError(AirplayError, RuntimeError):
-    """The lab could not start, or a receiver failed."""
 
 
 @dataclass
@@ -103,69 +98,6 @@ class LocalReceiver:
     def log_text(self) -> str:
         """The receiver's log (``-v --statistics``) so far."""
         return self.log_path.read_text(errors="replace")
-
-
-@dataclass
-class BrowsedService:
-    """One resolved line of ``avahi-browse -rtpk``."""
-
-    interface: str
-    protocol: str
-    name: str
-    service_type: str
-    domain: str
-    host: str
-    address: str
-    port: int
-    txt: list[str] = field(default_factory=list)
-
-    def txt_dict(self) -> dict[str, str]:
-        """TXT entries as key → value (an entry without '=' maps to '')."""
-        return {key: value for key, _, value in (e.partition("=") for e in self.txt)}
-
-
-def _unescape(text: str) -> str:
-    """Undo avahi's ``\\DDD`` (decimal) and ``\\c`` escapes."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        digits = text[i + 1 : i + 4]
-        if text[i] == "\\" and len(digits) == 3 and digits.isdigit():
-            out.append(chr(int(digits)))
-            i += 4
-        elif text[i] == "\\" and i + 1 < len(text):
-            out.append(text[i + 1])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def _split_txt(text: str) -> list[str]:
-    """Split avahi's TXT rendering (``"a=b" "c=d"``) into unescaped entries."""
-    entries: list[str] = []
-    start = text.find('"')
-    while start >= 0:
-        end = start + 1
-        while end < len(text) and text[end] != '"':
-            end += 2 if text[end] == "\\" else 1
-        entries.append(_unescape(text[start + 1 : end]))
-        start = text.find('"', end + 1)
-    return entries
-
-
-def parse_avahi_browse(output: str) -> list[BrowsedService]:
-    """Parse the resolved (``=``) lines of ``avahi-browse -rtpk`` output; skip the rest."""
-    services: list[BrowsedService] = []
-    for line in output.splitlines():
-        fields = line.split(";", 9)
-        if len(fields) < 10 or fields[0] != "=" or not fields[8].isdigit():
-            continue
-        iface, proto, name, stype, domain, host, address = fields[1:8]
-        name, port, txt = _unescape(name), int(fields[8]), _split_txt(fields[9])
-        services.append(BrowsedService(iface, proto, name, stype, domain, host, address, port, txt))
-    return services
 
 
 def _conf_string(value: str) -> str:
@@ -215,87 +147,6 @@ def _require(binary: str) -> str:
             f"{binary} not found: apt-get install {_PACKAGES.get(binary, binary)}"
         )
     return path
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-async def _poll_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``predicate`` until true (→ True) or ``timeout`` seconds passed (→ False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(_POLL_INTERVAL)
-
-
-class _Process:
-    """A child in its own process group; stdout (or everything) goes to files."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        log_path: Path,
-        env: dict[str, str],
-        stdout_path: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.log_path = log_path
-        setpriv = shutil.which("setpriv")  # the child dies with us even if we are SIGKILLed
-        prefix = [setpriv, "--pdeathsig", "KILL"] if setpriv else []
-        with contextlib.ExitStack() as files:
-            log = files.enter_context(open(log_path, "ab"))
-            out = files.enter_context(open(stdout_path, "ab")) if stdout_path else log
-            self.popen = subprocess.Popen(
-                [*prefix, *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=log if stdout_path else subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        self.pid = self.popen.pid
-        _LIVE_GROUPS.add(self.pid)
-
-    def exited(self) -> bool:
-        """True once the leader exited (not reaped yet, so its pgid stays reserved)."""
-        if self.popen.returncode is not None:
-            return True
-        try:
-            return os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-        except ChildProcessError:
-            return True
-
-    def error(self, what: str) -> ReceiverLabError:
-        return ReceiverLabError(f"{self.name} {what}; log tail:\n{_tail(self.log_path)}")
-
-    async def wait_for_log(self, marker: str, timeout: float) -> None:
-        """Wait until ``marker`` appears in the log; raise if the process dies first."""
-        found = await _poll_until(
-            lambda: self.exited() or marker in self.log_path.read_text(errors="replace"), timeout
-        )
-        if self.exited():
-            raise self.error(f"exited during start-up (status {self.popen.poll()})")
-        if not found:
-            raise self.error(f"not ready after {timeout:.1f} s")
-
-    async def stop(self) -> None:
-        """SIGTERM the group, wait, SIGKILL what is left of it, reap the leader."""
-        if self.popen.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGTERM)
-            await _poll_until(self.exited, _STOP_TIMEOUT)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            await _poll_until(lambda: self.popen.poll() is not None, _STOP_TIMEOUT)
-        _LIVE_GROUPS.discard(self.pid)
 
 
 async def _can_connect(path_or_host: str, port: int | None = None) -> bool:
@@ -407,8 +258,8 @@ class ReceiverLab:
         self._dir: Path | None = None
         self._socket_dir: Path | None = None
         self._dbus_address: str | None = None
-        self._infra: list[_Process] = []
-        self._receivers: dict[int, tuple[LocalReceiver, _Process]] = {}
+        self._infra: list[LabProcess] = []
+        self._receivers: dict[int, tuple[LocalReceiver, LabProcess]] = {}
         self._taken_ports: set[int] = set()
         self.host_name = f"aplab-{secrets.token_hex(4)}"
 
@@ -478,7 +329,7 @@ class ReceiverLab:
         config = self.directory / "dbus-system.conf"
         config.write_text(_dbus_config(socket_path))
         argv = [_require("dbus-daemon"), f"--config-file={config}", "--nofork", "--nopidfile"]
-        proc = _Process("dbus-daemon", argv, self.directory / "dbus.log", dict(os.environ))
+        proc = LabProcess("dbus-daemon", argv, self.directory / "dbus.log", dict(os.environ))
         self._infra.append(proc)
         deadline = time.monotonic() + 5.0
         while not (socket_path.exists() and await _can_connect(str(socket_path))):
@@ -486,14 +337,14 @@ class ReceiverLab:
                 raise proc.error("exited during start-up")
             if time.monotonic() > deadline:
                 raise proc.error("not listening after 5 s")
-            await asyncio.sleep(_POLL_INTERVAL)
+            await asyncio.sleep(POLL_INTERVAL)
         self._dbus_address = f"unix:path={socket_path}"
 
     async def _start_avahi(self) -> None:
         config = self.directory / "avahi-daemon.conf"
         config.write_text(_avahi_config(self.host_name))
         argv = _avahi_argv(config, self.directory)
-        avahi = _Process("avahi-daemon", argv, self.directory / "avahi.log", self.environ())
+        avahi = LabProcess("avahi-daemon", argv, self.directory / "avahi.log", self.environ())
         self._infra.append(avahi)
         await avahi.wait_for_log("Server startup complete", 10.0)
         log_lines = avahi.log_path.read_text(errors="replace").splitlines()
@@ -502,7 +353,7 @@ class ReceiverLab:
             raise avahi.error(f"joined other interfaces than lo.IPv4: {joined}")
         argv = [_require("avahi-publish"), "-a", "-R", f"{self.host_name}.local", "127.0.0.1"]
         log = self.directory / "avahi-publish.log"
-        publish = _Process("avahi-publish", argv, log, self.environ())
+        publish = LabProcess("avahi-publish", argv, log, self.environ())
         self._infra.append(publish)
         await publish.wait_for_log("Established under name", 10.0)
 
@@ -524,7 +375,7 @@ class ReceiverLab:
         config = stem.with_suffix(".conf")
         config.write_text(_shairport_config(spec, port, udp_base, stem.with_suffix(".metadata")))
         argv = [_require("shairport-sync"), "-c", str(config), "-u", "-v", "--statistics"]
-        proc = _Process(
+        proc = LabProcess(
             f"shairport-sync {spec.name!r}",
             [*argv, "-o", "stdout"],
             stem.with_suffix(".log"),
@@ -551,7 +402,7 @@ class ReceiverLab:
                 )
                 await self.stop_receiver(receiver)
                 raise error
-            await asyncio.sleep(_POLL_INTERVAL)
+            await asyncio.sleep(POLL_INTERVAL)
         return receiver
 
     async def stop_receiver(self, receiver: LocalReceiver) -> None:

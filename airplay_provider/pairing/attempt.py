@@ -73,7 +73,7 @@ class PairingTarget:
         return PROTOCOL_LABELS[self.protocol]
 
 
-class SessionState(enum.Enum):
+class PairingAttemptState(enum.Enum):
     """Where a `PairingSession` is."""
 
     IDLE = "idle"
@@ -111,25 +111,25 @@ class PairingSession:
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
         self._pin_timeout = pin_timeout
-        self._state = SessionState.IDLE
+        self._state = PairingAttemptState.IDLE
         self._task: asyncio.Task[str] | None = None
         self._pin_wanted: asyncio.Event | None = None
         self._pin: asyncio.Future[str] | None = None
 
     @property
-    def state(self) -> SessionState:
+    def state(self) -> PairingAttemptState:
         """The current state (WAITING_FOR_PIN turns FAILED when the PIN timeout passes)."""
-        if self._state is SessionState.WAITING_FOR_PIN and self._task and self._task.done():
-            return SessionState.FAILED
+        if self._state is PairingAttemptState.WAITING_FOR_PIN and self._task and self._task.done():
+            return PairingAttemptState.FAILED
         return self._state
 
     @property
     def active(self) -> bool:
         """True from `start` until the attempt ended (paired, failed or closed)."""
         return self.state in (
-            SessionState.STARTING,
-            SessionState.WAITING_FOR_PIN,
-            SessionState.FINISHING,
+            PairingAttemptState.STARTING,
+            PairingAttemptState.WAITING_FOR_PIN,
+            PairingAttemptState.FINISHING,
         )
 
     async def __aenter__(self) -> PairingSession:
@@ -140,9 +140,9 @@ class PairingSession:
 
     async def start(self) -> None:
         """Connect and ask the device to show its PIN; returns once it does."""
-        if self._state is not SessionState.IDLE:
+        if self._state is not PairingAttemptState.IDLE:
             raise PairingStateError("this pairing session was already started")
-        self._state = SessionState.STARTING
+        self._state = PairingAttemptState.STARTING
         self._pin_wanted = asyncio.Event()
         self._pin = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._attempt(), name="airplay-pairing")
@@ -155,23 +155,24 @@ class PairingSession:
         finally:
             waiter.cancel()
         if not self._pin_wanted.is_set():
-            self._state = SessionState.FAILED
+            self._state = PairingAttemptState.FAILED
             raise self._failure(self._task, pin_sent=False)
-        self._state = SessionState.WAITING_FOR_PIN
+        self._state = PairingAttemptState.WAITING_FOR_PIN
         _LOGGER.info("%s shows a PIN for %s pairing", self._where(), self.target.label)
 
     async def finish(self, pin: str) -> str:
         """Complete pairing with the displayed PIN; returns the credentials string to store."""
-        if self.state is SessionState.FAILED and self._state is SessionState.WAITING_FOR_PIN:
-            self._state = SessionState.FAILED  # ended while waiting (PIN timeout, lost link)
+        waiting = self._state is PairingAttemptState.WAITING_FOR_PIN
+        if self.state is PairingAttemptState.FAILED and waiting:
+            self._state = PairingAttemptState.FAILED  # ended while waiting (PIN timeout, lost link)
             assert self._task is not None
             raise self._failure(self._task, pin_sent=False)
-        if self._state is not SessionState.WAITING_FOR_PIN:
+        if self._state is not PairingAttemptState.WAITING_FOR_PIN:
             raise PairingStateError("no pairing is waiting for a PIN; start pairing (again)")
         normalized = normalize_pin(pin)
         assert self._task is not None
         assert self._pin is not None
-        self._state = SessionState.FINISHING
+        self._state = PairingAttemptState.FINISHING
         self._pin.set_result(normalized)
         try:
             await asyncio.wait({self._task})
@@ -179,9 +180,9 @@ class PairingSession:
             await self.close()
             raise
         if self._task.cancelled() or self._task.exception() is not None:
-            self._state = SessionState.FAILED
+            self._state = PairingAttemptState.FAILED
             raise self._failure(self._task, pin_sent=True)
-        self._state = SessionState.PAIRED
+        self._state = PairingAttemptState.PAIRED
         _LOGGER.info("paired with %s (%s)", self._where(), self.target.label)
         return self._task.result()
 
@@ -190,8 +191,8 @@ class PairingSession:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.wait({self._task})
-        if self._state is not SessionState.PAIRED:
-            self._state = SessionState.CLOSED
+        if self._state is not PairingAttemptState.PAIRED:
+            self._state = PairingAttemptState.CLOSED
 
     # -- the attempt -----------------------------------------------------------------------
 

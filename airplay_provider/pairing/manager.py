@@ -18,9 +18,9 @@ from airplay_provider.config import (
     CONF_AIRPLAY_CREDENTIALS,
     CONF_PAIRING_PIN,
     CONF_RAOP_CREDENTIALS,
-    pairing_config_entries,
 )
 from airplay_provider.pairing.attempt import PROTOCOL_LABELS, PairingSession, PairingTarget
+from airplay_provider.pairing.config_entries import pairing_config_entries
 from airplay_provider.pairing.errors import (
     InvalidPinError,
     PairingError,

@@ -4,31 +4,37 @@ Pure functions only. `parse_service` turns one resolved `_raop._tcp` or `_airpla
 into a `ServiceRecord`; `merge_records` combines a device's two records into a `DeviceRecord`;
 `choose_protocol` picks RAOP or AirPlay 2 for it.
 
-Address rule (`choose_address`), in order:
-1. the first routable IPv4 address (not loopback 127/8, not link-local 169.254/16, not 0.0.0.0);
-2. the first routable IPv6 address (not ``::1``, not link-local ``fe80::/10``: those need a scope
-   id that a TXT-derived record does not carry);
-3. a loopback address, but only when every usable address is loopback. Such a record can only
-   have come from a receiver on this very host announcing on ``lo`` (our tests, a local
-   shairport-sync), so loopback is the one path that reaches it. When a routable address exists,
-   a loopback address next to it is never chosen: it would point at ourselves, not the device.
-Link-local addresses are never chosen. No usable address → ``None`` (the device is skipped).
-Given the networks of the interfaces mDNS runs on (where the service was seen), an address on
-one of them comes before all others: a receiver seen on one link and also announcing an address
-of another link is dialled on the link that carried its announcement. `rank_addresses` gives the
-whole order; the streamer falls back to the next address when one does not answer.
+Addresses are ranked by `protocol.addresses` and models named by `protocol.models`; both are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, IntFlag
 
+from airplay_provider.protocol.addresses import choose_address, rank_addresses
 from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.protocol.models import (
+    BROKEN_MODELS,
+    is_apple,
+    is_broken_model,
+    is_shairport_sync,
+    model_info,
+)
+
+__all__ = [  # defined in addresses.py and models.py; callers import them from here too
+    "BROKEN_MODELS",
+    "choose_address",
+    "is_apple",
+    "is_broken_model",
+    "is_shairport_sync",
+    "model_info",
+    "rank_addresses",
+]
 
 RAOP_SERVICE_TYPE = "_raop._tcp.local."
 AIRPLAY_SERVICE_TYPE = "_airplay._tcp.local."
@@ -188,124 +194,6 @@ def mac_from_player_id(player_id: str) -> str:
 def active_remote_from_mac(mac: str) -> int:
     """Active-Remote id: the low 32 bits of the MAC, as an integer (sent in decimal)."""
     return int(normalize_mac(mac), 16) & 0xFFFFFFFF
-
-
-def choose_address(addresses: Iterable[str], local_networks: Iterable[str] = ()) -> str | None:
-    """Pick the address to stream to, by the rule in the module docstring."""
-    ranked = rank_addresses(addresses, local_networks)
-    return ranked[0] if ranked else None
-
-
-def rank_addresses(addresses: Iterable[str], local_networks: Iterable[str] = ()) -> tuple[str, ...]:
-    """Every usable address, best first (the module docstring's rule; ties keep their order).
-
-    `local_networks`: ``"192.0.2.0/24"``-style networks of the interfaces mDNS runs on.
-    """
-    networks = []
-    for text in local_networks:
-        with contextlib.suppress(ValueError):
-            networks.append(ipaddress.ip_network(text, strict=False))
-    on_link: list[tuple[int, str]] = []
-    routable: list[tuple[int, str]] = []
-    loopback: list[tuple[int, str]] = []
-    for text in addresses:
-        try:
-            address = ipaddress.ip_address(text.split("%", 1)[0])
-        except ValueError:
-            continue
-        if address.is_unspecified or address.is_multicast or address.is_link_local:
-            continue
-        entry = (address.version, str(address))
-        if address.is_loopback:
-            loopback.append(entry)
-        elif any(address in network for network in networks):
-            on_link.append(entry)
-        else:
-            routable.append(entry)
-    if on_link or routable:  # loopback only when nothing else: it would point at ourselves
-        chosen = sorted(on_link, key=lambda e: e[0]) + sorted(routable, key=lambda e: e[0])
-    else:
-        chosen = sorted(loopback, key=lambda e: e[0])
-    return tuple(dict.fromkeys(text for _, text in chosen))
-
-
-# --- model table -----------------------------------------------------------------------------
-
-_EXACT_MODELS: dict[str, tuple[str, str]] = {
-    "AudioAccessory1,1": ("Apple", "HomePod"),
-    "AudioAccessory1,2": ("Apple", "HomePod"),
-    "AudioAccessory5,1": ("Apple", "HomePod Mini"),
-    "AudioAccessorySingle5,1": ("Apple", "HomePod Mini"),
-    "AudioAccessory6,1": ("Apple", "HomePod 2"),
-    "AppleTV1,1": ("Apple", "Apple TV Gen1"),
-    "AppleTV2,1": ("Apple", "Apple TV Gen2"),
-    "AppleTV3,1": ("Apple", "Apple TV Gen3"),
-    "AppleTV3,2": ("Apple", "Apple TV Gen3"),
-    "AppleTV5,3": ("Apple", "Apple TV Gen4"),
-    "AppleTV6,2": ("Apple", "Apple TV 4K"),
-    "AppleTV11,1": ("Apple", "Apple TV 4K Gen2"),
-    "AppleTV14,1": ("Apple", "Apple TV 4K Gen3"),
-    "UPL-AMP": ("Ubiquiti Inc.", "UPL-AMP"),
-}
-_MAC_FAMILIES = (
-    ("MacBookPro", "MacBook Pro"),
-    ("MacBookAir", "MacBook Air"),
-    ("MacBook", "MacBook"),
-    ("iMac", "iMac"),
-    ("Macmini", "Mac mini"),
-    ("MacPro", "Mac Pro"),
-    ("MacStudio", "Mac Studio"),
-)
-
-#: (manufacturer, model) patterns known not to play; ``*`` matches any value.
-BROKEN_MODELS: tuple[tuple[str, str], ...] = (("Samsung", "*"),)
-
-
-def model_info(manufacturer: str | None, model: str | None) -> tuple[str, str]:
-    """(manufacturer, friendly model) from TXT `manufacturer` and `model` (or `am`).
-
-    Both present → returned verbatim. Otherwise the model id is looked up in the table.
-    """
-    if manufacturer and model:
-        return manufacturer, model
-    if not model:
-        return manufacturer or "Unknown", "Unknown"
-    if model in _EXACT_MODELS:
-        return _EXACT_MODELS[model]
-    if "AirPort" in model:
-        return "Apple", "AirPort Express"
-    if "AudioAccessory" in model:
-        return "Apple", "HomePod"
-    if "AppleTV" in model:
-        return "Apple", "Apple TV"
-    for prefix, friendly in _MAC_FAMILIES:
-        if model.startswith(prefix):
-            return "Apple", f"{friendly} ({model})"
-    if model.startswith("Mac"):
-        return "Apple", f"Mac ({model})"
-    return manufacturer or "AirPlay", model
-
-
-def is_apple(manufacturer: str) -> bool:
-    """Apple devices become PLAYER-type players; everything else PROTOCOL-type."""
-    return manufacturer.lower().startswith("apple")
-
-
-def is_broken_model(manufacturer: str, model: str) -> bool:
-    """True for models in `BROKEN_MODELS` (disabled by default, with an alert)."""
-    return any(
-        _matches(pattern_maker, manufacturer) and _matches(pattern_model, model)
-        for pattern_maker, pattern_model in BROKEN_MODELS
-    )
-
-
-def _matches(pattern: str, value: str) -> bool:
-    return pattern in ("*", value)
-
-
-def is_shairport_sync(model_id: str | None) -> bool:
-    """shairport-sync announces ``ShairportSync`` (classic) or ``Shairport Sync`` (AirPlay 2)."""
-    return (model_id or "").replace(" ", "").lower() == "shairportsync"
 
 
 # --- records ---------------------------------------------------------------------------------

@@ -44,9 +44,10 @@ from airplay_provider.session.member import (
     MemberState,
     SessionMember,
 )
+from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.processes import StreamTarget
-from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, climb
+from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, SessionRejoins
 from airplay_provider.session.reports import (
     JoinReport,
     SessionError,
@@ -85,7 +86,6 @@ FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's 
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
-PROGRESS_EVERY_S: Final = 10.0
 
 __all__ = [  # the report types are defined in reports.py; callers import them from here too
     "MEMBER_FAILURE",
@@ -108,7 +108,7 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
     return 0.0
 
 
-class StreamSession(SessionFeed, SessionAnnouncements):
+class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins):
     """One source, several members, one timeline."""
 
     def __init__(
@@ -186,11 +186,6 @@ class StreamSession(SessionFeed, SessionAnnouncements):
         if self._paused_at is not None or not self.start_ntp:
             return self.position_s
         return min(self.fed, position_at(self.clock.ntp(), self.start_ntp)) / SAMPLE_RATE
-
-    @property
-    def track_position_s(self) -> float:
-        """Seconds into the current track (flow mode: several tracks in one session)."""
-        return max(0.0, self.position_s - self.track_origin_s)
 
     @property
     def active_members(self) -> list[SessionMember]:
@@ -453,37 +448,6 @@ class StreamSession(SessionFeed, SessionAnnouncements):
         self._notify()
         self._check_end()
 
-    def _start_rejoin(self, target: StreamTarget) -> None:
-        """Bring a member whose receiver went away back by itself (session/rejoin.py)."""
-        current = self.rejoins.get(target.key)
-        if self._stopping or not self.rejoin_delays_s or (current and current.active):
-            return
-        rejoin = self.rejoins[target.key] = Rejoin(target)
-        task = asyncio.create_task(
-            climb(rejoin, self.rejoin_delays_s, self._rejoin_attempt, self._notify),
-            name=f"rejoin-{target.key}",
-        )
-        self._rejoining.add(task)
-        task.add_done_callback(self._rejoining.discard)
-
-    async def _rejoin_attempt(self, target: StreamTarget) -> str | None:
-        """One late join of a member that went away; None when it is back, else why not."""
-        if self._stopping or self.state is not SessionState.PLAYING:
-            return f"session is {self.state}"
-        try:
-            join = await self.add_member(target)
-        except SessionError as exc:
-            return str(exc)
-        if join.error is not None:
-            return join.error
-        if self.rejoins[target.key].halt.is_set():  # removed on purpose while it connected
-            member = self.members.get(target.key)
-            if member is not None:
-                await self._remove(member, graceful=True)
-            return "removed while it rejoined"
-        self.logger.info("%s rejoined at session frame %d", target.name, join.offset)
-        return None
-
     def _check_end(self) -> None:
         if self._stopping or self.state in (SessionState.IDLE, SessionState.STARTING):
             return
@@ -537,51 +501,6 @@ class StreamSession(SessionFeed, SessionAnnouncements):
                 await self.add_member(target)
         await self._send_progress()
         self._notify()
-
-    async def set_volume(self, key: str, volume: int) -> bool:
-        """Tell one member's receiver its volume (0..100)."""
-        member = self.members.get(key)
-        if member is None:
-            return False
-        return await member.send(f"VOLUME={max(0, min(100, volume))}")
-
-    async def set_metadata(
-        self, metadata: TrackMetadata, *, track_elapsed_s: float | None = None
-    ) -> None:
-        """Send title/artist/album/duration, artwork and progress to every member.
-
-        `track_elapsed_s`: how far into this track playback is now (a new track in a flow
-        stream); progress is then counted from there.
-        """
-        self.metadata = metadata
-        if track_elapsed_s is not None:
-            self.track_origin_s = self.position_s - max(0.0, track_elapsed_s)
-        connected = [m for m in self.active_members if m.streamer.connected_at is not None]
-        await asyncio.gather(*(self._send_metadata(m, metadata) for m in connected))
-
-    async def _send_metadata(self, member: SessionMember, metadata: TrackMetadata) -> None:
-        duration = min(int(metadata.duration_s or 0), 3600)
-        await member.send(
-            f"TITLE={metadata.title or ''}",
-            f"ARTIST={metadata.artist or ''}",
-            f"ALBUM={metadata.album or ''}",
-            f"DURATION={duration}",
-            "PROGRESS=0",
-            "ACTION=SENDMETA",
-        )
-        if metadata.artwork:
-            await member.send(f"ARTWORK={metadata.artwork}")
-        await member.send(f"PROGRESS={int(self.track_position_s)}")
-
-    async def _send_progress(self) -> None:
-        progress = f"PROGRESS={int(self.track_position_s)}"
-        await asyncio.gather(*(m.send(progress) for m in self.active_members))
-
-    async def _progress_loop(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(PROGRESS_EVERY_S)
-            if self.state is SessionState.PLAYING and self.metadata is not None:
-                await self._send_progress()
 
     # ---- stop -------------------------------------------------------------------------------
 

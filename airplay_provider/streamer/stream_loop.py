@@ -21,25 +21,22 @@ from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.liveness import ReceiverWatch
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.streamer_status import (
-    Elapsed,
     Eof,
     Error,
     ErrorCode,
     Exit,
     Paused,
-    Playing,
-    Started,
     Stats,
     Stopped,
     StreamerError,
 )
 from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
-    frames_to_ns,
     ns_to_frames,
     ntp_add_frames,
 )
 from airplay_provider.streamer.clock import SenderClock
+from airplay_provider.streamer.loop_reports import LoopReports
 from airplay_provider.streamer.pacer import (
     InputDone,
     Pacer,
@@ -52,7 +49,6 @@ from airplay_provider.streamer.pacer import (
 from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_options import RaopOptions
-from airplay_provider.streamer.rtsp_client import RtspClientError
 from airplay_provider.streamer.status import JitterStats, StatusWriter
 from airplay_provider.streamer.transport import LoopView, Slot, Transport
 
@@ -61,8 +57,6 @@ SILENT_PACKET = bytes(PACKET_BYTES)
 WAKE_EARLY_S = 0.001
 MAX_PACKETS_PER_WAKE = 512  # bounded work per wake-up (about 4 s of audio)
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
-KEEPALIVE_S = 25.0
-STATS_EVERY_S = 5.0
 WATCH_EVERY_S = 0.1  # how often the RTSP connection is checked for a receiver gone
 # A copy (pacer.py, Copies) leaves behind the packet this many after its original: at least two
 # datagrams lie between them, so a loss of up to three datagrams in a row spares one of them.
@@ -72,7 +66,7 @@ COPY_AFTER_PACKETS = 2
 TransportFactory = Callable[[LoopView], Transport]
 
 
-class StreamLoop:
+class StreamLoop(LoopReports):
     """One stream from stdin to one receiver; the protocol is the transport it is given."""
 
     def __init__(
@@ -362,54 +356,7 @@ class StreamLoop:
             if self.transport.send_copy(copies.popleft()[1]):
                 self.stats["copies"] += 1
 
-    def _report_start(self) -> None:
-        pacer = self.pacer
-        actual = self.timeline.play_ntp_of(self.next_sample)
-        fields = {
-            "requested_ntp": pacer.requested_ntp,
-            "actual_ntp": actual,
-            "first_sample": self.next_sample,
-            "seq": self.seq,
-            "rtptime": self.timeline.rtp_of(self.next_sample),
-            "skipped_frames": self.next_sample - pacer.requested_first_sample,
-        }
-        stream_type = self.transport.stream_type
-        if pacer.resumes == 0:
-            self.status.log(
-                f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
-            )
-            self.status.emit(Started(**fields, stream_type=stream_type))
-        else:
-            self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
-        self.status.emit(Playing(**fields, stream_type=stream_type))
-
-    # ---- periodic work, drain ------------------------------------------------------------------
-
-    async def _periodic(self) -> None:
-        """Elapsed/stats reports and RTSP keepalive."""
-        loop = asyncio.get_running_loop()
-        last_keepalive = last_stats = loop.time()
-        while not self.stopping:
-            await asyncio.sleep(1.0)
-            now = loop.time()
-            if not self.paused and not self.pacer.first_packet:
-                played = self.timeline.sample_at(self.clock.ntp())
-                if played >= 0:
-                    ms = frames_to_ns(played) // 1_000_000
-                    self.status.log(f"elapsed milliseconds: {ms}", level=5)
-                    self.status.emit(Elapsed(ms))
-            if now - last_stats >= STATS_EVERY_S:
-                last_stats = now
-                self.status.emit(Stats(**self.stats))
-            rtsp = self.transport.rtsp
-            if now - last_keepalive >= KEEPALIVE_S and rtsp is not None:
-                last_keepalive = now
-                try:
-                    await rtsp.request("OPTIONS", "*")
-                except RtspClientError as exc:
-                    self.status.emit(Error(exc.code, f"keepalive: {exc}"))
-                    self.stopping = True
-                    self._wake()
+    # ---- drain ---------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
         """Play out the tail, then return; meanwhile keep answering resends.

@@ -43,9 +43,8 @@ def failed(session: StreamSession, key: str) -> SessionMember | None:
 async def test_killed_receiver_fails_in_a_second_and_rejoins_in_sync() -> None:
     signal_pcm = test_signal(9.0, seed=51)
     loop = asyncio.get_running_loop()
-    async with RaopEmulator() as emu_a:
-        emu_b = RaopEmulator()
-        await emu_b.__aenter__()
+    # b is killed and closed midway; leaving its block still checks what it recorded.
+    async with RaopEmulator() as emu_a, RaopEmulator() as emu_b:
         port_b = emu_b.port
         session = StreamSession(flow_source(signal_pcm), rejoin_delays_s=LADDER_S)
         report = await session.start([raop_target("a", emu_a.port), raop_target("b", port_b)])
@@ -112,9 +111,8 @@ async def test_a_member_removed_on_purpose_stops_rejoining() -> None:
 
 async def test_a_member_removed_while_it_rejoins_does_not_come_back() -> None:
     signal_pcm = test_signal(6.0, seed=53)
-    async with RaopEmulator() as emu_a:
-        emu_b = RaopEmulator()
-        await emu_b.__aenter__()
+    # b is killed and closed midway; leaving its block still checks what it recorded.
+    async with RaopEmulator() as emu_a, RaopEmulator() as emu_b:
         session = StreamSession(flow_source(signal_pcm), rejoin_delays_s=(0.3,))
         await session.start([raop_target("a", emu_a.port), raop_target("b", emu_b.port)])
         await asyncio.sleep(1.0)

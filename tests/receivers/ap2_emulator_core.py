@@ -1,5 +1,10 @@
 """Sans-I/O core of a strict AirPlay 2 receiver emulator (accessory side of HAP pairing).
 
+`AccessoryConnection` is fed a connection's bytes and returns what to send; it answers from a
+method table (pairing, ``/info``, ``OPTIONS``), then the video handler, then the encrypted
+session's (`ap2_stream.Ap2StreamSession`, its own method table), and records every refusal in
+the device's `ErrorLog` in one place (`_handle`). Parsing and framing are in ap2_emulator_wire.py.
+
 Written independently of the sender code: its own request parser, SRP server math (plain pow),
 key schedule and channel framing. Only the TLV8 codec is shared (it has fixed-vector tests).
 """
@@ -15,18 +20,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from srptools.constants import PRIME_3072
 
 from airplay_provider.protocol.hap.errors import TlvError
 from airplay_provider.protocol.hap.tlv8 import decode_tlv, encode_tlv
 from tests.receivers.ap2_emulator_legacy import LegacyAccessory
+from tests.receivers.ap2_emulator_wire import (
+    BadRequest,
+    EmuFraming,
+    EmuRequest,
+    EmuResponse,
+    RequestParser,
+    hkdf,
+)
 from tests.receivers.strict import ErrorLog
+
+__all__ = [  # the wire types are defined in ap2_emulator_wire.py; tests import them from here too
+    "AccessoryConnection",
+    "AccessoryDevice",
+    "BadRequest",
+    "EmuFraming",
+    "EmuRequest",
+    "EmuResponse",
+    "RequestParser",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -40,8 +61,6 @@ N = int(PRIME_3072, 16)
 G = 5
 N_BYTES = 384
 FEATURES = (1 << 9) | (1 << 38) | (1 << 41) | (1 << 46) | (1 << 48)
-MAX_HEAD = 16384
-MAX_BODY = 1 << 20
 
 
 def _h(*parts: bytes) -> bytes:
@@ -52,123 +71,8 @@ def _minimal(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
-def _hkdf(ikm: bytes, salt: str, info: str) -> bytes:
-    return HKDF(hashes.SHA512(), 32, salt.encode(), info.encode()).derive(ikm)
-
-
 def _raw(key: Ed25519PrivateKey | X25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-@dataclass
-class EmuRequest:
-    """A parsed request (header names lower-cased)."""
-
-    method: str
-    path: str
-    protocol: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class EmuResponse:
-    """A response before encoding."""
-
-    status: int
-    reason: str = "OK"
-    body: bytes = b""
-    content_type: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    expected: bool = False  # a refusal the protocol has a sender handle (retry): not recorded
-
-
-class BadRequest(Exception):
-    """The peer sent bytes that are not a valid request."""
-
-
-class RequestParser:
-    """Minimal incremental RTSP/HTTP request parser of the emulator."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[EmuRequest]:
-        self.buffer += data
-        requests: list[EmuRequest] = []
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self.buffer) > MAX_HEAD:
-                    raise BadRequest("header too long")
-                return requests
-            try:
-                lines = self.buffer[:end].decode("ascii").split("\r\n")
-            except UnicodeDecodeError as exc:
-                raise BadRequest("non-ASCII header") from exc
-            parts = lines[0].split(" ")
-            if len(parts) != 3 or parts[2] not in ("RTSP/1.0", "HTTP/1.1", "HTTP/1.0"):
-                raise BadRequest(f"bad request line {lines[0][:60]!r}")
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if not sep or not name or name != name.strip():
-                    raise BadRequest("bad header line")
-                headers[name.lower()] = value.strip()
-            length_text = headers.get("content-length", "0")
-            if not length_text.isdigit() or int(length_text) > MAX_BODY:
-                raise BadRequest("bad Content-Length")
-            total = end + 4 + int(length_text)
-            if len(self.buffer) < total:
-                return requests
-            body = bytes(self.buffer[end + 4 : total])
-            del self.buffer[:total]
-            requests.append(EmuRequest(parts[0], parts[1], parts[2], headers, body))
-
-
-class EmuFraming:
-    """The accessory's own HAP channel framing (reads Control-Write, writes Control-Read)."""
-
-    def __init__(self, shared: bytes, *, events: bool = False) -> None:
-        """Control-connection keys, or (``events``) the accessory's end of the event channel."""
-        salt, kind = ("Events-Salt", "Events") if events else ("Control-Salt", "Control")
-        out_info, in_info = ("Write", "Read") if events else ("Read", "Write")
-        self._out = ChaCha20Poly1305(_hkdf(shared, salt, f"{kind}-{out_info}-Encryption-Key"))
-        self._in = ChaCha20Poly1305(_hkdf(shared, salt, f"{kind}-{in_info}-Encryption-Key"))
-        self._out_count = 0
-        self._in_count = 0
-        self._pending = bytearray()
-
-    def seal(self, data: bytes) -> bytes:
-        out = b""
-        for pos in range(0, len(data), 1024):
-            chunk = data[pos : pos + 1024]
-            size = len(chunk).to_bytes(2, "little")
-            nonce = bytes(4) + self._out_count.to_bytes(8, "little")
-            out += size + self._out.encrypt(nonce, chunk, size)
-            self._out_count += 1
-        return out
-
-    def open(self, data: bytes) -> bytes:
-        """Decrypt complete blocks; raises BadRequest on a bad length or tag."""
-        self._pending += data
-        out = b""
-        while len(self._pending) >= 2:
-            size = int.from_bytes(self._pending[:2], "little")
-            if size > 1024:
-                raise BadRequest("block too long: plaintext after pairing?")
-            if len(self._pending) < size + 18:
-                break
-            nonce = bytes(4) + self._in_count.to_bytes(8, "little")
-            try:
-                out += self._in.decrypt(
-                    nonce, bytes(self._pending[2 : size + 18]), self._pending[:2]
-                )
-            except InvalidTag as exc:
-                raise BadRequest("bad tag") from exc
-            self._in_count += 1
-            del self._pending[: size + 18]
-        return out
 
 
 @dataclass
@@ -277,6 +181,15 @@ class AccessoryConnection:
         self._verify: tuple[X25519PrivateKey, bytes, bytes] | None = None
         self.shared_secret = b""
         """The pairing's shared secret once encrypted (event-channel keys derive from it)."""
+        #: The method table: (method, path) → handler; path "*" matches any path.
+        self._methods: dict[tuple[str, str], Callable[[EmuRequest], EmuResponse]] = {
+            ("GET", "/info"): self._info,
+            ("OPTIONS", "*"): self._options,
+            ("POST", "/pair-pin-start"): self._pair_pin_start,
+            ("POST", "/pair-setup-pin"): self._pair_setup_pin,
+            ("POST", "/pair-setup"): self._pair_setup,
+            ("POST", "/pair-verify"): self._pair_verify_any,
+        }
 
     @property
     def encrypted(self) -> bool:
@@ -333,29 +246,13 @@ class AccessoryConnection:
         return response
 
     def _route(self, request: EmuRequest) -> EmuResponse:
+        """The method table first (the same on every connection, encrypted or not), then the
+        video handler, then the encrypted session's routes and handler; else 404."""
         self.requests.append(request)
         key = (request.method, request.path)
-        if key == ("GET", "/info"):
-            return EmuResponse(
-                200, body=self.device.info_plist(), content_type="application/x-apple-binary-plist"
-            )
-        if request.method == "OPTIONS":
-            return EmuResponse(
-                200, headers={"Public": "ANNOUNCE, SETUP, RECORD, GET, POST, OPTIONS"}
-            )
-        if key == ("POST", "/pair-pin-start"):
-            self.device.show_pin()
-            return EmuResponse(200)
-        if key == ("POST", "/pair-setup-pin"):
-            status, body = self.device.legacy.setup_pin(request.body)
-            return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
-        if key == ("POST", "/pair-setup"):
-            return self._pair_setup(request)
-        if key == ("POST", "/pair-verify"):
-            if "x-apple-hkp" not in request.headers:
-                status, body = self.device.legacy.verify(id(self), request.body)
-                return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
-            return self._pair_verify(request)
+        handler = self._methods.get(key) or self._methods.get((request.method, "*"))
+        if handler is not None:
+            return handler(request)
         if self.device.video_handler is not None:
             video = self.device.video_handler(self, request)
             if video is not None:
@@ -368,6 +265,28 @@ class AccessoryConnection:
             if response is not None:
                 return response
         return EmuResponse(404, "Not Found")
+
+    def _info(self, _request: EmuRequest) -> EmuResponse:
+        return EmuResponse(
+            200, body=self.device.info_plist(), content_type="application/x-apple-binary-plist"
+        )
+
+    def _options(self, _request: EmuRequest) -> EmuResponse:
+        return EmuResponse(200, headers={"Public": "ANNOUNCE, SETUP, RECORD, GET, POST, OPTIONS"})
+
+    def _pair_pin_start(self, _request: EmuRequest) -> EmuResponse:
+        self.device.show_pin()
+        return EmuResponse(200)
+
+    def _pair_setup_pin(self, request: EmuRequest) -> EmuResponse:
+        status, body = self.device.legacy.setup_pin(request.body)
+        return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
+
+    def _pair_verify_any(self, request: EmuRequest) -> EmuResponse:
+        if "x-apple-hkp" not in request.headers:
+            status, body = self.device.legacy.verify(id(self), request.body)
+            return EmuResponse(status, "OK" if status == 200 else "Auth Required", body)
+        return self._pair_verify(request)
 
     # --- pair-setup -------------------------------------------------------------------------
 
@@ -439,14 +358,14 @@ class AccessoryConnection:
         srp = self._srp
         assert srp is not None
         self._srp = None
-        key = _hkdf(srp.session_key, "Pair-Setup-Encrypt-Salt", "Pair-Setup-Encrypt-Info")
+        key = hkdf(srp.session_key, "Pair-Setup-Encrypt-Salt", "Pair-Setup-Encrypt-Info")
         try:
             inner = ChaCha20Poly1305(key).decrypt(
                 bytes(4) + b"PS-Msg05", tlv.get(T_ENCRYPTED, b""), None
             )
             sub = decode_tlv(inner)
             ident, ltpk, sig = sub[T_IDENTIFIER], sub[T_PUBLIC_KEY], sub[T_SIGNATURE]
-            controller_x = _hkdf(
+            controller_x = hkdf(
                 srp.session_key,
                 "Pair-Setup-Controller-Sign-Salt",
                 "Pair-Setup-Controller-Sign-Info",
@@ -455,7 +374,7 @@ class AccessoryConnection:
         except (InvalidTag, InvalidSignature, TlvError, KeyError, ValueError):
             return _tlv_error(6, E_AUTHENTICATION)
         self.device.paired[ident] = ltpk
-        accessory_x = _hkdf(
+        accessory_x = hkdf(
             srp.session_key, "Pair-Setup-Accessory-Sign-Salt", "Pair-Setup-Accessory-Sign-Info"
         )
         acc_id = self.device.device_id.encode()
@@ -495,7 +414,7 @@ class AccessoryConnection:
             return _tlv_error(2, E_AUTHENTICATION)
         acc_id = self.device.device_id.encode()
         signature = self.device.signing_key.sign(ours + acc_id + controller_public)
-        key = _hkdf(shared, "Pair-Verify-Encrypt-Salt", "Pair-Verify-Encrypt-Info")
+        key = hkdf(shared, "Pair-Verify-Encrypt-Salt", "Pair-Verify-Encrypt-Info")
         sub = encode_tlv([(T_IDENTIFIER, acc_id), (T_SIGNATURE, signature)])
         sealed = ChaCha20Poly1305(key).encrypt(bytes(4) + b"PV-Msg02", sub, None)
         self._verify = (ephemeral, controller_public, shared)
@@ -505,7 +424,7 @@ class AccessoryConnection:
         assert self._verify is not None
         ephemeral, controller_public, shared = self._verify
         self._verify = None
-        key = _hkdf(shared, "Pair-Verify-Encrypt-Salt", "Pair-Verify-Encrypt-Info")
+        key = hkdf(shared, "Pair-Verify-Encrypt-Salt", "Pair-Verify-Encrypt-Info")
         try:
             inner = ChaCha20Poly1305(key).decrypt(
                 bytes(4) + b"PV-Msg03", tlv.get(T_ENCRYPTED, b""), None

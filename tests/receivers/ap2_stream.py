@@ -165,6 +165,18 @@ class Ap2StreamSession:
         self._now_ns = now_ns
         self.stream_types: list[int] = []
         self.buffered: BufferedStream | None = None
+        #: The method table of the encrypted session (any URI); others: the core answers 404.
+        self._handlers: dict[str, Callable[[EmuRequest], EmuResponse]] = {
+            "SETUP": self._setup,
+            "RECORD": self._record,
+            "SETPEERS": self._setpeers,
+            "FLUSH": self._flush,
+            "TEARDOWN": self._teardown,
+            "SET_PARAMETER": self._set_parameter,
+            "GET_PARAMETER": lambda _request: EmuResponse(200),
+            "SETRATEANCHORTIME": self._set_rate_anchor_time,
+            "FLUSHBUFFERED": self._flush_buffered,
+        }
 
     def clock_ready(self) -> bool:
         """Has this receiver measured the sender's clock (3 NTP samples, or PTP locked)?"""
@@ -180,21 +192,10 @@ class Ap2StreamSession:
     def handle(self, conn: AccessoryConnection, request: EmuRequest) -> EmuResponse | None:
         """Requests on the encrypted connection; None lets the core answer 404."""
         self.methods.append(request.method)
-        handlers: dict[str, Callable[[EmuRequest], EmuResponse]] = {
-            "SETUP": self._setup,
-            "RECORD": self._record,
-            "SETPEERS": self._setpeers,
-            "FLUSH": self._flush,
-            "TEARDOWN": self._teardown,
-            "SET_PARAMETER": self._set_parameter,
-            "GET_PARAMETER": lambda _request: EmuResponse(200),
-            "SETRATEANCHORTIME": self._set_rate_anchor_time,
-            "FLUSHBUFFERED": self._flush_buffered,
-        }
         if request.method == "POST" and request.path == "/feedback":
             self.feedbacks += 1
             return EmuResponse(200)
-        handler = handlers.get(request.method)
+        handler = self._handlers.get(request.method)
         if handler is None:
             return None
         if request.method == "SETUP":

@@ -8,7 +8,9 @@ packet parsing), so it cannot share a bug with the sender it checks.
 Feed it RTSP bytes and UDP datagrams together with the receiver's clock (``now``: seconds on
 the Unix epoch); it returns what to send and records what it saw. Stream records
 (``sync_packets``, audio, timing, loss) describe the most recently ANNOUNCEd stream;
-``errors`` and the RTSP records accumulate.
+``errors`` and the RTSP records accumulate. Each RTSP method has one handler in a method table
+(``_methods``); a handler refuses by raising ``_Refusal``, recorded in one place
+(``rtsp_received``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -78,6 +80,10 @@ class _Refusal(Exception):
         self.challenge = challenge
 
 
+#: One method's handler: (connection id, its state, request, now) → (headers, body) of a 200.
+_Handler = Callable[[int, _Connection, RtspRequest, float], tuple[list[tuple[str, str]], bytes]]
+
+
 class RaopReceiverCore:
     """A strict RAOP receiver as a state machine: RTSP here, the UDP side in ``stream``.
 
@@ -128,6 +134,19 @@ class RaopReceiverCore:
             errors=self.errors,
         )
         self.stream = self._new_stream()
+        #: The method table: every method of `METHODS`, one handler each.
+        self._methods: dict[str, _Handler] = {
+            "OPTIONS": self._on_options,
+            "POST": self._on_post,
+            "ANNOUNCE": self._on_announce,
+            "SETUP": self._on_setup,
+            "RECORD": self._on_record,
+            "SET_PARAMETER": self._on_set_parameter,
+            "GET_PARAMETER": self._on_get_parameter,
+            "FLUSH": self._on_flush,
+            "TEARDOWN": self._on_teardown,
+        }
+        assert set(self._methods) == set(METHODS)
 
     def _error(self, message: str) -> None:
         self.errors.record(message)
@@ -216,48 +235,78 @@ class RaopReceiverCore:
     def _dispatch(
         self, conn: int, connection: _Connection, request: RtspRequest, now: float
     ) -> tuple[list[tuple[str, str]], bytes]:
-        method = request.method
-        if method == "OPTIONS":
-            return [("Public", ", ".join(METHODS))], b""
-        if method == "POST":
-            return self._post(conn, connection, request)
-        if method == "ANNOUNCE":
-            if self.legacy_accessory is not None and not connection.verified:
-                raise _Refusal(403, "pair-verify required before ANNOUNCE")
-            if self._owner is not None and self._owner != conn:
-                raise _Refusal(453, "busy with another sender")
-            if request.headers.get("content-type") != "application/sdp":
-                raise _Refusal(400, "ANNOUNCE without Content-Type: application/sdp")
-            codec, frame_length = parse_sdp(request.body)
-            self.stream.settle()  # its compressed audio is decoded (and checked) before it goes
-            self.stream.stop()
-            self.stream = self._new_stream(codec=codec, frame_length=frame_length)
-            self._owner, self.state = conn, "announced"
+        return self._methods[request.method](conn, connection, request, now)
+
+    # The method table's handlers: (headers, body) of a 200, or raise `_Refusal`.
+
+    def _on_options(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        return [("Public", ", ".join(METHODS))], b""
+
+    def _on_post(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        return self._post(conn, connection, request)
+
+    def _on_announce(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        if self.legacy_accessory is not None and not connection.verified:
+            raise _Refusal(403, "pair-verify required before ANNOUNCE")
+        if self._owner is not None and self._owner != conn:
+            raise _Refusal(453, "busy with another sender")
+        if request.headers.get("content-type") != "application/sdp":
+            raise _Refusal(400, "ANNOUNCE without Content-Type: application/sdp")
+        codec, frame_length = parse_sdp(request.body)
+        self.stream.settle()  # its compressed audio is decoded (and checked) before it goes
+        self.stream.stop()
+        self.stream = self._new_stream(codec=codec, frame_length=frame_length)
+        self._owner, self.state = conn, "announced"
+        return [], b""
+
+    def _on_setup(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "announced")
+        control, timing = parse_transport(request.headers.get("transport", ""))
+        self.stream.start(connection.peer_host, control, timing, now)
+        self.state = "setup"
+        return self._setup_headers(), b""
+
+    def _on_record(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "setup", "recording")
+        return self._record(request), b""
+
+    def _on_set_parameter(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "setup", "recording")
+        self._set_parameter(request)
+        return [], b""
+
+    def _on_get_parameter(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "announced", "setup", "recording")
+        if request.body.strip() != b"volume":
             return [], b""
-        if method == "SETUP":
-            self._require(conn, "announced")
-            control, timing = parse_transport(request.headers.get("transport", ""))
-            self.stream.start(connection.peer_host, control, timing, now)
-            self.state = "setup"
-            return self._setup_headers(), b""
-        if method == "RECORD":
-            self._require(conn, "setup", "recording")
-            return self._record(request), b""
-        if method == "SET_PARAMETER":
-            self._require(conn, "setup", "recording")
-            self._set_parameter(request)
-            return [], b""
-        if method == "GET_PARAMETER":
-            self._require(conn, "announced", "setup", "recording")
-            if request.body.strip() != b"volume":
-                return [], b""
-            volume = self.volumes[-1] if self.volumes else -15.0
-            return [("Content-Type", "text/parameters")], f"volume: {volume:.6f}\r\n".encode()
-        if method == "FLUSH":
-            self._require(conn, "recording")
-            self._flush(request, now)
-            return [], b""
-        self._require(conn, "announced", "setup", "recording")  # TEARDOWN
+        volume = self.volumes[-1] if self.volumes else -15.0
+        return [("Content-Type", "text/parameters")], f"volume: {volume:.6f}\r\n".encode()
+
+    def _on_flush(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "recording")
+        self._flush(request, now)
+        return [], b""
+
+    def _on_teardown(
+        self, conn: int, connection: _Connection, request: RtspRequest, now: float
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        self._require(conn, "announced", "setup", "recording")
         self.teardown_at = now
         self._end_session(now)
         return [("Connection", "close")], b""

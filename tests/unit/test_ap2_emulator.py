@@ -11,7 +11,13 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from airplay_provider.protocol import ptp
 from airplay_provider.protocol.alac import encode_uncompressed
-from tests.receivers.ap2_emulator_core import AccessoryConnection, AccessoryDevice, EmuRequest
+from airplay_provider.protocol.hap.channel import ChannelCipher, control_keys
+from tests.receivers.ap2_emulator_core import (
+    AccessoryConnection,
+    AccessoryDevice,
+    EmuFraming,
+    EmuRequest,
+)
 from tests.receivers.ap2_ptp_slave import PtpSlave
 from tests.receivers.ap2_stream import Ap2StreamSession
 
@@ -79,6 +85,48 @@ def test_only_realtime_alac_streams() -> None:
     _request(session, "SETUP", NTP_SESSION)
     bad = {"streams": [{**STREAM["streams"][0], "ct": 1}]}
     assert _request(session, "SETUP", bad) == 400
+
+
+def _rtsp(method: str, uri: str, cseq: int, body: bytes = b"") -> bytes:
+    head = f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n"
+    if body:
+        head += f"Content-Type: {PLIST}\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def test_the_core_answers_from_its_method_tables_without_sockets() -> None:
+    """Bytes in, bytes out: the accessory's table (pairing, /info, OPTIONS) on any connection,
+    the session's table (SETUP, RECORD...) only once encrypted; every 404 recorded once."""
+    device = AccessoryDevice(name="Table")
+    session = _session(errors=device.errors)
+    device.session_handler = session.handle
+    connection = AccessoryConnection(device)
+    reply = connection.feed(_rtsp("OPTIONS", "*", 1))
+    assert reply.startswith(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n")
+    assert b"Public: ANNOUNCE, SETUP, RECORD, GET, POST, OPTIONS\r\n" in reply
+    reply = connection.feed(_rtsp("GET", "/info", 2))
+    assert plistlib.loads(reply.partition(b"\r\n\r\n")[2])["name"] == "Table"
+    assert connection.feed(_rtsp("RECORD", "rtsp://127.0.0.1/1", 3)).startswith(b"RTSP/1.0 404")
+    assert session.methods == []  # the session's table is not reachable unencrypted
+
+    shared = bytes(range(32, 64))  # as after pair-verify (tests/unit/hap covers the pairing)
+    connection.framing = EmuFraming(shared)
+    sender = ChannelCipher(control_keys(shared))
+
+    def exchange(request: bytes) -> bytes:
+        return sender.decrypt(connection.feed(sender.encrypt(request)))
+
+    setup = plistlib.dumps(NTP_SESSION, fmt=plistlib.FMT_BINARY)
+    assert exchange(_rtsp("SETUP", "rtsp://127.0.0.1/1", 4, setup)).startswith(b"RTSP/1.0 200")
+    assert exchange(_rtsp("RECORD", "rtsp://127.0.0.1/1", 5)).startswith(b"RTSP/1.0 200")
+    assert exchange(_rtsp("PLAY", "rtsp://127.0.0.1/1", 6)).startswith(b"RTSP/1.0 404")
+    assert session.methods == ["SETUP", "RECORD", "PLAY"]
+    assert session.timing == "NTP"
+    assert session.recorded
+    assert device.errors == [
+        "RECORD rtsp://127.0.0.1/1: refused with 404 Not Found",
+        "PLAY rtsp://127.0.0.1/1: refused with 404 Not Found",
+    ]
 
 
 def _audio(seq: int, rtp: int, pcm: bytes, *, marker: bool, counter: int) -> bytes:

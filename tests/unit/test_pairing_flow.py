@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from airplay_provider.pairing.attempt import (
+    PairingAttemptState,
     PairingSession,
     PairingTarget,
-    SessionState,
     normalize_pin,
 )
 from airplay_provider.pairing.client import legacy_pair_verify, pair_verify
@@ -86,11 +86,11 @@ async def test_hap_right_pin_yields_credentials_that_pair_verify(
     async with PairingSession(target(emulator, HAP), IDENTIFIER) as session:
         assert emulator.displayed_pin is None
         await session.start()
-        assert session.state is SessionState.WAITING_FOR_PIN
+        assert session.state is PairingAttemptState.WAITING_FOR_PIN
         pin = emulator.displayed_pin
         assert pin is not None
         serialized = await session.finish(f" {pin[:2]}-{pin[2:]} ")
-        assert session.state is SessionState.PAIRED
+        assert session.state is PairingAttemptState.PAIRED
     credentials = HapCredentials.parse(serialized)
     assert len(serialized) == 192
     assert credentials.accessory_ltpk == emulator.device.public_key
@@ -117,7 +117,7 @@ async def test_hap_wrong_pin_is_a_wrong_pin_error(emulator: Ap2Emulator) -> None
         await session.start()
         with pytest.raises(WrongPinError, match="refused the PIN"):
             await session.finish(wrong_pin(emulator))
-        assert session.state is SessionState.FAILED
+        assert session.state is PairingAttemptState.FAILED
         with pytest.raises(PairingStateError):
             await session.finish(emulator.displayed_pin or "")
     assert emulator.device.paired == {}
@@ -167,7 +167,7 @@ async def test_malformed_pin_keeps_the_session_waiting(emulator: Ap2Emulator) ->
         await session.start()
         with pytest.raises(InvalidPinError, match="4 digits"):
             await session.finish("12a4")
-        assert session.state is SessionState.WAITING_FOR_PIN
+        assert session.state is PairingAttemptState.WAITING_FOR_PIN
         assert emulator.displayed_pin is not None
         assert len(await session.finish(emulator.displayed_pin)) == 192
 
@@ -177,7 +177,7 @@ async def test_unreachable_device() -> None:
     async with PairingSession(unreachable, IDENTIFIER) as session:
         with pytest.raises(DeviceUnreachableError, match=r"127\.0\.0\.1:\d+ failed"):
             await session.start()
-        assert session.state is SessionState.FAILED
+        assert session.state is PairingAttemptState.FAILED
 
 
 async def test_pairing_falls_back_to_the_device_s_other_address(emulator: Ap2Emulator) -> None:
@@ -185,7 +185,7 @@ async def test_pairing_falls_back_to_the_device_s_other_address(emulator: Ap2Emu
     moved = PairingTarget("127.0.0.2", emulator.port, HAP, "Emulated", fallbacks=("127.0.0.1",))
     async with PairingSession(moved, IDENTIFIER) as session:
         await session.start()
-        assert session.state is SessionState.WAITING_FOR_PIN
+        assert session.state is PairingAttemptState.WAITING_FOR_PIN
         assert emulator.displayed_pin is not None
         assert len(await session.finish(emulator.displayed_pin)) == 192
     nowhere = PairingTarget("127.0.0.2", closed_port(), HAP, fallbacks=("127.0.0.3",))
@@ -215,11 +215,11 @@ async def test_pin_not_entered_in_time_expires(emulator: Ap2Emulator) -> None:
     async with PairingSession(target(emulator, HAP), IDENTIFIER, pin_timeout=0.1) as session:
         await session.start()
         await attempt_ended(session)
-        assert session.state is SessionState.FAILED
+        assert session.state is PairingAttemptState.FAILED
         await connections_closed(emulator)  # the attempt closed its connection by itself
         with pytest.raises(PairingExpiredError, match=r"no PIN entered within 0\.1 s"):
             await session.finish("1234")
-        assert session.state is SessionState.FAILED
+        assert session.state is PairingAttemptState.FAILED
 
 
 async def test_state_errors(emulator: Ap2Emulator) -> None:
@@ -231,7 +231,7 @@ async def test_state_errors(emulator: Ap2Emulator) -> None:
         await session.start()
     assert session.active
     await session.close()
-    assert session.state is SessionState.CLOSED
+    assert session.state is PairingAttemptState.CLOSED
     assert not session.active
     with pytest.raises(ValueError, match="16 upper-case hex"):
         PairingSession(target(emulator, HAP), "not-an-id")
@@ -243,7 +243,7 @@ async def test_close_while_waiting_releases_the_connection(emulator: Ap2Emulator
     assert len(emulator._writers) == 1
     await session.close()
     await connections_closed(emulator)
-    assert session.state is SessionState.CLOSED
+    assert session.state is PairingAttemptState.CLOSED
 
 
 async def test_cancelled_start_leaves_no_task(emulator: Ap2Emulator) -> None:
@@ -257,7 +257,7 @@ async def test_cancelled_start_leaves_no_task(emulator: Ap2Emulator) -> None:
     try:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(session.start(), 0.2)
-        assert session.state is SessionState.CLOSED
+        assert session.state is PairingAttemptState.CLOSED
         assert [t for t in asyncio.all_tasks() if t.get_name() == "airplay-pairing"] == []
     finally:
         server.close()

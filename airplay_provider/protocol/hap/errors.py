@@ -23,11 +23,12 @@ class HapError(AirplayError):
     """Base class of every error raised by this package."""
 
 
-class PairingError(HapError):
-    """Base class of every pairing failure."""
+class HapPairingError(HapError):
+    """Base class of every HAP pairing failure (the protocol's; the user-facing one is
+    `pairing.errors.PairingError`)."""
 
 
-class ProtocolViolation(PairingError):
+class ProtocolViolation(HapPairingError):
     """The peer broke the protocol: bad state, missing TLV, bad signature or tag."""
 
 
@@ -35,11 +36,11 @@ class TlvError(ProtocolViolation):
     """A TLV8 body could not be decoded."""
 
 
-class InvalidCredentials(PairingError):
+class InvalidCredentials(HapPairingError):
     """A stored credentials string is malformed."""
 
 
-class HttpStatusError(PairingError):
+class HttpStatusError(HapPairingError):
     """A pairing request was answered with a non-200 status."""
 
     def __init__(self, status: int, reason: str = "") -> None:
@@ -48,7 +49,7 @@ class HttpStatusError(PairingError):
         self.reason = reason
 
 
-class AccessoryError(PairingError):
+class AccessoryError(HapPairingError):
     """The accessory answered with an Error TLV."""
 
     code: HapErrorCode = HapErrorCode.UNKNOWN

@@ -15,7 +15,7 @@ from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCred
 from airplay_provider.protocol.hap.errors import (
     AuthenticationError,
     BackoffError,
-    PairingError,
+    HapPairingError,
     ProtocolViolation,
 )
 from airplay_provider.protocol.hap.flow import PairingFlow
@@ -190,7 +190,7 @@ def test_garbage_replies_raise_only_pairing_errors(reply: bytes) -> None:
         flow.start()
         try:
             flow.handle(reply)
-        except PairingError:
+        except HapPairingError:
             continue
 
 
