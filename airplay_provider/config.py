@@ -18,6 +18,7 @@ from music_assistant_models.config_entries import (
 )
 from music_assistant_models.enums import ConfigEntryType
 
+from airplay_provider.protocol.ap2_buffered import StreamChoice
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.txt import DeviceRecord, ProtocolPreference
 
@@ -28,6 +29,7 @@ CONF_MDNS_INTERFACES: Final = "mdns_interfaces"
 CONF_AIRPLAY_PROTOCOL: Final = "airplay_protocol"
 CONF_ENCRYPTION: Final = "encryption"
 CONF_ALAC_ENCODE: Final = "alac_encode"
+CONF_AP2_STREAM_TYPE: Final = "ap2_stream_type"
 CONF_PASSWORD: Final = "password"  # noqa: S105  (a config key, not a secret)
 CONF_SYNC_ADJUST: Final = "sync_adjust"
 CONF_OUTPUT_BUFFER: Final = "output_buffer_ms"
@@ -63,6 +65,11 @@ _PROTOCOL_WORDS = {
     "airplay1": ProtocolPreference.RAOP,
     "airplay2": ProtocolPreference.AIRPLAY2,
     "ap2": ProtocolPreference.AIRPLAY2,
+}
+_STREAM_CHOICES: Final[dict[str, StreamChoice]] = {
+    "auto": "auto",
+    "realtime": "realtime",
+    "buffered": "buffered",
 }
 
 
@@ -166,6 +173,25 @@ def player_config_entries(
             ),
             depends_on=CONF_AIRPLAY_PROTOCOL,
             depends_on_value_not=int(ProtocolPreference.AIRPLAY2),
+            category=CATEGORY,
+            advanced=True,
+        ),
+        ConfigEntry(
+            key=CONF_AP2_STREAM_TYPE,
+            type=ConfigEntryType.STRING,
+            label="AirPlay 2 stream type",
+            default_value="auto",
+            options=[
+                ConfigValueOption("Automatically select", "auto"),
+                ConfigValueOption("Realtime (UDP)", "realtime"),
+                ConfigValueOption("Buffered (TCP)", "buffered"),
+            ],
+            description=(
+                "How AirPlay 2 audio is sent. Automatic: buffered when the receiver offers it "
+                "and is not an Apple device, else realtime."
+            ),
+            depends_on=CONF_AIRPLAY_PROTOCOL,
+            depends_on_value_not=int(ProtocolPreference.RAOP),
             category=CATEGORY,
             advanced=True,
         ),
@@ -374,6 +400,8 @@ def parse_text_value(entry: ConfigEntry, text: str) -> ConfigValueType:
             value = float(word)
         except ValueError:
             raise ConfigValidationError(key, f"{key} must be a number, got {text!r}") from None
+    elif entry.type is ConfigEntryType.STRING and entry.options:
+        value = word  # a choice: its words are lower case
     elif entry.type in (ConfigEntryType.STRING, ConfigEntryType.SECURE_STRING):
         value = text if text else None
     else:
@@ -408,6 +436,7 @@ class PlayerSettings:
     protocol: ProtocolPreference = ProtocolPreference.AUTO
     encryption: bool = True
     alac_encode: bool = False  # compression costs ~6 % of a core per stream (README)
+    ap2_stream_type: StreamChoice = "auto"  # cliap2 --stream-type
     password: str | None = None
     sync_adjust_ms: int = 0
     output_buffer_ms: int = 2000
@@ -433,6 +462,7 @@ class PlayerSettings:
             protocol=ProtocolPreference(_as_int(pick(CONF_AIRPLAY_PROTOCOL))),
             encryption=bool(pick(CONF_ENCRYPTION)),
             alac_encode=bool(pick(CONF_ALAC_ENCODE)),
+            ap2_stream_type=_STREAM_CHOICES[str(pick(CONF_AP2_STREAM_TYPE))],
             password=_as_optional_str(pick(CONF_PASSWORD)),
             sync_adjust_ms=_as_int(pick(CONF_SYNC_ADJUST)),
             output_buffer_ms=_as_int(pick(CONF_OUTPUT_BUFFER)),

@@ -31,6 +31,7 @@ from airplay_provider.protocol.streamer_status import (
     StatusEvent,
     StreamerError,
 )
+from airplay_provider.protocol.timing import ntp_add_frames, ntp_diff_ns
 from airplay_provider.session.processes import StreamerProcess, StreamTarget
 from airplay_provider.streamer_launcher import ForkServer
 
@@ -266,9 +267,16 @@ class SessionMember:
         self._notify()
 
     def _check_instant(self, event: StartFields) -> None:
-        """A streamer that got its start/resume instant too late plays off the timeline."""
+        """A streamer that got its start/resume instant too late plays off the timeline.
+
+        Input it skipped as late (`skipped_frames`) keeps the timeline: its first sample then
+        plays that many frames after the instant (to within a nanosecond of rounding).
+        """
         expected, self.expected_ntp = self.expected_ntp, None
-        if expected is not None and event.actual_ntp != expected:
+        if expected is None:
+            return
+        on_timeline = ntp_add_frames(expected, event.skipped_frames)
+        if abs(ntp_diff_ns(event.actual_ntp, on_timeline)) > 1:
             self.misaligned = True
             self.logger.warning(
                 "%s started at %s instead of %s: out of sync with the group",

@@ -72,6 +72,7 @@ def target_for_player(
         sync_adjust_ms=settings.sync_adjust_ms,
         encrypt=settings.encryption,
         alac=settings.alac_encode,
+        ap2_stream_type=settings.ap2_stream_type,
         txt=dict(record.txt),
         password=settings.password,
         secret=player.credentials,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, TypeVar
 
+from airplay_provider.protocol.ap2_buffered import StreamChoice
 from airplay_provider.protocol.streamer_status import (
     Connected,
     Error,
@@ -63,6 +64,7 @@ class StreamTarget:
     sync_adjust_ms: int = 0
     encrypt: bool = True
     alac: bool = False  # compressed ALAC: cliraop "-alac", cliap2 "--alac on"
+    ap2_stream_type: StreamChoice = "auto"  # cliap2 --stream-type (auto: not passed)
     txt: Mapping[str, str] = field(default_factory=dict)
     password: str | None = None
     secret: str | None = None
@@ -169,6 +171,8 @@ def build_ap2_argv(
         argv += ["--dacp_id", target.dacp_id]
     if target.alac:
         argv += ["--alac", "on"]
+    if target.ap2_stream_type != "auto":
+        argv += ["--stream-type", target.ap2_stream_type]
     secrets = streamer_secrets(target)
     if secrets_fd is not None:
         argv += ["--secrets_fd", str(secrets_fd)]

@@ -29,7 +29,8 @@ The rules, in the order they apply to the next packet:
   steady state never copies (with a latency below `HEAL_LEAD_NS`: only packets short of it).
 * Skip-late: input whose play time is closer than `SEND_MARGIN_NS` is dropped, never shifted,
   so a late start or join stays on the group's timeline (the very first packet is exempt: it
-  carries the anchor).
+  carries the anchor). When the first real packet of a start is itself skipped (the set-up or
+  a wake-up took too long), the first one that does leave opens the start (`opens_start`).
 * Underrun: when input is missing at its last moment, a silent packet fills its slot and the
   input for it is dropped when it arrives.
 """
@@ -149,6 +150,7 @@ class Pacer:
         self.next_sample = 0
         self.preroll_end = 0
         self.first_packet = True  # the next packet opens a start or resume (carries the marker)
+        self._start_pending = False  # no real packet of the current start or resume left yet
         self.start_ntp = 0  # the instant the first real sample of this start plays
         self.requested_ntp = 0
         self.requested_first_sample = 0
@@ -229,6 +231,7 @@ class Pacer:
     def _begin(self) -> None:
         self.phase = Phase.PREROLL
         self.first_packet = True
+        self._start_pending = True
         self._tat = 0
 
     # ---- the decision -------------------------------------------------------------------------
@@ -271,11 +274,19 @@ class Pacer:
             return Send(PacketKind.SILENCE)
         return Wait(due, wake_on_input=False)
 
+    @property
+    def opens_start(self) -> bool:
+        """The packet for `next_sample` is the first real one of the current start or resume
+        (`preroll_end`, or the first after it when that one was skipped as late)."""
+        return self._start_pending and self.next_sample >= self.preroll_end
+
     def sent(self) -> bool:
         """The packet for `next_sample` left (just after `next_action` said so); True if it was
-        the first real one of a start."""
+        the first real one of a start (`opens_start`)."""
         now = self._now
-        opened = self.next_sample == self.preroll_end
+        opened = self.opens_start
+        if opened:
+            self._start_pending = False
         self._tat = max(self._tat, now) + _RATE_INTERVAL
         self.first_packet = False
         self.next_sample += FRAMES_PER_PACKET

@@ -333,7 +333,7 @@ class StreamLoop(LoopReports):
         self.backlog.add(
             SentPacket(seq=self.seq, first_sample=self.next_sample, wire=wire, pcm=pcm)
         )
-        if self.next_sample == self.pacer.preroll_end:
+        if self.pacer.opens_start:
             self._report_start()
         self.pacer.sent()
         self.stats["sent"] += 1

@@ -68,7 +68,8 @@ async def test_mdns_add_registers_a_player_with_our_entries() -> None:
         entries = await player.get_config_entries()
         keys = [e.key for e in entries]
         for key in ("airplay_protocol", "encryption", "alac_encode", "password", "sync_adjust",
-                    "ignore_volume", "raop_credentials", "airplay_credentials"):  # fmt: skip
+                    "ignore_volume", "raop_credentials", "airplay_credentials",
+                    "ap2_stream_type"):  # fmt: skip
             assert key in keys, key
         hidden = {e.key for e in entries if e.hidden}
         assert {"raop_credentials", "airplay_credentials", "sample_rates", "output_codec"} <= hidden
@@ -85,7 +86,13 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
         await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
         await mass.config.save_player_config(
             PLAYER_ID,
-            {"sync_adjust": -40, "password": "hunter2", "encryption": False, "alac_encode": False},
+            {
+                "sync_adjust": -40,
+                "password": "hunter2",
+                "encryption": False,
+                "alac_encode": False,
+                "ap2_stream_type": "realtime",
+            },
         )
         stored = mass.config.get_raw_player_config_value(PLAYER_ID, "password")
         assert isinstance(stored, str)
@@ -102,6 +109,8 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
         assert "-alac" not in argv
         assert argv[argv.index("-password") + 1] == "hunter2"
         assert target.sync_adjust_ms == -40
+        assert core.settings.ap2_stream_type == "realtime"
+        assert target.ap2_stream_type == "realtime"  # cliap2 --stream-type, when it plays AP2
 
 
 async def test_disabled_player_is_not_registered_and_comes_back_when_enabled() -> None:

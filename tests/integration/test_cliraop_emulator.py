@@ -114,6 +114,44 @@ async def test_late_start_skips_but_stays_on_the_timeline() -> None:
         assert body[: len(signal) - first * 4] == signal[first * 4 :]
 
 
+async def test_a_receiver_slow_to_ask_for_timing_still_gets_a_reported_start() -> None:
+    # No timing request for 1 s: the streamer waits its 0.4 s for one after placing the start,
+    # so the first real packet is already too late when the pre-roll has left, and is skipped.
+    signal = test_signal(3.0, seed=25)
+    async with RaopEmulator(first_timing_delay=1.0) as emu:
+        start = ntp_in(-0.5)
+        run = await run_cliraop(emu.port, signal, ntpstart=start)
+        assert run.returncode == 0, run.log
+        assert len(run.all("started")) == 1, run.log
+        assert len(run.all("playing")) == 1, run.log
+        started = run.status("started")
+        packets = sorted(
+            (p for p in emu.stream.audio_packets if not p.resent), key=lambda p: p.received_at
+        )
+        preroll, first_real = packets[:10], packets[10]
+        # the scenario: the packet after the pre-roll jumps past the skipped first real packet
+        skipped = (first_real.rtptime - preroll[-1].rtptime - 352) & 0xFFFFFFFF
+        assert skipped >= 352, skipped
+        first = int(started["first_sample"])
+        assert int(started["rtptime"]) == first_real.rtptime
+        assert int(started["seq"]) == first_real.seq
+        assert int(started["skipped_frames"]) == first
+        rtp0 = (first_real.rtptime - first) & 0xFFFFFFFF
+        assert_on_schedule(emu, rtptime=rtp0, ntp=start, frames=[first, first + 44100])
+        # the skipped frames are the only hole; from the first real packet on, every sample
+        gap_start = (preroll[-1].rtptime + 352) & 0xFFFFFFFF
+        assert emu.stream.missing_frames() == [(gap_start, skipped)]
+        assert emu.errors == []
+        segment = emu.stream.segments[0]
+        assert segment.first_audio is not None
+        offset = (first_real.rtptime - segment.first_audio.rtptime) & 0xFFFFFFFF
+        body = bytearray()
+        for at in sorted(o for o in segment.pcm if o >= offset):
+            assert at == offset + len(body) // 4
+            body += segment.pcm[at]
+        assert body[: len(signal) - first * 4] == signal[first * 4 :]
+
+
 async def test_pause_and_resume_at_a_given_instant() -> None:
     signal = test_signal(4.0, seed=24)
     resume_at = ntp_in(3.0)

@@ -213,6 +213,14 @@ async def test_config_command_validates_and_persists(
     assert code == 0
     assert re.search(r"^sync_adjust\s+-30\s+0\s", out, re.MULTILINE)
 
+    code, _, err = await run_cli("config", player_id, "ap2_stream_type=udp", env=env)
+    assert code == 2
+    assert "ap2_stream_type must be one of auto (Automatically select)" in err
+    code, _, err = await run_cli("config", player_id, "ap2_stream_type=buffered", env=env)
+    assert code == 0, err
+    stored = json.loads(config_file.read_text())["players"][player_id]["values"]
+    assert stored == {"sync_adjust": -30, "ap2_stream_type": "buffered"}
+
     code, _, err = await run_cli("config", "No Such Speaker 4242", *net, env=env)
     assert code == 1
     assert "No AirPlay receiver named 'No Such Speaker 4242' found" in err

@@ -83,6 +83,7 @@ class RaopStreamReceiver:
         drop_seed: int = 0,
         timing_burst_interval: float = 0.3,
         timing_interval: float = 3.0,
+        first_timing_delay: float = 0.0,
         resend_attempts: int = 3,
         resend_interval: float = 0.1,
         errors: list[str] | None = None,
@@ -96,6 +97,7 @@ class RaopStreamReceiver:
         self._rng = random.Random(drop_seed)
         self._timing_burst_interval = timing_burst_interval
         self._timing_interval = timing_interval
+        self._first_timing_delay = first_timing_delay  # a receiver slow to ask
         self._resend_attempts = resend_attempts
         self._resend_interval = resend_interval
         self.active = False
@@ -138,7 +140,7 @@ class RaopStreamReceiver:
         """SETUP done: the sender's address is known; timing requests start."""
         self.sender_host, self.sender_control_port = host, control_port
         self.sender_timing_port, self.active = timing_port, True
-        self._next_timing_at = now
+        self._next_timing_at = now + self._first_timing_delay
 
     def record(self, seq: int | None, rtptime: int | None) -> None:
         """RECORD with its RTP-Info (None when absent)."""

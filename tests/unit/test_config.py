@@ -14,6 +14,7 @@ from music_assistant_models.enums import ConfigEntryType
 from airplay_provider.config import (
     CONF_AIRPLAY_LATENCY,
     CONF_AIRPLAY_PROTOCOL,
+    CONF_AP2_STREAM_TYPE,
     CONF_BROKEN_ALERT,
     CONF_ENABLED,
     CONF_ENCRYPTION,
@@ -99,6 +100,33 @@ def test_protocol_words_and_options() -> None:
     assert parse_text_value(protocol, "0") == 0
     with pytest.raises(ConfigValidationError, match="must be one of 0"):
         parse_text_value(protocol, "3")
+
+
+def test_ap2_stream_type_choices() -> None:
+    stream_type = entry(CONF_AP2_STREAM_TYPE)
+    assert stream_type.default_value == "auto"
+    # shown unless the player is set to AirPlay 1 (the setting only matters to cliap2)
+    assert stream_type.depends_on == CONF_AIRPLAY_PROTOCOL
+    assert stream_type.depends_on_value_not == int(ProtocolPreference.RAOP)
+    for word in ("auto", "realtime", "buffered"):
+        assert parse_text_value(stream_type, word) == word
+    assert parse_text_value(stream_type, " Buffered ") == "buffered"
+    with pytest.raises(ConfigValidationError, match="ap2_stream_type must be one of auto"):
+        parse_text_value(stream_type, "udp")
+    with pytest.raises(ConfigValidationError, match="must be one of"):
+        validate_values(player_config_entries(), {CONF_AP2_STREAM_TYPE: "tcp"})
+    with pytest.raises(ConfigValidationError, match="must be text"):
+        validate_values(player_config_entries(), {CONF_AP2_STREAM_TYPE: 103})
+    assert PlayerSettings.from_values({}).ap2_stream_type == "auto"
+    settings = PlayerSettings.from_values({CONF_AP2_STREAM_TYPE: "buffered"})
+    assert settings.ap2_stream_type == "buffered"
+    with pytest.raises(ConfigValidationError):
+        PlayerSettings.from_values({CONF_AP2_STREAM_TYPE: "fast"})
+    entries = player_config_entries(include_enabled=True)
+    assert parse_assignments(entries, ["ap2_stream_type=realtime"]) == {
+        CONF_AP2_STREAM_TYPE: "realtime"
+    }
+    assert parse_assignments(entries, ["ap2_stream_type="]) == {CONF_AP2_STREAM_TYPE: None}
 
 
 def test_unknown_key_lists_known_settings() -> None:

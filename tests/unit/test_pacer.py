@@ -324,3 +324,23 @@ def test_wakeups_that_come_late_lose_nothing() -> None:
     assert run.skips == []
     samples = [s for _, s, _ in run.sends]
     assert samples == list(range(samples[0], samples[-1] + 1, FRAMES_PER_PACKET))
+
+
+def test_a_skipped_first_real_packet_passes_the_opening_to_the_next_one() -> None:
+    pacer, clock = make(0.5)
+    first_real = pacer.place_start(ntp_add_ns(T0, 500_000_000))
+    for _ in range(10):  # the pre-roll leaves at once
+        assert pacer.next_action(10**6, False) == Send(PacketKind.PREROLL)
+        assert not pacer.opens_start
+        assert pacer.sent() is False
+    assert pacer.next_sample == first_real
+    clock.advance_to(ntp_add_ns(clock.now, 1_000_000_000))  # the set-up stalled for 1 s
+    action = pacer.next_action(10**6, False)
+    assert isinstance(action, Skip)
+    assert action.from_sample == first_real
+    assert pacer.opens_start  # the first packet that leaves opens the start
+    assert isinstance(pacer.next_action(10**6, False), Send)
+    assert pacer.sent() is True
+    assert not pacer.opens_start
+    assert isinstance(pacer.next_action(10**6, False), Send)
+    assert pacer.sent() is False

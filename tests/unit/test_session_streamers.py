@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -100,6 +101,29 @@ def test_ap2_argv_parses_with_cliap2() -> None:
     compressed = build_ap2_argv(replace(target, alac=True), NTP, "p")
     assert compressed[compressed.index("--alac") + 1] == "on"
     assert parse_ap2(compressed).common.alac
+    assert "--stream-type" not in argv  # auto: cliap2 chooses by feature bits and model
+    assert options.stream_type == "auto"
+
+
+@pytest.mark.parametrize("choice", ["realtime", "buffered"])
+def test_ap2_argv_passes_a_players_stream_type(choice: Literal["realtime", "buffered"]) -> None:
+    target = StreamTarget(
+        name="Den",
+        host="192.0.2.8",
+        port=7000,
+        protocol=StreamingProtocol.AIRPLAY2,
+        ap2_stream_type=choice,
+    )
+    argv = build_ap2_argv(target, NTP, "p")
+    assert argv[argv.index("--stream-type") + 1] == choice
+    assert parse_ap2(argv).stream_type == choice
+
+
+def test_target_for_player_carries_the_ap2_stream_type() -> None:
+    device = manual_device("127.0.0.1", 5123, name="Den")
+    player = AirPlayPlayer(device, PlayerSettings(ap2_stream_type="realtime"))
+    assert target_for_player(player).ap2_stream_type == "realtime"
+    assert target_for_player(AirPlayPlayer(device, PlayerSettings())).ap2_stream_type == "auto"
 
 
 def test_target_for_player_uses_settings_and_txt() -> None:
