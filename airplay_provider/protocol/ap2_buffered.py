@@ -4,7 +4,9 @@ Buffered audio goes over TCP to the stream's dataPort, each packet behind a 2-by
 length that counts itself. A packet is the realtime layout (docs/protocol.md B.14: 12-byte
 header in clear, ALAC sealed with ChaCha20-Poly1305 under `shk`, AAD = header bytes 4..11, tag,
 8-byte little-endian counter nonce), except the header: bytes 1..3 hold the marker bit (always
-set) and a 23-bit sequence number, as shairport-sync reads them. No sync packets and no resends:
+set) and a 23-bit sequence number, and the SSRC word names the packet's encoding (receivers pick
+their decoder and sample rate from it: shairport-sync 5 plays nothing, silently, behind an SSRC
+it does not know, e.g. 0). No sync packets and no resends:
 `SETRATEANCHORTIME` says which RTP frame plays at which instant of our clock (rate 1) or pauses
 (rate 0), and `FLUSHBUFFERED` drops what the receiver holds up to a point (B.18).
 """
@@ -25,12 +27,22 @@ StreamChoice = Literal["auto", "realtime", "buffered"]
 
 _HEADER = struct.Struct(">BBHII")
 
+# The SSRC of buffered ALAC 44100/16/2 packets, as shairport-sync 5 knows it (Apple senders use
+# 0x15000000 for ALAC/48000/24 and 0x16000000/0x17000000 for AAC 44.1/48 kHz).
+SSRC_ALAC_44100_16_2 = 0x0000FACE
+# shairport-sync 4 (model "Shairport Sync", with a space) offers bit 40 but decodes every
+# buffered packet as AAC: our ALAC would never play there.
+_AAC_ONLY_BUFFERED_MODELS = frozenset({"Shairport Sync"})
+
 
 def choose_stream_type(choice: StreamChoice, *, features: int, model: str) -> StreamType:
-    """`auto`: buffered when the receiver has feature bit 40 and is not an Apple model (Apple TV
-    takes type 103 but never syncs its clock on it); else realtime. Explicit choices win."""
+    """`auto`: buffered when the receiver has feature bit 40 and is neither an Apple model (Apple
+    TV takes type 103 but never syncs its clock on it) nor shairport-sync 4 (AAC-only buffered
+    decoder); else realtime. Explicit choices win."""
     if choice != "auto":
         return choice
+    if model in _AAC_ONLY_BUFFERED_MODELS:
+        return "realtime"
     manufacturer, _ = model_info(None, model or None)
     if has_feature(features, Feature.BUFFERED_AUDIO) and not is_apple(manufacturer):
         return "buffered"
@@ -42,8 +54,8 @@ def unwrap_seq(last: int, seq16: int) -> int:
     return (last + ((seq16 - last) & 0xFFFF)) & SEQ_MASK
 
 
-def buffered_header(*, seq: int, timestamp: int, ssrc: int) -> bytes:
-    """12-byte header: 0x80, marker + 23-bit `seq`, RTP timestamp, SSRC."""
+def buffered_header(*, seq: int, timestamp: int, ssrc: int = SSRC_ALAC_44100_16_2) -> bytes:
+    """12-byte header: 0x80, marker + 23-bit `seq`, RTP timestamp, SSRC (the encoding)."""
     seq &= SEQ_MASK
     return _HEADER.pack(
         0x80, 0x80 | (seq >> 16), seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc & 0xFFFFFFFF

@@ -53,7 +53,6 @@ class BufferedAudio:
         self.loop = loop
         self.control = control
         self.sealer: ap2.AudioSealer | None = None
-        self.ssrc = 0
         self.data_port = 0
         self.writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
@@ -80,7 +79,6 @@ class BufferedAudio:
         except ap2.Ap2Error as exc:
             raise StreamerError(ErrorCode.BAD_RESPONSE, str(exc)) from exc
         self.sealer = ap2.AudioSealer(shk)
-        self.ssrc = 0 if self.control.lease is not None else session_id
         self.data_port = reply.data_port
         lead_ms = BUFFERED_LEAD_MS
         if reply.audio_buffer_size:  # keep the lead inside three quarters of its buffer
@@ -198,7 +196,7 @@ class BufferedAudio:
         assert self.sealer is not None
         assert self.writer is not None
         self._seq23 = self.seq23(slot.seq)
-        header = buffered_header(seq=self._seq23, timestamp=slot.rtptime, ssrc=self.ssrc)
+        header = buffered_header(seq=self._seq23, timestamp=slot.rtptime)
         packet = self.sealer.seal(header, self.loop.alac_frame(pcm))
         self.writer.write(frame_packet(packet))
         unsent = self.writer.transport.get_write_buffer_size()

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("on", "off"),
         const="on",
         default="off",
-        help="on: compressed ALAC (saves ~40 % bandwidth, costs CPU); off (default): uncompressed",
+        help="on: compressed ALAC (saves ~40 %% bandwidth, costs CPU); off (default): uncompressed",
     )
     add("--bind", dest="bind_address", help="local address to send from")
     add(

@@ -1,12 +1,15 @@
 """Sans-I/O buffered audio (stream type 103) of the AirPlay 2 emulator, strict like a device.
 
 The TCP data stream is split at its 2-byte length prefixes (the length counts itself); each
-packet must carry marker + a 23-bit sequence number that goes up by one, and the nonce tail the
-sender's counter (0, 1, 2, ... under one key: anything else is recorded as an error and the
-packet refused). Playback follows SETRATEANCHORTIME: rate 1 at an anchor (refused with 400 until
-the receiver has measured the sender's clock), rate 0 pauses; FLUSHBUFFERED starts a new segment
-and drops later-arriving packets before its `flushUntilTS`. Every packet's arrival time is kept,
-so a test can check that it came before its play time. Nothing from ``airplay_provider``.
+packet must carry marker + a 23-bit sequence number that goes up by one, the SSRC word naming
+its encoding (shairport-sync 5 takes its decoder and sample rate from it, and plays nothing --
+silently -- behind one it does not know; for the ALAC 44100/16/2 this emulator sets up that is
+0x0000FACE), and the nonce tail the sender's counter (0, 1, 2, ... under one key: anything else
+is recorded as an error and the packet refused). Playback follows SETRATEANCHORTIME: rate 1 at
+an anchor (refused with 400 until the receiver has measured the sender's clock), rate 0 pauses;
+FLUSHBUFFERED starts a new segment and drops later-arriving packets before its `flushUntilTS`.
+Every packet's arrival time is kept, so a test can check that it came before its play time.
+Nothing from ``airplay_provider``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,16 @@ from tests.receivers.ap2_stream import Anchor, Segment, ntp_to_unix_ns
 from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
 
 MIN_PACKET = 12 + 16 + 8 + 1
+# SSRC → encoding, as shairport-sync 5's buffered reader knows them (ALAC 44.1/16 is its own id)
+SSRC_ENCODINGS = {
+    0x0000FACE: "ALAC/44100/16/2",
+    0x15000000: "ALAC/48000/24/2",
+    0x16000000: "AAC/44100/2",
+    0x17000000: "AAC/48000/2",
+    0x27000000: "AAC/48000/5.1",
+    0x28000000: "AAC/48000/7.1",
+}
+SSRC_ALAC_44100_16_2 = 0x0000FACE
 
 
 def signed32(value: int) -> int:
@@ -111,6 +124,14 @@ class BufferedStream:
             self.errors.append(f"buffered seq {seq} does not decrypt/decode: {exc!r}")
             return
         self.next_nonce += 1
+        ssrc = int.from_bytes(packet[8:12], "big")
+        if ssrc != SSRC_ALAC_44100_16_2:
+            name = SSRC_ENCODINGS.get(ssrc, "no encoding")
+            self.errors.append(
+                f"buffered seq {seq}: SSRC 0x{ssrc:08X} names {name}, the stream is "
+                f"ALAC/44100/16/2 (0x{SSRC_ALAC_44100_16_2:08X}): nothing plays"
+            )
+            return
         self.packets += 1
         if self.flush_until_ts is not None and signed32(rtp - self.flush_until_ts) < 0:
             self.flushed_packets += 1  # sent before the flush, arrived after it

@@ -12,6 +12,7 @@ from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
 from airplay_provider.protocol.ap2_buffered import (
     SEQ_MASK,
+    SSRC_ALAC_44100_16_2,
     buffered_header,
     choose_stream_type,
     flush_buffered,
@@ -38,6 +39,8 @@ BIT40 = 1 << 40
         ("auto", 0, "Speaker1,1", "realtime"),
         ("auto", BIT40, "AppleTV6,2", "realtime"),  # takes 103 but never syncs its clock
         ("auto", BIT40, "AudioAccessory5,1", "realtime"),
+        ("auto", BIT40, "ShairportSync", "buffered"),  # shairport-sync 5
+        ("auto", BIT40, "Shairport Sync", "realtime"),  # 4: decodes buffered audio as AAC
         ("buffered", 0, "AppleTV6,2", "buffered"),
         ("realtime", BIT40, "Speaker1,1", "realtime"),
     ],
@@ -51,6 +54,13 @@ def test_header_carries_marker_and_a_23_bit_sequence() -> None:
     assert header == bytes.fromhex("80923456deadbeef00000007")
     assert int.from_bytes(header[:4], "big") & SEQ_MASK == 0x123456
     assert buffered_header(seq=SEQ_MASK + 1, timestamp=0, ssrc=0)[1:4] == b"\x80\x00\x00"
+
+
+def test_header_ssrc_names_alac_44100_16_2_by_default() -> None:
+    # shairport-sync 5 picks decoder and rate from the SSRC: 0 (what we sent) plays nothing
+    header = buffered_header(seq=1, timestamp=2)
+    assert header[8:12] == bytes.fromhex("0000face")
+    assert int.from_bytes(header[8:12], "big") == SSRC_ALAC_44100_16_2
 
 
 @pytest.mark.parametrize(
@@ -186,10 +196,12 @@ def test_emulator_refuses_the_anchor_until_it_has_measured_our_clock() -> None:
     assert session.errors == []
 
 
-def _packet(shk: bytes, *, seq: int, rtp: int, nonce: int, pcm: bytes) -> bytes:
+def _packet(
+    shk: bytes, *, seq: int, rtp: int, nonce: int, pcm: bytes, ssrc: int = SSRC_ALAC_44100_16_2
+) -> bytes:
     sealer = ap2.AudioSealer(shk)
     sealer.counter = nonce
-    header = buffered_header(seq=seq, timestamp=rtp, ssrc=0)
+    header = buffered_header(seq=seq, timestamp=rtp, ssrc=ssrc)
     return frame_packet(sealer.seal(header, encode_uncompressed(pcm)))
 
 
@@ -213,3 +225,22 @@ def test_emulator_plays_packets_at_the_anchor_and_rejects_a_wrong_nonce() -> Non
     assert session.handle(conn, _request("SETRATEANCHORTIME", body)) is not None
     assert abs(segment.scheduled_ns(1352) - (play_unix_ns + 352 * 10**9 // 44100)) <= 1
     assert buffered.late_frames(segment) == 0  # arrived at Unix time 0
+
+
+@pytest.mark.parametrize("ssrc", [0, 0x12345678, 0x16000000])
+def test_emulator_plays_nothing_behind_an_ssrc_that_is_not_the_streams_encoding(
+    ssrc: int,
+) -> None:
+    session, buffered, shk = _buffered_session(samples=3)
+    pcm = os.urandom(352 * 4)
+    session.buffered_received(_packet(shk, seq=10, rtp=1000, nonce=0, pcm=pcm, ssrc=ssrc), 0)
+    assert len(session.errors) == 1
+    assert f"SSRC 0x{ssrc:08X}" in session.errors[0]
+    assert "nothing plays" in session.errors[0]
+    assert buffered.packets == 0
+    segment: Segment = session.segments[0]
+    assert segment.pcm() == b""
+    # the right SSRC on the next packet (next nonce) plays
+    session.buffered_received(_packet(shk, seq=11, rtp=1352, nonce=1, pcm=pcm), 0)
+    assert len(session.errors) == 1
+    assert segment.pcm() == pcm
