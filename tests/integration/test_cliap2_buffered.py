@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.audio import assert_audio_delivered, test_signal
+from tests.audio import assert_audio_delivered, music_like, test_signal
 from tests.receivers.ap2_buffered import BufferedStream
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
@@ -63,6 +63,25 @@ async def test_auto_streams_buffered_bit_exact_and_on_time() -> None:
         assert segment.missing_frames() == 0
         assert session.sync_source is None  # no sync packets
         assert session.teardowns == ["stream", "session"]
+
+
+async def test_compressed_alac_over_buffered_is_bit_exact() -> None:
+    signal = music_like(2.0, seed=13)
+    async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
+        start_unix, start_ntp = ntp_in(2.0)
+        run = await Cliap2.start(
+            address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, extra=["--alac", "on"]
+        )
+        await run.feed(signal)
+        assert await run.finish() == 0, run.text()
+        session, buffered = _session(receiver), _buffered(receiver)
+        assert session.stream_types == [103]
+        stats = run.status("stats")[-1]
+        assert int(stats["compressed"]) == int(stats["sent"])  # every frame compressed ...
+        (segment,) = session.segments
+        assert abs(_sample0_time_ns(segment, signal) - start_unix) <= FRAME_NS  # ... decoded
+        assert segment.missing_frames() == 0
+        assert buffered.late_frames(segment) == 0
 
 
 async def test_auto_keeps_realtime_for_apple_models_and_honours_the_override() -> None:

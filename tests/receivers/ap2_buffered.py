@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.ap2_stream import Anchor, Segment, ntp_to_unix_ns
-from tests.receivers.raop_emulator_wire import WireError, decode_alac_escape
+from tests.receivers.raop_emulator_wire import WireError, decode_alac_frame
 
 MIN_PACKET = 12 + 16 + 8 + 1
 # SSRC → encoding, as shairport-sync 5's buffered reader knows them (ALAC 44.1/16 is its own id)
@@ -119,7 +119,7 @@ class BufferedStream:
             return
         try:
             frame = self._aead.decrypt(bytes(4) + tail, packet[12:-8], packet[4:12])
-            pcm = decode_alac_escape(frame, 352)
+            pcm = decode_alac_frame(frame, 352)
         except (InvalidTag, WireError) as exc:
             self.errors.append(f"buffered seq {seq} does not decrypt/decode: {exc!r}")
             return
