@@ -64,7 +64,7 @@ DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
 KEEPALIVE_S = 25.0
 STATS_EVERY_S = 5.0
 # The RTSP connection is checked for a receiver gone at every wake-up of the pacing loop (no
-# timer of its own: ~25 a second while streaming); no sleep lasts longer than this, so a pause or
+# timer of its own: ~14 a second while streaming); no sleep lasts longer than this, so a pause or
 # a far start still notices within it.
 WATCH_EVERY_S = 0.25
 # A copy (pacer.py, Copies) leaves behind the packet this many after its original: at least two
@@ -285,7 +285,7 @@ class StreamLoop:
     async def _sleep(self, delay: float | None, *, wake_on_input: bool = False) -> None:
         """Sleep `delay` seconds (None: until woken); commands always wake us.
 
-        One future and one timer per wait: this runs ~25 times a second, so it stays cheap.
+        One future and one timer per wait: this runs ~14 times a second, so it stays cheap.
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
