@@ -11,7 +11,8 @@ The rules, in the order they apply to the next packet:
   packets after every start or flush as silence (player.c, play_number_after_flush), so real
   audio begins with the 10th packet.
 * Lead: a packet is due one receiver latency before its play time; packets due within
-  `SEND_WINDOW_NS` leave together (one wake-up per ~4 packets keeps a stream near 1 % CPU).
+  `SEND_WINDOW_NS` leave together (one wake-up per ~8 packets, ~14 a second, keeps a stream
+  near 1 % CPU).
 * Start pacing (issue 10): when the start instant is closer than a latency, the lead is built
   up, never sent in one burst. A token bucket (GCRA) lets at most `BURST_NS` of audio leave back
   to back, then `LEAD_RATE` times real time, so a receiver's socket buffer never overflows.
@@ -52,8 +53,8 @@ from airplay_provider.protocol.timing import (
 )
 
 SEND_MARGIN_NS = 120_000_000  # a packet must leave at least this long before its play time
-# Sending up to 32 ms early is harmless: the receiver buffers a whole latency ahead.
-SEND_WINDOW_NS = 32_000_000
+# Sending up to 64 ms early is harmless: the receiver buffers a whole latency ahead.
+SEND_WINDOW_NS = 64_000_000
 START_MARGIN_NS = 150_000_000  # the first packet: room for the receiver to take the anchor
 PREROLL_FRAMES = 10 * FRAMES_PER_PACKET  # silence before sample 0
 RESUME_SLACK_NS = 50_000_000  # a resume without a usable instant: this much after the minimum

@@ -57,7 +57,10 @@ SILENT_PACKET = bytes(PACKET_BYTES)
 WAKE_EARLY_S = 0.001
 MAX_PACKETS_PER_WAKE = 512  # bounded work per wake-up (about 4 s of audio)
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
-WATCH_EVERY_S = 0.1  # how often the RTSP connection is checked for a receiver gone
+# The RTSP connection is checked for a receiver gone at every wake-up of the pacing loop (no
+# timer of its own: ~14 a second while streaming); no sleep lasts longer than this, so a pause or
+# a far start still notices within it.
+WATCH_EVERY_S = 0.25
 # A copy (pacer.py, Copies) leaves behind the packet this many after its original: at least two
 # datagrams lie between them, so a loss of up to three datagrams in a row spares one of them.
 COPY_AFTER_PACKETS = 2
@@ -203,10 +206,11 @@ class StreamLoop(LoopReports):
         self.started_at_mono = loop.time()
         self.watch.restarted(self.started_at_mono)
         self.spawn(self._periodic())
-        self.spawn(self._watch_rtsp())
         while not self.stopping:
+            if self._watch_rtsp():
+                break
             if self.paused:
-                await self._sleep(None)
+                await self._sleep(WATCH_EVERY_S)
                 continue
             wait = self._send_due_packets()
             if wait is None:
@@ -219,7 +223,11 @@ class StreamLoop(LoopReports):
             planned = loop.time() + delay
             # The event loop's poll timeout has 1 ms granularity and rounds up; ask for the wake
             # that much early (packets may leave up to SEND_WINDOW_NS early anyway).
-            await self._sleep(max(0.0, delay - WAKE_EARLY_S), wake_on_input=wait.wake_on_input)
+            sleep_s = max(0.0, delay - WAKE_EARLY_S)
+            if sleep_s > WATCH_EVERY_S:  # wake for the RTSP watch; the pacer decides again
+                await self._sleep(WATCH_EVERY_S, wake_on_input=wait.wake_on_input)
+                continue
+            await self._sleep(sleep_s, wake_on_input=wait.wake_on_input)
             if not wait.wake_on_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
         if not self.stopping:
@@ -232,14 +240,16 @@ class StreamLoop(LoopReports):
 
     # ---- a receiver gone (protocol/liveness.py decides) ----------------------------------------
 
-    async def _watch_rtsp(self) -> None:
-        """Between requests, a closed or reset RTSP connection means the receiver is gone."""
-        while not self.stopping:
-            await asyncio.sleep(WATCH_EVERY_S)
-            rtsp = self.transport.rtsp
-            lost = rtsp.lost() if rtsp is not None and not self.stopping else None
-            if lost is not None:
-                self.receiver_gone(self.watch.rtsp_lost(reset=lost == "reset"))
+    def _watch_rtsp(self) -> bool:
+        """Between requests, a closed or reset RTSP connection means the receiver is gone (then
+        True: the stream stops). Called at every wake-up of the pacing loop and the drain (a few
+        attribute reads)."""
+        rtsp = self.transport.rtsp
+        lost = rtsp.lost() if rtsp is not None and not self.stopping else None
+        if lost is None:
+            return False
+        self.receiver_gone(self.watch.rtsp_lost(reset=lost == "reset"))
+        return True
 
     def port_refused(self) -> None:
         """ICMP port unreachable for our audio."""
@@ -269,7 +279,7 @@ class StreamLoop(LoopReports):
     async def _sleep(self, delay: float | None, *, wake_on_input: bool = False) -> None:
         """Sleep `delay` seconds (None: until woken); commands always wake us.
 
-        One future and one timer per wait: this runs 125 times a second, so it stays cheap.
+        One future and one timer per wait: this runs ~14 times a second, so it stays cheap.
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -368,6 +378,8 @@ class StreamLoop(LoopReports):
         end = self.timeline.play_ntp_of(self.next_sample)
         teardown_at = ntp_add_frames(end, ns_to_frames(DRAIN_TAIL_NS))
         while not self.stopping and self.clock.seconds_until(teardown_at) > 0:
+            if self._watch_rtsp():
+                break
             action = self.pacer.next_drain_action()
             if isinstance(action, Send):
                 self._send_packet(SILENT_PACKET)

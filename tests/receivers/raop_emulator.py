@@ -237,7 +237,7 @@ class RaopEmulator:
         except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
-            self.core.connection_lost(conn)
+            self.core.connection_lost(conn, time.time())
             self._changed()
             self._writers.pop(conn, None)
             writer.close()

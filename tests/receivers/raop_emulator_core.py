@@ -159,11 +159,12 @@ class RaopReceiverCore:
         """A new RTSP connection from ``peer_host``."""
         self._conns[conn] = _Connection(peer_host)
 
-    def connection_lost(self, conn: int) -> None:
-        """The RTSP connection closed; its session (if any) ends."""
+    def connection_lost(self, conn: int, now: float | None = None) -> None:
+        """The RTSP connection closed; its session (if any) ends. With `now`, audio read just
+        after it (sent before it, a separate socket queue) is in flight, as after TEARDOWN."""
         self._conns.pop(conn, None)
         if self._owner == conn:
-            self._end_session()
+            self._end_session(now)
 
     def rtsp_received(self, conn: int, data: bytes, now: float) -> RtspOutput:
         """Feed bytes from RTSP connection ``conn``; return the responses."""
