@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-import pytest
 from music_assistant_models.enums import MediaType
 from music_assistant_models.player import PlayerMedia
 from zeroconf.asyncio import AsyncZeroconf
@@ -143,15 +142,6 @@ async def until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    try:
-        yield instance
-    finally:
-        await instance.async_close()
 
 
 async def test_mixed_group_late_join_volume_metadata_and_dacp_pause_resume(

@@ -11,11 +11,9 @@ import json
 import os
 import stat
 import sys
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.protocol.hap.credentials import HapCredentials, LegacyCredentials
@@ -130,13 +128,6 @@ def assert_no_secret(result: Result, *secrets: str) -> None:
     for secret in secrets:
         assert secret not in result.stdout
         assert secret not in result.stderr
-
-
-@pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    yield instance
-    await instance.async_close()
 
 
 async def test_pair_by_name_then_cliap2_pair_verifies(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,6 @@ from tests.receivers.raop_emulator import RaopEmulator
 HOST = "127.0.0.1"
 AIRPLAY = "_airplay._tcp.local."
 FRAME_NS = 1e9 / 44100
-
-
-@pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    try:
-        yield instance
-    finally:
-        await instance.async_unregister_all_services()
-        await instance.async_close()
 
 
 async def announce_ap2(zeroconf: AsyncZeroconf, receiver: Ap2Receiver, name: str) -> str:

@@ -12,7 +12,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -110,16 +109,6 @@ async def test_a_signal_stops_play_silently_reports_the_position_and_leaves_noth
     assert "stopped after" not in rest.decode()
     assert [pid for pid in children if alive(pid)] == []
     assert left_in_tmp(tmp_path) == []  # no cover.png, no session FIFOs
-
-
-@pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    try:
-        yield instance
-    finally:
-        await instance.async_unregister_all_services()
-        await instance.async_close()
 
 
 async def announce(zeroconf: AsyncZeroconf, name: str, port: int, addresses: list[str]) -> str:

@@ -11,11 +11,10 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from tests.audio import assert_audio_delivered, test_signal
 from tests.integration.test_play_cli import run_cli, write_track
-from tests.integration.test_play_cli_ap2 import AIRPLAY, HOST, session_of, zeroconf
+from tests.integration.test_play_cli_ap2 import AIRPLAY, HOST, session_of
 from tests.receivers.ap2_emulator_core import FEATURES
 from tests.receivers.ap2_receiver import Ap2Receiver
 
-__all__ = ["zeroconf"]  # the fixture, used by name
 PTP_BIT = 1 << 41
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from tests.integration.test_pairing_cli import FIXED_PIN, run_pair, show_fixed_pin
@@ -23,16 +21,6 @@ from tests.receivers.ap2_video import VIDEO_FEATURES, Ap2Video
 HOST = "127.0.0.1"
 AIRPLAY = "_airplay._tcp.local."
 PROGRESS = re.compile(r"^\d:\d\d\.\d( / \d:\d\d\.\d)?  (loading|playing|paused|ended)$")
-
-
-@pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    try:
-        yield instance
-    finally:
-        await instance.async_unregister_all_services()
-        await instance.async_close()
 
 
 def new_emulator(**options: Any) -> Ap2Emulator:

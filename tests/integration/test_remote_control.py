@@ -55,13 +55,6 @@ def raop_info(mac: str, name: str, model: str) -> ServiceInfo:
 
 
 @pytest.fixture
-async def zeroconf() -> AsyncIterator[AsyncZeroconf]:
-    instance = AsyncZeroconf(interfaces=[HOST])
-    yield instance
-    await instance.async_close()
-
-
-@pytest.fixture
 async def host() -> RecordingHost:
     return RecordingHost()
 
