@@ -39,6 +39,7 @@ from airplay_provider.session import StreamSession  # noqa: E402
 from tests.audio import test_signal  # noqa: E402
 from tests.group_helpers import flow_source, play_ntp, raop_target  # noqa: E402
 from tests.receivers.raop_emulator import RaopEmulator  # noqa: E402
+from tests.rtsp_listener import rtsp_play_client  # noqa: E402
 
 RATE = 44100
 FRAME_NTP = 2**32 / RATE
@@ -56,32 +57,6 @@ async def ffmpeg_listeners(url: str, count: int) -> asyncio.subprocess.Process:
         "sh", "-c", script, start_new_session=True,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-
-
-async def stalled_listener(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """PLAY over TCP, then never read (keep the writer: dropping it closes the connection)."""
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", int(url.split(":")[2].split("/", maxsplit=1)[0])
-    )
-    session = ""
-    for cseq, (method, extra) in enumerate(
-        [
-            ("DESCRIBE", ""),
-            ("SETUP", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
-            ("PLAY", ""),
-        ],
-        start=1,
-    ):
-        headers = extra + (f"Session: {session}\r\n" if session else "")
-        writer.write(f"{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{headers}\r\n".encode())
-        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
-        fields = {
-            k.strip().lower(): v.strip()
-            for k, _, v in (line.partition(":") for line in head.splitlines()[1:])
-        }
-        await reader.readexactly(int(fields.get("content-length", "0")))
-        session = fields.get("session", session).split(";")[0]
-    return reader, writer
 
 
 async def cut_off(reader: asyncio.StreamReader) -> bool:
@@ -113,7 +88,7 @@ async def run(with_listeners: bool) -> dict[str, float | int | bool]:
         if with_listeners:
             server.add(PATH, session)
             url = server.url(PATH)
-            stalled = await stalled_listener(url)
+            stalled = await rtsp_play_client(url)
             listeners = await ffmpeg_listeners(url, LISTENERS)
         await session.wait_ended(SECONDS + 20)
         cpu = (time.process_time() - cpu_before) / (time.monotonic() - wall_before) * 100

@@ -18,6 +18,7 @@ import pytest
 
 from tests.audio import test_signal
 from tests.receivers.raop_emulator import RaopEmulator
+from tests.rtsp_listener import rtsp_play_client
 
 ROOT = Path(__file__).resolve().parents[2]
 PREROLL_FRAMES = 3520
@@ -151,32 +152,6 @@ async def test_ffmpeg_and_ffprobe_hear_exactly_what_the_room_plays(tmp_path: Pat
     assert emu.errors == []
 
 
-async def stalled_client(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect, DESCRIBE/SETUP/PLAY over TCP, and from then on never read (asyncio stops
-    reading the socket once its 64 kB buffer limit is passed)."""
-    host, _, rest = url.removeprefix("rtsp://").partition(":")
-    port = int(rest.split("/")[0])
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)
-    session = ""
-    steps = [
-        ("DESCRIBE", url, "Accept: application/sdp\r\n"),
-        ("SETUP", url + "/track1", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
-        ("PLAY", url, "Range: npt=0.000-\r\n"),
-    ]
-    for cseq, (method, uri, headers) in enumerate(steps, start=1):
-        extra = headers + (f"Session: {session}\r\n" if session else "")
-        writer.write(f"{method} {uri} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n".encode())
-        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
-        assert head.startswith("RTSP/1.0 200"), head
-        fields = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in head.splitlines()[1:])
-        }
-        await asyncio.wait_for(reader.readexactly(int(fields.get("content-length", "0"))), 5)
-        session = fields.get("session", session).split(";")[0]
-    return reader, writer
-
-
 async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> int | None:
     """Bytes read until the server closed the connection; None if still open after `timeout`."""
     received = 0
@@ -196,7 +171,7 @@ async def test_a_stalled_client_is_dropped_and_disturbs_nobody(tmp_path: Path) -
     port = free_port()
     async with RaopEmulator() as emu, play_with_listen(emu, pcm, tmp_path, port) as run:
         url = await asyncio.wait_for(run.url, 30)
-        reader, writer = await stalled_client(url)
+        reader, writer = await rtsp_play_client(url)
         try:
             heard = await ffmpeg_record(url, 5.0)
             # by now the stalled client's queue (1 s + socket buffers) has overflowed

@@ -12,32 +12,9 @@ from airplay_provider.session import SessionState, StreamSession
 from tests.audio import test_signal
 from tests.group_helpers import flow_source, raop_target
 from tests.receivers.raop_emulator import RaopEmulator
+from tests.rtsp_listener import rtsp_play_client
 
 RATE = 44100
-
-
-async def rtsp_reader(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A minimal RTSP client: DESCRIBE, SETUP (TCP interleaved), PLAY."""
-    host, port = url.removeprefix("rtsp://").split("/", 1)[0].rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 5)
-    session = ""
-    steps = [
-        ("DESCRIBE", ""),
-        ("SETUP", "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"),
-        ("PLAY", ""),
-    ]
-    for cseq, (method, headers) in enumerate(steps, start=1):
-        extra = headers + (f"Session: {session}\r\n" if session else "")
-        writer.write(f"{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{extra}\r\n".encode())
-        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).decode()
-        assert head.startswith("RTSP/1.0 200"), head
-        fields = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in head.splitlines()[1:])
-        }
-        await asyncio.wait_for(reader.readexactly(int(fields.get("content-length", "0"))), 5)
-        session = fields.get("session", session).split(";")[0]
-    return reader, writer
 
 
 async def read_rtp(
@@ -65,7 +42,7 @@ async def test_a_listener_waits_out_a_pause_and_misses_no_sample() -> None:
         try:
             await session.start([raop_target("room", emu.port)])
             server.add("/room", session)
-            reader, writer = await rtsp_reader(server.url("/room"))
+            reader, writer = await rtsp_play_client(server.url("/room"))
             arrivals: list[tuple[float, int]] = []
             heard = bytearray()
             reading = asyncio.create_task(read_rtp(reader, arrivals, heard))
