@@ -296,11 +296,6 @@ class AlacEncoder:
         self._pcm_bytes = _N * 2 * (self.bits // 8)
         self._escape_bytes = _escape_frame_bytes(self.bits)
 
-    @property
-    def pcm_bytes(self) -> int:
-        """Bytes of PCM one frame takes."""
-        return self._pcm_bytes
-
     def encode(self, pcm: bytes | bytearray | memoryview) -> bytes:
         """352 frames of s16le (or s24le) stereo PCM → one ALAC frame, compressed if smaller."""
         data = bytes(pcm)
