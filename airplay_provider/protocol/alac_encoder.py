@@ -262,7 +262,7 @@ def _channel_head(coef: int) -> str:
 
 def encoded_escape_bytes(bits: int) -> int:
     """Size of the uncompressed frame: 23 header bits, the samples, END, padding (1412 bytes at
-    16 bit, 2117 at 24)."""
+    16 bit, 2116 at 24)."""
     return (23 + _N * 2 * bits + 3 + 7) // 8
 
 
