@@ -266,12 +266,18 @@ def encoded_escape_bytes(bits: int) -> int:
     return (23 + _N * 2 * bits + 3 + 7) // 8
 
 
+_ESCAPE24_BYTES = encoded_escape_bytes(24)
+_ESCAPE24_PAD = _ESCAPE24_BYTES * 8 - 23 - _N * 2 * 24 - 3  # zero bits after END
+# header (CPE, escape) and END tag in place; the samples go in between, as one big integer
+_ESCAPE24_FIXED = (((1 << 20) | 1) << (_N * 2 * 24 + 3 + _ESCAPE24_PAD)) | (7 << _ESCAPE24_PAD)
+
+
 def _escape24(pcm: bytes) -> bytes:
     """Uncompressed 24-bit stereo frame: header (escape), big-endian 24-bit samples, END."""
     swapped = bytearray(len(pcm))
     swapped[0::3], swapped[1::3], swapped[2::3] = pcm[2::3], pcm[1::3], pcm[0::3]
-    samples = format(int.from_bytes(swapped, "big"), f"0{len(pcm) * 8}b")
-    return _bits_to_bytes([_HEADER_ESCAPE, samples, _END])
+    samples = int.from_bytes(swapped, "big") << (3 + _ESCAPE24_PAD)
+    return (_ESCAPE24_FIXED | samples).to_bytes(_ESCAPE24_BYTES, "big")
 
 
 def encode_escape(pcm: bytes | bytearray | memoryview, bits: int) -> bytes:
