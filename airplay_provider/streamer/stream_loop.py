@@ -93,7 +93,7 @@ class StreamLoop(LoopReports):
             rate=pcm.rate,
         )
         self.seq = random.getrandbits(16)
-        self.backlog = Backlog(1024)
+        self.backlog = Backlog(1024, frame_bytes=pcm.bytes_per_frame)
         self.watch = ReceiverWatch()
         self.gone: str | None = None  # why the receiver is surely gone (protocol/liveness.py)
         self.failure: StreamerError | None = None  # a background step's fatal error

@@ -4,9 +4,12 @@ receiver can only take a realtime (44100/16) stream."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.audio import locate_exact, music_like_24
+from tests.integration.test_cliap2_buffered import _until
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
 
@@ -72,3 +75,45 @@ async def test_24_bit_on_a_realtime_stream_is_a_usage_error() -> None:
     )
     assert await run.finish() == 2, run.text()
     assert "needs a buffered stream" in run.text()
+
+
+async def test_24_bit_48k_pause_and_resume_keep_the_48k_timeline(tmp_path: Path) -> None:
+    signal = music_like_24(3.0, seed=32)
+    async with Ap2Receiver(features=BUFFERED_FEATURES, model=NOT_APPLE) as receiver:
+        _, start_ntp = ntp_in(1.0)
+        fifo = tmp_path / "cmd"
+        run = await Cliap2.start(
+            address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, fifo=fifo, extra=HIRES
+        )
+        await run.feed(signal, close=False)
+        await run.wait_status("elapsed", wait_s=5.0)
+        await _until(
+            lambda: bool(
+                receiver.session and receiver.session.buffered and receiver.session.buffered.rates
+            )
+        )  # anchored
+        run.command("ACTION=PAUSE")
+        paused = await run.wait_status("paused")
+        resume_unix, resume_ntp = ntp_in(0.8)
+        run.command(f"NTPSTART={resume_ntp}")
+        run.command("ACTION=PLAY")
+        await run.wait_status("playing", wait_s=5.0)
+        await run.feed(b"")
+        assert await run.finish(wait_s=30.0) == 0, run.text()
+        session = receiver.session
+        assert session is not None
+        buffered = session.buffered
+        assert buffered is not None
+        assert session.errors == []
+        assert buffered.rates == [1, 0, 1]  # anchor, pause, resume
+        before, after = session.segments
+        resumed_at = int(paused["sample"])
+        heard = locate_exact(before.pcm(), signal[: resumed_at * 6], frame_bytes=6)
+        played = buffered.played_frames(before, buffered.paused_at_ns[0]) - heard
+        assert 0 <= played - resumed_at <= 4800  # < 0.1 s heard twice, nothing skipped
+        rest = signal[resumed_at * 6 :]
+        offset = locate_exact(after.pcm(), rest, frame_bytes=6)
+        assert after.first_rtp is not None
+        sample_ns = after.scheduled_ns((after.first_rtp + offset) & 0xFFFFFFFF)
+        assert abs(sample_ns - resume_unix) <= 1e9 / 48000  # the resume instant, at 48 kHz
+        assert buffered.late_frames(before) == buffered.late_frames(after) == 0

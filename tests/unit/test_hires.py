@@ -19,6 +19,7 @@ from airplay_provider.protocol.ap2_buffered import (
     buffered_ssrc,
     format_possible,
 )
+from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.pcm_format import CD, HIRES, PcmFormat
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.streamer_status import (
@@ -262,3 +263,14 @@ def test_started_names_codec_bits_and_rate_and_old_lines_still_parse() -> None:
     )
     assert isinstance(old, Started)
     assert (old.codec, old.bits, old.rate) == (None, None, None)
+
+
+def test_backlog_gives_back_s24_input_from_a_sample_for_the_resume() -> None:
+    backlog = Backlog(16, frame_bytes=6)
+    packets = [bytes([n]) * (352 * 6) for n in range(3)]
+    for n, pcm in enumerate(packets):
+        backlog.add(SentPacket(seq=n, first_sample=n * 352, wire=b"", pcm=pcm))
+    kept = backlog.pcm_from(400)  # 48 frames into the second packet
+    assert kept is not None
+    assert kept == (400, packets[1][48 * 6 :] + packets[2])
+    assert backlog.pcm_from(3 * 352) is None
