@@ -3,7 +3,9 @@
 The streamer's loop asks `Pacer.next_action(available, eof)` and carries the answer out (send a
 packet, drop late input, sleep); the pacer reads time only through the injected clock, so the
 whole policy is tested with a fake clock (tests/unit/test_pacer.py). Time flows through one
-`Timeline`: input sample k is audible at `anchor + k/44100`.
+`Timeline`: input sample k is audible at `anchor + k/rate` (the timeline's rate: 44100, or 48000
+on hi-res streams; every duration below is in time, every count in packets, so both rates pace
+alike).
 
 The rules, in the order they apply to the next packet:
 
@@ -45,7 +47,6 @@ from typing import Protocol
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
-    SAMPLE_RATE,
     frames_to_ns,
     ntp_add_frames,
     ntp_add_ns,
@@ -75,8 +76,6 @@ _WINDOW_NTP = (SEND_WINDOW_NS << 32) // 1_000_000_000
 _MARGIN_NTP = (SEND_MARGIN_NS << 32) // 1_000_000_000
 _PRESTART_NTP = (PRESTART_LEAD_NS << 32) // 1_000_000_000
 _HEAL_NTP = (HEAL_LEAD_NS << 32) // 1_000_000_000
-_PACKET_NTP = (FRAMES_PER_PACKET << 32) // SAMPLE_RATE
-_RATE_INTERVAL = _PACKET_NTP // LEAD_RATE  # GCRA increment per packet, NTP units
 _TOLERANCE = ((BURST_NS << 32) // 1_000_000_000) // LEAD_RATE  # GCRA burst tolerance
 
 
@@ -147,6 +146,9 @@ class Pacer:
     def __init__(self, timeline: Timeline, clock: Clock) -> None:
         self.timeline = timeline
         self.clock = clock
+        self.rate = timeline.rate
+        # GCRA increment per packet (NTP units): a packet's duration over the lead rate
+        self._rate_interval = ((FRAMES_PER_PACKET << 32) // self.rate) // LEAD_RATE
         self.phase = Phase.CONNECTING
         self.next_sample = 0
         self.preroll_end = 0
@@ -179,7 +181,7 @@ class Pacer:
             )
             first_real = 0
         else:
-            margin = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
+            margin = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES, self.rate)
             first_real = max(0, self.timeline.sample_at(ntp_add_ns(now, margin)) + 1)
         self.preroll_end = first_real
         self.next_sample = first_real - PREROLL_FRAMES
@@ -207,14 +209,14 @@ class Pacer:
         """Continue from `next_sample`, audible at `at_ntp` (default or too soon: the earliest
         safe instant); the pre-roll restarts at `flush_rtp`. Returns the instant used."""
         now = self.clock.ntp()
-        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
+        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES, self.rate)
         if at_ntp is None or ntp_diff_ns(at_ntp, now) < lead_ns:
             at_ntp = ntp_add_ns(now, lead_ns + RESUME_SLACK_NS)
         resume_sample = self.next_sample
         self.timeline.restart(
             sample=resume_sample - PREROLL_FRAMES,
             rtp=flush_rtp,
-            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES),
+            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES, self.rate),
         )
         self.preroll_end = resume_sample
         self.next_sample = resume_sample - PREROLL_FRAMES
@@ -288,7 +290,7 @@ class Pacer:
         opened = self.opens_start
         if opened:
             self._start_pending = False
-        self._tat = max(self._tat, now) + _RATE_INTERVAL
+        self._tat = max(self._tat, now) + self._rate_interval
         self.first_packet = False
         self.next_sample += FRAMES_PER_PACKET
         if self.phase is Phase.PREROLL or self.phase is Phase.BUILDING_LEAD:
@@ -316,7 +318,7 @@ class Pacer:
         conform_at = self._tat - _TOLERANCE
         if now >= conform_at:
             return due, True
-        batch_at = conform_at + (BATCH_PACKETS - 1) * _RATE_INTERVAL
+        batch_at = conform_at + (BATCH_PACKETS - 1) * self._rate_interval
         return (batch_at if _signed(batch_at - due) > 0 else due), False
 
 
