@@ -103,6 +103,7 @@ class StreamLoop(LoopReports):
         self._waiter: asyncio.Future[None] | None = None
         self._waiting_for_input = False
         self._resume_rtp = 0
+        self._input_end: int | None = None  # the sample after the last input sample, once known
         self._copies: deque[tuple[int, bytes]] = deque()  # (packet number, wire) to send again
         self.input.on_change = self._on_input
         self.stats = {
@@ -207,9 +208,26 @@ class StreamLoop(LoopReports):
         self.started_at_mono = loop.time()
         self.watch.restarted(self.started_at_mono)
         self.spawn(self._periodic())
+        while await self._send_input():
+            self._input_end = self.next_sample
+            self.status.emit(Eof(self.next_sample))
+            await self._drain()
+            if self.stopping or self.pacer.phase is Phase.DRAINING:
+                break
+            # Paused while the tail played: the unplayed input is back in front of the input;
+            # it is sent after the resume, then the tail drains again.
+        if self.failure is not None:
+            raise self.failure
+        if self.gone is not None:
+            raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
+
+    async def _send_input(self) -> bool:
+        """Send input as the pacer says until it all left (True) or STOP / receiver gone
+        (False); waits out a pause."""
+        loop = asyncio.get_running_loop()
         while not self.stopping:
             if self._watch_rtsp():
-                break
+                return False
             if self.paused:
                 await self._sleep(WATCH_EVERY_S)
                 continue
@@ -219,7 +237,7 @@ class StreamLoop(LoopReports):
             if isinstance(wait, InputDone):
                 if self.input.total_bytes == 0:
                     raise StreamerError(ErrorCode.EMPTY_INPUT, "no audio arrived on stdin")
-                break
+                return True
             delay = max(0.0, self.clock.seconds_until(wait.until_ntp))
             planned = loop.time() + delay
             # The event loop's poll timeout has 1 ms granularity and rounds up; ask for the wake
@@ -231,13 +249,7 @@ class StreamLoop(LoopReports):
             await self._sleep(sleep_s, wake_on_input=wait.wake_on_input)
             if not wait.wake_on_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
-        if not self.stopping:
-            self.status.emit(Eof(self.next_sample))
-            await self._drain()
-        if self.failure is not None:
-            raise self.failure
-        if self.gone is not None:
-            raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
+        return False
 
     # ---- a receiver gone (protocol/liveness.py decides) ----------------------------------------
 
@@ -379,6 +391,8 @@ class StreamLoop(LoopReports):
         end = self.timeline.play_ntp_of(self.next_sample)
         teardown_at = ntp_add_frames(end, ns_to_frames(DRAIN_TAIL_NS))
         while not self.stopping and self.clock.seconds_until(teardown_at) > 0:
+            if self.pacer.phase is not Phase.DRAINING:
+                return  # paused (and maybe resumed): the stream goes on (`stream`)
             if self._watch_rtsp():
                 break
             action = self.pacer.next_drain_action()
@@ -402,6 +416,9 @@ class StreamLoop(LoopReports):
         keep_from = self.pacer.pause()
         if keep_from is not None:
             kept = self.backlog.pcm_from(keep_from)
+            if kept is not None and self._input_end is not None:  # not the tail's silence
+                end = max(0, self._input_end - kept[0]) * self.pcm.bytes_per_frame
+                kept = (kept[0], kept[1][:end]) if end else None
             if kept is not None:
                 self.input.prepend(kept[0], kept[1])
                 self.pacer.rewind_to(kept[0])
