@@ -180,7 +180,7 @@ class SessionLateClocks:
         """Take a member whose clock is not ready out of the start; it joins late by itself."""
         label = _last_clock(member.streamer)
         state = label[1].state if label is not None else "cold"
-        join.late = f"PTP clock {state} when the others were ready"
+        join.late = f"its PTP clock was {state} when the others were ready"
         member.late_reason = join.late
         self.members.pop(member.key, None)
         self.waiting[member.key] = member
@@ -217,7 +217,7 @@ class SessionLateClocks:
             again = await self.add_member(fallback)
             join.error = again.error
             join.offset, join.start_ntp = again.offset, again.start_ntp
-            join.late = f"PTP clock {state}: joined late on NTP timing"
+            join.late = f"its PTP clock {state}; on NTP timing"
             back = self.members.get(member.key)
             if back is not None:
                 back.late_reason = join.late
