@@ -216,6 +216,8 @@ class SessionLateClocks:
             fallback = dataclasses.replace(member.target, timing="ntp")
             again = await self.add_member(fallback)
             join.error = again.error
+            if again.error is not None:
+                self.logger.warning("%s: no late join on NTP: %s", member.target.name, again.error)
             join.offset, join.start_ntp = again.offset, again.start_ntp
             join.late = f"its PTP clock {state}; on NTP timing"
             back = self.members.get(member.key)

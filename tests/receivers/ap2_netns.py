@@ -120,13 +120,14 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 BUFFERED_DEVICE: dict[str, Any] = {"features": FEATURES | (1 << 40), "model": "Speaker1,1"}
 
 
-def _print_schedule(segments: Sequence[Segment]) -> None:
+def _print_schedule(segments: Sequence[Segment], offset_ns: int | None) -> None:
     """`SCHED {...}`: the latest anchor (RTP frame, its play time on the sender's timeline:
-    NTP wall-clock ns, or PTP ns of our grandmaster) for a long run's drift figures."""
+    NTP wall-clock ns, or PTP ns of our grandmaster) and, on PTP, the servo's grandmaster-minus-
+    local-wall-clock offset, for a long run's drift figures."""
     anchored = [segment for segment in segments if segment.anchors]
     if anchored:
         anchor = anchored[-1].anchors[-1]
-        line = {"wall_ns": time.time_ns(), "segment": anchored[-1].index}
+        line = {"wall_ns": time.time_ns(), "segment": anchored[-1].index, "offset_ns": offset_ns}
         print("SCHED " + json.dumps({**line, "anchor": [anchor.rtp, anchor.remote_ns]}), flush=True)
 
 
@@ -157,7 +158,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.sleep(0.05)
             if report_at is not None and time.monotonic() >= report_at:
                 report_at += every
-                _print_schedule(session.segments)
+                _print_schedule(session.segments, receiver.slave.offset_ns)
         out = Path(args.out)
         segments = []
         for segment in session.segments:
