@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from airplay_provider.protocol.ptp_readiness import ClockState
-from airplay_provider.protocol.streamer_status import ClockStatus, ErrorCode, StreamerError
+from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
@@ -239,7 +239,9 @@ class StreamSession(
         launches = (self._launch(m, together=len(members), clock=False) for m in members)
         joins = list(await asyncio.gather(*launches))
         for _ in range(3):  # nobody's PTP followed → NTP; NTP refused → PTP on the fixed hold
-            while any(join.fallback for join in joins) and not self._stopping:
+            for _retry in range(2):
+                if not any(join.fallback for join in joins) or self._stopping:
+                    break
                 joins = await self._timing_fallbacks(joins)
                 for join in joins:
                     join.fallback = None if join.key in self.members else join.fallback
@@ -334,17 +336,6 @@ class StreamSession(
             logger=self.logger,
             launcher=self.launcher,
         )
-
-    def _fell_back(self, join: JoinReport, member: SessionMember) -> JoinReport:
-        """A member whose receiver never followed our PTP clock: NTP timing instead (`auto`)."""
-        event = member.streamer.last(ClockStatus)
-        if event is not None:
-            self.logger.warning("%s", describe_clock(member.target.name, event))
-        state = event.state if event is not None else "stalled"
-        join.error = f"{member.target.name}: PTP clock {state}; retrying on NTP timing"
-        join.fallback = dataclasses.replace(member.target, timing="ntp")
-        self._ptp_stalled.add(member.key)
-        return join
 
     async def _launch(
         self, member: SessionMember, *, together: int = 1, clock: bool = True

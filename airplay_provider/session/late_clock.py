@@ -142,6 +142,17 @@ class SessionLateClocks:
     def _notify(self) -> None:
         raise NotImplementedError
 
+    def _fell_back(self, join: JoinReport, member: SessionMember) -> JoinReport:
+        """A member whose receiver never followed our PTP clock: NTP timing instead (`auto`)."""
+        event = member.streamer.last(ClockStatus)
+        if event is not None:
+            self.logger.warning("%s", describe_clock(member.target.name, event))
+        state = event.state if event is not None else "stalled"
+        join.error = f"{member.target.name}: PTP clock {state}; retrying on NTP timing"
+        join.fallback = dataclasses.replace(member.target, timing="ntp")
+        self._ptp_stalled.add(member.key)
+        return join
+
     def _views(self, members: Sequence[SessionMember]) -> dict[str, ClockView]:
         now = time.monotonic()
         return {
@@ -195,10 +206,12 @@ class SessionLateClocks:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + CLOCK_WAIT_S
         view = ClockView()
-        while not self._stopping and not member.ended and loop.time() < give_up:
+        while not self._stopping and not member.ended:
             view = self._views([member]).get(member.key, ClockView())
-            if view.ready or view.failed:
-                break
+            if self.state is not SessionState.STARTING and (
+                view.ready or view.failed or loop.time() >= give_up
+            ):
+                break  # (never a final word: the fixed hold has long passed)
             await asyncio.sleep(CLOCK_POLL_S)
         last = _last_clock(member.streamer)
         if last is not None and (view.ready or view.failed):

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from airplay_provider.protocol.ptp_readiness import STALL_S
+from airplay_provider.protocol.ptp_readiness import PROBE_LOCK_S, STALL_S
 from airplay_provider.protocol.streamer_status import ClockStatus, Connected, Timing
 from airplay_provider.protocol.timing import unix_ns_from_ntp
 from airplay_provider.protocol.txt import StreamingProtocol
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.netns
 SIGNAL_SEED = 29
 SIGNAL_S = 9.0
 FRAME_NS = 1e9 / RATE
+SLOW_PROBE_S = 2.0
 
 
 async def drive(receivers: list[tuple[str, int]]) -> dict[str, object]:
@@ -154,18 +155,44 @@ async def scheduled_unix_ns(
     return float(at)
 
 
+def _by_key(sent: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for member in sent["members"]:  # (in the order they departed: a first try, then its retry)
+        by_key.setdefault(member["key"], []).append(member)
+    return by_key
+
+
+async def _assert_in_sync(
+    sent: dict[str, Any], reports: list[dict[str, Any]], first: dict[str, Any], late: dict[str, Any]
+) -> None:
+    """The late member's first frame is the one the group plays at that instant, both receivers
+    schedule it within a frame of each other and of T, and the audio is bit-exact from there."""
+    signal = test_signal(SIGNAL_S, seed=SIGNAL_SEED)
+    start_ns = int(sent["start_unix_ns"])
+    assert late["misaligned"] is False
+    frame = int(late["first_frame"])
+    assert 0 < frame < len(signal) // 4 // 2
+    assert unix_ns_from_ntp(int(late["actual_ntp"])) - start_ns == pytest.approx(
+        frame * FRAME_NS, abs=FRAME_NS
+    )
+    shift = int(sent["wall_minus_mono_ns"])
+    normal, joined = reports
+    normal_at = await scheduled_unix_ns(heard(normal), signal[frame * 4 :], first, shift)
+    late_at = await scheduled_unix_ns(heard(joined), signal[frame * 4 :], late, shift)
+    assert abs(late_at - normal_at) <= FRAME_NS
+    assert abs(late_at - (start_ns + frame * FRAME_NS)) <= FRAME_NS
+    pcm = await asyncio.to_thread(Path(heard(normal)["pcm"]).read_bytes)
+    assert_audio_delivered(pcm, signal, tolerance_lsb=0)  # the ready member: all of it
+
+
 async def test_a_silent_member_joins_late_in_sync_without_holding_the_start(
     tmp_path: Path,
 ) -> None:
-    signal = test_signal(SIGNAL_S, seed=SIGNAL_SEED)
-    sent, (normal, silent) = await run_group(tmp_path, [[], ["--silent-ptp", "--sessions", "2"]])
+    sent, reports = await run_group(tmp_path, [[], ["--silent-ptp", "--sessions", "2"]])
     assert sent["ended"] is True
-    start_ns = int(sent["start_unix_ns"])
     # the group did not wait for the stall (5 s) and the NTP restart that followed it
-    assert start_ns - int(sent["asked_unix_ns"]) < STALL_S * 1e9
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for member in sent["members"]:
-        by_key.setdefault(member["key"], []).append(member)
+    assert int(sent["start_unix_ns"]) - int(sent["asked_unix_ns"]) < STALL_S * 1e9
+    by_key = _by_key(sent)
     (first,) = by_key["rx0"]
     assert first["timing"] == "ptp"
     assert first["clock"][-1] == "ready"
@@ -176,26 +203,34 @@ async def test_a_silent_member_joins_late_in_sync_without_holding_the_start(
     assert ptp_try["first_frame"] is None  # set aside: it never played on PTP
     assert ntp_join["timing"] == "ntp"
     assert ntp_join["late_reason"] == "its PTP clock stalled; on NTP timing"
-    assert ntp_join["misaligned"] is False
     joins = {j["key"]: j for j in sent["joins"]}
     assert joins["rx1"]["error"] is None
-    assert "stalled" in joins["rx1"]["late"]
-    assert [normal["errors"], silent["errors"]] == [[], []]
-    assert silent["timing"] == "NTP"
-    # the late member's first frame is the one the group plays at that instant ...
-    frame = int(ntp_join["first_frame"])
-    assert 0 < frame < len(signal) // 4 // 2
-    assert unix_ns_from_ntp(int(ntp_join["actual_ntp"])) - start_ns == pytest.approx(
-        frame * FRAME_NS, abs=FRAME_NS
-    )
-    # ... and both receivers schedule the same frame within one frame of each other and of T
-    shift = int(sent["wall_minus_mono_ns"])
-    normal_at = await scheduled_unix_ns(heard(normal), signal[frame * 4 :], first, shift)
-    late_at = await scheduled_unix_ns(heard(silent), signal[frame * 4 :], ntp_join, shift)
-    assert abs(late_at - normal_at) <= FRAME_NS
-    assert abs(late_at - (start_ns + frame * FRAME_NS)) <= FRAME_NS
-    pcm = await asyncio.to_thread(Path(heard(normal)["pcm"]).read_bytes)
-    assert_audio_delivered(pcm, signal, tolerance_lsb=0)  # the ready member: all of it
+    assert joins["rx1"]["late"] == "its PTP clock stalled; on NTP timing"
+    assert [report["errors"] for report in reports] == [[], []]
+    assert reports[1]["timing"] == "NTP"
+    await _assert_in_sync(sent, reports, first, ntp_join)
+
+
+async def test_a_slow_locking_member_joins_late_on_ptp_at_its_readiness(tmp_path: Path) -> None:
+    # its first Delay_Req 2 s after it heard us: ready ~2 s after the normal one
+    sent, reports = await run_group(tmp_path, [[], ["--probe-after", str(SLOW_PROBE_S)]])
+    assert sent["ended"] is True
+    by_key = _by_key(sent)
+    (first,), (late,) = by_key["rx0"], by_key["rx1"]
+    assert late["timing"] == "ptp"
+    assert late["clock"] == ["cold", "probing", "ready"]
+    # (cold or probing by then: its first probe and the other's lock are ~0.3 s apart)
+    reason = "its PTP clock was {} when the others were ready"
+    assert late["late_reason"] in (reason.format("cold"), reason.format("probing"))
+    # T did not wait for it: it was due after its receiver's lock, on the same streamer
+    first_probe = reports[1]["ptp"]["first_probe_local"]
+    assert first_probe is not None
+    start_ns = int(sent["start_unix_ns"])
+    assert start_ns < first_probe + PROBE_LOCK_S * 1e9
+    assert unix_ns_from_ntp(int(late["actual_ntp"])) >= first_probe + PROBE_LOCK_S * 1e9
+    assert reports[1]["ptp"]["session_setups"] == 1
+    assert [report["errors"] for report in reports] == [[], []]
+    await _assert_in_sync(sent, reports, first, late)
 
 
 def main() -> int:
