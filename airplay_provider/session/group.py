@@ -38,7 +38,11 @@ from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
-from airplay_provider.session.late_clock import CLOCK_HOLD_S, SessionLateClocks
+from airplay_provider.session.late_clock import (
+    CLOCK_HOLD_S,
+    FIRST_AUDIO_WAIT_S,
+    SessionLateClocks,
+)
 from airplay_provider.session.member import (
     CONNECT_TIMEOUT_S,
     S16_FRAME_BYTES,
@@ -82,7 +86,6 @@ JOIN_PRIME_S: Final = 0.5
 # AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
 # reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
 AP2_EXTRA_LEAD_S: Final = 0.2
-FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 #: Set (True) on the log record of a member's failure: a host that shows failures itself (the
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
@@ -448,6 +451,9 @@ class StreamSession(
             rejoin.halt.set()
         member = self.members.get(key)
         if member is None:
+            if key in self.waiting:  # set aside until its clock is ready: it joins no more
+                await self._drop_waiting(self.waiting[key])
+                return
             if rejoining:
                 return
             raise SessionError(f"{key} is not a member")

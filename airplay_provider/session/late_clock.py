@@ -10,7 +10,8 @@ timeline; the streamer skips what is already too late (never shifts it). A membe
 stalls (never answered, or keeps its own) is restarted on NTP timing (player timing `auto`)
 and joins late the usual way (`add_member`).
 
-Why `CLOCK_HOLD_S` = 1 s: a member that joins late loses the audio from T to its join (a
+"Ready" for the others includes the source's first audio (T waits for it anyway). Why
+`CLOCK_HOLD_S` = 1 s: a member that joins late loses the audio from T to its join (a
 receiver locking ~3 s after the others would miss the first ~3 s), while holding costs every
 room that wait at the start. Receivers that do follow our clock become ready within about a
 second of each other (probing ones 2.3 s after their first Delay_Req, passive ones 1.5 s after
@@ -40,6 +41,7 @@ from airplay_provider.session.timeline import PTP_SETTLE_S, RingBuffer, member_s
 
 #: Hold the group's start at most this long beyond its other members for a member still locking.
 CLOCK_HOLD_S: Final = 1.0
+FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 #: A passive follower answers our Announce at once after SETPEERS; a probing one sends its first
 #: Delay_Req ~1.1 s after it (field) and is ready `PROBE_LOCK_S` later. So a receiver still
 #: silent `COLD_GRACE_S` after `connected` is ready no sooner than that.
@@ -131,6 +133,7 @@ class SessionLateClocks:
     _ptp_stalled: set[str]
     _joins_after_resume: list[StreamTarget]
     _rejoining: set[asyncio.Task[None]]
+    _first_audio: asyncio.Event
     _stopping: bool
 
     async def add_member(self, target: StreamTarget) -> JoinReport:
@@ -168,6 +171,7 @@ class SessionLateClocks:
         by_key = {m.key: m for m in members}
         loop = asyncio.get_running_loop()
         give_up = loop.time() + CLOCK_WAIT_S
+        no_audio_until = loop.time() + FIRST_AUDIO_WAIT_S
         ready_count, others_at = 0, None
         while True:
             views = self._views(members)
@@ -175,6 +179,8 @@ class SessionLateClocks:
             count = sum(view.ready for view in views.values())
             if count != ready_count:  # the last of the others became ready now
                 ready_count, others_at = count, now
+            if not self._first_audio.is_set() and loop.time() < no_audio_until:
+                others_at = now  # the others need the source's first audio too
             split = decide(views, others_at, now, self.clock_hold_s)
             if split is None and (loop.time() >= give_up or self._stopping):
                 # never a final word: start them on the fixed hold (long passed), as before
@@ -218,9 +224,10 @@ class SessionLateClocks:
             level = logging.WARNING if view.failed else logging.INFO
             self.logger.log(level, "%s", describe_clock(member.target.name, last[1]))
         if self._stopping or member.ended or self.state is not SessionState.PLAYING:
+            resumes = self.state is SessionState.PAUSED and not member.ended  # (not removed)
             await self._drop_waiting(member)
-            if self.state is SessionState.PAUSED and not self._stopping:
-                self._joins_after_resume.append(member.target)
+            if resumes and not self._stopping:
+                self._joins_after_resume.append(member.target)  # a fresh join at the resume
             return
         if view.failed and not view.ready:  # never followed our clock: NTP timing instead
             await self._drop_waiting(member)
