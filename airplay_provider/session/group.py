@@ -221,7 +221,9 @@ class StreamSession(
         once every member connected *and* holds that audio in its streamer (at most
         `PRIME_TIMEOUT_S`), `release_lead_s(n)` from then; each gets NTPSTART=T (+ its
         sync_adjust), ACTION=PLAY. So T is as early as every member can honour and no member
-        starts on a cold pipeline. SessionError when no member connected (all is stopped).
+        starts on a cold pipeline; a member whose receiver's clock is not ready when the others
+        are joins late by itself (late_clock.py). SessionError when no member connected (all is
+        stopped).
         """
         if self.state is not SessionState.IDLE:
             raise SessionError("a session starts only once")

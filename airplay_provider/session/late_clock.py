@@ -190,6 +190,12 @@ class SessionLateClocks:
                 )
             if split is not None:
                 go, late = split
+                for key in go:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
+                    last = _last_clock(by_key[key].streamer)
+                    if last is not None and last[1].state not in _WAITING_STATES:
+                        level = logging.WARNING if last[1].state in _FAILED_STATES else logging.INFO
+                        text = describe_clock(by_key[key].target.name, last[1])
+                        self.logger.log(level, "%s", text)
                 return [by_key[k] for k in go], [by_key[k] for k in late]
             await asyncio.sleep(CLOCK_POLL_S)
 
