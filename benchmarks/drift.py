@@ -17,10 +17,14 @@ that the sender keeps the three timelines together for the whole run (the stream
 packets and anchors, the grandmaster's CLOCK_MONOTONIC-based timeline against the NTP members'
 wall clock, which an NTP-slewed host could pull apart, and the PTP servo's error over veth); not
 that the receivers' own timing loops correct a drifting crystal (that needs an emulator clock
-with a simulated rate error). CPU: the driver, its streamers and the PTP daemon, % of one core.
+with a simulated rate error). `--ptp-ppm N` gives the PTP emulator such a clock (running N ppm
+fast) and a servo that follows a rate (a line through its recent exchanges): its figure then
+shows that our grandmaster keeps a drifting PTP receiver on the timeline; the NTP AP2 and RAOP
+emulators have no such clock (their play times are taken on the sender's clock). CPU: the
+driver (with the RAOP emulator), its streamers and the PTP daemon, % of one core.
 
     .venv/bin/python benchmarks/drift.py                       # 30 minutes, a sample every 10 s
-    .venv/bin/python benchmarks/drift.py --minutes 2 --every 5
+    .venv/bin/python benchmarks/drift.py --minutes 2 --every 5 [--ptp-ppm 40]
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ RATE = 44100
 FRAME_NS = 1e9 / RATE
 DAEMON_ENV = {"AIRPLAY_PTP_LINGER_S": "0.5"}
 TICK = os.sysconf("SC_CLK_TCK")
+PPM = [0.0]  # the PTP emulator's clock rate error (--ptp-ppm)
 
 
 # ---- the driver (inside the sender's namespace) -----------------------------------------------
@@ -155,15 +160,20 @@ async def drive(ap2: list[tuple[str, int]], minutes: float, every: float) -> Non
 def instant_ns(
     sched: dict[str, Any], member: dict[str, Any], frame: int, offset: float | None = None
 ) -> float:
-    """When an AP2 emulator plays session `frame` on the wall clock, from its latest anchor (a
-    PTP one: minus the grandmaster-minus-wall `offset`; default the receiver's servo's)."""
+    """When an AP2 emulator plays session `frame` on the wall clock, from its latest anchor: on
+    the sender's timeline (a PTP one minus our grandmaster-minus-wall `offset`), or without
+    `offset` as the receiver itself plays it (a PTP one by its own servo and clock)."""
     rtp = (member["rtptime"] + frame - member["offset"] - member["first_sample"]) & 0xFFFFFFFF
     anchor_rtp, anchor_ns = sched["anchor"]
     delta = (rtp - anchor_rtp) & 0xFFFFFFFF
     delta -= 1 << 32 if delta >= 1 << 31 else 0
-    at = float(anchor_ns + delta * FRAME_NS)
-    offset = sched.get("offset_ns") if offset is None else offset
-    return at - float(offset) if offset is not None and member["timing"] == "ptp" else at
+    if member["timing"] != "ptp":
+        return float(anchor_ns + delta * FRAME_NS)
+    if offset is not None:
+        return float(anchor_ns - offset + delta * FRAME_NS)
+    # the receiver's local clock runs at its own rate: a frame lasts 1/44100 s of it
+    played: float = float(sched["receiver_wall_ns"]) + delta * FRAME_NS / (1 + PPM[0] / 1e6)
+    return played
 
 
 async def lines(stream: asyncio.StreamReader, sink: dict[str, Any], key: str) -> None:
@@ -185,7 +195,8 @@ async def measure(minutes: float, every: float) -> dict[str, Any]:
         for (namespace, address), ptp in zip(hosts.receivers, (True, False), strict=True):
             argv = [sys.executable, "-m", "tests.receivers.ap2_netns", address, "--no-audio"]
             argv += ["--out", f"{tmp}/{namespace}.json", "--timeout", str(minutes * 60 + 90)]
-            argv += ["--report-every", str(every / 2)] + (["--ptp"] if ptp else [])
+            argv += ["--report-every", str(every / 2)]
+            argv += ["--ptp", "--clock-ppm", str(PPM[0])] if ptp else []
             runners.append(
                 await asyncio.create_subprocess_exec(
                     *in_netns(namespace, argv), stdout=asyncio.subprocess.PIPE, cwd=ROOT
@@ -285,6 +296,7 @@ def summarize(
             max((s["servo_spread_frames"] for s in samples), default=-1), 4
         ),
         "cpu_percent_of_core": round(100 * cpu, 2),
+        "ptp_clock_ppm": PPM[0],
         "timings": {key: value["timing"] for key, value in mapping.items()},
         "misaligned": [key for key, value in mapping.items() if value["misaligned"]],
         "departed": done.get("departed"),
@@ -295,8 +307,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument(
+        "--ptp-ppm", type=float, default=0.0, help="the PTP emulator's clock runs this much fast"
+    )
     parser.add_argument("--drive", nargs=2, metavar="ADDRESS:PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PPM[0] = args.ptp_ppm
     if args.drive:
         ap2 = [(text.rsplit(":", 1)[0], int(text.rsplit(":", 1)[1])) for text in args.drive]
         asyncio.run(drive(ap2, args.minutes, args.every))

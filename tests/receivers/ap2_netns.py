@@ -120,15 +120,26 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 BUFFERED_DEVICE: dict[str, Any] = {"features": FEATURES | (1 << 40), "model": "Speaker1,1"}
 
 
-def _print_schedule(segments: Sequence[Segment], offset_ns: int | None) -> None:
-    """`SCHED {...}`: the latest anchor (RTP frame, its play time on the sender's timeline:
-    NTP wall-clock ns, or PTP ns of our grandmaster) and, on PTP, the servo's grandmaster-minus-
-    local-wall-clock offset, for a long run's drift figures."""
+def _print_schedule(receiver: Ap2Receiver, segments: Sequence[Segment]) -> None:
+    """`SCHED {...}`: the latest anchor (RTP frame, its play time on the sender's timeline: NTP
+    wall-clock ns, or PTP ns of our grandmaster) and, on PTP, the wall-clock instant the
+    receiver plays that frame by its own servo (its local clock may run `--clock-ppm` fast),
+    for a long run's drift figures."""
     anchored = [segment for segment in segments if segment.anchors]
-    if anchored:
-        anchor = anchored[-1].anchors[-1]
-        line = {"wall_ns": time.time_ns(), "segment": anchored[-1].index, "offset_ns": offset_ns}
-        print("SCHED " + json.dumps({**line, "anchor": [anchor.rtp, anchor.remote_ns]}), flush=True)
+    if not anchored:
+        return
+    anchor = anchored[-1].anchors[-1]
+    offset = receiver.slave.offset_at(receiver.ptp_local_ns())
+    played = None
+    if receiver.ptp and offset is not None:
+        played = receiver.wall_of_ptp_local(anchor.remote_ns - offset)
+    line = {
+        "wall_ns": time.time_ns(),
+        "segment": anchored[-1].index,
+        "anchor": [anchor.rtp, anchor.remote_ns],
+        "receiver_wall_ns": played,
+    }
+    print("SCHED " + json.dumps(line), flush=True)
 
 
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
@@ -142,6 +153,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         ptp_probe_after_s=args.probe_after,
         ptp_silent=args.silent_ptp,
         ptp_own_clock=args.own_clock,
+        ptp_clock_ppm=args.clock_ppm,
         session_options=options,
         **device,
     ) as receiver:
@@ -158,7 +170,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.sleep(0.05)
             if report_at is not None and time.monotonic() >= report_at:
                 report_at += every
-                _print_schedule(session.segments, receiver.slave.offset_ns)
+                _print_schedule(receiver, session.segments)
         out = Path(args.out)
         segments = []
         for segment in session.segments:
@@ -236,6 +248,7 @@ def main() -> int:
         "--report-every", type=float, default=0.0, help="print the latest anchor every N s"
     )
     parser.add_argument("--no-audio", action="store_true", help="write no audio files")
+    parser.add_argument("--clock-ppm", type=float, default=0.0, help="PTP local clock rate error")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))
