@@ -23,6 +23,7 @@ from airplay_provider.session.late_clock import (
 )
 from airplay_provider.session.member import MemberState, SessionMember
 from airplay_provider.session.processes import StreamerProcess, StreamTarget
+from airplay_provider.session.reports import JoinReport, SessionState
 from airplay_provider.session.timeline import PTP_SETTLE_S
 
 CONNECTED = "[STATUS] connected host=10.0.0.2 port=7000 latency_ms=250 timing={}"
@@ -136,3 +137,30 @@ async def _nothing() -> AsyncIterator[bytes]:
     empty: list[bytes] = []
     for chunk in empty:
         yield chunk
+
+
+async def test_a_member_ready_while_the_group_is_paused_joins_at_the_resume(
+    tmp_path: Path,
+) -> None:
+    session = StreamSession(_nothing())
+    session.state = SessionState.PAUSED
+    target = StreamTarget(
+        name="tv", host="10.0.0.2", port=7000, protocol=StreamingProtocol.AIRPLAY2
+    )
+    member = SessionMember(target, offset=0, fifo_dir=tmp_path)
+    member.streamer.record(CONNECTED.format("ptp"))
+    member.streamer.record(format_status(ClockStatus("ptp", "ready")))
+    session.waiting = {member.key: member}
+    join = JoinReport(member.key, 0, 0)
+    await session._join_when_ready(member, join)
+    assert session.waiting == {}
+    assert session.departed == [member]
+    assert member.state is MemberState.STOPPED
+    assert session._joins_after_resume == [target]  # a fresh late join when it resumes
+    removed = SessionMember(target, offset=0, fifo_dir=tmp_path)
+    removed.streamer.record(CONNECTED.format("ptp"))
+    session.waiting = {removed.key: removed}
+    await session.remove_member(removed.key)  # removed on purpose while set aside
+    await session._join_when_ready(removed, JoinReport(removed.key, 0, 0))
+    assert session._joins_after_resume == [target]  # not queued again
+    assert removed.state is MemberState.STOPPED
