@@ -135,14 +135,16 @@ def progress_line(
     session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
 ) -> str:
     """`1:02 / 3:45  Kitchen: playing [ptp ready]  Office: failed (receiver gone), rejoining in
-    4 s` (AirPlay 2 members show their timing and its state in brackets)."""
+    4 s` (AirPlay 2 members show their timing and its state in brackets, and a member whose
+    clock was not ready at the start that it joins late, and why)."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
     gone = {m.key: m for m in session.departed}
     now = asyncio.get_running_loop().time()
     for player in players:
-        member = session.members.get(player.player_id) or gone.get(player.player_id)
+        waiting = session.waiting.get(player.player_id)
+        member = session.members.get(player.player_id) or waiting or gone.get(player.player_id)
         state = member.state.value if member is not None else "starting"
         rejoin = session.rejoins.get(player.player_id)
         if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
@@ -150,6 +152,9 @@ def progress_line(
         clock = clock_label(member.streamer) if member is not None else None
         if clock is not None:  # AirPlay 2: `ptp ready`, `ptp probing`, `ntp`, …
             state = f"{state} [{clock}]"
+        if member is not None and member.late_reason is not None and not member.ended:
+            late = "joins late" if waiting is not None else "joined late"
+            state += f" ({late}: {member.late_reason})"
         if rejoin is not None and rejoin.state is not RejoinState.HALTED:
             if player.player_id not in session.members:
                 state += f", {rejoin.describe(now)}"

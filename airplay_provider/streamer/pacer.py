@@ -48,6 +48,7 @@ from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
     frames_to_ns,
+    ns_to_frames,
     ntp_add_frames,
     ntp_add_ns,
     ntp_diff_ns,
@@ -206,23 +207,31 @@ class Pacer:
         self.next_sample = sample
 
     def resume(self, at_ntp: int | None, flush_rtp: int) -> int:
-        """Continue from `next_sample`, audible at `at_ntp` (default or too soon: the earliest
-        safe instant); the pre-roll restarts at `flush_rtp`. Returns the instant used."""
+        """Continue from `next_sample`, audible at `at_ntp` (default: the earliest safe instant);
+        the pre-roll restarts at `flush_rtp`. Returns the instant used.
+
+        An instant too soon (or past: a late joiner held until its receiver was ready) keeps
+        its timeline, as a start does: input that can no longer be played is skipped from the
+        start (`preroll_end`), never shifted; the caller drops it from its input.
+        """
         now = self.clock.ntp()
         lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES, self.rate)
-        if at_ntp is None or ntp_diff_ns(at_ntp, now) < lead_ns:
+        if at_ntp is None:
             at_ntp = ntp_add_ns(now, lead_ns + RESUME_SLACK_NS)
-        resume_sample = self.next_sample
+        resume_sample = first_real = self.next_sample
+        late_ns = lead_ns - ntp_diff_ns(at_ntp, now)
+        if late_ns > 0:  # the first sample still playable behind a pre-roll
+            first_real += ns_to_frames(late_ns, self.rate) + 1
         self.timeline.restart(
-            sample=resume_sample - PREROLL_FRAMES,
+            sample=first_real - PREROLL_FRAMES,
             rtp=flush_rtp,
-            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES, self.rate),
+            ntp=ntp_add_frames(at_ntp, first_real - resume_sample - PREROLL_FRAMES, self.rate),
         )
-        self.preroll_end = resume_sample
-        self.next_sample = resume_sample - PREROLL_FRAMES
+        self.preroll_end = first_real
+        self.next_sample = first_real - PREROLL_FRAMES
         self.requested_ntp = at_ntp
         self.requested_first_sample = resume_sample
-        self.start_ntp = at_ntp
+        self.start_ntp = self.timeline.play_ntp_of(first_real)
         self.resumes += 1
         self._begin()
         return at_ntp

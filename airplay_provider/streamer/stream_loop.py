@@ -439,6 +439,9 @@ class StreamLoop(LoopReports):
         resume_sample = self.next_sample
         # The flush discarded everything before `_resume_rtp`: the pre-roll starts there.
         self.pacer.resume(at_ntp, self._resume_rtp)
+        skipped = self.input.skip_to(self.pacer.preroll_end)  # an instant already (partly) past
+        if skipped:
+            self.stats["late"] += skipped
         self.transport.resumed()
         self.started_at_mono = asyncio.get_running_loop().time()
         self.watch.restarted(self.started_at_mono)
