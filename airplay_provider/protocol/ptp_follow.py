@@ -1,0 +1,210 @@
+"""Following a receiver's own PTP clock (a standalone HomePod on OS 27): a slave servo, sans-I/O.
+
+Some receivers never take our grandmaster; they announce their own clock and, once we stop
+offering ours, stream two-step Sync/Follow_Up to us at ~8 Hz (docs/protocol.md B.16). We then
+measure their clock against our PTP timeline like any PTP slave: their Sync leaves at t1 (their
+clock) and arrives at t2 (ours); our Delay_Req leaves at t3 (ours) and arrives at t4 (theirs,
+from the Delay_Resp). Each exchange gives the offset (theirs - ours) at our time (t2 + t3) / 2
+and the round trip. `ClockFollower` keeps a window of them, trusts the quicker half (queueing
+only ever adds delay), fits offset and rate by least squares, drops outliers, and restarts on a
+step of the peer's clock. `Translation` is the result: `to_peer(our_ns)` and back, to put
+anchors on the receiver's timeline. Everything is nanoseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Final
+
+NS: Final = 1_000_000_000
+#: Exchanges older than this leave the fit (drift is steady over it; rate needs a span).
+WINDOW_S: Final = 20.0
+MAX_SAMPLES: Final = 256
+#: Share of the window (quickest round trips) the fit uses.
+KEEP_FRACTION: Final = 0.5
+#: Usable once this many exchanges are in.
+LOCK_SAMPLES: Final = 4
+#: A rate is fitted only over at least this span; before, the offset is a plain median.
+RATE_SPAN_S: Final = 2.0
+#: A quick exchange this far off the fit ...
+STEP_NS: Final = 1_000_000
+#: ... this many times in a row is a step of the peer's clock: start again from those.
+STEP_COUNT: Final = 3
+#: Residuals beyond max(this, 4 x their median) are outliers of the fit.
+MIN_OUTLIER_NS: Final = 50_000
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One Sync + Delay_Req round: t1, t4 on the peer's clock, t2, t3 on ours."""
+
+    t1: int
+    t2: int
+    t3: int
+    t4: int
+
+    @property
+    def at_ns(self) -> int:
+        """Our time the offset belongs to."""
+        return (self.t2 + self.t3) // 2
+
+    @property
+    def offset_ns(self) -> int:
+        """Peer minus ours (exact when both directions take equally long)."""
+        return ((self.t1 - self.t2) + (self.t4 - self.t3)) // 2
+
+    @property
+    def round_trip_ns(self) -> int:
+        """Time on the wire both ways (their elapsed minus our turnaround)."""
+        return (self.t4 - self.t1) - (self.t3 - self.t2)
+
+
+@dataclass(frozen=True)
+class Translation:
+    """peer_ns = our_ns + offset_ns + rate_ppb * (our_ns - ref_ns) / 1e9."""
+
+    ref_ns: int
+    offset_ns: int
+    rate_ppb: int = 0
+
+    def to_peer(self, our_ns: int) -> int:
+        """Our PTP time on the peer's clock."""
+        return our_ns + self.offset_ns + (self.rate_ppb * (our_ns - self.ref_ns)) // NS
+
+    def to_ours(self, peer_ns: int) -> int:
+        """The peer's clock time on our PTP timeline (inverse of `to_peer`)."""
+        return self.ref_ns + (peer_ns - self.offset_ns - self.ref_ns) * NS // (NS + self.rate_ppb)
+
+    def to_wire(self) -> list[int]:
+        """Compact JSON form (the daemon's answer)."""
+        return [self.ref_ns, self.offset_ns, self.rate_ppb]
+
+    @classmethod
+    def from_wire(cls, value: object) -> Translation:
+        """Inverse of `to_wire`; ValueError when malformed."""
+        if not isinstance(value, list) or len(value) != 3:
+            raise ValueError(f"bad translation {value!r}")
+        ref, offset, rate = (int(item) for item in value)
+        return cls(ref, offset, rate)
+
+
+@dataclass
+class ClockFollower:
+    """Estimates a peer clock from exchanges; feed it messages or whole `Exchange`s."""
+
+    window_s: float = WINDOW_S
+    translation: Translation | None = None
+    samples: list[Exchange] = field(default_factory=list)
+    used: int = 0  # exchanges in the current fit
+    outliers: int = 0
+    steps: int = 0
+    _suspects: list[Exchange] = field(default_factory=list)
+    _sync_arrivals: dict[int, int] = field(default_factory=dict)  # seq -> t2
+    _last_pair: tuple[int, int] | None = None  # (t1, t2) of the latest Sync
+    _requests: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # seq -> t1, t2, t3
+
+    # ---- messages -------------------------------------------------------------------------
+
+    def sync(self, sequence_id: int, arrived_ns: int) -> None:
+        """The peer's Sync arrived at `arrived_ns` (our time, t2)."""
+        self._sync_arrivals[sequence_id] = arrived_ns
+        while len(self._sync_arrivals) > 16:
+            self._sync_arrivals.pop(next(iter(self._sync_arrivals)))
+
+    def follow_up(self, sequence_id: int, origin_ns: int) -> None:
+        """The Follow_Up with the precise departure time (t1) of Sync `sequence_id`."""
+        arrived = self._sync_arrivals.pop(sequence_id, None)
+        if arrived is not None:
+            self._last_pair = (origin_ns, arrived)
+
+    def delay_req_sent(self, sequence_id: int, sent_ns: int) -> bool:
+        """Our Delay_Req left at `sent_ns` (t3); False (not counted) before any Sync pair."""
+        if self._last_pair is None:
+            return False
+        self._requests[sequence_id] = (*self._last_pair, sent_ns)
+        while len(self._requests) > 16:
+            self._requests.pop(next(iter(self._requests)))
+        return True
+
+    def delay_resp(self, sequence_id: int, received_ns: int) -> bool:
+        """The peer's Delay_Resp: our request `sequence_id` arrived at `received_ns` (t4)."""
+        request = self._requests.pop(sequence_id, None)
+        if request is None:
+            return False
+        self.add(Exchange(*request, received_ns))
+        return True
+
+    # ---- the fit --------------------------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        """Whether the translation may be used for audio."""
+        return self.translation is not None and len(self.samples) >= LOCK_SAMPLES
+
+    def to_peer(self, our_ns: int) -> int:
+        """Our time on the peer's clock; ValueError before the first exchange."""
+        if self.translation is None:
+            raise ValueError("no exchange with the peer yet")
+        return self.translation.to_peer(our_ns)
+
+    def add(self, exchange: Exchange) -> None:
+        """One more exchange; refits."""
+        if exchange.round_trip_ns < 0:
+            self.outliers += 1  # impossible timestamps
+            return
+        current = self.translation
+        if current is not None and self.locked:
+            error = abs(exchange.offset_ns - (current.to_peer(exchange.at_ns) - exchange.at_ns))
+            quick = exchange.round_trip_ns <= self._round_trip_limit()
+            if quick and error > STEP_NS:
+                self._suspects.append(exchange)
+                if len(self._suspects) < STEP_COUNT:
+                    return
+                self.steps += 1  # the peer's clock stepped: only the new exchanges count
+                self.samples = list(self._suspects)
+                self._suspects.clear()
+                self._refit()
+                return
+            if quick:
+                self._suspects.clear()
+        self.samples.append(exchange)
+        horizon = exchange.at_ns - round(self.window_s * NS)
+        self.samples = [s for s in self.samples if s.at_ns >= horizon][-MAX_SAMPLES:]
+        self._refit()
+
+    def _round_trip_limit(self) -> int:
+        trips = sorted(s.round_trip_ns for s in self.samples)
+        if not trips:
+            return 0
+        return trips[max(0, min(len(trips) - 1, round(len(trips) * KEEP_FRACTION) - 1))]
+
+    def _refit(self) -> None:
+        if not self.samples:
+            self.translation, self.used = None, 0
+            return
+        limit = self._round_trip_limit()
+        chosen = [s for s in self.samples if s.round_trip_ns <= limit]
+        fit = _fit(chosen)
+        residuals = [abs(s.offset_ns - (fit.to_peer(s.at_ns) - s.at_ns)) for s in chosen]
+        bound = max(MIN_OUTLIER_NS, 4 * median(residuals))
+        kept = [s for s, r in zip(chosen, residuals, strict=True) if r <= bound]
+        if len(kept) < len(chosen):
+            self.outliers += len(chosen) - len(kept)
+            fit = _fit(kept)
+        self.translation, self.used = fit, len(kept)
+
+
+def _fit(samples: list[Exchange]) -> Translation:
+    """Least-squares offset (at the newest sample) and rate; median offset over a short span."""
+    ref = samples[-1].at_ns
+    base = samples[-1].offset_ns
+    xs = [(s.at_ns - ref) / NS for s in samples]  # seconds, <= 0
+    ys = [float(s.offset_ns - base) for s in samples]  # ns around the newest offset
+    if len(samples) < 2 or max(xs) - min(xs) < RATE_SPAN_S:
+        return Translation(ref, base + round(median(ys)))
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx  # ns/s
+    at_ref = mean_y + slope * (0.0 - mean_x)
+    return Translation(ref, base + round(at_ref), round(slope))
