@@ -208,3 +208,37 @@ def _fit(samples: list[Exchange]) -> Translation:
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx  # ns/s
     at_ref = mean_y + slope * (0.0 - mean_x)
     return Translation(ref, base + round(at_ref), round(slope))
+
+
+@dataclass(frozen=True)
+class PeerClockReport:
+    """What the grandmaster daemon tells a streamer about a receiver clock it follows."""
+
+    clock_id: int | None  # the receiver's PTP clock identity (its anchors' timeline id)
+    exchanges: int  # Delay_Req/Delay_Resp rounds completed
+    locked: bool
+    translation: Translation | None
+
+    def to_wire(self) -> list[object]:
+        """Compact JSON form."""
+        wire = None if self.translation is None else self.translation.to_wire()
+        return [self.clock_id, self.exchanges, self.locked, wire]
+
+    @classmethod
+    def from_wire(cls, value: object) -> PeerClockReport:
+        """Inverse of `to_wire`; ValueError when malformed."""
+        if not isinstance(value, list) or len(value) != 4:
+            raise ValueError(f"bad peer clock report {value!r}")
+        clock, exchanges, locked, wire = value
+        return cls(
+            None if clock is None else int(clock),
+            int(exchanges),
+            bool(locked),
+            None if wire is None else Translation.from_wire(wire),
+        )
+
+    @classmethod
+    def of(cls, follower: ClockFollower, clock_id: int | None) -> PeerClockReport:
+        """The report of a follower's current state."""
+        exchanges = len(follower.samples)
+        return cls(clock_id, exchanges, follower.locked, follower.translation)

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.receivers.ap2_emulator_core import FEATURES
+from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_receiver import Ap2Receiver
 
 SUBNET = "10.209.0"
@@ -124,12 +125,17 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
     if args.ptp_only:  # as shairport-sync: an NTP SETUP is refused
         options["timing_modes"] = ("PTP",)
     device: dict[str, Any] = BUFFERED_DEVICE if args.buffered else {}
+    homepod = None
+    if args.homepod_clock:  # "OFFSET_MS,DRIFT_PPM": a standalone HomePod's own clock
+        offset_ms, drift_ppm = (float(part) for part in args.homepod_clock.split(","))
+        homepod = OwnClock(round(offset_ms * 1e6), round(drift_ppm * 1000), time.time_ns())
     async with Ap2Receiver(
         args.address,
         ptp=args.ptp,
         ptp_probe_after_s=args.probe_after,
         ptp_silent=args.silent_ptp,
         ptp_own_clock=args.own_clock,
+        homepod_clock=homepod,
         session_options=options,
         **device,
     ) as receiver:
@@ -184,6 +190,16 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
             "resent_received": session.resent_received,
             "unhealed": session.unhealed,
             "feedbacks": session.feedbacks,
+            "homepod": None
+            if receiver.own_master is None
+            else {
+                "clock_id": receiver.own_master.clock_id,
+                "clock": receiver.own_master.clock.to_wire(),
+                "syncs_sent": receiver.own_master.syncs_sent,
+                "delay_resps": receiver.own_master.delay_resps,
+                "anchors": session.ptp_anchors,
+                "probes_sent": slave.first_probe_local is not None,
+            },
             "ptp": {
                 "master": slave.master,
                 "syncs": slave.syncs,
@@ -214,6 +230,9 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")
     parser.add_argument("--ptp-only", action="store_true", help="refuse NTP timing (400)")
     parser.add_argument("--own-clock", action="store_true", help="announce our own clock only")
+    parser.add_argument(
+        "--homepod-clock", default="", help="OFFSET_MS,DRIFT_PPM: a standalone HomePod's clock"
+    )
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

@@ -16,6 +16,7 @@ from typing import Any
 
 from tests.receivers.ap2_emulator import Ap2Emulator
 from tests.receivers.ap2_emulator_core import BadRequest, EmuFraming
+from tests.receivers.ap2_ptp_own import OwnClock, OwnClockMaster
 from tests.receivers.ap2_ptp_slave import PtpSlave
 from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
 from tests.receivers.strict import ErrorLog
@@ -53,6 +54,7 @@ class Ap2Receiver:
         ptp_probe_after_s: float = 0.0,
         ptp_silent: bool = False,
         ptp_own_clock: bool = False,
+        homepod_clock: OwnClock | None = None,
         rtsp_port: int = 0,
         session_options: dict[str, Any] | None = None,
         **device_options: Any,
@@ -63,8 +65,16 @@ class Ap2Receiver:
         self.session_options = session_options or {}
         self.emulator = Ap2Emulator(host, **device_options)
         self.slave = PtpSlave(
-            probe_after_s=ptp_probe_after_s, silent=ptp_silent, own_clock=ptp_own_clock
+            probe_after_s=ptp_probe_after_s,
+            silent=ptp_silent,
+            own_clock=ptp_own_clock or homepod_clock is not None,
         )
+        # A standalone HomePod: its own free-running clock, master once we stop offering ours.
+        self.own_master = (
+            None if homepod_clock is None else OwnClockMaster(self.slave.clock_id, homepod_clock)
+        )
+        if self.own_master is not None:
+            self.session_options = {"own_clock_id": self.slave.clock_id, **self.session_options}
         self.session: Ap2StreamSession | None = None
         self.event_replies = 0
         self._udp: dict[str, _Udp] = {}
@@ -156,7 +166,13 @@ class Ap2Receiver:
         elif kind == "timing":
             session.timing_reply(data, time.time_ns())
         elif kind == "ptp_event":
-            self.slave.event_received(data, addr[0], time.time_ns())
+            local_ns = time.time_ns()
+            if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x1:
+                self.own_master.delay_req(data, addr[0], local_ns)
+                return
+            if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x0:
+                self.own_master.sync_seen(now)
+            self.slave.event_received(data, addr[0], local_ns)
         else:
             self.slave.general_received(data, addr[0], time.time_ns())
 
@@ -171,7 +187,9 @@ class Ap2Receiver:
             request = session.timing_request(now, time.time_ns()) if host else None
             if request is not None and host is not None and session.sender_timing_port:
                 self._send([("timing", request, (host, session.sender_timing_port))])
-            announce = self.slave.announce_own(now)
+            if self.own_master is not None:
+                self._own_master_tick(now)
+            announce = None if self.own_master else self.slave.announce_own(now)
             if announce is not None and self.slave.master_address is not None:
                 general = self._udp["ptp_general"].transport
                 if general is not None:
@@ -182,6 +200,18 @@ class Ap2Receiver:
                 if transport is not None:
                     transport.sendto(delay_req, (self.slave.master_address, 319))
             await asyncio.sleep(TICK_S)
+
+    def _own_master_tick(self, now: float) -> None:
+        master = self.own_master
+        session = self.session
+        assert master is not None
+        assert session is not None
+        if master.sender is None and session.peers:  # SETPEERS named the sender
+            master.sender = self._sender_host()
+        for port, datagram in master.poll(now, time.time_ns()):
+            transport = self._udp["ptp_event" if port == 319 else "ptp_general"].transport
+            if transport is not None and master.sender is not None:
+                transport.sendto(datagram, (master.sender, port))
 
     def _sender_host(self) -> str | None:
         for writer in self.emulator._writers:
@@ -220,7 +250,10 @@ class Ap2Receiver:
             writer.close()
 
     def _ptp_locked(self) -> bool:
-        """PTP sessions: our slave has locked onto the sender's grandmaster."""
+        """PTP sessions: our slave has locked onto the sender's grandmaster (a HomePod: it is
+        the master and its Sync stream runs)."""
+        if self.own_master is not None:
+            return self.own_master.mastering
         return self.slave.locked_at_local is not None
 
     def blackout(self, seconds: float) -> None:
