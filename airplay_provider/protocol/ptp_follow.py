@@ -13,6 +13,7 @@ anchors on the receiver's timeline. Everything is nanoseconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Final
@@ -23,16 +24,29 @@ WINDOW_S: Final = 20.0
 MAX_SAMPLES: Final = 256
 #: Share of the window (quickest round trips) the fit uses.
 KEEP_FRACTION: Final = 0.5
-#: Usable once this many exchanges are in.
+#: Usable once this many exchanges are in, over `RATE_SPAN_S` (a rate is known).
 LOCK_SAMPLES: Final = 4
-#: A rate is fitted only over at least this span; before, the offset is a plain median.
-RATE_SPAN_S: Final = 2.0
-#: A quick exchange this far off the fit ...
-STEP_NS: Final = 1_000_000
-#: ... this many times in a row is a step of the peer's clock: start again from those.
+#: A rate is fitted only over at least this span; before, the offset is the median of the
+#: newest `LOCK_SAMPLES` (a drift of 40 ppm moves it 1.8 frames a second).
+RATE_SPAN_S: Final = 1.0
+#: A quick exchange this far off the fit is set aside (an outlier) ...
+STEP_NS: Final = 200_000
+#: ... unless this many in a row agree: a step of the peer's clock; start again from those.
 STEP_COUNT: Final = 3
+#: Round trips below this are inconsistent timestamps (a little below 0 is stamping noise).
+MIN_ROUND_TRIP_NS: Final = -50_000
 #: Residuals beyond max(this, 4 x their median) are outliers of the fit.
 MIN_OUTLIER_NS: Final = 50_000
+
+
+def keeps_own_clock(txt: Mapping[str, str]) -> bool:
+    """Whether `_airplay` TXT says a standalone HomePod (OS 27 keeps its own clock): `igl=1`
+    (it is its group's leader), no `pgid` (no parent group), no `tsid` (no stereo pair), on a
+    HomePod model (`AudioAccessory…`) when the TXT names one (airplay-cli #74's rule)."""
+    model = txt.get("model", "")
+    if model and not model.startswith("AudioAccessory"):
+        return False
+    return txt.get("igl") == "1" and not txt.get("pgid") and not txt.get("tsid")
 
 
 @dataclass(frozen=True)
@@ -101,22 +115,31 @@ class ClockFollower:
     steps: int = 0
     _suspects: list[Exchange] = field(default_factory=list)
     _sync_arrivals: dict[int, int] = field(default_factory=dict)  # seq -> t2
+    _origins: dict[int, int] = field(default_factory=dict)  # seq -> t1 (Follow_Up came first)
     _last_pair: tuple[int, int] | None = None  # (t1, t2) of the latest Sync
     _requests: dict[int, tuple[int, int, int]] = field(default_factory=dict)  # seq -> t1, t2, t3
 
     # ---- messages -------------------------------------------------------------------------
 
-    def sync(self, sequence_id: int, arrived_ns: int) -> None:
-        """The peer's Sync arrived at `arrived_ns` (our time, t2)."""
-        self._sync_arrivals[sequence_id] = arrived_ns
-        while len(self._sync_arrivals) > 16:
-            self._sync_arrivals.pop(next(iter(self._sync_arrivals)))
+    def sync(self, sequence_id: int, arrived_ns: int) -> bool:
+        """The peer's Sync arrived at `arrived_ns` (our time, t2); whether that completes a
+        (t1, t2) pair (its Follow_Up may be read first: they come on two sockets)."""
+        origin = self._origins.pop(sequence_id, None)
+        if origin is not None:
+            self._last_pair = (origin, arrived_ns)
+            return True
+        _remember(self._sync_arrivals, sequence_id, arrived_ns)
+        return False
 
-    def follow_up(self, sequence_id: int, origin_ns: int) -> None:
-        """The Follow_Up with the precise departure time (t1) of Sync `sequence_id`."""
+    def follow_up(self, sequence_id: int, origin_ns: int) -> bool:
+        """The Follow_Up with the precise departure time (t1) of Sync `sequence_id`; whether
+        that completes a pair."""
         arrived = self._sync_arrivals.pop(sequence_id, None)
         if arrived is not None:
             self._last_pair = (origin_ns, arrived)
+            return True
+        _remember(self._origins, sequence_id, origin_ns)
+        return False
 
     def delay_req_sent(self, sequence_id: int, sent_ns: int) -> bool:
         """Our Delay_Req left at `sent_ns` (t3); False (not counted) before any Sync pair."""
@@ -139,8 +162,11 @@ class ClockFollower:
 
     @property
     def locked(self) -> bool:
-        """Whether the translation may be used for audio."""
-        return self.translation is not None and len(self.samples) >= LOCK_SAMPLES
+        """Whether the translation may be used for audio: enough exchanges, and over a span
+        that gives the rate (without it, 40 ppm put a frame's error in half a second)."""
+        if self.translation is None or len(self.samples) < LOCK_SAMPLES:
+            return False
+        return self.samples[-1].at_ns - self.samples[0].at_ns >= RATE_SPAN_S * NS
 
     def to_peer(self, our_ns: int) -> int:
         """Our time on the peer's clock; ValueError before the first exchange."""
@@ -150,7 +176,7 @@ class ClockFollower:
 
     def add(self, exchange: Exchange) -> None:
         """One more exchange; refits."""
-        if exchange.round_trip_ns < 0:
+        if exchange.round_trip_ns < MIN_ROUND_TRIP_NS:
             self.outliers += 1  # impossible timestamps
             return
         current = self.translation
@@ -160,6 +186,7 @@ class ClockFollower:
             if quick and error > STEP_NS:
                 self._suspects.append(exchange)
                 if len(self._suspects) < STEP_COUNT:
+                    self.outliers += 1
                     return
                 self.steps += 1  # the peer's clock stepped: only the new exchanges count
                 self.samples = list(self._suspects)
@@ -183,6 +210,11 @@ class ClockFollower:
         if not self.samples:
             self.translation, self.used = None, 0
             return
+        if (self.samples[-1].at_ns - self.samples[0].at_ns) / NS < RATE_SPAN_S:
+            newest = self.samples[-LOCK_SAMPLES:]  # no rate yet: older offsets have drifted
+            offset = round(median(s.offset_ns for s in newest))
+            self.translation, self.used = Translation(newest[-1].at_ns, offset), len(newest)
+            return
         limit = self._round_trip_limit()
         chosen = [s for s in self.samples if s.round_trip_ns <= limit]
         fit = _fit(chosen)
@@ -195,13 +227,19 @@ class ClockFollower:
         self.translation, self.used = fit, len(kept)
 
 
+def _remember(table: dict[int, int], key: int, value: int) -> None:
+    table[key] = value
+    while len(table) > 16:
+        table.pop(next(iter(table)))
+
+
 def _fit(samples: list[Exchange]) -> Translation:
-    """Least-squares offset (at the newest sample) and rate; median offset over a short span."""
+    """Least-squares offset (at the newest sample) and rate (none over too short a span)."""
     ref = samples[-1].at_ns
     base = samples[-1].offset_ns
     xs = [(s.at_ns - ref) / NS for s in samples]  # seconds, <= 0
     ys = [float(s.offset_ns - base) for s in samples]  # ns around the newest offset
-    if len(samples) < 2 or max(xs) - min(xs) < RATE_SPAN_S:
+    if len(samples) < 2 or max(xs) - min(xs) < RATE_SPAN_S / 2:  # too close for a rate
         return Translation(ref, base + round(median(ys)))
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     sxx = sum((x - mean_x) ** 2 for x in xs)

@@ -4,6 +4,8 @@ cliap2 reports `[STATUS] clock mode=ptp state=…` from SETPEERS on (`streamer.c
 the session holds a PTP member until `ready` (then schedules its first frame), falls back to
 NTP timing on `stalled` when the player's timing is `auto`, and keeps the fixed
 `PTP_SETTLE_S` hold for a streamer or daemon that does not measure (`unmeasured`, or no event).
+A receiver that keeps its own clock (standalone HomePod) is followed by cliap2 instead: it is
+ready once `tracking` (its anchors are translated onto its clock).
 """
 
 from __future__ import annotations
@@ -87,4 +89,8 @@ def describe_clock(name: str, event: ClockStatus) -> str:
     after = f" after {event.after_ms / 1000:.1f} s" if event.after_ms is not None else ""
     probes = f" ({event.probes} probes)" if event.probes else ""
     cause = f": {event.cause}" if event.cause else ""
-    return f"{name}: PTP clock {event.state}{after}{probes}{cause}"
+    followed = ""
+    if event.offset_us is not None and event.drift_ppb is not None:  # we follow its own clock
+        drift = event.drift_ppb / 1000
+        followed = f" (its own clock, {event.offset_us / 1e6:+.6f} s, {drift:+.1f} ppm)"
+    return f"{name}: PTP clock {event.state}{after}{probes}{followed}{cause}"

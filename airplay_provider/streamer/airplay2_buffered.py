@@ -122,7 +122,8 @@ class BufferedAudio:
         lease = self.control.lease
         if lease is not None:
             ptp_ns = unix_ns_from_ntp(play_ntp) + self.control.ptp_minus_unix_ns
-            network, clock_id = network_time_of_ns(ptp_ns), lease.clock_id
+            peer_ns, clock_id = self.control.network_time(ptp_ns)
+            network = network_time_of_ns(peer_ns)
         else:
             network, clock_id = network_time_of_ntp(play_ntp), 0
         return set_rate_anchor_time(

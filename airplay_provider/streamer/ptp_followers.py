@@ -56,21 +56,26 @@ class Followers:
             if followed.clock_id != message.source.clock_id:  # a new (or first) master clock
                 followed.follower = ClockFollower()
                 followed.clock_id = message.source.clock_id
-            followed.follower.sync(message.sequence_id, arrived_ns)
+            if followed.follower.sync(message.sequence_id, arrived_ns):
+                self._probe(address, followed, send_event)
         elif message.source.clock_id != followed.clock_id:
             return
         elif kind is ptp.MessageType.FOLLOW_UP and message.timestamp_ns is not None:
-            followed.follower.follow_up(message.sequence_id, message.timestamp_ns)
-            followed.delay_seq = (followed.delay_seq + 1) & 0xFFFF
-            request = ptp.encode_delay_req(self.identity, followed.delay_seq)
-            sent = send_event(request, address)
-            followed.follower.delay_req_sent(followed.delay_seq, sent)
+            if followed.follower.follow_up(message.sequence_id, message.timestamp_ns):
+                self._probe(address, followed, send_event)
         elif (
             kind is ptp.MessageType.DELAY_RESP
             and message.timestamp_ns is not None
             and message.requesting == self.identity
         ):
             followed.follower.delay_resp(message.sequence_id, message.timestamp_ns)
+
+    def _probe(self, address: str, followed: _Followed, send_event: SendEvent) -> None:
+        """Our Delay_Req after each completed Sync/Follow_Up pair."""
+        followed.delay_seq = (followed.delay_seq + 1) & 0xFFFF
+        request = ptp.encode_delay_req(self.identity, followed.delay_seq)
+        sent = send_event(request, address)
+        followed.follower.delay_req_sent(followed.delay_seq, sent)
 
     def report(self, address: str) -> PeerClockReport | None:
         """The state of `address`'s clock, None when it is not followed."""

@@ -162,10 +162,11 @@ class Grandmaster:
             sock.sendto(data, addr)
 
     def _send_event(self, data: bytes, address: str) -> int:
-        """Send on port 319; our PTP time just before it left."""
-        sent = self.now_ns()
+        """Send on port 319; our PTP time just before it left (on a local link the datagram
+        arrives within the send call, so a later stamp could come after its arrival)."""
+        before = self.now_ns()
         self._send(self.event_sock, data, (address, ptp.EVENT_PORT))
-        return sent
+        return before
 
     def tick(self) -> None:
         """One Sync period: Sync + Follow_Up to every peer, Announce every 8th period."""

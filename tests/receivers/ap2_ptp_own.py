@@ -98,9 +98,9 @@ class OwnClockMaster:
         """Whether it streams its Sync (the sender stopped offering its clock)."""
         return self.mastering_since is not None
 
-    def poll(self, now: float, local_ns: int) -> list[tuple[int, bytes]]:
-        """Datagrams for the sender now: (port, bytes); Follow_Up carries t1 = `local_ns` on
-        its own clock (the Sync leaves now)."""
+    def poll(self, now: float) -> list[tuple[int, bytes]]:
+        """Datagrams for the sender now: (port, bytes); after a Sync (port 319) is sent, send
+        `sync_sent`'s Follow_Up."""
         out, self._out = self._out, []
         if self.sender is None:
             return out
@@ -118,12 +118,15 @@ class OwnClockMaster:
         if self.mastering and now >= self._next_sync:
             self._next_sync = max(self._next_sync + SYNC_INTERVAL_S, now)
             self._seq += 1
-            sync = self._header(0x0, 44, self._seq, 0x0608, 0, -3) + bytes(10)
-            t1 = self.clock.own(local_ns)
-            follow_up = self._header(0x8, 44, self._seq, 0x0408, 2, -3) + _timestamp(t1)
-            out += [(319, sync), (320, follow_up)]
+            out.append((319, self._header(0x0, 44, self._seq, 0x0608, 0, -3) + bytes(10)))
             self.syncs_sent += 1
         return out
+
+    def sync_sent(self, local_ns: int) -> bytes:
+        """The Follow_Up of the Sync that left at `local_ns` (two-step: t1 on its clock, taken
+        around the send as hardware would)."""
+        t1 = self.clock.own(local_ns)
+        return self._header(0x8, 44, self._seq, 0x0408, 2, -3) + _timestamp(t1)
 
     def _announce(self) -> bytes:
         self._announce_seq += 1

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import socket
+import struct
 import time
 from types import TracebackType
 from typing import Any
@@ -22,6 +25,7 @@ from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
 from tests.receivers.strict import ErrorLog
 
 TICK_S = 0.005
+SIOCGSTAMPNS = 0x8907  # Linux: the last datagram's arrival time (CLOCK_REALTIME timespec)
 EVENT_REQUEST = (
     b"POST /command RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/x-apple-binary-plist\r\n"
     b"Content-Length: 0\r\n\r\n"
@@ -83,6 +87,7 @@ class Ap2Receiver:
         self._blackout_until = 0.0
         self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._raw_event: socket.socket | None = None
 
     @property
     def errors(self) -> ErrorLog:
@@ -166,7 +171,7 @@ class Ap2Receiver:
         elif kind == "timing":
             session.timing_reply(data, time.time_ns())
         elif kind == "ptp_event":
-            local_ns = time.time_ns()
+            local_ns = self._arrival_ns(kind) if self.own_master else time.time_ns()
             if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x1:
                 self.own_master.delay_req(data, addr[0], local_ns)
                 return
@@ -201,6 +206,18 @@ class Ap2Receiver:
                     transport.sendto(delay_req, (self.slave.master_address, 319))
             await asyncio.sleep(TICK_S)
 
+    def _arrival_ns(self, kind: str) -> int:
+        """The kernel's arrival stamp (wall ns) of the datagram just read on `kind`'s socket,
+        as a HomePod stamps its PTP messages in hardware; the time now when there is none."""
+        transport = self._udp[kind].transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                stamp = fcntl.ioctl(sock.fileno(), SIOCGSTAMPNS, bytes(16))
+                seconds, nanos = struct.unpack("=qq", stamp)
+                return int(seconds) * 1_000_000_000 + int(nanos)
+        return time.time_ns()
+
     def _own_master_tick(self, now: float) -> None:
         master = self.own_master
         session = self.session
@@ -208,10 +225,30 @@ class Ap2Receiver:
         assert session is not None
         if master.sender is None and session.peers:  # SETPEERS named the sender
             master.sender = self._sender_host()
-        for port, datagram in master.poll(now, time.time_ns()):
-            transport = self._udp["ptp_event" if port == 319 else "ptp_general"].transport
-            if transport is not None and master.sender is not None:
-                transport.sendto(datagram, (master.sender, port))
+        event = self._udp["ptp_event"].transport
+        general = self._udp["ptp_general"].transport
+        sender = master.sender
+        if sender is None or event is None or general is None:
+            return
+        for port, datagram in master.poll(now):
+            if port == 320:
+                general.sendto(datagram, (sender, port))
+                continue
+            raw = self._raw_event_socket()
+            before = time.time_ns()  # on veth it arrives within sendto: stamp just before
+            raw.sendto(datagram, (sender, port))  # a Sync: its Follow_Up says when it left
+            general.sendto(master.sync_sent(before), (sender, 320))
+
+    def _raw_event_socket(self) -> socket.socket:
+        """Port 319 as a plain socket, for Syncs stamped as close to their departure as a
+        hardware stamp would be (the asyncio transport adds tens of µs first)."""
+        if self._raw_event is None:
+            transport = self._udp["ptp_event"].transport
+            assert transport is not None
+            fd = os.dup(transport.get_extra_info("socket").fileno())
+            self._raw_event = socket.socket(fileno=fd)
+            self._raw_event.setblocking(False)
+        return self._raw_event
 
     def _sender_host(self) -> str | None:
         for writer in self.emulator._writers:
@@ -307,6 +344,8 @@ class Ap2Receiver:
         for protocol in self._udp.values():
             if protocol.transport is not None:
                 protocol.transport.close()
+        if self._raw_event is not None:
+            self._raw_event.close()
 
     async def __aenter__(self) -> Ap2Receiver:
         await self.start()

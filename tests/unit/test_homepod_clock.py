@@ -25,39 +25,42 @@ def test_own_clock_maps_both_ways() -> None:
 
 def test_it_announces_248_and_streams_sync_only_once_we_stop_offering_our_clock() -> None:
     master = OwnClockMaster(HOMEPOD_ID, OwnClock(0, 0, 0))
-    assert master.poll(0.0, 0) == []  # no SETPEERS yet: it does not know the sender
+    assert master.poll(0.0) == []  # no SETPEERS yet: it does not know the sender
     master.sender = SENDER
     master.sync_seen(0.0)  # our grandmaster still offers its clock
-    first = master.poll(0.1, NS)
+    first = master.poll(0.1)
     assert _kinds(first) == [(320, ptp.MessageType.ANNOUNCE)]
     announce = ptp.decode(first[0][1])
     assert announce.priority1 == PRIORITY1
     assert announce.grandmaster_id == HOMEPOD_ID
     master.sync_seen(0.5)
-    assert master.poll(1.05, NS) == []  # offered 0.55 s ago: no Sync; Announce once a second
+    assert master.poll(1.05) == []  # offered 0.55 s ago: no Sync; Announce once a second
     assert not master.mastering
-    out = master.poll(1.6, 2 * NS)  # quiet for 1.1 s: it becomes master
+    out = master.poll(1.6)  # quiet for 1.1 s: it becomes master
     assert master.mastering
     assert (319, ptp.MessageType.SYNC) in _kinds(out)
-    assert (320, ptp.MessageType.FOLLOW_UP) in _kinds(out)
+    follow_up = ptp.decode(master.sync_sent(2 * NS))
+    assert follow_up.message_type is ptp.MessageType.FOLLOW_UP
+    assert follow_up.sequence_id == ptp.decode(out[-1][1]).sequence_id
+    assert follow_up.timestamp_ns == 2 * NS  # t1 on its clock (no offset here)
     syncs = master.syncs_sent
     for step in range(1, 9):  # one more second: 8 Syncs, 4 Announces
-        master.poll(1.6 + step * 0.125, 2 * NS)
+        master.poll(1.6 + step * 0.125)
     assert master.syncs_sent - syncs == 8
     master.sync_seen(3.0)  # offered again: it stops its Sync stream
-    master.poll(3.01, 3 * NS)
+    master.poll(3.01)
     assert not master.mastering
 
 
 def test_delay_req_is_answered_on_its_own_clock_only_from_the_sender() -> None:
     clock = OwnClock(offset_ns=5 * NS, drift_ppb=0, epoch_ns=0)
     master = OwnClockMaster(HOMEPOD_ID, clock, sender=SENDER)
-    master.poll(0.0, 0)
+    master.poll(0.0)
     ours = ptp.PortIdentity(0xABCD)
     request = ptp.encode_delay_req(ours, 17)
     master.delay_req(request, "10.209.0.9", 7 * NS)  # not the sender
     master.delay_req(request, SENDER, 7 * NS)
-    replies = [data for port, data in master.poll(0.01, 7 * NS) if port == 320]
+    replies = [data for port, data in master.poll(0.01) if port == 320]
     responses = [ptp.decode(data) for data in replies]
     responses = [r for r in responses if r.message_type is ptp.MessageType.DELAY_RESP]
     assert len(responses) == 1
@@ -85,11 +88,13 @@ def test_the_daemons_follower_finds_the_homepod_clock_from_its_messages() -> Non
     for tick in range(40):
         now = 1.0 + tick * 0.125
         local = 100 * NS + tick * NS // 8
-        for port, data in master.poll(now, local):
+        for port, data in master.poll(now):
             message = ptp.decode(data)
-            if port == 319 or message.message_type is not ptp.MessageType.ANNOUNCE:
+            if port == 319:
                 followers.received("10.209.0.2", message, local + wire_ns, send_event)
-        for _port, data in master.poll(now + 0.001, local):  # the Delay_Resp
+                follow_up = ptp.decode(master.sync_sent(local))
+                followers.received("10.209.0.2", follow_up, local + wire_ns, send_event)
+        for _port, data in master.poll(now + 0.001):  # the Delay_Resp
             followers.received("10.209.0.2", ptp.decode(data), local, send_event)
     report = followers.report("10.209.0.2")
     assert report is not None

@@ -14,6 +14,7 @@ from airplay_provider.protocol.ptp_follow import (
     ClockFollower,
     Exchange,
     Translation,
+    keeps_own_clock,
 )
 
 
@@ -71,15 +72,17 @@ def test_offset_of_seconds_and_40_ppm_drift_are_found_within_5_us() -> None:
         assert abs(follower.to_peer(now + ahead) - peer.at(now + ahead)) < 5_000 + ahead // 100_000
 
 
-def test_it_is_not_locked_before_enough_exchanges() -> None:
+def test_it_is_locked_once_enough_exchanges_give_a_rate() -> None:
     peer = PeerClock(offset_ns=3 * NS, drift_ppb=0)
     follower = ClockFollower()
     rng = random.Random(1)
-    for index in range(LOCK_SAMPLES - 1):
+    for index in range(8):  # 4+ exchanges, but over less than RATE_SPAN_S
         follower.add(_exchange(peer, NS + index * NS // 8, rng))
         assert not follower.locked
-    follower.add(_exchange(peer, NS + LOCK_SAMPLES * NS // 8, rng))
+        assert follower.translation is not None  # (an offset already)
+    follower.add(_exchange(peer, NS + 9 * NS // 8, rng))
     assert follower.locked
+    assert len(follower.samples) > LOCK_SAMPLES
     with pytest.raises(ValueError, match="no exchange"):
         ClockFollower().to_peer(0)
 
@@ -112,7 +115,7 @@ def test_a_wild_residual_is_dropped_as_an_outlier() -> None:
 
 def test_impossible_timestamps_are_ignored() -> None:
     follower = ClockFollower()
-    follower.add(Exchange(t1=1000, t2=10, t3=20, t4=500))  # negative round trip
+    follower.add(Exchange(t1=1_000_000, t2=10, t3=20, t4=500))  # round trip of -1 ms
     assert follower.translation is None
     assert follower.outliers == 1
 
@@ -160,3 +163,13 @@ def test_translation_round_trips_and_crosses_the_wire() -> None:
     assert Translation.from_wire(translation.to_wire()) == translation
     with pytest.raises(ValueError):
         Translation.from_wire([1, 2])
+
+
+def test_a_standalone_homepod_is_known_by_its_txt() -> None:
+    standalone = {"model": "AudioAccessory5,1", "igl": "1", "gid": "X"}
+    assert keeps_own_clock(standalone)
+    assert not keeps_own_clock({**standalone, "pgid": "ABC"})  # in an Apple TV group
+    assert not keeps_own_clock({**standalone, "tsid": "ABC"})  # stereo pair
+    assert not keeps_own_clock({**standalone, "igl": "0"})
+    assert not keeps_own_clock({**standalone, "model": "Sonos Era 100"})
+    assert keeps_own_clock({"igl": "1"})  # no model in the TXT: the flags decide

@@ -1,0 +1,93 @@
+"""`bin/cliap2` and a receiver that keeps its own PTP clock (a standalone HomePod on OS 27).
+
+The emulated HomePod (namespace of its own, `--homepod-clock OFFSET_MS,DRIFT_PPM`) runs a free
+clock seconds away from ours that drifts +40 ppm, never follows our grandmaster, and streams its
+Sync once we stop offering ours. It interprets every anchor on its clock and reports them; the
+test turns them back into our PTP timeline with the clock's known truth, so a sender that does
+not follow (offset) or follows without the rate (40 ppm = 18 frames over 10 s) fails.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.audio import assert_audio_delivered, test_signal
+from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver
+from tests.receivers.ap2_netns import netns_hosts
+from tests.receivers.ap2_ptp_own import OwnClock
+from tests.receivers.ap2_sender import Cliap2, ntp_in
+
+pytestmark = pytest.mark.netns
+HOMEPOD_TXT = '"model=AudioAccessory5,1" "igl=1" "gid=5F0E2A" '
+RATE = 44100
+
+
+def _schedule_errors(
+    report: dict[str, Any], sent: bytes, start_unix: int, ptp_minus_mono_ns: int
+) -> list[float]:
+    """For every anchor on the HomePod's clock: when it plays sample k (k = the anchored frame,
+    and the frame 0.125 s later, when the next anchor is due) on our PTP timeline, minus when
+    sample k is due there (`--ntpstart` + k / 44100); in frames."""
+    homepod = report["homepod"]
+    clock = OwnClock(**homepod["clock"])
+    segment = report["segments"][0]
+    comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
+    rtp0 = (segment["first_rtp"] + comparison.offset_frames) & 0xFFFFFFFF  # input sample 0
+    wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
+    start_ptp = start_unix - wall_minus_mono + ptp_minus_mono_ns
+    errors = []
+    for rtp, own_ns, clock_id, _arrived in homepod["anchors"]:
+        if clock_id != homepod["clock_id"]:
+            continue
+        for ahead in (0, RATE // 8):
+            k = ((rtp - rtp0 + 2**31) & 0xFFFFFFFF) - 2**31 + ahead  # signed: before sample 0 too
+            plays_own = own_ns + ahead * 10**9 // RATE
+            plays_ptp = clock.local(plays_own) - wall_minus_mono + ptp_minus_mono_ns
+            errors.append((plays_ptp - (start_ptp + k * 10**9 / RATE)) / FRAME_NS)
+    return errors
+
+
+async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_frame(
+    tmp_path: Path,
+) -> None:
+    signal = test_signal(8.0, seed=31)
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp_path / "rx.json"
+        extra = ["--homepod-clock=-4321.5,40"]
+        async with _receiver(namespace, address, out, extra=extra) as (port, _):
+            start_unix, start_ntp = ntp_in(2.5)
+            run = await Cliap2.start(
+                address=address,
+                port=port,
+                ntpstart=start_ntp,
+                netns=hosts.sender,
+                env=DAEMON_ENV,
+                txt=HOMEPOD_TXT,
+            )
+            await run.feed(signal)
+            assert await run.finish(wait_s=30) == 0, run.text()
+        report = json.loads(out.read_text())
+    timing = run.status("timing")[0]
+    assert timing["protocol"] == "ptp"
+    assert timing["reason"] == "receiver_clock"  # known from the TXT
+    assert report["errors"] == []
+    homepod = report["homepod"]
+    assert report["ptp"]["syncs"] == 0  # we never offered it our clock
+    assert not homepod["probes_sent"]  # and it never followed anyone
+    assert homepod["syncs_sent"] >= 8 * 8  # its own Sync stream, 8 Hz
+    assert homepod["delay_resps"] >= 30  # our Delay_Req, answered on its clock
+    states = [fields["state"] for fields in run.status("clock")]
+    assert states[:2] == ["locking", "tracking"], states
+    tracking = run.status("clock")[-1]  # the drift is reported again once it is measured
+    assert tracking["state"] == "tracking"
+    assert abs(int(tracking["drift_ppb"]) - 40_000) < 8_000  # re-reported on 5 ppm moves
+    assert abs(int(tracking["offset_us"]) + 4_321_500) < 1_000
+    own_anchors = [a for a in homepod["anchors"] if a[2] == homepod["clock_id"]]
+    assert len(own_anchors) >= 56  # eight a second once tracking, through the 8 s
+    errors = _schedule_errors(report, signal, start_unix, int(timing["ptp_minus_mono_ns"]))
+    assert max(abs(error) for error in errors) <= 1.0, errors
