@@ -9,6 +9,7 @@ not follow (offset) or follows without the rate (40 ppm = 18 frames over 10 s) f
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.audio import assert_audio_delivered, test_signal
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver
+from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver, _segment
 from tests.receivers.ap2_netns import netns_hosts
 from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_sender import Cliap2, ntp_in
@@ -91,3 +92,76 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
     assert len(own_anchors) >= 56  # eight a second once tracking, through the 8 s
     errors = _schedule_errors(report, signal, start_unix, int(timing["ptp_minus_mono_ns"]))
     assert max(abs(error) for error in errors) <= 1.0, errors
+
+
+def _homepod_sample_ns(
+    report: dict[str, Any], sent: bytes, ptp_minus_mono_ns: int, k: int
+) -> float:
+    """When the HomePod plays input sample `k` on our PTP timeline, by the anchor (on its
+    clock) in force then: the latest one it received before."""
+    homepod = report["homepod"]
+    clock = OwnClock(**homepod["clock"])
+    segment = report["segments"][0]
+    comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
+    rtp_k = (segment["first_rtp"] + comparison.offset_frames + k) & 0xFFFFFFFF
+    wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
+    own = [a for a in homepod["anchors"] if a[2] == homepod["clock_id"]]
+    best: float | None = None
+    for rtp, own_ns, _clock_id, arrived in own:
+        delta = ((rtp_k - rtp + 2**31) & 0xFFFFFFFF) - 2**31
+        plays_wall = clock.local(own_ns + delta * 10**9 // RATE)
+        if arrived <= plays_wall:  # in force when the sample plays: the latest such anchor
+            best = plays_wall - wall_minus_mono + ptp_minus_mono_ns
+    assert best is not None, "no anchor on its clock before the sample played"
+    return best
+
+
+async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together(
+    tmp_path: Path,
+) -> None:
+    """One grandmaster: the PTP receiver follows it, the HomePod keeps its clock (offset and
+    +40 ppm) and gets translated anchors; the same input samples play within a frame of each
+    other on both, at the start and 5 s in."""
+    signal = test_signal(6.0, seed=32)
+    with netns_hosts(2) as hosts:
+        (ns_h, ip_h), (ns_p, ip_p) = hosts.receivers
+        out_h, out_p = tmp_path / "homepod.json", tmp_path / "ptp.json"
+        async with (
+            _receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
+            _receiver(ns_p, ip_p, out_p) as (port_p, _),
+        ):
+            start_unix, start_ntp = ntp_in(3.0)  # two cold streamers + both clocks
+            runs = [
+                await Cliap2.start(
+                    address=ip,
+                    port=port,
+                    ntpstart=start_ntp,
+                    netns=hosts.sender,
+                    env=DAEMON_ENV,
+                    txt=txt,
+                )
+                for ip, port, txt in ((ip_h, port_h, HOMEPOD_TXT), (ip_p, port_p, '"model=Test" '))
+            ]
+            await asyncio.gather(*(run.feed(signal) for run in runs))
+            assert [await run.finish(wait_s=30) for run in runs] == [0, 0]
+    timings = [run.status("timing")[0] for run in runs]
+    assert timings[0]["daemon_pid"] == timings[1]["daemon_pid"]  # one grandmaster
+    assert [t.get("reason") for t in timings] == ["receiver_clock", None]
+    assert [s["state"] for s in runs[1].status("clock")][-1] == "ready"  # follows ours
+    reports = [json.loads(out.read_text()) for out in (out_h, out_p)]
+    assert [report["errors"] for report in reports] == [[], []]
+    assert reports[1]["ptp"]["master"] == int(timings[1]["clock_id"], 16)
+    assert reports[0]["ptp"]["syncs"] == 0  # the HomePod was never offered our clock
+    ptp_minus_mono = int(timings[0]["ptp_minus_mono_ns"])
+    follower = reports[1]
+    segment = _segment(follower)
+    comparison = assert_audio_delivered(segment.pcm(), signal, tolerance_lsb=0)
+    assert segment.first_rtp is not None
+    for k in (0, 5 * RATE):
+        on_follower = segment.scheduled_ns(
+            (segment.first_rtp + comparison.offset_frames + k) & 0xFFFFFFFF
+        )
+        on_homepod = _homepod_sample_ns(reports[0], signal, ptp_minus_mono, k)
+        assert abs(on_homepod - on_follower) <= FRAME_NS, (k, on_homepod - on_follower)
+        due = start_unix - follower["ptp"]["local_wall_minus_mono_ns"] + ptp_minus_mono
+        assert abs(on_follower - (due + k * 10**9 / RATE)) <= FRAME_NS
