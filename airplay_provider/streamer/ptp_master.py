@@ -33,6 +33,7 @@ from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.ptp_follow import PeerClockReport
 from airplay_provider.protocol.ptp_readiness import PeerContact, is_awakening
 from airplay_provider.streamer.ptp_followers import Followers
+from airplay_provider.streamer.ptp_stamps import enable_send_stamps, send_stamped
 
 SYNC_INTERVAL_S = 0.125
 ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
@@ -49,6 +50,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: it (64 receivers probe in bursts after each Sync).
 SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("=qq")
+#: SO_TIMESTAMPNS, and room for the SCM_TIMESTAMPING a socket with send stamps also gets.
+_RECV_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(48)
 
 
 def enable_receive_timestamps(sock: socket.socket) -> bool:
@@ -65,7 +68,7 @@ def enable_receive_timestamps(sock: socket.socket) -> bool:
 def recv_stamped(sock: socket.socket) -> tuple[bytes, tuple[str, int], int | None]:
     """One datagram, its sender, and its kernel arrival time in CLOCK_MONOTONIC ns (None
     without a kernel stamp)."""
-    data, ancillary, _flags, addr = sock.recvmsg(512, socket.CMSG_SPACE(_TIMESPEC.size))
+    data, ancillary, _flags, addr = sock.recvmsg(512, _RECV_SPACE)
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
             seconds, nanos = _TIMESPEC.unpack_from(payload)
@@ -105,6 +108,7 @@ class Grandmaster:
         self.followers = Followers(self.identity)  # peers whose own clock we follow instead
         self._loop = asyncio.get_running_loop()
         self.kernel_stamps = enable_receive_timestamps(event_sock)
+        self.send_stamps = enable_send_stamps(event_sock)  # our Delay_Req to followed peers
         for sock in (event_sock, general_sock):
             sock.setblocking(False)
             self._loop.add_reader(sock.fileno(), self._on_readable, sock)
@@ -162,9 +166,13 @@ class Grandmaster:
             sock.sendto(data, addr)
 
     def _send_event(self, data: bytes, address: str) -> int:
-        """Send on port 319; our PTP time just before it left (on a local link the datagram
-        arrives within the send call, so a later stamp could come after its arrival)."""
+        """Send on port 319; our PTP time when it left (the kernel's stamp, else just before)."""
         before = self.now_ns()
+        if self.send_stamps:
+            wall = send_stamped(self.event_sock, data, (address, ptp.EVENT_PORT))
+            if wall is not None:
+                return wall - (time.time_ns() - time.monotonic_ns()) + self.ptp_minus_mono_ns
+            return before
         self._send(self.event_sock, data, (address, ptp.EVENT_PORT))
         return before
 

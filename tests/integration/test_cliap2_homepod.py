@@ -165,3 +165,65 @@ async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together
         assert abs(on_homepod - on_follower) <= FRAME_NS, (k, on_homepod - on_follower)
         due = start_unix - follower["ptp"]["local_wall_minus_mono_ns"] + ptp_minus_mono
         assert abs(on_follower - (due + k * 10**9 / RATE)) <= FRAME_NS
+
+
+async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock_drifts(
+    tmp_path: Path,
+) -> None:
+    """Type 103 has no sync packets: one anchor would drift 40 ppm (14 frames over 8 s). cliap2
+    anchors on the HomePod's clock once it is measured, and again whenever the drift reaches a
+    frame; every anchor plays its samples within a frame of their due time, up to the next."""
+    signal = test_signal(8.0, seed=33)
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp_path / "rx.json"
+        extra = ["--homepod-clock=-1234.5,40"]
+        async with _receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
+            start_unix, start_ntp = ntp_in(2.5)
+            run = await Cliap2.start(
+                address=address,
+                port=port,
+                ntpstart=start_ntp,
+                netns=hosts.sender,
+                env=DAEMON_ENV,
+                txt=HOMEPOD_TXT,
+            )
+            await run.feed(signal)
+            assert await run.finish(wait_s=30) == 0, run.text()
+        report = json.loads(out.read_text())
+    timing = run.status("timing")[0]
+    assert run.status("started")[0]["stream_type"] == "buffered"
+    assert report["errors"] == []
+    assert report["buffered"]["late_frames"] == [0]
+    homepod = report["homepod"]
+    anchors = homepod["anchors"]
+    assert all(a[2] == homepod["clock_id"] for a in anchors)  # never one on our clock
+    assert 8 <= len(anchors) <= 40  # re-anchored for the drift, not on every check
+    errors = _buffered_errors(report, signal, start_unix, int(timing["ptp_minus_mono_ns"]))
+    assert max(abs(error) for error in errors) <= 1.0, errors
+
+
+def _buffered_errors(
+    report: dict[str, Any], sent: bytes, start_unix: int, ptp_minus_mono: int
+) -> list[float]:
+    """Per anchor, in frames: when the sample audible as it takes over (and as the next one
+    does, or the last sample) plays on our PTP timeline, minus when that sample is due there."""
+    homepod = report["homepod"]
+    anchors = homepod["anchors"]
+    wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
+    clock = OwnClock(**homepod["clock"])
+    segment = report["segments"][0]
+    comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
+    rtp0 = (segment["first_rtp"] + comparison.offset_frames) & 0xFFFFFFFF
+    start_ptp = start_unix - wall_minus_mono + ptp_minus_mono
+    last_wall = start_unix + len(sent) // 4 * 10**9 // RATE  # the last sample is due
+    errors = []
+    for index, (rtp, own_ns, _clock_id, arrived) in enumerate(anchors):
+        until = anchors[index + 1][3] if index + 1 < len(anchors) else last_wall
+        for at_wall in (arrived, min(until, last_wall)):
+            delta = (clock.own(at_wall) - own_ns) * RATE // 10**9
+            k = ((rtp + delta - rtp0 + 2**31) & 0xFFFFFFFF) - 2**31
+            plays_ptp = clock.local(own_ns + delta * 10**9 // RATE) - wall_minus_mono
+            plays_ptp += ptp_minus_mono
+            errors.append((plays_ptp - (start_ptp + k * 10**9 / RATE)) / FRAME_NS)
+    return errors

@@ -168,6 +168,9 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         slave = receiver.slave
         buffered = session.buffered
         shift = slave.offset_ns or 0
+        if receiver.own_master is not None:  # a HomePod: anchors are on its own clock
+            now = time.time_ns()
+            shift = receiver.own_master.clock.own(now) - now
         return {
             "stream_types": session.stream_types,
             "buffered": {

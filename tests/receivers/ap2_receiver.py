@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 import socket
 import struct
 import time
@@ -25,7 +23,8 @@ from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
 from tests.receivers.strict import ErrorLog
 
 TICK_S = 0.005
-SIOCGSTAMPNS = 0x8907  # Linux: the last datagram's arrival time (CLOCK_REALTIME timespec)
+SO_TIMESTAMPING = 37  # Linux: kernel send stamps, read back from the error queue
+SO_TIMESTAMPNS = 35  # Linux: each datagram's arrival time as ancillary data
 EVENT_REQUEST = (
     b"POST /command RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/x-apple-binary-plist\r\n"
     b"Content-Length: 0\r\n\r\n"
@@ -88,6 +87,7 @@ class Ap2Receiver:
         self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._raw_event: socket.socket | None = None
+        self._event_stamp: int | None = None
 
     @property
     def errors(self) -> ErrorLog:
@@ -109,7 +109,10 @@ class Ap2Receiver:
         for kind in ("data", "control", "timing"):
             await self._open_udp(kind, 0)
         if self.ptp:
-            await self._open_udp("ptp_event", 319)
+            if self.own_master is not None:  # read 319 ourselves, with arrival stamps
+                self._open_stamped_event(loop)
+            else:
+                await self._open_udp("ptp_event", 319)
             await self._open_udp("ptp_general", 320)
         self._event_server = await asyncio.start_server(self._serve_events, self.host, 0)
         self._buffered_server = await asyncio.start_server(
@@ -171,7 +174,7 @@ class Ap2Receiver:
         elif kind == "timing":
             session.timing_reply(data, time.time_ns())
         elif kind == "ptp_event":
-            local_ns = self._arrival_ns(kind) if self.own_master else time.time_ns()
+            local_ns = self._event_stamp or time.time_ns()
             if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x1:
                 self.own_master.delay_req(data, addr[0], local_ns)
                 return
@@ -206,17 +209,20 @@ class Ap2Receiver:
                     transport.sendto(delay_req, (self.slave.master_address, 319))
             await asyncio.sleep(TICK_S)
 
-    def _arrival_ns(self, kind: str) -> int:
-        """The kernel's arrival stamp (wall ns) of the datagram just read on `kind`'s socket,
-        as a HomePod stamps its PTP messages in hardware; the time now when there is none."""
-        transport = self._udp[kind].transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                stamp = fcntl.ioctl(sock.fileno(), SIOCGSTAMPNS, bytes(16))
-                seconds, nanos = struct.unpack("=qq", stamp)
-                return int(seconds) * 1_000_000_000 + int(nanos)
-        return time.time_ns()
+    def _read_event_stamped(self) -> None:
+        """A HomePod's port 319, read with each datagram's kernel arrival stamp (as its
+        hardware stamps it), instead of the asyncio transport's plain reads."""
+        sock = self._raw_event_socket()
+        for _ in range(32):
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(512, 256)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._event_stamp = _stamp_of(ancillary)
+            self._datagram("ptp_event", data, (str(addr[0]), int(addr[1])))
+            self._event_stamp = None
 
     def _own_master_tick(self, now: float) -> None:
         master = self.own_master
@@ -225,30 +231,37 @@ class Ap2Receiver:
         assert session is not None
         if master.sender is None and session.peers:  # SETPEERS named the sender
             master.sender = self._sender_host()
-        event = self._udp["ptp_event"].transport
         general = self._udp["ptp_general"].transport
         sender = master.sender
-        if sender is None or event is None or general is None:
+        if sender is None or general is None:
             return
         for port, datagram in master.poll(now):
             if port == 320:
                 general.sendto(datagram, (sender, port))
                 continue
-            raw = self._raw_event_socket()
-            before = time.time_ns()  # on veth it arrives within sendto: stamp just before
-            raw.sendto(datagram, (sender, port))  # a Sync: its Follow_Up says when it left
-            general.sendto(master.sync_sent(before), (sender, 320))
+            left = _send_stamped(self._raw_event_socket(), datagram, (sender, port))
+            general.sendto(master.sync_sent(left), (sender, 320))  # when the Sync left
 
     def _raw_event_socket(self) -> socket.socket:
-        """Port 319 as a plain socket, for Syncs stamped as close to their departure as a
-        hardware stamp would be (the asyncio transport adds tens of µs first)."""
-        if self._raw_event is None:
-            transport = self._udp["ptp_event"].transport
-            assert transport is not None
-            fd = os.dup(transport.get_extra_info("socket").fileno())
-            self._raw_event = socket.socket(fileno=fd)
-            self._raw_event.setblocking(False)
+        """A HomePod's port 319: a plain socket with kernel stamps both ways (its hardware
+        stamps its PTP messages), read by `_read_event_stamped`."""
+        assert self._raw_event is not None
         return self._raw_event
+
+    def _open_stamped_event(self, loop: asyncio.AbstractEventLoop) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, 319))
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            with contextlib.suppress(OSError):  # software send stamps, reported without data
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, (1 << 4) | (1 << 11))
+        except OSError:
+            sock.close()
+            raise
+        self._raw_event = sock
+        loop.add_reader(sock.fileno(), self._read_event_stamped)
 
     def _sender_host(self) -> str | None:
         for writer in self.emulator._writers:
@@ -345,6 +358,8 @@ class Ap2Receiver:
             if protocol.transport is not None:
                 protocol.transport.close()
         if self._raw_event is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._raw_event.fileno())
             self._raw_event.close()
 
     async def __aenter__(self) -> Ap2Receiver:
@@ -360,6 +375,30 @@ class Ap2Receiver:
         await self.stop()
         if exc_type is None:
             self.errors.check(f"AirPlay 2 receiver {self.emulator.device.name!r}")
+
+
+def _stamp_of(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's arrival (or send) stamp in a message's ancillary data, wall ns."""
+    for level, kind, payload in ancillary:
+        ours = level == socket.SOL_SOCKET and kind in (SO_TIMESTAMPNS, SO_TIMESTAMPING)
+        if ours and len(payload) >= 16:
+            seconds, nanos = struct.unpack_from("=qq", payload)
+            if seconds or nanos:
+                return int(seconds) * 1_000_000_000 + int(nanos)
+    return None
+
+
+def _send_stamped(sock: socket.socket, data: bytes, address: tuple[str, int]) -> int:
+    """Send with a kernel TX stamp requested; that stamp (wall ns), else the time before."""
+    before = time.time_ns()
+    ask = [(socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("=I", 1 << 1))]  # TX_SOFTWARE
+    try:
+        sock.sendmsg([data], ask, 0, address)
+        _data, ancillary, _flags, _addr = sock.recvmsg(1, 256, socket.MSG_ERRQUEUE)
+    except OSError:
+        return before
+    stamp = _stamp_of(ancillary)
+    return before if stamp is None else stamp
 
 
 def _small_buffer_listener(host: str) -> socket.socket:

@@ -167,7 +167,8 @@ class Ap2StreamSession:
         self._ptp_locked = ptp_locked
         self._now_ns = now_ns
         self.own_clock_id = own_clock_id
-        #: every 0xD7 anchor: (rtp frame, network time, timeline clock id, local arrival ns)
+        #: every PTP anchor (0xD7, SETRATEANCHORTIME taken): (rtp frame, network time, timeline
+        #: clock id, local arrival ns)
         self.ptp_anchors: list[tuple[int, int, int, int]] = []
         self.stream_types: list[int] = []
         self.buffered: BufferedStream | None = None
@@ -319,7 +320,12 @@ class Ap2StreamSession:
             self._error("SETRATEANCHORTIME without a buffered stream")
             return EmuResponse(455, "Method Not Valid In This State")
         refusals = self.buffered.anchor_refusals
-        status = self.buffered.set_rate_anchor_time(self._plist(request), self._now_ns())
+        body, now_ns = self._plist(request), self._now_ns()
+        status = self.buffered.set_rate_anchor_time(body, now_ns)
+        if status == 200 and self.timing == "PTP" and body.get("rate") == 1:
+            anchor = self.segments[-1].anchors[-1]
+            timeline = body["networkTimeTimelineID"] & ((1 << 64) - 1)
+            self.ptp_anchors.append((anchor.rtp, anchor.remote_ns, timeline, now_ns))
         # "Not yet: the clock is not measured" is the protocol's own answer, which a sender must
         # retry (counted in `anchor_refusals`), not a fault of the sender.
         not_yet = self.buffered.anchor_refusals > refusals
