@@ -19,8 +19,9 @@ from airplay_provider.protocol.streamer_status import ClockStatus, Connected
 from airplay_provider.session.processes import StreamerProcess
 from airplay_provider.session.timeline import ptp_settle_wait_s
 
-#: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s.
-CLOCK_WAIT_S: Final = STALL_S + 3.0
+#: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s;
+#: a receiver seen keeping its own clock then is followed, `tracking` ~2.5 s later.
+CLOCK_WAIT_S: Final = STALL_S + 5.0
 CLOCK_POLL_S: Final = 0.02
 TIMING_CHOICES: Final = ("auto", "ptp", "ntp")
 

@@ -22,7 +22,10 @@ from airplay_provider.streamer.ptp_master import PtpUnavailable
 
 POLL_S: Final = 0.1
 TRACK_POLL_S: Final = 0.125  # anchors go out 8 times a second
-#: The receiver's Sync stream starts ~1 s after we stop offering our clock; locked ~0.5 s later.
+#: The receiver's Sync stream starts once we stop offering our clock (the field: at once; our
+#: emulator: after 1 s); locked 1 s of exchanges later. Without any Sync by `NO_SYNC_S`, or
+#: no lock by `LOCK_WAIT_S`, it is not a clock we can follow.
+NO_SYNC_S: Final = 2.0
 LOCK_WAIT_S: Final = 5.0
 #: A tracking receiver's drift is reported again once it moved this much (the rate needs a
 #: few seconds of exchanges; the first `tracking` line usually says 0).
@@ -138,8 +141,10 @@ async def follow_clock(
         report = _best(reports, peer)
         clock.update(report)
         state = ClockState.TRACKING if clock.locked else ClockState.LOCKING
-        never = last is not ClockState.TRACKING and time.monotonic() - started > lock_wait_s
-        if state is ClockState.LOCKING and never:
+        waited = time.monotonic() - started
+        silent = report is None or report.clock_id is None
+        never = waited > lock_wait_s or (silent and waited > min(NO_SYNC_S, lock_wait_s))
+        if state is ClockState.LOCKING and last is not ClockState.TRACKING and never:
             cause = f"{OWN_CLOCK_CAUSE}; {NEVER_LOCKED_CAUSE}"
             status.emit(ClockStatus("ptp", ClockState.OWN_CLOCK.value, peer=peer, cause=cause))
             return ClockState.OWN_CLOCK
