@@ -27,6 +27,14 @@ HOMEPOD_TXT = '"model=AudioAccessory5,1" "igl=1" "gid=5F0E2A" '
 RATE = 44100
 
 
+def _heard_segment(report: dict[str, Any]) -> dict[str, Any]:
+    """The one segment that got audio (a session holds a member in an empty one first)."""
+    heard = [s for s in report["segments"] if s["first_rtp"] is not None]
+    assert len(heard) == 1, report["segments"]
+    segment: dict[str, Any] = heard[0]
+    return segment
+
+
 def _schedule_errors(
     report: dict[str, Any], sent: bytes, start_unix: int, ptp_minus_mono_ns: int
 ) -> list[float]:
@@ -35,7 +43,7 @@ def _schedule_errors(
     sample k is due there (`--ntpstart` + k / 44100); in frames."""
     homepod = report["homepod"]
     clock = OwnClock(**homepod["clock"])
-    segment = report["segments"][0]
+    segment = _heard_segment(report)
     comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
     rtp0 = (segment["first_rtp"] + comparison.offset_frames) & 0xFFFFFFFF  # input sample 0
     wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
@@ -101,7 +109,7 @@ def _homepod_sample_ns(
     clock) in force then: the latest one it received before."""
     homepod = report["homepod"]
     clock = OwnClock(**homepod["clock"])
-    segment = report["segments"][0]
+    segment = _heard_segment(report)
     comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
     rtp_k = (segment["first_rtp"] + comparison.offset_frames + k) & 0xFFFFFFFF
     wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
@@ -212,7 +220,7 @@ def _buffered_errors(
     anchors = homepod["anchors"]
     wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
     clock = OwnClock(**homepod["clock"])
-    segment = report["segments"][0]
+    segment = _heard_segment(report)
     comparison = assert_audio_delivered(Path(segment["pcm"]).read_bytes(), sent, tolerance_lsb=0)
     rtp0 = (segment["first_rtp"] + comparison.offset_frames) & 0xFFFFFFFF
     start_ptp = start_unix - wall_minus_mono + ptp_minus_mono
