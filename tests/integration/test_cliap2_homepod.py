@@ -69,7 +69,7 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
         out = tmp_path / "rx.json"
         extra = ["--homepod-clock=-4321.5,40"]
         async with _receiver(namespace, address, out, extra=extra) as (port, _):
-            start_unix, start_ntp = ntp_in(2.5)
+            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
             run = await Cliap2.start(
                 address=address,
                 port=port,
@@ -138,7 +138,7 @@ async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together
             _receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
             _receiver(ns_p, ip_p, out_p) as (port_p, _),
         ):
-            start_unix, start_ntp = ntp_in(3.0)  # two cold streamers + both clocks
+            start_unix, start_ntp = ntp_in(4.0)  # two cold streamers, one waits for its lock
             runs = [
                 await Cliap2.start(
                     address=ip,
@@ -154,6 +154,7 @@ async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together
             assert [await run.finish(wait_s=30) for run in runs] == [0, 0]
     timings = [run.status("timing")[0] for run in runs]
     assert timings[0]["daemon_pid"] == timings[1]["daemon_pid"]  # one grandmaster
+    assert [run.status("started")[0]["skipped_frames"] for run in runs] == ["0", "0"]
     assert [t.get("reason") for t in timings] == ["receiver_clock", None]
     assert [s["state"] for s in runs[1].status("clock")][-1] == "ready"  # follows ours
     reports = [json.loads(out.read_text()) for out in (out_h, out_p)]
@@ -187,7 +188,7 @@ async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock
         out = tmp_path / "rx.json"
         extra = ["--homepod-clock=-1234.5,40"]
         async with _receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
-            start_unix, start_ntp = ntp_in(2.5)
+            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
             run = await Cliap2.start(
                 address=address,
                 port=port,
