@@ -245,6 +245,8 @@ class _Daemon:
             self.master.peers[peer] = float("inf")
         for peer in follow:
             self.master.followers.follow(peer)
+        for peer in set(peers) - set(follow):  # served again: offer it our clock again
+            self.master.followers.forget(peer)
 
     def release(self, client: int) -> None:
         released = self.clients.pop(client, set())

@@ -3,10 +3,16 @@ without sockets: the follower must find the HomePod's offset and drift from the 
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
+import pytest
+
 from airplay_provider.protocol import ptp
-from airplay_provider.protocol.ptp_follow import NS
+from airplay_provider.protocol.ptp_follow import NS, PeerClockReport
 from airplay_provider.streamer.ptp_followers import Followers
 from tests.receivers.ap2_ptp_own import PRIORITY1, OwnClock, OwnClockMaster
+from tests.unit.test_ptp_readiness import _daemon, _lease, _until
 
 SENDER = "10.209.0.1"
 HOMEPOD_ID = 0x00EE_EEFF_FE00_0001
@@ -106,3 +112,44 @@ def test_the_daemons_follower_finds_the_homepod_clock_from_its_messages() -> Non
         assert abs(report.translation.to_peer(our) - clock.own(our)) < 2_000
     assert abs(report.translation.rate_ppb - 40_000) < 1_000
     assert followers.report("10.209.0.3") is None
+
+
+async def test_the_daemon_follows_a_peer_until_it_is_served_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`follow` over the daemon socket: the peer is followed (its Sync measured, reported with
+    its clock id) and offered no Sync by our tick; a plain request for it offers ours again."""
+    async with _daemon(tmp_path) as (daemon, path, receiver):
+        master = daemon.master
+        lease = await _lease(path)
+        try:
+            reports = await lease.follow(["127.0.0.1"])
+            assert reports == {"127.0.0.1": PeerClockReport(None, 0, False, None)}
+            assert "127.0.0.1" in master.followers
+            sent: list[tuple[str, int]] = []
+
+            def record(_sock: socket.socket, _data: bytes, addr: tuple[str, int]) -> None:
+                sent.append(addr)
+
+            monkeypatch.setattr(master, "_send", record)
+            master.tick()
+            assert sent == []  # it is the master now: no Sync, no Announce from us
+            homepod = OwnClockMaster(HOMEPOD_ID, OwnClock(0, 0, 0), sender="127.0.0.1")
+            for port, data in homepod.poll(5.0):
+                if port == 319:
+                    receiver.sendto(data, master.event_sock.getsockname())
+                    receiver.sendto(homepod.sync_sent(NS), master.general_sock.getsockname())
+
+            def measured() -> bool:
+                report = master.followers.report("127.0.0.1")
+                return report is not None and report.clock_id is not None
+
+            await _until(measured)
+            reports = await lease.follow(["127.0.0.1"])
+            assert reports["127.0.0.1"].clock_id == HOMEPOD_ID
+            await lease.add_peers(["127.0.0.1"])  # served again (e.g. it joined a group)
+            assert "127.0.0.1" not in master.followers
+            master.tick()
+            assert ("127.0.0.1", ptp.EVENT_PORT) in sent  # our Sync again
+        finally:
+            await lease.close()
