@@ -15,7 +15,8 @@ nqptp's awakening Announce names a priority1 next to ours (ours - 1, then ours +
 Announce with another priority (248: Sonos before it follows, a standalone HomePod on OS 27
 that never does) offers the receiver's own clock and says nothing about following ours. A
 receiver that sent only that (or Sync: a grandmaster itself) when `STALL_S` have passed keeps
-its own clock: `own_clock`, handled like a stall (following its clock is not implemented).
+its own clock: `own_clock`; cliap2 then follows that clock instead (`streamer.clock_follow`:
+`locking`, `tracking`), or, when it cannot, the session handles it like a stall.
 A receiver that sends nothing within `STALL_S` after SETPEERS is `stalled`: its timing packets
 cannot reach us (UDP 319/320 blocked), or it advertises PTP and does not speak it (Sony TVs).
 Times are CLOCK_MONOTONIC nanoseconds, the same in every process of the host.
@@ -74,6 +75,8 @@ class ClockState(StrEnum):
     STALLED = "stalled"  # nothing heard within STALL_S
     OWN_CLOCK = "own_clock"  # it is a grandmaster itself (sends Sync), not our follower
     UNMEASURED = "unmeasured"  # the grandmaster does not report contacts (older daemon)
+    LOCKING = "locking"  # it keeps its own clock; we follow it, not locked yet
+    TRACKING = "tracking"  # we follow its clock: anchors are translated onto it
 
 
 @dataclass
@@ -206,6 +209,7 @@ def settled(state: ClockState) -> bool:
     """Whether the state is final for a start (nothing more to wait for)."""
     return state in (
         ClockState.READY,
+        ClockState.TRACKING,
         ClockState.STALLED,
         ClockState.OWN_CLOCK,
         ClockState.UNMEASURED,

@@ -300,7 +300,9 @@ class Timing(_Event):
 class ClockStatus(_Event):
     """The receiver's relation to our clock (`mode` ptp): `state` cold, probing, following,
     ready, stalled (with the likely `cause`) or unmeasured; `after_ms` since SETPEERS,
-    `probes` Delay_Req heard so far, `ready_in_ms` the expected wait while locking."""
+    `probes` Delay_Req heard so far, `ready_in_ms` the expected wait while locking. A receiver
+    keeping its own clock that we follow instead: `locking`, then `tracking` with its clock's
+    `offset_us` from our PTP timeline and `drift_ppb` (`probes`: exchanges in the servo)."""
 
     EVENT: ClassVar[str] = "clock"
     mode: str
@@ -310,6 +312,8 @@ class ClockStatus(_Event):
     probes: int | None = None
     ready_in_ms: int | None = None
     cause: str | None = None
+    offset_us: int | None = None
+    drift_ppb: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -4,6 +4,8 @@ cliap2 reports `[STATUS] clock mode=ptp state=…` from SETPEERS on (`streamer.c
 the session holds a PTP member until `ready` (then schedules its first frame), falls back to
 NTP timing on `stalled` when the player's timing is `auto`, and keeps the fixed
 `PTP_SETTLE_S` hold for a streamer or daemon that does not measure (`unmeasured`, or no event).
+A receiver that keeps its own clock (standalone HomePod) is followed by cliap2 instead: it is
+ready once `tracking` (its anchors are translated onto its clock).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from airplay_provider.protocol.streamer_status import ClockStatus, Connected
 from airplay_provider.session.processes import StreamerProcess
 from airplay_provider.session.timeline import ptp_settle_wait_s
 
-#: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s.
-CLOCK_WAIT_S: Final = STALL_S + 3.0
+#: A probing receiver is ready ~3.4 s after SETPEERS (field); a stall is reported after 5 s;
+#: a receiver seen keeping its own clock then is followed, `tracking` ~2.5 s later.
+CLOCK_WAIT_S: Final = STALL_S + 5.0
 CLOCK_POLL_S: Final = 0.02
 TIMING_CHOICES: Final = ("auto", "ptp", "ntp")
 
@@ -87,4 +90,8 @@ def describe_clock(name: str, event: ClockStatus) -> str:
     after = f" after {event.after_ms / 1000:.1f} s" if event.after_ms is not None else ""
     probes = f" ({event.probes} probes)" if event.probes else ""
     cause = f": {event.cause}" if event.cause else ""
-    return f"{name}: PTP clock {event.state}{after}{probes}{cause}"
+    followed = ""
+    if event.offset_us is not None and event.drift_ppb is not None:  # we follow its own clock
+        drift = event.drift_ppb / 1000
+        followed = f" (its own clock, {event.offset_us / 1e6:+.6f} s, {drift:+.1f} ppm)"
+    return f"{name}: PTP clock {event.state}{after}{probes}{followed}{cause}"

@@ -49,7 +49,12 @@ FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's 
 COLD_WAIT_S: Final = 1.6
 _FAILED_STATES: Final = frozenset({ClockState.STALLED.value, ClockState.OWN_CLOCK.value})
 _WAITING_STATES: Final = frozenset(
-    {ClockState.COLD.value, ClockState.PROBING.value, ClockState.FOLLOWING.value}
+    {
+        ClockState.COLD.value,
+        ClockState.PROBING.value,
+        ClockState.FOLLOWING.value,
+        ClockState.LOCKING.value,  # we follow its own clock (a HomePod), not locked yet
+    }
 )
 
 

@@ -29,6 +29,10 @@ from airplay_provider.streamer.stream_loop import StreamLoop
 from airplay_provider.streamer.transport import Link, LoopView, Slot
 from airplay_provider.streamer.udp_audio import UdpAudioPath, family_of
 
+#: Sync packets to a receiver whose own clock we follow: each anchors its timeline afresh, so
+#: its drift (40 ppm = 1.8 frames a second) never builds up beyond a frame between them.
+FOLLOWED_SYNC_S = 0.125
+
 
 class Ap2Transport:
     """One AirPlay 2 session: the `Transport` of a `cliap2` stream."""
@@ -118,7 +122,9 @@ class Ap2Transport:
     async def open_audio(self) -> None:
         """Feedback keepalive, the UDP audio socket, the timing wait (none on PTP)."""
         if self.control.lease is not None and self.udp.timing is not None:
-            self.udp.timing.answered.set()  # PTP: nothing to wait for
+            self.udp.timing.answered.set()  # PTP: nothing to wait for ...
+        if self.buffered is None and self.control.follow_receiver:
+            await self.control.wait_receiver_clock()  # ... unless we follow the receiver's
         self.loop.spawn(self.control.feedback())
         if self.buffered is not None:
             assert self.control.rtsp is not None
@@ -154,11 +160,14 @@ class Ap2Transport:
         timeline = self.loop.timeline
         anchor = slot.sample - ap2.PTP_ANCHOR_OFFSET
         play_unix_ns = unix_ns_from_ntp(timeline.play_ntp_of(anchor))
+        if self.control.follow_receiver:  # its clock drifts from ours between two anchors
+            self.udp.steady_sync_s = FOLLOWED_SYNC_S
+        network_ns, clock_id = self.control.network_time(
+            play_unix_ns + self.control.ptp_minus_unix_ns,
+            governs_ns=round(self.udp.steady_sync_s * 1e9) if not slot.first else 0,
+        )
         return ap2.ptp_sync_packet(
-            first=slot.first,
-            rtp_frame=slot.rtptime,
-            ptp_ns=play_unix_ns + self.control.ptp_minus_unix_ns,
-            clock_id=lease.clock_id,
+            first=slot.first, rtp_frame=slot.rtptime, ptp_ns=network_ns, clock_id=clock_id
         )
 
     async def flush(self, slot: Slot) -> None:

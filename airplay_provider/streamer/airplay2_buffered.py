@@ -42,6 +42,11 @@ PACKET_OVERHEAD_BYTES = 2 + 12 + 16 + 8  # length prefix, header, tag, nonce
 CONNECT_TIMEOUT_S = 3.0
 ANCHOR_WAIT_S = 10.0
 ANCHOR_RETRY_S = 0.5
+#: Following a receiver's own (drifting) clock: how often the anchor line is checked, and how
+#: far (frames) it may drift before it is re-anchored. The anchor is set half a frame ahead in
+#: the drift's direction, so the error stays within half a frame either way.
+DRIFT_CHECK_S = 0.05
+REANCHOR_FRAMES = 1.0
 MAX_UNSENT_BYTES = 8 * 2**20  # ~45 s of audio the receiver has not taken: it is gone
 # After a blackout TCP retransmits only when its backed-off timer fires: with the default cap
 # (120 s) a 3 s blackout can stall the stream ~6 s, beyond the lead. Capped at 1 s (the least
@@ -68,6 +73,10 @@ class BufferedAudio:
         # anchor of an older `_generation` is dropped, so rate 1 never follows rate 0 unasked.
         self._turn = asyncio.Lock()
         self._generation = 0
+        #: Following the receiver's clock: the anchored line (sample, its exact time on the
+        #: receiver's clock before the half-frame lead) and re-anchors for its drift.
+        self._line: tuple[int, int] | None = None
+        self.reanchors = 0
 
     async def setup(self, rtsp: RtspClient, session_id: int) -> None:
         """SETUP stream type 103 (no latencyMin/Max, no control port); fix the lead."""
@@ -129,24 +138,63 @@ class BufferedAudio:
     # ---- the anchor -----------------------------------------------------------------------------
 
     def _anchor_body(self) -> bytes:
-        """Frame `rtp_of(s)` plays at `play_ntp_of(s)` on our clock, s the next packet."""
+        """Frame `rtp_of(s)` plays at `play_ntp_of(s)` on our clock, s the next packet (the
+        one audible now when we follow the receiver's clock: its pace differs from ours)."""
         timeline, sample = self.loop.timeline, self.loop.next_sample
+        following = self.control.follow_receiver and self.control.peer_clock.locked
+        if following:
+            sample = timeline.sample_at(self.loop.clock.ntp())
         play_ntp = timeline.play_ntp_of(sample)
         lease = self.control.lease
         if lease is not None:
             ptp_ns = unix_ns_from_ntp(play_ntp) + self.control.ptp_minus_unix_ns
-            network, clock_id = network_time_of_ns(ptp_ns), lease.clock_id
+            peer_ns, clock_id = self.control.network_time(ptp_ns)
+            network = network_time_of_ns(peer_ns)
+            if following:
+                self._line = (sample, peer_ns)
+                network = network_time_of_ns(peer_ns + self._lead_ns())
         else:
             network, clock_id = network_time_of_ntp(play_ntp), 0
         return set_rate_anchor_time(
             rtp_time=timeline.rtp_of(sample), network_time=network, clock_id=clock_id
         )
 
+    def _lead_ns(self) -> int:
+        """Half a frame in the direction the receiver's clock drifts."""
+        report = self.control.peer_clock.report
+        rate = report.translation.rate_ppb if report and report.translation else 0
+        half = 500_000_000 // self.loop.timeline.rate
+        return half if rate > 0 else -half if rate < 0 else 0
+
+    def drift_frames(self) -> float:
+        """How far the receiver's clock has run from the anchored line, in frames, now."""
+        if self._line is None:
+            return 0.0
+        timeline = self.loop.timeline
+        sample = timeline.sample_at(self.loop.clock.ntp())
+        ptp_ns = unix_ns_from_ntp(timeline.play_ntp_of(sample)) + self.control.ptp_minus_unix_ns
+        ideal, _ = self.control.network_time(ptp_ns)
+        anchored, at = self._line
+        line = at + (sample - anchored) * 1_000_000_000 // timeline.rate
+        return (ideal - line) * timeline.rate / 1e9
+
+    async def _follow_drift(self) -> None:
+        """Re-anchor whenever the receiver's own clock has drifted a frame from the line."""
+        while not self.loop.stopping:
+            await asyncio.sleep(DRIFT_CHECK_S)
+            if self.loop.paused or self._line is None or not self.control.peer_clock.locked:
+                continue
+            if abs(self.drift_frames()) >= REANCHOR_FRAMES:
+                self.reanchors += 1
+                await self.anchor_in_background()
+
     async def anchor(self, *, initial: bool = True) -> None:
         """Rate 1 at the timeline's anchor; retried while the receiver answers 400 (at the
         first start without `-ntpstart`, each retry counts the start from now again)."""
         rtsp = self.control.rtsp
         assert rtsp is not None
+        if self.control.follow_receiver and not self.control.peer_clock.locked:
+            await self.control.wait_receiver_clock()  # an anchor on our clock means nothing
         clock = asyncio.get_running_loop()
         deadline = clock.time() + ANCHOR_WAIT_S
         generation = self._generation
@@ -190,6 +238,8 @@ class BufferedAudio:
             await self.anchor()
         else:
             self.loop.spawn(self.anchor_in_background())
+        if self.control.follow_receiver:
+            self.loop.spawn(self._follow_drift())
 
     async def anchor_in_background(self) -> None:
         """An anchor while audio flows (a start with `-ntpstart`, a resume); failure is fatal."""

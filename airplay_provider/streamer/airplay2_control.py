@@ -16,6 +16,7 @@ import uuid
 
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.hap.credentials import HapCredentials
+from airplay_provider.protocol.ptp_follow import keeps_own_clock
 from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import (
     Error,
@@ -28,6 +29,7 @@ from airplay_provider.protocol.streamer_status import (
 from airplay_provider.protocol.txt import TxtError, parse_features
 from airplay_provider.streamer.airplay2_options import Ap2Options
 from airplay_provider.streamer.airplay2_session import EventChannel, ReceiverInfo, get_info, pair
+from airplay_provider.streamer.clock_follow import LOCK_WAIT_S, PeerClock, follow_clock
 from airplay_provider.streamer.clock_watch import start_watch, stop_watch
 from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
 from airplay_provider.streamer.raop import open_rtsp, session_uri
@@ -60,6 +62,9 @@ class Ap2Control:
         self._pin_ready = asyncio.Event()
         self.ptp_minus_unix_ns = 0
         self.feedback_sent = 0
+        #: A receiver keeping its own clock (standalone HomePod): we follow it instead.
+        self.follow_receiver = False
+        self.peer_clock = PeerClock()
 
     @property
     def timing(self) -> str:
@@ -98,8 +103,12 @@ class Ap2Control:
         if choice == "ntp" or (choice == "auto" and not info.supports_ptp):
             status.emit(Timing("ntp", reason=choice))
             return
+        # A standalone HomePod (TXT) never follows us: do not offer it our clock at all.
+        self.follow_receiver = keeps_own_clock(self.ap2.txt)
         try:
-            self.lease = await join_ptp_daemon([peer_ip])
+            self.lease = await join_ptp_daemon([] if self.follow_receiver else [peer_ip])
+            if self.follow_receiver:
+                await self.lease.follow([peer_ip])
         except PtpUnavailable as exc:
             if choice == "ptp":
                 raise StreamerError(ErrorCode.PTP_UNAVAILABLE, str(exc)) from exc
@@ -111,6 +120,7 @@ class Ap2Control:
         status.emit(
             Timing(
                 "ptp",
+                reason="receiver_clock" if self.follow_receiver else None,
                 clock_id=f"{self.lease.clock_id:016X}",
                 daemon_pid=self.lease.daemon_pid,
                 ptp_minus_mono_ns=self.lease.ptp_minus_mono_ns,
@@ -140,7 +150,11 @@ class Ap2Control:
             body = ap2.setup_session_ntp(sender, timing_port=timing_port)
         session = await self._setup_session(body)
         if self.lease is not None and session.timing_peer_addresses:
-            await self.lease.add_peers(list(session.timing_peer_addresses))
+            addresses = [a for a in session.timing_peer_addresses if a != local_ip]
+            if self.follow_receiver:
+                await self.lease.follow(addresses)
+            else:
+                await self.lease.add_peers(list(session.timing_peer_addresses))
         try:
             self.events = await EventChannel.open(peer_ip, session.event_port, self.secret)
         except StreamerError as exc:  # as OwnTone: audio works without the event channel
@@ -157,8 +171,40 @@ class Ap2Control:
             expect_ok("SETPEERS", response.status)
             # `[STATUS] clock` from now until the receiver follows our clock (and after)
             peers = [a for a in session.timing_peer_addresses if a != local_ip]
-            self.clock_watch = start_watch(self.lease, peer_ip, peers, self.loop.status)
+            self.clock_watch = self._watch_clock(self.lease, peer_ip, peers)
         return session_id
+
+    def _watch_clock(
+        self, lease: PtpLease, peer_ip: str, peers: list[str]
+    ) -> asyncio.Task[ClockState]:
+        """Watch the receiver follow our clock; follow its own when it keeps one (known from
+        the TXT, or seen: it announces its clock and never probes ours), unless `--timing ntp`."""
+        status = self.loop.status
+
+        async def follow() -> ClockState:
+            if not self.follow_receiver:
+                status.log(f"{peer_ip} keeps its own PTP clock; following it", level=2)
+            self.follow_receiver = True
+            return await follow_clock(lease, peer_ip, peers, status, self.peer_clock)
+
+        if self.follow_receiver:
+            return asyncio.create_task(follow(), name="clock-follow")
+        return start_watch(lease, peer_ip, peers, status, on_own_clock=follow)
+
+    async def wait_receiver_clock(self) -> bool:
+        """Until the receiver's own clock is measured (its first anchor must be on it), at most
+        `LOCK_WAIT_S`; whether it is."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.peer_clock.measured.wait(), LOCK_WAIT_S)
+        if not self.peer_clock.locked:
+            self.loop.status.log("receiver's own clock not measured; starting anyway", level=2)
+        return self.peer_clock.locked
+
+    def network_time(self, ptp_ns: int, *, governs_ns: int = 0) -> tuple[int, int]:
+        """(network time, timeline clock id) of our PTP instant `ptp_ns` for an anchor in force
+        for `governs_ns`: ours, or translated onto the receiver's own clock once we follow it."""
+        assert self.lease is not None
+        return self.peer_clock.network_time(ptp_ns, self.lease.clock_id, governs_ns=governs_ns)
 
     async def _setup_session(self, body: bytes) -> ap2.SessionReply:
         assert self.rtsp is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from airplay_provider.protocol.ptp_readiness import (
@@ -68,13 +69,15 @@ async def watch_clock(
     since_ns: int | None = None,
     poll_s: float = POLL_S,
     follow_poll_s: float | None = None,
+    on_own_clock: Callable[[], Awaitable[ClockState]] | None = None,
     **limits: float,
 ) -> ClockState:
     """Report `peer`'s clock state (heard on any of `peers`) until it is final; that state.
 
     With `follow_poll_s`, go on watching at that pace after it and report every change (a
     receiver whose probes stop mid-stream becomes `stalled`) until cancelled or the lease
-    closes. `limits` are `assess`'s (probe_lock_s, passive_follow_s, stall_s).
+    closes. `limits` are `assess`'s (probe_lock_s, passive_follow_s, stall_s). A receiver that
+    keeps its own clock is handed to `on_own_clock` (which follows it) instead of reported.
     """
     since = time.monotonic_ns() if since_ns is None else since_ns
     last: ClockState | None = None
@@ -100,6 +103,8 @@ async def watch_clock(
             return ClockState.UNMEASURED
         contact = merge(contacts.values())
         readiness = assess(contact, since, now, **limits)
+        if readiness.state is ClockState.OWN_CLOCK and on_own_clock is not None:
+            return await on_own_clock()
         if readiness.state is not last:
             last = readiness.state
             status.emit(clock_event(peer, readiness, contact, since, now))
@@ -110,7 +115,11 @@ async def watch_clock(
 
 
 def start_watch(
-    lease: ContactSource, peer: str, peers: list[str], status: StatusSink
+    lease: ContactSource,
+    peer: str,
+    peers: list[str],
+    status: StatusSink,
+    on_own_clock: Callable[[], Awaitable[ClockState]] | None = None,
 ) -> asyncio.Task[ClockState]:
     """Run `watch_clock` in the background from now (just after SETPEERS)."""
     unique = list(dict.fromkeys([peer, *peers]))
@@ -122,6 +131,7 @@ def start_watch(
             status,
             since_ns=time.monotonic_ns(),
             follow_poll_s=FOLLOW_POLL_S,
+            on_own_clock=on_own_clock,
         ),
         name="clock-watch",
     )

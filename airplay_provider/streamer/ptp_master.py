@@ -4,10 +4,11 @@ Only one process per network namespace can own UDP 319/320, so the grandmaster r
 detached process (`python -m airplay_provider.streamer.ptp_master --detach`), started by the
 first streamer that needs it. Streamers talk to it over an abstract Unix socket (scoped to the
 network namespace, like the ports) with JSON lines: `{"peers": [ip, ...]}` adds timing peers,
-the answer names the clock (`clock_id`, `ptp_minus_mono_ns`, `pid`). A peer is served while a
-client holds it and for `linger` seconds after; the daemon exits once nobody has needed it for
-`linger` seconds. PTP time is `CLOCK_MONOTONIC + ptp_minus_mono_ns` in every process, so all
-streams of the host share one timeline exactly.
+the answer names the clock (`clock_id`, `ptp_minus_mono_ns`, `pid`); `{"follow": [ip]}` asks
+it to follow those receivers' own clocks instead (`ptp_followers`; answer `follow`). A peer is
+served while a client holds it and for `linger` seconds after; the daemon exits once nobody has
+needed it for `linger` seconds. PTP time is `CLOCK_MONOTONIC + ptp_minus_mono_ns` in every
+process, so all streams of the host share one timeline exactly.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from airplay_provider.protocol import ptp
 from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.protocol.ptp_follow import PeerClockReport
 from airplay_provider.protocol.ptp_readiness import PeerContact, is_awakening
+from airplay_provider.streamer.ptp_followers import Followers
+from airplay_provider.streamer.ptp_stamps import enable_send_stamps, send_stamped
 
 SYNC_INTERVAL_S = 0.125
 ANNOUNCE_EVERY = 8  # Sync periods per Announce (1 s)
@@ -45,6 +50,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: it (64 receivers probe in bursts after each Sync).
 SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("=qq")
+#: SO_TIMESTAMPNS, and room for the SCM_TIMESTAMPING a socket with send stamps also gets.
+_RECV_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(48)
 
 
 def enable_receive_timestamps(sock: socket.socket) -> bool:
@@ -61,7 +68,7 @@ def enable_receive_timestamps(sock: socket.socket) -> bool:
 def recv_stamped(sock: socket.socket) -> tuple[bytes, tuple[str, int], int | None]:
     """One datagram, its sender, and its kernel arrival time in CLOCK_MONOTONIC ns (None
     without a kernel stamp)."""
-    data, ancillary, _flags, addr = sock.recvmsg(512, socket.CMSG_SPACE(_TIMESPEC.size))
+    data, ancillary, _flags, addr = sock.recvmsg(512, _RECV_SPACE)
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
             seconds, nanos = _TIMESPEC.unpack_from(payload)
@@ -98,8 +105,10 @@ class Grandmaster:
         self.delay_requests = 0
         self.contacts: dict[str, PeerContact] = {}  # what each served peer sent us
         self._announced: set[str] = set()
+        self.followers = Followers(self.identity)  # peers whose own clock we follow instead
         self._loop = asyncio.get_running_loop()
         self.kernel_stamps = enable_receive_timestamps(event_sock)
+        self.send_stamps = enable_send_stamps(event_sock)  # our Delay_Req to followed peers
         for sock in (event_sock, general_sock):
             sock.setblocking(False)
             self._loop.add_reader(sock.fileno(), self._on_readable, sock)
@@ -122,7 +131,9 @@ class Grandmaster:
             except ptp.PtpError:
                 continue
             self._heard(str(addr[0]), message)
-            if message.message_type is ptp.MessageType.DELAY_REQ:
+            if str(addr[0]) in self.followers:
+                self.followers.received(str(addr[0]), message, arrived, self._send_event)
+            elif message.message_type is ptp.MessageType.DELAY_REQ:
                 self.delay_requests += 1
                 reply = ptp.encode_delay_resp(self.identity, message, arrived)
                 self._send(self.general_sock, reply, (str(addr[0]), ptp.GENERAL_PORT))
@@ -154,6 +165,17 @@ class Grandmaster:
         with contextlib.suppress(OSError):
             sock.sendto(data, addr)
 
+    def _send_event(self, data: bytes, address: str) -> int:
+        """Send on port 319; our PTP time when it left (the kernel's stamp, else just before)."""
+        before = self.now_ns()
+        if self.send_stamps:
+            wall = send_stamped(self.event_sock, data, (address, ptp.EVENT_PORT))
+            if wall is not None:
+                return wall - (time.time_ns() - time.monotonic_ns()) + self.ptp_minus_mono_ns
+            return before
+        self._send(self.event_sock, data, (address, ptp.EVENT_PORT))
+        return before
+
     def tick(self) -> None:
         """One Sync period: Sync + Follow_Up to every peer, Announce every 8th period."""
         now = time.monotonic()
@@ -161,11 +183,14 @@ class Grandmaster:
             if until < now:
                 del self.peers[address]
                 self._announced.discard(address)
+                self.followers.forget(address)
         seq = self.sequence
         self.sequence = (seq + 1) & 0xFFFF
         if seq == 0:  # every ~2 h: forget receivers not heard for CONTACT_TTL_S
             self._prune_contacts(time.monotonic_ns())
         for address in self.peers:
+            if address in self.followers:
+                continue  # it is the master: we stop offering our clock to it
             if seq % ANNOUNCE_EVERY == 0 or address not in self._announced:
                 self._announced.add(address)  # a new peer hears of us at once, not within 1 s
                 announce = ptp.encode_announce(self.identity, seq // ANNOUNCE_EVERY)
@@ -214,10 +239,14 @@ class _Daemon:
     clients: dict[int, set[str]] = field(default_factory=dict)
     last_needed: float = field(default_factory=time.monotonic)
 
-    def hold(self, client: int, peers: list[str]) -> None:
-        self.clients.setdefault(client, set()).update(peers)
-        for peer in peers:
+    def hold(self, client: int, peers: list[str], follow: Sequence[str] = ()) -> None:
+        self.clients.setdefault(client, set()).update([*peers, *follow])
+        for peer in [*peers, *follow]:
             self.master.peers[peer] = float("inf")
+        for peer in follow:
+            self.master.followers.follow(peer)
+        for peer in set(peers) - set(follow):  # served again: offer it our clock again
+            self.master.followers.forget(peer)
 
     def release(self, client: int) -> None:
         released = self.clients.pop(client, set())
@@ -239,9 +268,11 @@ class _Daemon:
                 try:
                     request = json.loads(line)
                     peers = [str(peer) for peer in request.get("peers", [])]
+                    follow = [str(peer) for peer in request.get("follow", [])]
                 except (ValueError, AttributeError, TypeError):
                     break
-                self.hold(client, peers)
+                self.hold(client, peers, follow)
+                reports = {peer: self.master.followers.report(peer) for peer in [*peers, *follow]}
                 answer = {
                     "clock_id": self.master.identity.clock_id,
                     "ptp_minus_mono_ns": self.master.ptp_minus_mono_ns,
@@ -249,6 +280,11 @@ class _Daemon:
                     "contacts": {
                         peer: self.master.contacts.get(peer, PeerContact()).to_wire()
                         for peer in peers
+                    },
+                    "follow": {
+                        peer: report.to_wire()
+                        for peer, report in reports.items()
+                        if report is not None
                     },
                 }
                 writer.write(json.dumps(answer).encode() + b"\n")
@@ -381,6 +417,18 @@ class PtpLease:
         except (ValueError, TypeError) as exc:
             raise PtpUnavailable(f"PTP daemon sent bad contacts: {exc}") from exc
 
+    async def follow(self, peers: list[str]) -> dict[str, PeerClockReport]:
+        """Have the grandmaster follow `peers`' own clocks (held like timing peers); how far
+        it got with each (empty from a daemon that cannot follow: an older version)."""
+        answer = await _exchange_raw(self.reader, self.writer, [], follow=peers)
+        raw = answer.get("follow")
+        if not isinstance(raw, dict):
+            return {}
+        try:
+            return {str(peer): PeerClockReport.from_wire(value) for peer, value in raw.items()}
+        except (ValueError, TypeError) as exc:
+            raise PtpUnavailable(f"PTP daemon sent a bad clock report: {exc}") from exc
+
     async def close(self) -> None:
         """Release our peers (they linger in the daemon for a quick restart)."""
         self.writer.close()
@@ -389,9 +437,16 @@ class PtpLease:
 
 
 async def _exchange_raw(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peers: list[str]
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    peers: list[str],
+    *,
+    follow: Sequence[str] = (),
 ) -> dict[str, object]:
-    writer.write(json.dumps({"peers": peers}).encode() + b"\n")
+    request: dict[str, list[str]] = {"peers": peers}
+    if follow:
+        request["follow"] = list(follow)
+    writer.write(json.dumps(request).encode() + b"\n")
     async with asyncio.timeout(CLIENT_TIMEOUT_S):
         await writer.drain()
         line = await reader.readline()

@@ -42,6 +42,9 @@ class UdpAudioPath:
         self.audio_addr: Address | None = None
         self.control_addr: Address | None = None
         self.last_sync_mono = 0.0
+        #: Sync packets once started: 1/s; more often to a receiver whose own (drifting) clock
+        #: we follow, as each anchors its timeline afresh (`airplay2`).
+        self.steady_sync_s = 1.0
 
     def open_timing(self, family: int) -> TimingResponder:
         """Our NTP timing port (answers 0xD2 requests from the loop's clock)."""
@@ -96,7 +99,7 @@ class UdpAudioPath:
         # A receiver ignores sync packets until it has measured our clock (shairport-sync:
         # "Sync packet received before we got a timing packet back"), and judges the first
         # packet late if the anchor comes too late: so sync often while starting, then 1/s.
-        return 0.04 if loop_now - self.loop.started_at_mono < 0.6 else 1.0
+        return 0.04 if loop_now - self.loop.started_at_mono < 0.6 else self.steady_sync_s
 
     def on_resend(self, first_seq: int, count: int, addr: Address) -> None:
         """Answer a receiver's resend request from the backlog (A.12)."""

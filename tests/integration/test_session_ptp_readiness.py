@@ -7,7 +7,8 @@ sender and emulated receivers in network namespaces:
 - a TV that advertises PTP and never answers it is reported `stalled` after 5 s with the likely
   cause, and plays on NTP timing instead, bit-exact; one that refuses NTP too plays on PTP
   after all, on the fixed hold;
-- a slow-locking late joiner starts at its readiness, exactly on the group timeline.
+- a slow-locking late joiner starts at its readiness, exactly on the group timeline;
+- a receiver seen keeping its own clock (a standalone HomePod) is followed, not put on NTP.
 
 The session runs inside the sender's namespace: this module is also its driver
 (``python -m tests.integration.test_session_ptp_readiness ADDRESS PORT``), printing a JSON line.
@@ -219,7 +220,9 @@ async def test_a_receiver_keeping_its_own_clock_plays_on_ntp(tmp_path: Path) -> 
     assert sent["ended"] is True
     own, played = sent["attempts"]
     assert own["timing"] == "ptp"
-    assert _states(own) == ["cold", "own_clock"]  # its Announces are no awakening of ours
+    # its Announces are no awakening of ours; cliap2 tries to follow its clock, which never
+    # comes (this receiver sends no Sync)
+    assert _states(own) == ["cold", "locking", "own_clock"]
     event = parse_status(own["clock"][-1])
     assert isinstance(event, ClockStatus)
     assert event.cause is not None
@@ -228,6 +231,27 @@ async def test_a_receiver_keeping_its_own_clock_plays_on_ntp(tmp_path: Path) -> 
     assert report["ptp"]["first_probe_local"] is None
     assert report["timing"] == "NTP"
     assert report["errors"] == []
+    await _assert_bit_exact(report)
+
+
+async def test_a_homepod_seen_keeping_its_own_clock_is_followed_and_plays_on_it(
+    tmp_path: Path,
+) -> None:
+    """No TXT hint: the receiver only announces its own clock (a HomePod on OS 27, 2 s off and
+    +40 ppm); after `STALL_S` cliap2 follows that clock instead of restarting on NTP, and the
+    session starts it once `tracking`: anchors on its clock, bit-exact."""
+    sent, report = await _play(["--homepod-clock=2000,40"], tmp_path)
+    assert sent["failed"] == []
+    assert sent["ended"] is True
+    (attempt,) = sent["attempts"]  # no second attempt on NTP
+    assert attempt["timing"] == "ptp"
+    assert _states(attempt)[:3] == ["cold", "locking", "tracking"]
+    assert report["timing"] == "PTP"
+    assert report["errors"] == []
+    homepod = report["homepod"]
+    assert homepod["anchors"]
+    assert all(anchor[2] == homepod["clock_id"] for anchor in homepod["anchors"])
+    assert not homepod["probes_sent"]
     await _assert_bit_exact(report)
 
 

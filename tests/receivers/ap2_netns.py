@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.receivers.ap2_emulator_core import FEATURES
+from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_stream import Segment
 
@@ -147,6 +148,10 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
     if args.ptp_only:  # as shairport-sync: an NTP SETUP is refused
         options["timing_modes"] = ("PTP",)
     device: dict[str, Any] = BUFFERED_DEVICE if args.buffered else {}
+    homepod = None
+    if args.homepod_clock:  # "OFFSET_MS,DRIFT_PPM": a standalone HomePod's own clock
+        offset_ms, drift_ppm = (float(part) for part in args.homepod_clock.split(","))
+        homepod = OwnClock(round(offset_ms * 1e6), round(drift_ppm * 1000), time.time_ns())
     async with Ap2Receiver(
         args.address,
         ptp=args.ptp,
@@ -154,6 +159,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         ptp_silent=args.silent_ptp,
         ptp_own_clock=args.own_clock,
         ptp_clock_ppm=args.clock_ppm,
+        homepod_clock=homepod,
         session_options=options,
         **device,
     ) as receiver:
@@ -192,6 +198,9 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         slave = receiver.slave
         buffered = session.buffered
         shift = slave.offset_ns or 0
+        if receiver.own_master is not None:  # a HomePod: anchors are on its own clock
+            now = time.time_ns()
+            shift = receiver.own_master.clock.own(now) - now
         return {
             "stream_types": session.stream_types,
             "buffered": {
@@ -214,6 +223,16 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
             "resent_received": session.resent_received,
             "unhealed": session.unhealed,
             "feedbacks": session.feedbacks,
+            "homepod": None
+            if receiver.own_master is None
+            else {
+                "clock_id": receiver.own_master.clock_id,
+                "clock": receiver.own_master.clock.to_wire(),
+                "syncs_sent": receiver.own_master.syncs_sent,
+                "delay_resps": receiver.own_master.delay_resps,
+                "anchors": session.ptp_anchors,
+                "probes_sent": slave.first_probe_local is not None,
+            },
             "ptp": {
                 "master": slave.master,
                 "syncs": slave.syncs,
@@ -249,6 +268,9 @@ def main() -> int:
     )
     parser.add_argument("--no-audio", action="store_true", help="write no audio files")
     parser.add_argument("--clock-ppm", type=float, default=0.0, help="PTP local clock rate error")
+    parser.add_argument(
+        "--homepod-clock", default="", help="OFFSET_MS,DRIFT_PPM: a standalone HomePod's clock"
+    )
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

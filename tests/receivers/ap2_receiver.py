@@ -10,17 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 import time
 from types import TracebackType
 from typing import Any
 
 from tests.receivers.ap2_emulator import Ap2Emulator
 from tests.receivers.ap2_emulator_core import BadRequest, EmuFraming
+from tests.receivers.ap2_ptp_own import OwnClock, OwnClockMaster
 from tests.receivers.ap2_ptp_slave import PtpSlave
 from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
 from tests.receivers.strict import ErrorLog
 
 TICK_S = 0.005
+SO_TIMESTAMPING = 37  # Linux: kernel send stamps, read back from the error queue
+SO_TIMESTAMPNS = 35  # Linux: each datagram's arrival time as ancillary data
 EVENT_REQUEST = (
     b"POST /command RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/x-apple-binary-plist\r\n"
     b"Content-Length: 0\r\n\r\n"
@@ -54,6 +58,7 @@ class Ap2Receiver:
         ptp_silent: bool = False,
         ptp_own_clock: bool = False,
         ptp_clock_ppm: float = 0.0,
+        homepod_clock: OwnClock | None = None,
         rtsp_port: int = 0,
         session_options: dict[str, Any] | None = None,
         **device_options: Any,
@@ -64,8 +69,16 @@ class Ap2Receiver:
         self.session_options = session_options or {}
         self.emulator = Ap2Emulator(host, **device_options)
         self.slave = PtpSlave(
-            probe_after_s=ptp_probe_after_s, silent=ptp_silent, own_clock=ptp_own_clock
+            probe_after_s=ptp_probe_after_s,
+            silent=ptp_silent,
+            own_clock=ptp_own_clock or homepod_clock is not None,
         )
+        # A standalone HomePod: its own free-running clock, master once we stop offering ours.
+        self.own_master = (
+            None if homepod_clock is None else OwnClockMaster(self.slave.clock_id, homepod_clock)
+        )
+        if self.own_master is not None:
+            self.session_options = {"own_clock_id": self.slave.clock_id, **self.session_options}
         self.session: Ap2StreamSession | None = None
         # The PTP slave's local clock: the wall clock running `ptp_clock_ppm` fast (a crystal's
         # rate error, as real receivers have; 0: the wall clock itself).
@@ -78,6 +91,8 @@ class Ap2Receiver:
         self._blackout_until = 0.0
         self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._raw_event: socket.socket | None = None
+        self._event_stamp: int | None = None
 
     def ptp_local_ns(self, wall_ns: int | None = None) -> int:
         """The PTP slave's local clock at wall-clock `wall_ns` (default now)."""
@@ -108,7 +123,10 @@ class Ap2Receiver:
         for kind in ("data", "control", "timing"):
             await self._open_udp(kind, 0)
         if self.ptp:
-            await self._open_udp("ptp_event", 319)
+            if self.own_master is not None:  # read 319 ourselves, with arrival stamps
+                self._open_stamped_event(loop)
+            else:
+                await self._open_udp("ptp_event", 319)
             await self._open_udp("ptp_general", 320)
         self._event_server = await asyncio.start_server(self._serve_events, self.host, 0)
         self._buffered_server = await asyncio.start_server(
@@ -170,7 +188,13 @@ class Ap2Receiver:
         elif kind == "timing":
             session.timing_reply(data, time.time_ns())
         elif kind == "ptp_event":
-            self.slave.event_received(data, addr[0], self.ptp_local_ns())
+            wall_ns = self._event_stamp or time.time_ns()
+            if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x1:
+                self.own_master.delay_req(data, addr[0], wall_ns)
+                return
+            if self.own_master is not None and len(data) > 0 and data[0] & 0x0F == 0x0:
+                self.own_master.sync_seen(now)
+            self.slave.event_received(data, addr[0], self.ptp_local_ns(wall_ns))
         else:
             self.slave.general_received(data, addr[0], self.ptp_local_ns())
 
@@ -185,7 +209,9 @@ class Ap2Receiver:
             request = session.timing_request(now, time.time_ns()) if host else None
             if request is not None and host is not None and session.sender_timing_port:
                 self._send([("timing", request, (host, session.sender_timing_port))])
-            announce = self.slave.announce_own(now)
+            if self.own_master is not None:
+                self._own_master_tick(now)
+            announce = None if self.own_master else self.slave.announce_own(now)
             if announce is not None and self.slave.master_address is not None:
                 general = self._udp["ptp_general"].transport
                 if general is not None:
@@ -196,6 +222,60 @@ class Ap2Receiver:
                 if transport is not None:
                     transport.sendto(delay_req, (self.slave.master_address, 319))
             await asyncio.sleep(TICK_S)
+
+    def _read_event_stamped(self) -> None:
+        """A HomePod's port 319, read with each datagram's kernel arrival stamp (as its
+        hardware stamps it), instead of the asyncio transport's plain reads."""
+        sock = self._raw_event_socket()
+        for _ in range(32):
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(512, 256)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            self._event_stamp = _stamp_of(ancillary)
+            self._datagram("ptp_event", data, (str(addr[0]), int(addr[1])))
+            self._event_stamp = None
+
+    def _own_master_tick(self, now: float) -> None:
+        master = self.own_master
+        session = self.session
+        assert master is not None
+        assert session is not None
+        if master.sender is None and session.peers:  # SETPEERS named the sender
+            master.sender = self._sender_host()
+        general = self._udp["ptp_general"].transport
+        sender = master.sender
+        if sender is None or general is None:
+            return
+        for port, datagram in master.poll(now):
+            if port == 320:
+                general.sendto(datagram, (sender, port))
+                continue
+            left = _send_stamped(self._raw_event_socket(), datagram, (sender, port))
+            general.sendto(master.sync_sent(left), (sender, 320))  # when the Sync left
+
+    def _raw_event_socket(self) -> socket.socket:
+        """A HomePod's port 319: a plain socket with kernel stamps both ways (its hardware
+        stamps its PTP messages), read by `_read_event_stamped`."""
+        assert self._raw_event is not None
+        return self._raw_event
+
+    def _open_stamped_event(self, loop: asyncio.AbstractEventLoop) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, 319))
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            with contextlib.suppress(OSError):  # software send stamps, reported without data
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING, (1 << 4) | (1 << 11))
+        except OSError:
+            sock.close()
+            raise
+        self._raw_event = sock
+        loop.add_reader(sock.fileno(), self._read_event_stamped)
 
     def _sender_host(self) -> str | None:
         for writer in self.emulator._writers:
@@ -234,7 +314,10 @@ class Ap2Receiver:
             writer.close()
 
     def _ptp_locked(self) -> bool:
-        """PTP sessions: our slave has locked onto the sender's grandmaster."""
+        """PTP sessions: our slave has locked onto the sender's grandmaster (a HomePod: it is
+        the master and its Sync stream runs)."""
+        if self.own_master is not None:
+            return self.own_master.mastering
         return self.slave.locked_at_local is not None
 
     def blackout(self, seconds: float) -> None:
@@ -288,6 +371,10 @@ class Ap2Receiver:
         for protocol in self._udp.values():
             if protocol.transport is not None:
                 protocol.transport.close()
+        if self._raw_event is not None:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._raw_event.fileno())
+            self._raw_event.close()
 
     async def __aenter__(self) -> Ap2Receiver:
         await self.start()
@@ -302,6 +389,30 @@ class Ap2Receiver:
         await self.stop()
         if exc_type is None:
             self.errors.check(f"AirPlay 2 receiver {self.emulator.device.name!r}")
+
+
+def _stamp_of(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's arrival (or send) stamp in a message's ancillary data, wall ns."""
+    for level, kind, payload in ancillary:
+        ours = level == socket.SOL_SOCKET and kind in (SO_TIMESTAMPNS, SO_TIMESTAMPING)
+        if ours and len(payload) >= 16:
+            seconds, nanos = struct.unpack_from("=qq", payload)
+            if seconds or nanos:
+                return int(seconds) * 1_000_000_000 + int(nanos)
+    return None
+
+
+def _send_stamped(sock: socket.socket, data: bytes, address: tuple[str, int]) -> int:
+    """Send with a kernel TX stamp requested; that stamp (wall ns), else the time before."""
+    before = time.time_ns()
+    ask = [(socket.SOL_SOCKET, SO_TIMESTAMPING, struct.pack("=I", 1 << 1))]  # TX_SOFTWARE
+    try:
+        sock.sendmsg([data], ask, 0, address)
+        _data, ancillary, _flags, _addr = sock.recvmsg(1, 256, socket.MSG_ERRQUEUE)
+    except OSError:
+        return before
+    stamp = _stamp_of(ancillary)
+    return before if stamp is None else stamp
 
 
 def _small_buffer_listener(host: str) -> socket.socket:

@@ -45,10 +45,11 @@ class Cliap2:
         fifo: Path | None = None,
         netns: str | None = None,
         env: dict[str, str] | None = None,
+        txt: str = '"model=Test" ',
     ) -> Cliap2:
         """Spawn `bin/cliap2` (inside `netns` when given)."""
         argv = [sys.executable, CLIAP2, "--name", "Test", "--hostname", "test.local"]
-        argv += ["--address", address, "--port", str(port), "--txt", '"model=Test" ']
+        argv += ["--address", address, "--port", str(port), "--txt", txt]
         argv += ["--pipe", "-", "--loglevel", "5", *(extra or [])]
         if ntpstart is not None:
             argv += ["--ntpstart", str(ntpstart)]

@@ -136,8 +136,11 @@ class Ap2StreamSession:
         audio_buffer_size: int | None = 8 * 2**20,
         ptp_locked: Callable[[], bool] | None = None,
         now_ns: Callable[[], int] = time.time_ns,
+        own_clock_id: int | None = None,
     ) -> None:
-        """`errors`: the accessory's log, so RTSP and stream errors are in one place."""
+        """`errors`: the accessory's log, so RTSP and stream errors are in one place.
+        `own_clock_id`: a receiver keeping its own PTP clock (standalone HomePod) only takes
+        anchors on that timeline; others are logged in `ptp_anchors` and not played by."""
         self.event_port, self.data_port, self.control_port = event_port, data_port, control_port
         self.addresses = addresses
         self.timing_modes = timing_modes
@@ -173,6 +176,10 @@ class Ap2StreamSession:
         self.audio_buffer_size = audio_buffer_size
         self._ptp_locked = ptp_locked
         self._now_ns = now_ns
+        self.own_clock_id = own_clock_id
+        #: every PTP anchor (0xD7, SETRATEANCHORTIME taken): (rtp frame, network time, timeline
+        #: clock id, local arrival ns)
+        self.ptp_anchors: list[tuple[int, int, int, int]] = []
         self.stream_types: list[int] = []
         self.buffered: BufferedStream | None = None
         #: The method table of the encrypted session (any URI); others: the core answers 404.
@@ -305,7 +312,7 @@ class Ap2StreamSession:
             self.segments,
             self.errors,
             timing=self.timing,
-            clock_ids=self.timing_clock_ids,
+            clock_ids=self.timing_clock_ids if self.own_clock_id is None else {self.own_clock_id},
             clock_ready=self.clock_ready,
             encoding=encoding,
         )
@@ -326,7 +333,12 @@ class Ap2StreamSession:
             self._error("SETRATEANCHORTIME without a buffered stream")
             return EmuResponse(455, "Method Not Valid In This State")
         refusals = self.buffered.anchor_refusals
-        status = self.buffered.set_rate_anchor_time(self._plist(request), self._now_ns())
+        body, now_ns = self._plist(request), self._now_ns()
+        status = self.buffered.set_rate_anchor_time(body, now_ns)
+        if status == 200 and self.timing == "PTP" and body.get("rate") == 1:
+            anchor = self.segments[-1].anchors[-1]
+            timeline = body["networkTimeTimelineID"] & ((1 << 64) - 1)
+            self.ptp_anchors.append((anchor.rtp, anchor.remote_ns, timeline, now_ns))
         # "Not yet: the clock is not measured" is the protocol's own answer, which a sender must
         # retry (counted in `anchor_refusals`), not a fault of the sender.
         not_yet = self.buffered.anchor_refusals > refusals
@@ -465,15 +477,18 @@ class Ap2StreamSession:
             latency = _signed32(t_now - t_lat) + 11025  # bytes 2-3 are 7 (SPS rule)
             anchor = Anchor((t_now - latency) & 0xFFFFFFFF, ntp_to_unix_ns(ntp), first)
         elif kind == "PTP" and len(data) == 28:
-            f1, ptp_ns, f2 = struct.unpack_from(">IQI", data, 4)
+            f1, ptp_ns, f2, clock_id = struct.unpack_from(">IQIQ", data, 4)
             if _signed32(f2 - f1) != 77175:
                 self._error("0xD7 F2 - F1 is not the iOS 77175")
             anchor = Anchor((f1 - 11035) & 0xFFFFFFFF, ptp_ns, first)
+            self.ptp_anchors.append((anchor.rtp, ptp_ns, clock_id, self._now_ns()))
+            if self.own_clock_id is not None and clock_id != self.own_clock_id:
+                return []  # a time on a foreign timeline means nothing to it
         else:
             self._error(f"{kind} sync packet of {len(data)} bytes")
             return []
         segment = self.segments[-1]
-        if not segment.anchors and not first:
+        if not segment.anchors and not first and self.own_clock_id is None:
             self._error("first sync of a segment is not 0x90")
         segment.anchors.append(anchor)
         return []

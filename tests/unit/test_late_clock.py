@@ -180,3 +180,13 @@ async def test_a_member_ready_while_the_group_is_paused_joins_at_the_resume(
     await session._join_when_ready(removed, JoinReport(removed.key, 0, 0))
     assert session._joins_after_resume == [target]  # not queued again
     assert removed.state is MemberState.STOPPED
+
+
+def test_a_receiver_whose_own_clock_we_follow_is_waited_for_until_tracking(
+    tmp_path: Path,
+) -> None:
+    process = _streamer(tmp_path)
+    _clock(process, 100.2, "locking")
+    assert clock_view(process, 101.0) == ClockView()  # ready when, not known: held up to the hold
+    _clock(process, 102.4, "tracking")
+    assert clock_view(process, 102.4) == READY
