@@ -73,6 +73,7 @@ def target_for_player(
         encrypt=settings.encryption,
         alac=settings.alac_encode,
         ap2_stream_type=settings.ap2_stream_type,
+        hires=settings.hires_audio,
         txt=dict(record.txt),
         password=settings.password,
         secret=player.credentials,

@@ -1,0 +1,126 @@
+"""Which PCM format a group plays, sans-I/O: 16-bit/44.1 kHz, or 24-bit/48 kHz (hi-res).
+
+Hi-res is opt-in per player (`hires_audio`: HomePods crackled over Wi-Fi with it in Music
+Assistant) and needs AirPlay 2 buffered audio (type 103 with ALAC/48000/24: the only hi-res
+format shairport-sync 5 knows; `cliap2` refuses 24-bit on realtime streams). What discovery
+knows decides: the receiver's TXT features and model, through the very choice `cliap2` makes
+(`choose_stream_type`). `/info` `supportedFormats` would say more, but it takes a connection
+per receiver before every start, and field reports show it both understates and overstates
+what devices render; buffered-capable plus the user's opt-in is the rule.
+
+A group has one format (one timeline, one converter, one ring buffer): 24-bit/48 kHz when every
+member wants it and can take it, else 16-bit/44.1 kHz for all, and each member that wanted
+hi-res gets a note saying why it plays 16-bit (its own receiver, or another member).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Final
+
+from airplay_provider.protocol.ap2_buffered import choose_stream_type
+from airplay_provider.protocol.txt import StreamingProtocol, TxtError, parse_features
+
+if TYPE_CHECKING:
+    from airplay_provider.session.processes import StreamTarget
+
+CHANNELS: Final = 2
+
+
+@dataclass(frozen=True)
+class PcmFormat:
+    """Interleaved stereo little-endian signed PCM: `bits` per sample at `rate` Hz."""
+
+    bits: int
+    rate: int
+
+    def __post_init__(self) -> None:
+        if self.bits not in (16, 24) or self.rate not in (44100, 48000):
+            raise ValueError(f"unsupported PCM format {self.bits}-bit/{self.rate} Hz")
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per stereo frame (4 for s16le, 6 for s24le)."""
+        return self.bits // 8 * CHANNELS
+
+    @property
+    def hires(self) -> bool:
+        """True for anything beyond 16-bit/44.1 kHz."""
+        return self != CD_FORMAT
+
+    def __str__(self) -> str:
+        return f"{self.bits}-bit/{self.rate / 1000:g} kHz"
+
+
+CD_FORMAT: Final = PcmFormat(16, 44100)
+HIRES_FORMAT: Final = PcmFormat(24, 48000)
+
+
+def _features_and_model(txt: Mapping[str, str]) -> tuple[int, str]:
+    text = txt.get("features") or txt.get("ft") or "0"
+    try:
+        features = parse_features(text)
+    except TxtError:
+        features = 0
+    return features, txt.get("model") or txt.get("am") or ""
+
+
+def hires_obstacle(target: StreamTarget) -> str | None:
+    """Why `target`'s receiver cannot play 24-bit/48 kHz (None: it can)."""
+    if target.protocol is not StreamingProtocol.AIRPLAY2:
+        return "it plays Classic AirPlay (RAOP), which carries 16-bit/44.1 kHz only"
+    features, model = _features_and_model(target.txt)
+    stream = choose_stream_type(target.ap2_stream_type, features=features, model=model)
+    if stream != "buffered":
+        return (
+            "24-bit/48 kHz needs AirPlay 2 buffered audio, and it streams realtime "
+            f"(ap2_stream_type {target.ap2_stream_type})"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """A group's format, and for each member that wanted hi-res but does not get it, why."""
+
+    format: PcmFormat
+    notes: dict[str, str] = field(default_factory=dict)  # member key → reason
+
+
+def group_format(targets: Sequence[StreamTarget]) -> FormatChoice:
+    """24-bit/48 kHz when every member opted in and can take it; else 16-bit/44.1 kHz."""
+    wanted = [t for t in targets if t.hires]
+    if not wanted:
+        return FormatChoice(CD_FORMAT)
+    own = {t.key: reason for t in wanted if (reason := hires_obstacle(t)) is not None}
+    others = [t for t in targets if not t.hires]
+    if not own and not others:
+        return FormatChoice(HIRES_FORMAT)
+    blockers = [t.name for t in wanted if t.key in own] + [t.name for t in others]
+    notes: dict[str, str] = {}
+    for target in wanted:
+        if target.key in own:
+            notes[target.key] = f"plays {CD_FORMAT}, not hi-res: {own[target.key]}"
+        else:
+            names = ", ".join(name for name in blockers if name != target.name)
+            notes[target.key] = (
+                f"plays {CD_FORMAT}, down-converted for the group: {names} cannot "
+                f"take {HIRES_FORMAT} (or did not opt in)"
+            )
+    return FormatChoice(CD_FORMAT, notes)
+
+
+def join_obstacle(session_format: PcmFormat, target: StreamTarget) -> str | None:
+    """Why `target` cannot late-join a group playing `session_format` (None: it can)."""
+    if not session_format.hires:
+        return None
+    if not target.hires:
+        return f"the group plays {session_format} and hi-res audio is off for it"
+    reason = hires_obstacle(target)
+    return None if reason is None else f"the group plays {session_format}, but {reason}"
+
+
+def target_in_format(target: StreamTarget, pcm_format: PcmFormat) -> StreamTarget:
+    """`target` set to stream `pcm_format` (`cliap2 --bits --rate`)."""
+    return replace(target, bits=pcm_format.bits, rate=pcm_format.rate)
