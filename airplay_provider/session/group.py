@@ -1,14 +1,15 @@
 """StreamSession: one group playing one source in sync (docs/ARCHITECTURE.md §4–5).
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
-audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
-spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
-`PRIME_S` of audio is fed into each streamer. Only when every member is connected *and* holds
-that audio is T set `release_lead_s(n)` ahead and sent to all with NTPSTART=…, ACTION=PLAY: a
-start on cold pipelines (N streamers just spawned) underruns. After T the audio fed ahead grows
-paced (`ahead_limit_s`), never seconds at once. Late joiners connect the same way, get the ring
-buffer from the first frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start
-at ``T + p``.
+audible at ``T + s/rate`` everywhere (one format per group, `pcm_format`: 16-bit/44.1 kHz, or
+24-bit/48 kHz when every member plays hi-res; the source then delivers 48 kHz). T is as early
+as the members can honour: they are spawned with a far start instant and held (ACTION=PAUSE)
+once connected, while the first `PRIME_S` of audio is fed into each streamer. Only when every
+member is connected *and* holds that audio is T set `release_lead_s(n)` ahead and sent to all
+with NTPSTART=…, ACTION=PLAY: a start on cold pipelines (N streamers just spawned) underruns.
+After T the audio fed ahead grows paced (`ahead_limit_s`), never seconds at once. Late joiners
+connect the same way, get the ring buffer from the first frame p they can still play
+(`JOIN_LEAD_S` ahead), are primed, and start at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -33,19 +34,19 @@ from typing import Any, Final
 
 from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
-from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
-from airplay_provider.session.member import (
-    CONNECT_TIMEOUT_S,
-    S16_FRAME_BYTES,
-    MemberState,
-    SessionMember,
-)
+from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
+from airplay_provider.session.pcm_format import (
+    CD_FORMAT,
+    PcmFormat,
+    join_obstacle,
+    target_in_format,
+)
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, SessionRejoins
 from airplay_provider.session.reports import (
@@ -121,8 +122,12 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         logger: logging.Logger | None = None,
         launcher: ForkServer | None = None,
         rejoin_delays_s: Sequence[float] = REJOIN_DELAYS_S,
+        pcm_format: PcmFormat = CD_FORMAT,
     ) -> None:
-        self.source = source
+        self.source = source  # flow PCM (f32le stereo) at `pcm_format.rate`
+        self.pcm_format = pcm_format
+        #: Members that wanted hi-res but play `pcm_format`, and why (for status lines).
+        self.format_notes: dict[str, str] = {}
         self.rejoin_delays_s = tuple(rejoin_delays_s)
         self.rejoins: dict[str, Rejoin] = {}  # members whose receiver went away (latest each)
         self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
@@ -135,7 +140,10 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         self.members: dict[str, SessionMember] = {}
         self.departed: list[SessionMember] = []
         self._ptp_stalled: set[str] = set()  # members whose receiver never followed our PTP
-        self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
+        # what members get, in the group's format
+        self.ring = RingBuffer(
+            ring_seconds, frame_bytes=pcm_format.frame_bytes, rate=pcm_format.rate
+        )
         self.fed = 0  # session frames handed to members so far
         self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)
         self.silence_frames = 0  # of those, silence fed while the source had nothing
@@ -173,11 +181,11 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
     def position_s(self) -> float:
         """Seconds of session audio played so far (frozen while paused)."""
         if self._paused_at is not None:
-            return self._paused_at / SAMPLE_RATE
+            return self._paused_at / self.rate
         if self.state in (SessionState.IDLE, SessionState.STARTING) and not self.start_ntp:
             return 0.0
-        frames = position_at(self.clock.ntp(), self.start_ntp)
-        return max(0, min(self.fed, frames)) / SAMPLE_RATE
+        frames = position_at(self.clock.ntp(), self.start_ntp, self.rate)
+        return max(0, min(self.fed, frames)) / self.rate
 
     @property
     def elapsed_s(self) -> float:
@@ -185,7 +193,12 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         extrapolate elapsed time from the moment it was reported)."""
         if self._paused_at is not None or not self.start_ntp:
             return self.position_s
-        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp)) / SAMPLE_RATE
+        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp, self.rate)) / self.rate
+
+    @property
+    def rate(self) -> int:
+        """Session frames per second (44100, or 48000 for a hi-res group)."""
+        return self.pcm_format.rate
 
     @property
     def active_members(self) -> list[SessionMember]:
@@ -241,12 +254,13 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
                 await self._first_audio.wait()
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
-        await self._wait_primed(ready, round(PRIME_S * SAMPLE_RATE), PRIME_TIMEOUT_S)
+        await self._wait_primed(ready, round(PRIME_S * self.rate), PRIME_TIMEOUT_S)
         ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
             release_lead_s(len(ready)) + _ap2_extra_lead_s(ready),
+            self.rate,
         )
         if plan is None:
             await self.stop()
@@ -308,6 +322,8 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
+        if (target.bits, target.rate) != (self.pcm_format.bits, self.pcm_format.rate):
+            target = target_in_format(target, self.pcm_format)
         return SessionMember(
             target,
             offset=offset,
@@ -380,6 +396,11 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             raise SessionError(f"cannot add a member to a {self.state} session")
         if target.key in self.members:
             raise SessionError(f"{target.key} is already a member")
+        obstacle = join_obstacle(self.pcm_format, target)
+        if obstacle is not None:  # one format per group (a mixed-rate group is not built yet)
+            message = f"{target.name} cannot join: {obstacle}"
+            self.logger.warning("%s", message)
+            return JoinReport(target.key, -1, 0, error=message, name=target.name)
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
             return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
@@ -396,16 +417,18 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             return join
         # No await from here until it is registered: the fan-out cannot slip a chunk between.
         position = join_position(
-            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed
+            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed, rate=self.rate
         )
         member.offset = join.offset = position
         for chunk in self.ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
-        join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms)
+        join.start_ntp = member_start_ntp(
+            self.start_ntp, position, target.sync_adjust_ms, self.rate
+        )
         # Its first frame is JOIN_LEAD_S away: prime its pipeline, keeping RESUME_LEAD_S.
         await self._wait_primed(
-            [member], round(JOIN_PRIME_S * SAMPLE_RATE), JOIN_LEAD_S - RESUME_LEAD_S
+            [member], round(JOIN_PRIME_S * self.rate), JOIN_LEAD_S - RESUME_LEAD_S
         )
         if member.ended or self.state is not SessionState.PLAYING:
             join.error = member.error or f"session became {self.state} while it joined"
@@ -464,7 +487,8 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         if self._drain_guard is not None:
             self._drain_guard.cancel()
         self.state = SessionState.PAUSED
-        self._paused_at = max(0, min(self.fed, position_at(self.clock.ntp(), self.start_ntp)))
+        now = position_at(self.clock.ntp(), self.start_ntp, self.rate)
+        self._paused_at = max(0, min(self.fed, now))
         self._wakeup.set()
         members = self.active_members
         frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
@@ -482,6 +506,7 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
             RESUME_LEAD_S + _ap2_extra_lead_s(members),
+            self.rate,
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp

@@ -13,11 +13,11 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
-from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import collect_announcement
 from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session.member import MemberState
+from airplay_provider.session.pcm_format import CD_FORMAT, group_format, target_in_format
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
@@ -25,8 +25,17 @@ from airplay_provider.streamer_launcher import ForkServer
 #: Sessions an announcement can be mixed into (a paused one plays it at the resume).
 _ANNOUNCEABLE: Final = (SessionState.STARTING, SessionState.PLAYING, SessionState.PAUSED)
 ANNOUNCE_GRACE_S: Final = 5.0  # past its expected end, waiting for an announcement gives up
-SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
+
+
+class SourceFactory(Protocol):
+    """The host's flow PCM (f32le stereo) for `media` at `sample_rate` (44100 or 48000)."""
+
+    def __call__(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = CD_FORMAT.rate
+    ) -> AsyncIterator[bytes]:
+        """An async iterator of PCM chunks."""
+        ...
 
 
 class PlaybackError(AirplayError):
@@ -166,9 +175,24 @@ class GroupPlayback:
         if self._overtaken(claim):
             return None
         targets = [self._target(p) for p in everyone]
-        session = StreamSession(
-            self._source(leader.player_id, media), logger=self.logger, launcher=self.launcher
+        choice = group_format(targets)
+        targets = [target_in_format(t, choice.format) for t in targets]
+        for target in targets:
+            note = choice.notes.get(target.key)
+            if note is not None:  # no hidden down-conversion: say what it plays and why
+                self.logger.warning("%s %s", target.name, note)
+            elif choice.format.hires:
+                self.logger.info("%s plays %s (hi-res)", target.name, choice.format)
+        rate = choice.format.rate
+        source = (
+            self._source(leader.player_id, media, rate)
+            if rate != CD_FORMAT.rate
+            else self._source(leader.player_id, media)
         )
+        session = StreamSession(
+            source, logger=self.logger, launcher=self.launcher, pcm_format=choice.format
+        )
+        session.format_notes = dict(choice.notes)
         session.listeners.append(self._sync_states)
         self.sessions[leader.player_id] = session
         for player in everyone:
@@ -277,7 +301,7 @@ class GroupPlayback:
             placed = await session.announce(pcm)
         except SessionError as exc:
             raise PlaybackError(str(exc)) from exc
-        left_s = placed.duck_end / SAMPLE_RATE - session.position_s
+        left_s = placed.duck_end / session.rate - session.position_s
         if not await session.wait_announced(placed, timeout=left_s + ANNOUNCE_GRACE_S):
             self.logger.info("announcement on %s not played to the end", player_id)
 
