@@ -1,0 +1,171 @@
+"""Hi-res through the provider's playback path (GroupPlayback → StreamSession → cliap2 → the
+AirPlay 2 emulator): the source is asked for 48 kHz, converted once to s24le and played
+bit-exact at ``T + k/48000`` when every member opted in and streams buffered; a group with a
+member that cannot take it plays 16-bit/44.1 kHz for all and says so, per member.
+
+The 24-bit test needs `cliap2 --bits 24 --rate 48000` and an emulator that decodes buffered
+ALAC/48000/24 (the hires branch): it is skipped until `cliap2` takes `--bits`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from array import array
+from collections.abc import AsyncIterator
+
+import pytest
+from music_assistant_models.player import PlayerMedia
+
+from airplay_provider.config import PlayerSettings
+from airplay_provider.pcm_convert import flow_to_s24
+from airplay_provider.player import AirPlayPlayer
+from airplay_provider.protocol.streamer_status import Playing
+from airplay_provider.protocol.timing import ntp_add_frames, unix_ns_from_ntp
+from airplay_provider.protocol.txt import AIRPLAY_SERVICE_TYPE, merge_records, parse_service
+from airplay_provider.session import GroupPlayback, StreamSession
+from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT
+from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
+from airplay_provider.streamer.raop_options import UsageError
+from tests.audio import assert_audio_delivered, test_signal
+from tests.group_helpers import s16_to_f32
+from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_sender import NO_PTP_FEATURES
+
+BUFFERED = NO_PTP_FEATURES | (1 << 40)
+NOT_APPLE = "Speaker1,1"
+HIRES = PlayerSettings(hires_audio=True, airplay_latency_ms=250)
+
+
+def cliap2_takes_bits() -> bool:
+    """Whether this checkout's cliap2 accepts `--bits` (the hires branch merged)."""
+    try:
+        parse_ap2(["--address", "127.0.0.1", "--ntpstart", "1", "--bits", "24", "--pipe", "-"])
+    except (UsageError, SystemExit):
+        return False
+    return True
+
+
+def _player(
+    name: str, mac: str, port: int, features: int, settings: PlayerSettings
+) -> AirPlayPlayer:
+    record = parse_service(
+        AIRPLAY_SERVICE_TYPE,
+        f"{name}._airplay._tcp.local.",
+        port=port,
+        addresses=["127.0.0.1"],
+        properties={
+            "deviceid": mac,
+            "features": f"0x{features & 0xFFFFFFFF:X},0x{features >> 32:X}",
+            "model": NOT_APPLE,
+        },
+    )
+    return AirPlayPlayer(merge_records(None, record), settings)
+
+
+class Source:
+    """A flow source factory that records the rate each stream was asked for."""
+
+    def __init__(self, flow: bytes, rate: int) -> None:
+        self.flow = flow
+        self.rate = rate
+        self.asked: list[int] = []
+
+    def __call__(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = 44100
+    ) -> AsyncIterator[bytes]:
+        self.asked.append(sample_rate)
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        step = self.rate * 8
+        for offset in range(0, len(self.flow), step):
+            yield self.flow[offset : offset + step]
+
+
+def flow_24(seconds: float, *, seed: int) -> bytes:
+    """f32le stereo at 48 kHz whose every sample is a 24-bit value (s24 round-trips exactly),
+    with content in the low byte that a 16-bit path would lose."""
+    rng = random.Random(seed)
+    count = round(seconds * 48000) * 2
+    return array("f", (rng.randint(-(2**21), 2**21) / 2**23 for _ in range(count))).tobytes()
+
+
+async def _play(players: list[AirPlayPlayer], source: Source) -> StreamSession:
+    by_id = {p.player_id: p for p in players}
+    playback = GroupPlayback(by_id.get, source, lambda _: None)
+    session = await playback.play(players[0], players[1:], PlayerMedia(uri="test://hires"))
+    assert session is not None
+    try:
+        assert await session.wait_ended(20)
+    finally:
+        await playback.close()
+    return session
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_hires_group_plays_24_bit_48k_bit_exact_on_its_timeline() -> None:
+    flow = flow_24(2.0, seed=81)
+    expected = flow_to_s24(flow)
+    assert expected[0::3] != bytes(len(expected) // 3)  # the low bytes carry signal
+    source = Source(flow, 48000)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:01:01", den.port, BUFFERED, HIRES),
+            _player("Hall", "AA:BB:CC:00:01:02", hall.port, BUFFERED, HIRES),
+        ]
+        session = await _play(players, source)
+        assert source.asked == [48000]
+        assert session.pcm_format == HIRES_FORMAT
+        assert session.format_notes == {}
+        for receiver, member in zip((den, hall), session.departed, strict=True):
+            assert (member.target.bits, member.target.rate) == (24, 48000)
+            started = member.started
+            assert started is not None
+            assert started.stream_type == "buffered"
+            emulated = receiver.session
+            assert emulated is not None
+            assert emulated.errors == []
+            received = emulated.segments[-1].pcm()  # s24le from the emulator's ALAC decoder
+            assert received[: len(expected)] == expected
+            # frame k of the session plays at T + k/48000 (± 1 frame) on each member
+            playing = member.streamer.last(Playing)
+            assert playing is not None
+            for k in (0, 352, 48000):
+                rtp = (playing.rtptime + k - playing.first_sample) & 0xFFFFFFFF
+                wanted = unix_ns_from_ntp(ntp_add_frames(member.start_ntp, k, 48000))
+                error = (emulated.segments[-1].scheduled_ns(rtp) - wanted) * 48000 / 1e9
+                assert abs(error) <= 1.0, (member.key, k, error)
+
+
+async def test_a_group_with_a_realtime_member_plays_16_bit_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    signal = test_signal(1.5, seed=82)
+    source = Source(s16_to_f32(signal), 44100)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,  # no bit 40: realtime
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:02:01", den.port, BUFFERED, HIRES),
+            _player("Attic", "AA:BB:CC:00:02:02", attic.port, NO_PTP_FEATURES, HIRES),
+        ]
+        with caplog.at_level(logging.WARNING):
+            session = await _play(players, source)
+        assert source.asked == [44100]  # no hidden 48 kHz decode either
+        assert session.pcm_format == CD_FORMAT
+        den_id, attic_id = (p.player_id for p in players)
+        assert "down-converted for the group: Attic" in session.format_notes[den_id]
+        assert "streams realtime" in session.format_notes[attic_id]
+        logged = caplog.text
+        assert "Den plays 16-bit/44.1 kHz, down-converted for the group" in logged
+        assert "Attic plays 16-bit/44.1 kHz, not hi-res" in logged
+        for receiver in (den, attic):
+            emulated = receiver.session
+            assert emulated is not None
+            assert emulated.errors == []
+            assert_audio_delivered(emulated.segments[-1].pcm(), signal, tolerance_lsb=0)
