@@ -16,6 +16,8 @@ from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
+from airplay_provider.session.pcm_format import group_format
+from airplay_provider.session.players import PlaybackError, target_for_player
 
 DEFAULT_TIMEOUT = 3.0
 _PROTOCOL_NAMES = {StreamingProtocol.RAOP: "raop", StreamingProtocol.AIRPLAY2: "airplay2"}
@@ -72,6 +74,21 @@ def protocol_name(device: DeviceRecord, settings: PlayerSettings | None = None) 
     return None if protocol is None else _PROTOCOL_NAMES[protocol]
 
 
+def play_format(
+    device: DeviceRecord, settings: PlayerSettings | None = None
+) -> tuple[str | None, str | None]:
+    """(format `play` streams to this player alone, why it is not hi-res when it asked for it):
+    ``("24-bit/48 kHz", None)``, ``("16-bit/44.1 kHz", "plays 16-bit/44.1 kHz, not hi-res: …")``;
+    (None, None) when it has no route. The same choice the session makes (`group_format`); in a
+    group, a member that cannot take hi-res brings everyone to 16-bit/44.1 kHz."""
+    try:
+        target = target_for_player(AirPlayPlayer(device, settings))
+    except PlaybackError:
+        return None, None
+    choice = group_format([target])
+    return str(choice.format), choice.notes.get(target.key)
+
+
 def stored_settings(store: ConfigStore | None) -> SettingsLookup:
     """Each player's settings as `play` reads them from the config `store` (None: defaults)."""
 
@@ -90,10 +107,13 @@ def _defaults(device: DeviceRecord) -> PlayerSettings:
 
 def device_summary(device: DeviceRecord, settings: SettingsLookup = _defaults) -> dict[str, object]:
     """JSON-ready description of one receiver."""
+    pcm_format, note = play_format(device, settings(device))
     return {
         "player_id": device.player_id,
         "name": device.name,
         "protocol": protocol_name(device, settings(device)),
+        "format": pcm_format,
+        "format_note": note,
         "airplay2_capable": device.supports_airplay2,
         "manufacturer": device.manufacturer,
         "model": device.model,
@@ -111,8 +131,8 @@ def device_summary(device: DeviceRecord, settings: SettingsLookup = _defaults) -
 
 
 def format_table(devices: Sequence[DeviceRecord], settings: SettingsLookup = _defaults) -> str:
-    """Aligned columns: name, protocol (the one `play` uses), model, address, pairing."""
-    header = ("NAME", "PROTOCOL", "MODEL", "ADDRESS", "PAIRING")
+    """Aligned columns: name, protocol and format (what `play` uses), model, address, pairing."""
+    header = ("NAME", "PROTOCOL", "FORMAT", "MODEL", "ADDRESS", "PAIRING")
     rows = [header]
     for device in devices:
         protocol = (protocol_name(device, settings(device)) or "none").upper()
@@ -123,7 +143,9 @@ def format_table(devices: Sequence[DeviceRecord], settings: SettingsLookup = _de
             pairing += ", password"
         address = device.address or "-"
         port = device.raop_port or device.airplay_port
-        rows.append((device.name, protocol, device.model, f"{address}:{port}", pairing))
+        pcm_format, note = play_format(device, settings(device))
+        shown = (pcm_format or "-") + (" (hi-res not possible)" if note else "")
+        rows.append((device.name, protocol, shown, device.model, f"{address}:{port}", pairing))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:

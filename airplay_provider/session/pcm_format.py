@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from airplay_provider.session.processes import StreamTarget
 
 CHANNELS: Final = 2
+#: Set (True) on the log record of a member's format note: a host that shows the notes itself
+#: (the `play` command) can leave these records out.
+FORMAT_NOTE: Final = "airplay_format_note"
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,11 @@ def group_format(targets: Sequence[StreamTarget]) -> FormatChoice:
                 f"take {HIRES_FORMAT} (or did not opt in)"
             )
     return FormatChoice(CD_FORMAT, notes)
+
+
+def format_label(pcm_format: PcmFormat, note: str | None) -> str:
+    """What a status line shows for a member: `24-bit/48 kHz`, `16-bit/44.1 kHz, not hi-res`."""
+    return f"{pcm_format}, not hi-res" if note is not None else str(pcm_format)
 
 
 def join_obstacle(session_format: PcmFormat, target: StreamTarget) -> str | None:

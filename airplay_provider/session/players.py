@@ -17,7 +17,12 @@ from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import collect_announcement
 from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session.member import MemberState
-from airplay_provider.session.pcm_format import CD_FORMAT, group_format, target_in_format
+from airplay_provider.session.pcm_format import (
+    CD_FORMAT,
+    FORMAT_NOTE,
+    group_format,
+    target_in_format,
+)
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
@@ -180,7 +185,7 @@ class GroupPlayback:
         for target in targets:
             note = choice.notes.get(target.key)
             if note is not None:  # no hidden down-conversion: say what it plays and why
-                self.logger.warning("%s %s", target.name, note)
+                self.logger.warning("%s %s", target.name, note, extra={FORMAT_NOTE: True})
             elif choice.format.hires:
                 self.logger.info("%s plays %s (hi-res)", target.name, choice.format)
         rate = choice.format.rate

@@ -8,9 +8,16 @@ from dataclasses import replace
 import pytest
 
 from airplay_provider.config import PlayerSettings
+from airplay_provider.host.cmd_discover import device_summary, format_table, play_format
 from airplay_provider.host.standalone import manual_device
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.protocol.txt import StreamingProtocol
+from airplay_provider.protocol.txt import (
+    AIRPLAY_SERVICE_TYPE,
+    DeviceRecord,
+    StreamingProtocol,
+    merge_records,
+    parse_service,
+)
 from airplay_provider.session.pcm_format import (
     CD_FORMAT,
     HIRES_FORMAT,
@@ -138,3 +145,32 @@ def test_target_for_player_carries_the_hires_opt_in() -> None:
     target = target_for_player(AirPlayPlayer(device, PlayerSettings()))
     assert not target.hires
     assert (target.bits, target.rate) == (16, 44100)  # the session sets the format it plays
+
+
+def _ap2_device(features: str) -> DeviceRecord:
+    record = parse_service(
+        AIRPLAY_SERVICE_TYPE,
+        "Den._airplay._tcp.local.",
+        port=7000,
+        addresses=["127.0.0.1"],
+        properties={"deviceid": "AA:BB:CC:00:03:01", "features": features, "model": "Speaker1,1"},
+    )
+    return merge_records(None, record)
+
+
+def test_discover_shows_the_format_play_uses() -> None:
+    buffered = _ap2_device(BUFFERED_TXT["features"])
+    realtime = _ap2_device(NO_BIT40_TXT["features"])
+    hires = PlayerSettings(hires_audio=True)
+    assert play_format(buffered) == ("16-bit/44.1 kHz", None)  # not opted in
+    assert play_format(buffered, hires) == ("24-bit/48 kHz", None)
+    shown, note = play_format(realtime, hires)
+    assert shown == "16-bit/44.1 kHz"
+    assert note is not None
+    assert "buffered" in note
+    summary = device_summary(realtime, lambda _: hires)
+    assert (summary["format"], summary["format_note"]) == (shown, note)
+    table = format_table([buffered, realtime], lambda d: hires).splitlines()
+    assert table[0].split()[:3] == ["NAME", "PROTOCOL", "FORMAT"]
+    assert "AIRPLAY2  24-bit/48 kHz  " in table[1]
+    assert "AIRPLAY2  16-bit/44.1 kHz (hi-res not possible)" in table[2]
