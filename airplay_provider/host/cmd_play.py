@@ -36,7 +36,7 @@ from airplay_provider.host.names import (
 from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
-from airplay_provider.listen_along import ListenAlongServer
+from airplay_provider.listen_along import ListenAlongError, ListenAlongServer
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
@@ -375,7 +375,12 @@ async def _listen_along(
         print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
         return None
     if server is not None:
-        listen_cli.serve(server, session, name, sys.stderr)
+        try:
+            listen_cli.serve(server, session, name, sys.stderr)
+        except ListenAlongError as err:  # (a hi-res group) play goes on without it
+            print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
+            await server.close()
+            return None
     return server
 
 

@@ -151,7 +151,7 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         self.metadata: TrackMetadata | None = None
         self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
-        # (first session frame, s16le PCM): what the members get, e.g. for listen_along.py
+        # (first session frame, PCM in `pcm_format`): what the members get, e.g. for listen_along
         self.pcm_taps: list[Callable[[int, bytes], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
