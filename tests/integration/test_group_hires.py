@@ -20,30 +20,19 @@ from music_assistant_models.player import PlayerMedia
 from airplay_provider.config import PlayerSettings
 from airplay_provider.pcm_convert import flow_to_s24
 from airplay_provider.player import AirPlayPlayer
-from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.protocol.timing import ntp_add_frames, unix_ns_from_ntp
 from airplay_provider.protocol.txt import AIRPLAY_SERVICE_TYPE, merge_records, parse_service
 from airplay_provider.session import GroupPlayback, StreamSession
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT
-from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
-from airplay_provider.streamer.raop_options import UsageError
 from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import s16_to_f32
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
+from tests.unit.test_hires_format import cliap2_takes_bits
 
 BUFFERED = NO_PTP_FEATURES | (1 << 40)
 NOT_APPLE = "Speaker1,1"
 HIRES = PlayerSettings(hires_audio=True, airplay_latency_ms=250)
-
-
-def cliap2_takes_bits() -> bool:
-    """Whether this checkout's cliap2 accepts `--bits` (the hires branch merged)."""
-    try:
-        parse_ap2(["--address", "127.0.0.1", "--ntpstart", "1", "--bits", "24", "--pipe", "-"])
-    except (UsageError, SystemExit):
-        return False
-    return True
 
 
 def _player(
@@ -91,6 +80,17 @@ def flow_24(seconds: float, *, seed: int) -> bytes:
     return array("f", (rng.randint(-(2**21), 2**21) / 2**23 for _ in range(count))).tobytes()
 
 
+def _locate_s24(received: bytes, sent: bytes) -> int:
+    """Frame offset where all of `sent` (s24le stereo) is in `received`, byte for byte."""
+    probe = sent[: 352 * 6]
+    start = received.find(probe)
+    while start >= 0 and start % 6:
+        start = received.find(probe, start + 1)
+    assert start >= 0, "the first packet of the sent audio is nowhere in the received"
+    assert received[start : start + len(sent)] == sent
+    return start // 6
+
+
 async def _play(players: list[AirPlayPlayer], source: Source) -> StreamSession:
     by_id = {p.player_id: p for p in players}
     playback = GroupPlayback(by_id.get, source, lambda _: None)
@@ -129,15 +129,14 @@ async def test_a_hires_group_plays_24_bit_48k_bit_exact_on_its_timeline() -> Non
             emulated = receiver.session
             assert emulated is not None
             assert emulated.errors == []
-            received = emulated.segments[-1].pcm()  # s24le from the emulator's ALAC decoder
-            assert received[: len(expected)] == expected
-            # frame k of the session plays at T + k/48000 (± 1 frame) on each member
-            playing = member.streamer.last(Playing)
-            assert playing is not None
+            segment = emulated.segments[-1]
+            offset = _locate_s24(segment.pcm(), expected)  # every sample, all 24 bits
+            assert segment.first_rtp is not None
+            # session frame k plays at T + k/48000 (± 1 frame) on each member
             for k in (0, 352, 48000):
-                rtp = (playing.rtptime + k - playing.first_sample) & 0xFFFFFFFF
+                rtp = (segment.first_rtp + offset + k) & 0xFFFFFFFF
                 wanted = unix_ns_from_ntp(ntp_add_frames(member.start_ntp, k, 48000))
-                error = (emulated.segments[-1].scheduled_ns(rtp) - wanted) * 48000 / 1e9
+                error = (segment.scheduled_ns(rtp) - wanted) * 48000 / 1e9
                 assert abs(error) <= 1.0, (member.key, k, error)
 
 
