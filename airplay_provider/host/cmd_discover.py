@@ -16,8 +16,7 @@ from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
-from airplay_provider.session.pcm_format import group_format
-from airplay_provider.session.players import PlaybackError, target_for_player
+from airplay_provider.session.players import player_format
 
 DEFAULT_TIMEOUT = 3.0
 _PROTOCOL_NAMES = {StreamingProtocol.RAOP: "raop", StreamingProtocol.AIRPLAY2: "airplay2"}
@@ -81,12 +80,7 @@ def play_format(
     ``("24-bit/48 kHz", None)``, ``("16-bit/44.1 kHz", "plays 16-bit/44.1 kHz, not hi-res: …")``;
     (None, None) when it has no route. The same choice the session makes (`group_format`); in a
     group, a member that cannot take hi-res brings everyone to 16-bit/44.1 kHz."""
-    try:
-        target = target_for_player(AirPlayPlayer(device, settings))
-    except PlaybackError:
-        return None, None
-    choice = group_format([target])
-    return str(choice.format), choice.notes.get(target.key)
+    return player_format(AirPlayPlayer(device, settings))
 
 
 def stored_settings(store: ConfigStore | None) -> SettingsLookup:

@@ -101,6 +101,22 @@ def target_for_player(
     )
 
 
+def player_format(
+    player: AirPlayPlayer, session: StreamSession | None = None
+) -> tuple[str | None, str | None]:
+    """(format the player streams, why not hi-res when it asked for it): in `session` when it
+    plays there, else what a play of it alone would use (the session's own choice,
+    `group_format`); (None, None) when it has no route."""
+    if session is not None:
+        return str(session.pcm_format), session.format_notes.get(player.player_id)
+    try:
+        target = target_for_player(player)
+    except PlaybackError:
+        return None, None
+    choice = group_format([target])
+    return str(choice.format), choice.notes.get(target.key)
+
+
 def metadata_from_media(media: PlayerMedia) -> TrackMetadata:
     """What receivers show for `media`."""
     return TrackMetadata(

@@ -42,10 +42,14 @@ async def test_a_raop_player_with_hires_on_plays_44k_and_says_why() -> None:
         await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Added, info)
         player = mass.players.get_player(PLAYER_ID)
         assert isinstance(player, MassAirPlayPlayer)
+        assert player.extra_attributes["audio_format"] == "16-bit/44.1 kHz"
+        assert "audio_format_note" not in player.extra_attributes  # hi-res is off
         await mass.config.save_player_config(PLAYER_ID, {"hires_audio": True})
         core = provider.core.get_player(PLAYER_ID)
         assert core is not None
         assert core.settings.hires_audio
+        assert player.extra_attributes["audio_format"] == "16-bit/44.1 kHz"
+        assert "Classic AirPlay" in player.extra_attributes["audio_format_note"]
         mass.streams.sources["item1"] = s16_to_f32(signal)
         await player.play_media(queue_media("item1", PLAYER_ID, "Tone", 1))
         (request,) = mass.streams.requests
@@ -53,5 +57,6 @@ async def test_a_raop_player_with_hires_on_plays_44k_and_says_why() -> None:
         session = provider.core.playback.sessions[PLAYER_ID]
         assert session.pcm_format == CD_FORMAT
         assert "Classic AirPlay" in session.format_notes[PLAYER_ID]
+        assert player.extra_attributes["audio_format_note"] == session.format_notes[PLAYER_ID]
         assert await session.wait_ended(WAIT_S)
         assert delivered(emu)[: len(signal)] == signal
