@@ -43,7 +43,9 @@ from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.pcm_format import (
     CD_FORMAT,
+    FORMAT_NOTE,
     PcmFormat,
+    join_note,
     join_obstacle,
     target_in_format,
 )
@@ -401,6 +403,10 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             message = f"{target.name} cannot join: {obstacle}"
             self.logger.warning("%s", message)
             return JoinReport(target.key, -1, 0, error=message, name=target.name)
+        note = join_note(self.pcm_format, target)
+        if note is not None and target.key not in self.format_notes:  # (a rejoin: said)
+            self.format_notes[target.key] = note
+            self.logger.warning("%s %s", target.name, note, extra={FORMAT_NOTE: True})
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
             return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)

@@ -129,6 +129,16 @@ def join_obstacle(session_format: PcmFormat, target: StreamTarget) -> str | None
     return None if reason is None else f"the group plays {session_format}, but {reason}"
 
 
+def join_note(session_format: PcmFormat, target: StreamTarget) -> str | None:
+    """For a joiner that wanted hi-res and joins a 16-bit group: what it plays and why."""
+    if not target.hires or session_format.hires:
+        return None
+    reason = hires_obstacle(target)
+    if reason is not None:
+        return f"plays {session_format}, not hi-res: {reason}"
+    return f"plays {session_format}, down-converted for the group it joined"
+
+
 def target_in_format(target: StreamTarget, pcm_format: PcmFormat) -> StreamTarget:
     """`target` set to stream `pcm_format` (`cliap2 --bits --rate`)."""
     return replace(target, bits=pcm_format.bits, rate=pcm_format.rate)

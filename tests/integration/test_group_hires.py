@@ -9,6 +9,7 @@ ALAC/48000/24 (the hires branch): it is skipped until `cliap2` takes `--bits`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from array import array
@@ -168,3 +169,43 @@ async def test_a_group_with_a_realtime_member_plays_16_bit_and_says_why(
             assert emulated is not None
             assert emulated.errors == []
             assert_audio_delivered(emulated.segments[-1].pcm(), signal, tolerance_lsb=0)
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
+    flow = flow_24(3.0, seed=83)
+    expected = flow_to_s24(flow)
+    source = Source(flow, 48000)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:04:01", den.port, BUFFERED, HIRES),
+            _player("Hall", "AA:BB:CC:00:04:02", hall.port, BUFFERED, HIRES),
+        ]
+        by_id = {p.player_id: p for p in players}
+        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        try:
+            session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
+            assert session is not None
+            await asyncio.sleep(1.0)  # the group plays a while before the join (not asserted)
+            await playback.join(players[0].player_id, players[1])
+            joiner = session.members[players[1].player_id]
+            p = joiner.offset
+            assert p > 0
+            assert await session.wait_ended(20)
+        finally:
+            await playback.close()
+        assert (joiner.target.bits, joiner.target.rate) == (24, 48000)
+        emulated = hall.session
+        assert emulated is not None
+        assert emulated.errors == []
+        segment = emulated.segments[-1]
+        offset = _locate_s24(segment.pcm(), expected[p * 6 :])
+        assert segment.first_rtp is not None
+        for k in (0, 48000):  # its first frame, session frame p, at T + p/48000 (± 1 frame)
+            rtp = (segment.first_rtp + offset + k) & 0xFFFFFFFF
+            wanted = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, p + k, 48000))
+            error = (segment.scheduled_ns(rtp) - wanted) * 48000 / 1e9
+            assert abs(error) <= 1.0, (k, error)

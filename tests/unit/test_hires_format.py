@@ -24,6 +24,7 @@ from airplay_provider.session.pcm_format import (
     PcmFormat,
     group_format,
     hires_obstacle,
+    join_note,
     join_obstacle,
     target_in_format,
 )
@@ -101,6 +102,15 @@ def test_late_join_needs_the_groups_format() -> None:
     assert join_obstacle(HIRES_FORMAT, ap2("Den")) is None
     assert "hi-res audio is off" in (join_obstacle(HIRES_FORMAT, ap2("Den", hires=False)) or "")
     assert "Classic AirPlay" in (join_obstacle(HIRES_FORMAT, raop("Attic")) or "")
+
+
+def test_a_hires_joiner_of_a_16_bit_group_gets_a_note() -> None:
+    assert join_note(CD_FORMAT, ap2("Den", hires=False)) is None
+    assert join_note(HIRES_FORMAT, ap2("Den")) is None
+    assert join_note(CD_FORMAT, ap2("Den")) == (
+        "plays 16-bit/44.1 kHz, down-converted for the group it joined"
+    )
+    assert "Classic AirPlay" in (join_note(CD_FORMAT, raop("Attic")) or "")
 
 
 def test_hires_argv_asks_cliap2_for_24_bit_48k_buffered() -> None:

@@ -4,6 +4,7 @@ session stays as it was."""
 
 from __future__ import annotations
 
+import logging
 import random
 from array import array
 from collections.abc import AsyncIterator
@@ -15,7 +16,7 @@ from airplay_provider.listen_along import ListenAlongError, ListenAlongServer
 from airplay_provider.pcm_convert import flow_to_s16, flow_to_s24
 from airplay_provider.protocol.timing import ntp_add_frames, ntp_from_unix_ns
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import SessionError, StreamSession, StreamTarget
+from airplay_provider.session import SessionError, SessionState, StreamSession, StreamTarget
 from airplay_provider.session.member import SessionMember
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT, target_in_format
 from airplay_provider.session.timeline import (
@@ -98,3 +99,18 @@ async def test_a_hires_session_takes_no_announcement_and_no_listen_along() -> No
     with pytest.raises(ListenAlongError, match=r"serves 16-bit/44\.1 kHz only"):
         server.add("/den", session)
     assert server.streams == {}
+
+
+async def test_a_joiner_that_cannot_take_the_groups_format_is_refused_with_the_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
+    session.state = SessionState.PLAYING  # (as if started: the refusal comes before any spawn)
+    attic = StreamTarget("Attic", "127.0.0.1", 5000, hires=True, player_id="attic")
+    with caplog.at_level(logging.WARNING):
+        join = await session.add_member(attic)
+    assert join.offset == -1
+    assert join.error is not None
+    assert join.error.startswith("Attic cannot join: the group plays 24-bit/48 kHz, but it plays")
+    assert join.error in caplog.text
+    assert session.members == {}
