@@ -54,11 +54,14 @@ def _player(
 
 
 class Source:
-    """A flow source factory that records the rate each stream was asked for."""
+    """A flow source factory that records the rate each stream was asked for; with `nap_s`,
+    it sleeps that long before each quarter second of audio (a live source: the session stays
+    playing, not draining, until its end)."""
 
-    def __init__(self, flow: bytes, rate: int) -> None:
+    def __init__(self, flow: bytes, rate: int, nap_s: float = 0.0) -> None:
         self.flow = flow
         self.rate = rate
+        self.nap_s = nap_s
         self.asked: list[int] = []
 
     def __call__(
@@ -68,8 +71,10 @@ class Source:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        step = self.rate * 8
+        step = self.rate * 8 // (4 if self.nap_s else 1)
         for offset in range(0, len(self.flow), step):
+            if self.nap_s:
+                await asyncio.sleep(self.nap_s)
             yield self.flow[offset : offset + step]
 
 
@@ -175,7 +180,7 @@ async def test_a_group_with_a_realtime_member_plays_16_bit_and_says_why(
 async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
     flow = flow_24(3.0, seed=83)
     expected = flow_to_s24(flow)
-    source = Source(flow, 48000)
+    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
@@ -189,7 +194,7 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
         try:
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
-            await asyncio.sleep(1.0)  # the group plays a while before the join (not asserted)
+            await asyncio.sleep(0.6)  # the group plays a while before the join (not asserted)
             await playback.join(players[0].player_id, players[1])
             joiner = session.members[players[1].player_id]
             p = joiner.offset
