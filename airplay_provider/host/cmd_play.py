@@ -49,7 +49,7 @@ from airplay_provider.session.group import (
     SessionState,
     StreamSession,
 )
-from airplay_provider.session.pcm_format import FORMAT_NOTE, format_label
+from airplay_provider.session.pcm_format import FORMAT_NOTE, format_label, target_format
 from airplay_provider.session.players import PlaybackError
 from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
@@ -155,7 +155,8 @@ def progress_line(
             state = f"{state} [{clock}]"
         if hires_shown:  # `24-bit/48 kHz`, or `16-bit/44.1 kHz, not hi-res` (it wanted it)
             note = session.format_notes.get(player.player_id)
-            state = f"{state} [{format_label(session.pcm_format, note)}]"
+            shown = target_format(member.target) if member is not None else session.pcm_format
+            state = f"{state} [{format_label(shown, note)}]"
         if rejoin is not None and rejoin.state is not RejoinState.HALTED:
             if player.player_id not in session.members:
                 state += f", {rejoin.describe(now)}"

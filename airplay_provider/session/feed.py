@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 
 from airplay_provider.pcm_convert import flow_to_s16, flow_to_s24
 from airplay_provider.protocol.timing import ntp_diff_ns
+from airplay_provider.session.branch import FormatBranch
 from airplay_provider.session.member import SessionMember
 from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.pcm_format import PcmFormat
@@ -73,6 +74,12 @@ class SessionFeed:
     _drain_guard: asyncio.Task[None] | None
 
     def _notify(self) -> None:
+        raise NotImplementedError
+
+    def _branch_of(self, member: SessionMember) -> FormatBranch | None:
+        raise NotImplementedError
+
+    def _feed_branches(self, pcm: bytes | None) -> None:
         raise NotImplementedError
 
     def _check_end(self) -> None:
@@ -184,12 +191,16 @@ class SessionFeed:
             tap(self.fed, pcm)
         self.fed += len(pcm) // self.pcm_format.frame_bytes
         for member in self.members.values():
-            member.feed(pcm)
+            if self._branch_of(member) is None:
+                member.feed(pcm)
+        self._feed_branches(pcm)
 
     def _end_input(self) -> None:
         self.state = SessionState.DRAINING
         for member in self.members.values():
-            member.feed(None)
+            if self._branch_of(member) is None:
+                member.feed(None)
+        self._feed_branches(None)  # (their members get theirs when the branch drained)
         self._arm_drain_guard()
         self._notify()
         self._check_end()

@@ -36,19 +36,14 @@ from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
+from airplay_provider.session.branch import FormatBranch
+from airplay_provider.session.branching import SessionBranches
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
 from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
-from airplay_provider.session.pcm_format import (
-    CD_FORMAT,
-    FORMAT_NOTE,
-    PcmFormat,
-    join_note,
-    join_obstacle,
-    target_in_format,
-)
+from airplay_provider.session.pcm_format import CD_FORMAT, PcmFormat, target_format
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, SessionRejoins
 from airplay_provider.session.reports import (
@@ -111,7 +106,9 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
     return 0.0
 
 
-class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins):
+class StreamSession(
+    SessionBranches, SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins
+):
     """One source, several members, one timeline."""
 
     def __init__(
@@ -130,6 +127,8 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         self.pcm_format = pcm_format
         #: Members that wanted hi-res but play `pcm_format`, and why (for status lines).
         self.format_notes: dict[str, str] = {}
+        #: Members at another format (16-bit/44.1 kHz in a hi-res group): one branch each.
+        self.branches: dict[PcmFormat, FormatBranch] = {}
         self.rejoin_delays_s = tuple(rejoin_delays_s)
         self.rejoins: dict[str, Rejoin] = {}  # members whose receiver went away (latest each)
         self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
@@ -241,6 +240,8 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         lead_s = self.lead.lead_s(len(targets))
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
+        for pcm_format in {target_format(m.target) for m in members} - {self.pcm_format}:
+            await self._open_branch(pcm_format, 0)
         self.members = {m.key: m for m in members}
         self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
@@ -256,13 +257,14 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
                 await self._first_audio.wait()
         ready = [m for m in members if not m.ended and m.paused_frame is not None]
-        await self._wait_primed(ready, round(PRIME_S * self.rate), PRIME_TIMEOUT_S)
+        await self._wait_primed(ready, PRIME_S, PRIME_TIMEOUT_S)
         ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
             release_lead_s(len(ready)) + _ap2_extra_lead_s(ready),
             self.rate,
+            {m.key: m.target.rate for m in ready},
         )
         if plan is None:
             await self.stop()
@@ -295,8 +297,10 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         members = []
         for join in retries:
             assert join.fallback is not None
-            member = self._new_member(join.fallback, offset=self.ring.start)
-            for chunk in self.ring.since(self.ring.start):
+            member = self._new_member(join.fallback, offset=0)
+            ring, _ = self._ring_and_fed(target_format(member.target))
+            member.offset = ring.start
+            for chunk in ring.since(ring.start):
                 member.feed(chunk)
             self.members[member.key] = member
             members.append(member)
@@ -305,16 +309,18 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         return [by_key.get(join.key, join) if join in retries else join for join in joins]
 
     async def _wait_primed(
-        self, members: Sequence[SessionMember], frames: int, timeout: float
+        self, members: Sequence[SessionMember], seconds: float, timeout: float
     ) -> bool:
-        """Until each member's streamer holds `frames` of audio (or all it was fed, once the
+        """Until each member's streamer holds `seconds` of audio (or all it was fed, once the
         source ended); False after `timeout`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            enough = self._source_done or self.fed >= frames or not self._priming
+            enough = self._source_done or self.fed >= seconds * self.rate or not self._priming
             if enough and all(
-                primed(m.frames_in_streamer(), m.frames_fed, frames) for m in members if not m.ended
+                primed(m.frames_in_streamer(), m.frames_fed, round(seconds * m.target.rate))
+                for m in members
+                if not m.ended
             ):
                 return True
             if loop.time() >= deadline:
@@ -324,8 +330,7 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
-        if (target.bits, target.rate) != (self.pcm_format.bits, self.pcm_format.rate):
-            target = target_in_format(target, self.pcm_format)
+        target = self._formatted(target)
         return SessionMember(
             target,
             offset=offset,
@@ -398,19 +403,16 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             raise SessionError(f"cannot add a member to a {self.state} session")
         if target.key in self.members:
             raise SessionError(f"{target.key} is already a member")
-        obstacle = join_obstacle(self.pcm_format, target)
-        if obstacle is not None:  # one format per group (a mixed-rate group is not built yet)
-            message = f"{target.name} cannot join: {obstacle}"
-            self.logger.warning("%s", message)
-            return JoinReport(target.key, -1, 0, error=message, name=target.name)
-        note = join_note(self.pcm_format, target)
-        if note is not None and target.key not in self.format_notes:  # (a rejoin: said)
-            self.format_notes[target.key] = note
-            self.logger.warning("%s %s", target.name, note, extra={FORMAT_NOTE: True})
         if self._paused_at is not None:
             self._joins_after_resume.append(target)
             return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
         member = self._new_member(target, offset=0)
+        pcm_format = target_format(member.target)
+        if pcm_format != self.pcm_format and pcm_format not in self.branches:
+            wanted = join_position(
+                self.clock.ntp(), self.start_ntp, 0.0, self.ring.start, self.fed, rate=self.rate
+            )
+            await self._open_branch(pcm_format, self._branch_start_frame(wanted))
         join = await self._launch(member)
         if join.fallback is not None and not self._stopping:
             self.logger.info("%s", join.error)
@@ -422,20 +424,18 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             join.error = f"session became {self.state} while {target.name} connected"
             return join
         # No await from here until it is registered: the fan-out cannot slip a chunk between.
+        ring, fed = self._ring_and_fed(pcm_format)  # (a branch member: in its frames)
+        rate = pcm_format.rate
         position = join_position(
-            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed, rate=self.rate
+            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, ring.start, fed, rate=rate
         )
         member.offset = join.offset = position
-        for chunk in self.ring.since(position):
+        for chunk in ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
-        join.start_ntp = member_start_ntp(
-            self.start_ntp, position, target.sync_adjust_ms, self.rate
-        )
+        join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms, rate)
         # Its first frame is JOIN_LEAD_S away: prime its pipeline, keeping RESUME_LEAD_S.
-        await self._wait_primed(
-            [member], round(JOIN_PRIME_S * self.rate), JOIN_LEAD_S - RESUME_LEAD_S
-        )
+        await self._wait_primed([member], JOIN_PRIME_S, JOIN_LEAD_S - RESUME_LEAD_S)
         if member.ended or self.state is not SessionState.PLAYING:
             join.error = member.error or f"session became {self.state} while it joined"
             await self._remove(member, graceful=True)
@@ -513,6 +513,7 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
             RESUME_LEAD_S + _ap2_extra_lead_s(members),
             self.rate,
+            {m.key: m.target.rate for m in members},
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp
@@ -560,6 +561,7 @@ class StreamSession(SessionFeed, SessionAnnouncements, SessionMetadata, SessionR
         self.members.clear()
         self.departed.extend(members)
         await asyncio.gather(*(m.stop(graceful=True) for m in members))
+        await self._stop_branches()
         if self._fifo_dir is not None:
             shutil.rmtree(self._fifo_dir, ignore_errors=True)
         self.state = SessionState.ENDED

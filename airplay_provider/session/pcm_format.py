@@ -8,9 +8,10 @@ knows decides: the receiver's TXT features and model, through the very choice `c
 per receiver before every start, and field reports show it both understates and overstates
 what devices render; buffered-capable plus the user's opt-in is the rule.
 
-A group has one format (one timeline, one converter, one ring buffer): 24-bit/48 kHz when every
-member wants it and can take it, else 16-bit/44.1 kHz for all, and each member that wanted
-hi-res gets a note saying why it plays 16-bit (its own receiver, or another member).
+A group plays its source at 24-bit/48 kHz when a member wants hi-res and can take it, else at
+16-bit/44.1 kHz. Its other members play 16-bit/44.1 kHz through one shared resampling branch
+(`session/branch.py`), on the same timeline in seconds; each member that wanted hi-res and does
+not get it has a note saying why.
 """
 
 from __future__ import annotations
@@ -83,35 +84,41 @@ def hires_obstacle(target: StreamTarget) -> str | None:
     return None
 
 
+def member_format(group: PcmFormat, target: StreamTarget) -> PcmFormat:
+    """What `target` plays in a group playing `group`: hi-res only if the group does, it opted
+    in and its receiver can take it; else 16-bit/44.1 kHz."""
+    if group.hires and target.hires and hires_obstacle(target) is None:
+        return group
+    return CD_FORMAT
+
+
+def format_note(group: PcmFormat, target: StreamTarget) -> str | None:
+    """For a member that wanted hi-res and does not get it: what it plays and why."""
+    if not target.hires or member_format(group, target).hires:
+        return None
+    reason = hires_obstacle(target)
+    if reason is not None:
+        return f"plays {CD_FORMAT}, not hi-res: {reason}"
+    return f"plays {CD_FORMAT}, not hi-res: its group plays {group}"  # (joined a 16-bit group)
+
+
 @dataclass(frozen=True)
 class FormatChoice:
-    """A group's format, and for each member that wanted hi-res but does not get it, why."""
+    """A group's format, each member's, and why each member that wanted hi-res does not get
+    it."""
 
     format: PcmFormat
+    members: dict[str, PcmFormat] = field(default_factory=dict)  # member key → its format
     notes: dict[str, str] = field(default_factory=dict)  # member key → reason
 
 
 def group_format(targets: Sequence[StreamTarget]) -> FormatChoice:
-    """24-bit/48 kHz when every member opted in and can take it; else 16-bit/44.1 kHz."""
-    wanted = [t for t in targets if t.hires]
-    if not wanted:
-        return FormatChoice(CD_FORMAT)
-    own = {t.key: reason for t in wanted if (reason := hires_obstacle(t)) is not None}
-    others = [t for t in targets if not t.hires]
-    if not own and not others:
-        return FormatChoice(HIRES_FORMAT)
-    blockers = [t.name for t in wanted if t.key in own] + [t.name for t in others]
-    notes: dict[str, str] = {}
-    for target in wanted:
-        if target.key in own:
-            notes[target.key] = f"plays {CD_FORMAT}, not hi-res: {own[target.key]}"
-        else:
-            names = ", ".join(name for name in blockers if name != target.name)
-            notes[target.key] = (
-                f"plays {CD_FORMAT}, down-converted for the group: {names} cannot "
-                f"take {HIRES_FORMAT} (or did not opt in)"
-            )
-    return FormatChoice(CD_FORMAT, notes)
+    """24-bit/48 kHz when a member opted in and can take it (the others play 16-bit/44.1 kHz
+    through a branch); else 16-bit/44.1 kHz."""
+    hires = any(t.hires and hires_obstacle(t) is None for t in targets)
+    group = HIRES_FORMAT if hires else CD_FORMAT
+    notes = {t.key: note for t in targets if (note := format_note(group, t)) is not None}
+    return FormatChoice(group, {t.key: member_format(group, t) for t in targets}, notes)
 
 
 def format_label(pcm_format: PcmFormat, note: str | None) -> str:
@@ -119,24 +126,9 @@ def format_label(pcm_format: PcmFormat, note: str | None) -> str:
     return f"{pcm_format}, not hi-res" if note is not None else str(pcm_format)
 
 
-def join_obstacle(session_format: PcmFormat, target: StreamTarget) -> str | None:
-    """Why `target` cannot late-join a group playing `session_format` (None: it can)."""
-    if not session_format.hires:
-        return None
-    if not target.hires:
-        return f"the group plays {session_format} and hi-res audio is off for it"
-    reason = hires_obstacle(target)
-    return None if reason is None else f"the group plays {session_format}, but {reason}"
-
-
-def join_note(session_format: PcmFormat, target: StreamTarget) -> str | None:
-    """For a joiner that wanted hi-res and joins a 16-bit group: what it plays and why."""
-    if not target.hires or session_format.hires:
-        return None
-    reason = hires_obstacle(target)
-    if reason is not None:
-        return f"plays {session_format}, not hi-res: {reason}"
-    return f"plays {session_format}, down-converted for the group it joined"
+def target_format(target: StreamTarget) -> PcmFormat:
+    """The format `target` is set to stream."""
+    return PcmFormat(target.bits, target.rate)
 
 
 def target_in_format(target: StreamTarget, pcm_format: PcmFormat) -> StreamTarget:

@@ -17,12 +17,7 @@ from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import collect_announcement
 from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session.member import MemberState
-from airplay_provider.session.pcm_format import (
-    CD_FORMAT,
-    FORMAT_NOTE,
-    group_format,
-    target_in_format,
-)
+from airplay_provider.session.pcm_format import CD_FORMAT, group_format, target_format
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
@@ -108,13 +103,15 @@ def player_format(
     plays there, else what a play of it alone would use (the session's own choice,
     `group_format`); (None, None) when it has no route."""
     if session is not None:
-        return str(session.pcm_format), session.format_notes.get(player.player_id)
+        member = session.members.get(player.player_id)
+        shown = target_format(member.target) if member is not None else session.pcm_format
+        return str(shown), session.format_notes.get(player.player_id)
     try:
         target = target_for_player(player)
     except PlaybackError:
         return None, None
     choice = group_format([target])
-    return str(choice.format), choice.notes.get(target.key)
+    return str(choice.members[target.key]), choice.notes.get(target.key)
 
 
 def metadata_from_media(media: PlayerMedia) -> TrackMetadata:
@@ -196,13 +193,11 @@ class GroupPlayback:
         if self._overtaken(claim):
             return None
         targets = [self._target(p) for p in everyone]
+        # The group's format (the session sets each member's and logs why a member that wanted
+        # hi-res does not get it: no hidden down-conversion).
         choice = group_format(targets)
-        targets = [target_in_format(t, choice.format) for t in targets]
         for target in targets:
-            note = choice.notes.get(target.key)
-            if note is not None:  # no hidden down-conversion: say what it plays and why
-                self.logger.warning("%s %s", target.name, note, extra={FORMAT_NOTE: True})
-            elif choice.format.hires:
+            if choice.members[target.key].hires:
                 self.logger.info("%s plays %s (hi-res)", target.name, choice.format)
         rate = choice.format.rate
         source = (
@@ -213,7 +208,6 @@ class GroupPlayback:
         session = StreamSession(
             source, logger=self.logger, launcher=self.launcher, pcm_format=choice.format
         )
-        session.format_notes = dict(choice.notes)
         session.listeners.append(self._sync_states)
         self.sessions[leader.player_id] = session
         for player in everyone:

@@ -164,26 +164,32 @@ class ResumePlan:
 
 
 def resume_plan(
-    now_ntp: int, members: Mapping[str, tuple[int, int]], lead_s: float, rate: int = SAMPLE_RATE
+    now_ntp: int,
+    members: Mapping[str, tuple[int, int]],
+    lead_s: float,
+    rate: int = SAMPLE_RATE,
+    rates: Mapping[str, int] | None = None,
 ) -> ResumePlan | None:
-    """Plan a resume from members' (first unplayed session frame, sync_adjust_ms).
+    """Plan a resume from members' (first unplayed frame, sync_adjust_ms); frames count at
+    `rate`, or at a member's own rate in `rates` (a member of a format branch).
 
     Members may have stopped at slightly different frames; each one resumes at the instant its
     own frame has on the new common timeline, and the earliest of them `lead_s` from now.
     """
     if not members:
         return None
+    own = rates or {}
     earliest = start_instant(now_ntp, lead_s)
     # New T such that min over members of (T + frame + adjust) == earliest.
     candidates = [
-        ntp_add_ns(ntp_add_frames(earliest, -frame, rate), -adjust * 1_000_000)
-        for frame, adjust in members.values()
+        ntp_add_ns(ntp_add_frames(earliest, -frame, own.get(key, rate)), -adjust * 1_000_000)
+        for key, (frame, adjust) in members.items()
     ]
     new_start = max(candidates, key=lambda ntp: ntp_diff_ns(ntp, earliest))
     return ResumePlan(
         start_ntp=new_start,
         member_ntp={
-            key: member_start_ntp(new_start, frame, adjust, rate)
+            key: member_start_ntp(new_start, frame, adjust, own.get(key, rate))
             for key, (frame, adjust) in members.items()
         },
     )

@@ -1,9 +1,10 @@
 """Hi-res through the provider's playback path (GroupPlayback → StreamSession → cliap2 → the
 AirPlay 2 emulator): the source is asked for 48 kHz, converted once to s24le and played
-bit-exact at ``T + k/48000`` when every member opted in and streams buffered; a group with a
-member that cannot take it plays 16-bit/44.1 kHz for all and says so, per member.
+bit-exact at ``T + k/48000`` to members that opted in and stream buffered; the group's other
+members play 16-bit/44.1 kHz through one resampling branch, in sync (an impulse heard at the
+same instant ± 1 frame); a member that wanted hi-res and cannot have it says why.
 
-The 24-bit test needs `cliap2 --bits 24 --rate 48000` and an emulator that decodes buffered
+The 24-bit tests need `cliap2 --bits 24 --rate 48000` and an emulator that decodes buffered
 ALAC/48000/24 (the hires branch): it is skipped until `cliap2` takes `--bits`.
 """
 
@@ -34,6 +35,7 @@ from tests.unit.test_hires_format import cliap2_takes_bits
 BUFFERED = NO_PTP_FEATURES | (1 << 40)
 NOT_APPLE = "Speaker1,1"
 HIRES = PlayerSettings(hires_audio=True, airplay_latency_ms=250)
+PLAIN = PlayerSettings(airplay_latency_ms=250)
 
 
 def _player(
@@ -146,7 +148,7 @@ async def test_a_hires_group_plays_24_bit_48k_bit_exact_on_its_timeline() -> Non
                 assert abs(error) <= 1.0, (member.key, k, error)
 
 
-async def test_a_group_with_a_realtime_member_plays_16_bit_and_says_why(
+async def test_a_group_where_no_member_can_take_hires_plays_16_bit_and_says_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     signal = test_signal(1.5, seed=82)
@@ -156,24 +158,79 @@ async def test_a_group_with_a_realtime_member_plays_16_bit_and_says_why(
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,  # no bit 40: realtime
     ):
         players = [
-            _player("Den", "AA:BB:CC:00:02:01", den.port, BUFFERED, HIRES),
+            _player("Den", "AA:BB:CC:00:02:01", den.port, BUFFERED, PLAIN),  # hi-res off
             _player("Attic", "AA:BB:CC:00:02:02", attic.port, NO_PTP_FEATURES, HIRES),
         ]
         with caplog.at_level(logging.WARNING):
             session = await _play(players, source)
         assert source.asked == [44100]  # no hidden 48 kHz decode either
         assert session.pcm_format == CD_FORMAT
-        den_id, attic_id = (p.player_id for p in players)
-        assert "down-converted for the group: Attic" in session.format_notes[den_id]
+        assert session.branches == {}
+        attic_id = players[1].player_id
+        assert list(session.format_notes) == [attic_id]
         assert "streams realtime" in session.format_notes[attic_id]
-        logged = caplog.text
-        assert "Den plays 16-bit/44.1 kHz, down-converted for the group" in logged
-        assert "Attic plays 16-bit/44.1 kHz, not hi-res" in logged
+        assert "Attic plays 16-bit/44.1 kHz, not hi-res: 24-bit/48 kHz needs" in caplog.text
         for receiver in (den, attic):
             emulated = receiver.session
             assert emulated is not None
             assert emulated.errors == []
             assert_audio_delivered(emulated.segments[-1].pcm(), signal, tolerance_lsb=0)
+
+
+def _impulse_flow(seconds: float, *, at_frame: int, seed: int) -> bytes:
+    """`flow_24` at a low level, plus a 0.9 impulse on both channels at `at_frame`."""
+    floats = array("f")
+    floats.frombytes(flow_24(seconds, seed=seed))
+    for i in range(len(floats)):
+        floats[i] /= 64
+    floats[2 * at_frame] = floats[2 * at_frame + 1] = 0.9
+    return floats.tobytes()
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
+    """Den (hi-res, buffered) gets the 48 kHz source bit-exact at 24 bits; Attic (realtime:
+    16-bit/44.1 kHz) gets it through the group's one resampling branch. An impulse at 1.0 s
+    is heard at the same instant on both (± 1 frame), at T + 1 s."""
+    flow = _impulse_flow(2.0, at_frame=48000, seed=84)
+    expected = flow_to_s24(flow)
+    source = Source(flow, 48000)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:05:01", den.port, BUFFERED, HIRES),
+            _player("Attic", "AA:BB:CC:00:05:02", attic.port, NO_PTP_FEATURES, HIRES),
+        ]
+        session = await _play(players, source)
+        assert source.asked == [48000]
+        assert session.pcm_format == HIRES_FORMAT
+        assert list(session.branches) == [CD_FORMAT]
+        den_id, attic_id = (p.player_id for p in players)
+        assert list(session.format_notes) == [attic_id]
+        members = {m.key: m for m in session.departed}
+        assert (members[den_id].target.bits, members[attic_id].target.rate) == (24, 44100)
+        heard = {}
+        for receiver, key in ((den, den_id), (attic, attic_id)):
+            emulated = receiver.session
+            assert emulated is not None
+            assert emulated.errors == []
+            segment = emulated.segments[-1]
+            assert segment.first_rtp is not None
+            pcm = segment.pcm()
+            if key == den_id:
+                index = _locate_s24(pcm, expected) + 48000
+            else:
+                left = array("h")
+                left.frombytes(pcm[: len(pcm) // 4 * 4])
+                index = max(range(0, len(left), 2), key=lambda i: abs(left[i])) // 2
+            heard[key] = segment.scheduled_ns((segment.first_rtp + index) & 0xFFFFFFFF)
+        t_plus_1 = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, 1, 1))
+        gap_frames = (heard[attic_id] - heard[den_id]) * 44100 / 1e9
+        assert abs(gap_frames) <= 1.0, gap_frames
+        for key in (den_id, attic_id):
+            assert abs(heard[key] - t_plus_1) * 44100 / 1e9 <= 1.0, (key, heard[key] - t_plus_1)
 
 
 @pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")

@@ -22,10 +22,10 @@ from airplay_provider.session.pcm_format import (
     CD_FORMAT,
     HIRES_FORMAT,
     PcmFormat,
+    format_note,
     group_format,
     hires_obstacle,
-    join_note,
-    join_obstacle,
+    member_format,
     target_in_format,
 )
 from airplay_provider.session.players import target_for_player
@@ -77,40 +77,36 @@ def test_a_member_can_take_hires_only_on_ap2_buffered() -> None:
     assert hires_obstacle(ap2("TV", txt={**BUFFERED_TXT, "model": "AppleTV6,2"})) is not None
 
 
-def test_group_is_hires_only_when_every_member_wants_and_can() -> None:
-    assert group_format([ap2("Den"), ap2("Hall")]) == group_format([ap2("Den")])
-    assert group_format([ap2("Den"), ap2("Hall")]).format == HIRES_FORMAT
-    assert group_format([ap2("Den"), ap2("Hall")]).notes == {}
-    plain = group_format([ap2("Den", hires=False)])
-    assert (plain.format, plain.notes) == (CD_FORMAT, {})
+def test_a_group_is_hires_when_a_member_wants_and_can() -> None:
+    both = group_format([ap2("Den"), ap2("Hall")])
+    assert both.format == HIRES_FORMAT
+    assert both.members == {"den": HIRES_FORMAT, "hall": HIRES_FORMAT}
+    assert both.notes == {}
+    plain = group_format([ap2("Den", hires=False), raop("Attic")])
+    assert plain.format == CD_FORMAT
+    assert plain.members == {"den": CD_FORMAT, "attic": CD_FORMAT}
+    assert set(plain.notes) == {"attic"}  # it wanted hi-res; Den never asked
 
 
-def test_a_group_with_a_16_bit_member_plays_16_bit_and_says_why() -> None:
+def test_a_mixed_group_plays_hires_where_it_can_and_says_why_elsewhere() -> None:
     choice = group_format([ap2("Den"), raop("Attic"), ap2("Hall", hires=False)])
-    assert choice.format == CD_FORMAT
-    assert set(choice.notes) == {"den", "attic"}  # Hall never asked for hi-res
+    assert choice.format == HIRES_FORMAT  # the source is decoded at 48 kHz
+    assert choice.members == {"den": HIRES_FORMAT, "attic": CD_FORMAT, "hall": CD_FORMAT}
+    assert set(choice.notes) == {"attic"}  # Hall never asked for hi-res
     assert choice.notes["attic"].startswith("plays 16-bit/44.1 kHz, not hi-res: it plays Classic")
-    assert (
-        "down-converted for the group: Attic, Hall cannot take 24-bit/48 kHz"
-        in (choice.notes["den"])
+
+
+def test_a_members_format_in_a_group() -> None:
+    assert member_format(HIRES_FORMAT, ap2("Den")) == HIRES_FORMAT
+    assert member_format(HIRES_FORMAT, ap2("Den", hires=False)) == CD_FORMAT
+    assert member_format(HIRES_FORMAT, raop("Attic")) == CD_FORMAT
+    assert member_format(CD_FORMAT, ap2("Den")) == CD_FORMAT  # (joined a 16-bit group)
+    assert format_note(HIRES_FORMAT, ap2("Den")) is None
+    assert format_note(CD_FORMAT, ap2("Den", hires=False)) is None
+    assert format_note(CD_FORMAT, ap2("Den")) == (
+        "plays 16-bit/44.1 kHz, not hi-res: its group plays 16-bit/44.1 kHz"
     )
-
-
-def test_late_join_needs_the_groups_format() -> None:
-    assert join_obstacle(CD_FORMAT, raop("Attic")) is None
-    assert join_obstacle(CD_FORMAT, ap2("Den")) is None  # (it plays 16-bit there)
-    assert join_obstacle(HIRES_FORMAT, ap2("Den")) is None
-    assert "hi-res audio is off" in (join_obstacle(HIRES_FORMAT, ap2("Den", hires=False)) or "")
-    assert "Classic AirPlay" in (join_obstacle(HIRES_FORMAT, raop("Attic")) or "")
-
-
-def test_a_hires_joiner_of_a_16_bit_group_gets_a_note() -> None:
-    assert join_note(CD_FORMAT, ap2("Den", hires=False)) is None
-    assert join_note(HIRES_FORMAT, ap2("Den")) is None
-    assert join_note(CD_FORMAT, ap2("Den")) == (
-        "plays 16-bit/44.1 kHz, down-converted for the group it joined"
-    )
-    assert "Classic AirPlay" in (join_note(CD_FORMAT, raop("Attic")) or "")
+    assert "Classic AirPlay" in (format_note(HIRES_FORMAT, raop("Attic")) or "")
 
 
 def test_hires_argv_asks_cliap2_for_24_bit_48k_buffered() -> None:

@@ -15,7 +15,7 @@ from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.streamer_status import Error, ErrorCode
 from airplay_provider.session import StreamSession
 from airplay_provider.session.member import MemberState, SessionMember
-from airplay_provider.session.pcm_format import HIRES_FORMAT
+from airplay_provider.session.pcm_format import HIRES_FORMAT, target_in_format
 from airplay_provider.session.players import target_for_player
 from airplay_provider.session.rejoin import Rejoin, RejoinState
 
@@ -79,10 +79,14 @@ async def test_each_members_format_is_shown_once_hires_is_in_play(tmp_path: Path
     assert progress_line(session, [kitchen, office], None).endswith(
         "Kitchen: playing [16-bit/44.1 kHz]  Office: playing [16-bit/44.1 kHz, not hi-res]"
     )
+    # A mixed group: Kitchen plays hi-res, Office 16-bit through the group's branch.
     hires = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
     hires.members = dict(session.members)
+    kitchen_member = hires.members[kitchen.player_id]
+    kitchen_member.target = target_in_format(kitchen_member.target, HIRES_FORMAT)
+    hires.format_notes = dict(session.format_notes)
     assert progress_line(hires, [kitchen, office], None).endswith(
-        "Kitchen: playing [24-bit/48 kHz]  Office: playing [24-bit/48 kHz]"
+        "Kitchen: playing [24-bit/48 kHz]  Office: playing [16-bit/44.1 kHz, not hi-res]"
     )
 
 

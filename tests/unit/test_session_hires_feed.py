@@ -4,6 +4,7 @@ session stays as it was."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from array import array
@@ -16,7 +17,8 @@ from airplay_provider.listen_along import ListenAlongError, ListenAlongServer
 from airplay_provider.pcm_convert import flow_to_s16, flow_to_s24
 from airplay_provider.protocol.timing import ntp_add_frames, ntp_from_unix_ns
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session import SessionError, SessionState, StreamSession, StreamTarget
+from airplay_provider.session import SessionError, StreamSession, StreamTarget
+from airplay_provider.session.branch import branch_frame, step_frames
 from airplay_provider.session.member import SessionMember
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT, target_in_format
 from airplay_provider.session.timeline import (
@@ -82,7 +84,14 @@ def test_the_timeline_counts_frames_at_the_sessions_rate() -> None:
 def test_members_take_the_sessions_format_and_count_its_frames(tmp_path: Path) -> None:
     session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
     session._fifo_dir = tmp_path
-    target = StreamTarget("Den", "127.0.0.1", 7000, protocol=StreamingProtocol.AIRPLAY2, hires=True)
+    target = StreamTarget(
+        "Den",
+        "127.0.0.1",
+        7000,
+        protocol=StreamingProtocol.AIRPLAY2,
+        hires=True,
+        txt={"features": "0x4A7FDFD5,0xBC157FDE", "model": "ShairportSync"},  # buffered
+    )
     member = session._new_member(target, offset=0)
     assert (member.target.bits, member.target.rate) == (24, 48000)
     assert member.frame_bytes == 6
@@ -101,16 +110,61 @@ async def test_a_hires_session_takes_no_announcement_and_no_listen_along() -> No
     assert server.streams == {}
 
 
-async def test_a_joiner_that_cannot_take_the_groups_format_is_refused_with_the_reason(
-    caplog: pytest.LogCaptureFixture,
+def test_members_are_set_to_their_format_in_the_group(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
-    session.state = SessionState.PLAYING  # (as if started: the refusal comes before any spawn)
+    session._fifo_dir = tmp_path
     attic = StreamTarget("Attic", "127.0.0.1", 5000, hires=True, player_id="attic")
     with caplog.at_level(logging.WARNING):
-        join = await session.add_member(attic)
-    assert join.offset == -1
-    assert join.error is not None
-    assert join.error.startswith("Attic cannot join: the group plays 24-bit/48 kHz, but it plays")
-    assert join.error in caplog.text
-    assert session.members == {}
+        member = session._new_member(attic, offset=0)
+        session._new_member(attic, offset=0)  # (a rejoin: said once)
+    assert (member.target.bits, member.target.rate) == (16, 44100)
+    assert session.format_notes["attic"].startswith("plays 16-bit/44.1 kHz, not hi-res: it plays")
+    assert caplog.text.count("Attic plays 16-bit/44.1 kHz, not hi-res") == 1
+
+
+async def test_a_branch_carries_the_group_to_its_16_bit_members_on_the_timeline(
+    tmp_path: Path,
+) -> None:
+    """One resampler for the 16-bit members of a 24-bit/48 kHz group: an impulse at session
+    frame 24000 (0.5 s) reaches them at branch frame 22050 (0.5 s)."""
+    session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
+    session._fifo_dir = tmp_path
+    targets = [StreamTarget(f"R{i}", "127.0.0.1", 5000 + i, player_id=f"r{i}") for i in range(2)]
+    members = [session._new_member(t, offset=0) for t in targets]
+    session.members = {m.key: m for m in members}
+    branch = await session._open_branch(CD_FORMAT, 0)
+    try:
+        samples = [0.0] * (48000 * 2)
+        samples[24000 * 2] = samples[24000 * 2 + 1] = 0.5
+        flow = array("f", samples).tobytes()
+        session._distribute(flow[: len(flow) // 2])
+        session._distribute(flow[len(flow) // 2 :])
+        session._end_input()
+        await asyncio.wait_for(branch.ended.wait(), 10)
+    finally:
+        await session._stop_branches()
+    assert session.branches == {CD_FORMAT: branch}  # one for both members
+    assert branch.fed == 44100
+    for member in members:
+        assert member.frames_fed == 44100
+        chunks: list[bytes] = []
+        while not member._queue.empty():
+            chunk = member._queue.get_nowait()
+            if chunk is not None:
+                chunks.append(chunk)
+        pcm = array("h")
+        pcm.frombytes(b"".join(chunks))
+        left = pcm[0::2]
+        assert max(range(len(left)), key=lambda i: abs(left[i])) == 22050
+    assert b"".join(branch.ring.since(0)) == b"".join(chunks)
+
+
+def test_branches_start_on_frames_both_rates_count_whole() -> None:
+    assert step_frames(48000, 44100) == (160, 147)
+    assert branch_frame(48000, 48000, 44100) == 44100
+    assert branch_frame(160 * 7, 48000, 44100) == 147 * 7
+    with pytest.raises(ValueError, match="not a multiple of 160"):
+        branch_frame(100, 48000, 44100)
+    assert member_start_ntp(T, 147, 0, 44100) == member_start_ntp(T, 160, 0, 48000)
