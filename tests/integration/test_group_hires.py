@@ -271,3 +271,89 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
             wanted = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, p + k, 48000))
             error = (segment.scheduled_ns(rtp) - wanted) * 48000 / 1e9
             assert abs(error) <= 1.0, (k, error)
+
+
+def _impulse_ns(receiver: Ap2Receiver, bits: int) -> int:
+    """When the emulator plays the loudest sample of its last segment (Unix ns)."""
+    emulated = receiver.session
+    assert emulated is not None
+    assert emulated.errors == []
+    segment = emulated.segments[-1]
+    assert segment.first_rtp is not None
+    pcm = segment.pcm()
+    if bits == 24:
+        values = [
+            int.from_bytes(pcm[i : i + 3], "little", signed=True) for i in range(0, len(pcm), 6)
+        ]
+    else:
+        left = array("h")
+        left.frombytes(pcm[: len(pcm) // 4 * 4])
+        values = list(left[0::2])
+    index = max(range(len(values)), key=lambda i: abs(values[i]))
+    return segment.scheduled_ns((segment.first_rtp + index) & 0xFFFFFFFF)
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -> None:
+    """Den plays hi-res alone; Attic (realtime, 16-bit) joins: the group opens its branch at
+    the join and Attic hears the impulse (at 2.2 s) when Den does (± 1 frame)."""
+    flow = _impulse_flow(3.0, at_frame=round(2.2 * 48000), seed=85)
+    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:06:01", den.port, BUFFERED, HIRES),
+            _player("Attic", "AA:BB:CC:00:06:02", attic.port, NO_PTP_FEATURES, PLAIN),
+        ]
+        by_id = {p.player_id: p for p in players}
+        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        try:
+            session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
+            assert session is not None
+            assert session.branches == {}
+            await asyncio.sleep(0.6)  # the group plays a while before the join (not asserted)
+            await playback.join(players[0].player_id, players[1])
+            joiner = session.members[players[1].player_id]
+            assert (joiner.target.bits, joiner.target.rate) == (16, 44100)
+            assert list(session.branches) == [CD_FORMAT]
+            assert joiner.offset > 0
+            assert await session.wait_ended(20)
+        finally:
+            await playback.close()
+        at = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, 11, 5))  # T + 2.2 s
+        for receiver, bits in ((den, 24), (attic, 16)):
+            error = (_impulse_ns(receiver, bits) - at) * 44100 / 1e9
+            assert abs(error) <= 1.0, (bits, error)
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
+    flow = _impulse_flow(3.0, at_frame=round(2.5 * 48000), seed=86)
+    source = Source(flow, 48000, nap_s=0.2)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:07:01", den.port, BUFFERED, HIRES),
+            _player("Attic", "AA:BB:CC:00:07:02", attic.port, NO_PTP_FEATURES, PLAIN),
+        ]
+        by_id = {p.player_id: p for p in players}
+        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        try:
+            session = await playback.play(players[0], players[1:], PlayerMedia(uri="test://x"))
+            assert session is not None
+            await asyncio.sleep(0.8)  # let it play a while (not an assertion)
+            await session.pause()
+            await asyncio.sleep(0.5)
+            await session.resume()
+            assert await session.wait_ended(20)
+        finally:
+            await playback.close()
+        den_ns, attic_ns = _impulse_ns(den, 24), _impulse_ns(attic, 16)
+        gap = (attic_ns - den_ns) * 44100 / 1e9
+        assert abs(gap) <= 1.0, gap
+        at = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, 5, 2))  # the resumed T + 2.5 s
+        assert abs(den_ns - at) * 44100 / 1e9 <= 1.0
