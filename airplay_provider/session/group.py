@@ -240,9 +240,13 @@ class StreamSession(
         lead_s = self.lead.lead_s(len(targets))
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
-        for pcm_format in {target_format(m.target) for m in members} - {self.pcm_format}:
-            await self._open_branch(pcm_format, 0)
         self.members = {m.key: m for m in members}
+        try:
+            for pcm_format in {target_format(m.target) for m in members} - {self.pcm_format}:
+                await self._open_branch(pcm_format, 0)
+        except (OSError, RuntimeError) as exc:  # no ffmpeg, no process
+            await self.stop()
+            raise SessionError(f"cannot resample for the 16-bit members: {exc}") from exc
         self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")

@@ -168,3 +168,23 @@ def test_branches_start_on_frames_both_rates_count_whole() -> None:
     with pytest.raises(ValueError, match="not a multiple of 160"):
         branch_frame(100, 48000, 44100)
     assert member_start_ntp(T, 147, 0, 44100) == member_start_ntp(T, 160, 0, 48000)
+
+
+async def test_a_mixed_group_without_ffmpeg_fails_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("airplay_provider.session.branch.shutil.which", lambda _: None)
+    session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
+    den = StreamTarget(
+        "Den",
+        "127.0.0.1",
+        7000,
+        protocol=StreamingProtocol.AIRPLAY2,
+        hires=True,
+        txt={"features": "0x4A7FDFD5,0xBC157FDE", "model": "ShairportSync"},
+    )
+    attic = StreamTarget("Attic", "127.0.0.1", 5000, player_id="attic")
+    with pytest.raises(SessionError, match="cannot resample for the 16-bit members: ffmpeg"):
+        await session.start([den, attic])
+    assert session.state == "ended"
+    assert session._fifo_dir is not None
+    assert not session._fifo_dir.exists()
+    assert session.branches == {}
