@@ -168,9 +168,13 @@ class FormatBranch:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         proc = self._proc
-        if proc is not None and proc.returncode is None:
+        if proc is None:
+            return
+        if self.ended.is_set():  # its output ended: it is exiting by itself (no kill race)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+        if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-        if proc is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)

@@ -188,3 +188,14 @@ async def test_a_mixed_group_without_ffmpeg_fails_cleanly(monkeypatch: pytest.Mo
     assert session._fifo_dir is not None
     assert not session._fifo_dir.exists()
     assert session.branches == {}
+
+
+async def test_stopping_a_branch_mid_stream_leaves_no_process(tmp_path: Path) -> None:
+    session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
+    branch = await session._open_branch(CD_FORMAT, 0)
+    session._distribute(_flow(48000, 5))  # input still open: ffmpeg waits for more
+    await session._stop_branches()
+    proc = branch._proc
+    assert proc is not None
+    assert proc.returncode is not None  # killed and reaped
+    assert all(task.done() for task in branch._tasks)
