@@ -211,6 +211,10 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
         assert list(session.format_notes) == [attic_id]
         members = {m.key: m for m in session.departed}
         assert (members[den_id].target.bits, members[attic_id].target.rate) == (24, 44100)
+        for member in members.values():  # each started on its instant, nothing skipped
+            assert not member.misaligned
+            assert member.started is not None
+            assert member.started.skipped_frames == 0
         heard = {}
         for receiver, key in ((den, den_id), (attic, attic_id)):
             emulated = receiver.session
