@@ -8,7 +8,9 @@ ring buffer and pacing stay at the group's rate; each branch has its own frames,
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import replace
 from typing import Final
 
 from airplay_provider.session.branch import FormatBranch, branch_frame, step_frames
@@ -26,6 +28,8 @@ from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import RingBuffer
 
 BRANCH_RING_S: Final = 10.0
+SETTLE_POLL_S: Final = 0.01
+SETTLE_MAX_S: Final = 0.1
 
 
 class SessionBranches:
@@ -49,6 +53,13 @@ class SessionBranches:
         if target_format(target) == wanted:
             return target
         return target_in_format(target, wanted)
+
+    def _without_hires(self, target: StreamTarget, reason: str) -> StreamTarget:
+        """`target` again at 16-bit/44.1 kHz after its receiver refused hi-res (said once)."""
+        note = f"plays {CD_FORMAT}, not hi-res: the receiver refused {self.pcm_format} ({reason})"
+        self.format_notes[target.key] = note
+        self.logger.warning("%s %s", target.name, note, extra={FORMAT_NOTE: True})
+        return target_in_format(replace(target, hires=False), CD_FORMAT)
 
     def _branch_of(self, member: SessionMember) -> FormatBranch | None:
         """The branch that feeds `member` (None: the group's own audio does)."""
@@ -101,6 +112,21 @@ class SessionBranches:
         """The group's PCM (None: its end) to every branch."""
         for branch in self.branches.values():
             branch.write(pcm)
+
+    async def _branches_settled(self) -> None:
+        """Until no branch output is on its way (none grew for a poll; at most `SETTLE_MAX_S`):
+        before a pause, so a branch's members take the pause after the audio fed before it."""
+        if not self.branches:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_MAX_S
+        seen = [b.fed for b in self.branches.values()]
+        while loop.time() < deadline:
+            await asyncio.sleep(SETTLE_POLL_S)
+            now = [b.fed for b in self.branches.values()]
+            if now == seen:
+                return
+            seen = now
 
     async def _stop_branches(self) -> None:
         for branch in list(self.branches.values()):

@@ -84,6 +84,9 @@ FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's 
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
+#: cliap2's error code when its receiver cannot take the format asked (`--bits 24` on a stream
+#: that turned out realtime: its `/info` features lack buffered audio): retried at 16-bit.
+FORMAT_UNSUPPORTED: Final = "format_unsupported"
 
 __all__ = [  # the report types are defined in reports.py; callers import them from here too
     "MEMBER_FAILURE",
@@ -302,6 +305,8 @@ class StreamSession(
         for join in retries:
             assert join.fallback is not None
             member = self._new_member(join.fallback, offset=0)
+            if target_format(member.target) != self.pcm_format:
+                await self._open_branch(target_format(member.target), 0)  # (still priming)
             ring, _ = self._ring_and_fed(target_format(member.target))
             member.offset = ring.start
             for chunk in ring.since(ring.start):
@@ -361,6 +366,8 @@ class StreamSession(
             if exc.code == ErrorCode.NTP_REFUSED and member.key in self._ptp_stalled:
                 # its PTP stalled and it refuses NTP: PTP after all, on the fixed hold
                 join.fallback = dataclasses.replace(member.target, timing="ptp")
+            elif exc.code == FORMAT_UNSUPPORTED and member.target.bits != CD_FORMAT.bits:
+                join.fallback = self._without_hires(member.target, str(exc))
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
@@ -500,6 +507,7 @@ class StreamSession(
         now = position_at(self.clock.ntp(), self.start_ntp, self.rate)
         self._paused_at = max(0, min(self.fed, now))
         self._wakeup.set()
+        await self._branches_settled()  # their members get what was fed before pausing
         members = self.active_members
         frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
         for member, frame in zip(members, frames, strict=True):

@@ -176,13 +176,12 @@ def build_ap2_argv(
         argv += ["--dacp_id", target.dacp_id]
     if target.alac:
         argv += ["--alac", "on"]
-    stream_type = target.ap2_stream_type
     if (target.bits, target.rate) != (16, 44100):  # (16/44.1: the arguments cliap2 always had)
+        # With `auto`, cliap2 decides from the receiver's `/info` and refuses 24-bit on a
+        # stream that turns out realtime (`format_unsupported`): the session retries at 16-bit.
         argv += ["--bits", str(target.bits), "--rate", str(target.rate)]
-        if target.bits == 24 and stream_type == "auto":
-            stream_type = "buffered"  # the session chose it because auto resolves to buffered
-    if stream_type != "auto":
-        argv += ["--stream-type", stream_type]
+    if target.ap2_stream_type != "auto":
+        argv += ["--stream-type", target.ap2_stream_type]
     secrets = streamer_secrets(target)
     if secrets_fd is not None:
         argv += ["--secrets_fd", str(secrets_fd)]

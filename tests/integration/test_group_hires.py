@@ -241,7 +241,7 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
 async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
     flow = flow_24(3.0, seed=83)
     expected = flow_to_s24(flow)
-    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
+    source = Source(flow, 48000, nap_s=0.25)  # 3 s of audio over 3 s
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
@@ -302,7 +302,7 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
     """Den plays hi-res alone; Attic (realtime, 16-bit) joins: the group opens its branch at
     the join and Attic hears the impulse (at 2.2 s) when Den does (± 1 frame)."""
     flow = _impulse_flow(3.0, at_frame=round(2.2 * 48000), seed=85)
-    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
+    source = Source(flow, 48000, nap_s=0.25)  # 3 s of audio over 3 s
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
@@ -335,7 +335,7 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
 @pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
     flow = _impulse_flow(3.0, at_frame=round(2.5 * 48000), seed=86)
-    source = Source(flow, 48000, nap_s=0.2)
+    source = Source(flow, 48000, nap_s=0.25)
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
@@ -361,3 +361,27 @@ async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
         assert abs(gap) <= 1.0, gap
         at = unix_ns_from_ntp(ntp_add_frames(session.start_ntp, 5, 2))  # the resumed T + 2.5 s
         assert abs(den_ns - at) * 44100 / 1e9 <= 1.0
+
+
+@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
+async def test_a_member_whose_receiver_refuses_hires_plays_16_bit_in_sync() -> None:
+    """Liar's TXT offers buffered audio, its `/info` does not: cliap2 refuses 24-bit there
+    (`format_unsupported`); the session starts it again at 16-bit/44.1 kHz in the group's
+    branch, says why, and it hears the impulse when Den does."""
+    flow = _impulse_flow(2.0, at_frame=48000, seed=87)
+    source = Source(flow, 48000)
+    async with (
+        Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
+        Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as liar,
+    ):
+        players = [
+            _player("Den", "AA:BB:CC:00:08:01", den.port, BUFFERED, HIRES),
+            _player("Liar", "AA:BB:CC:00:08:02", liar.port, BUFFERED, HIRES),  # TXT: bit 40
+        ]
+        session = await _play(players, source)
+        liar_id = players[1].player_id
+        assert "not hi-res: the receiver refused 24-bit/48 kHz" in session.format_notes[liar_id]
+        played = [m for m in session.departed if m.key == liar_id and m.state == "finished"]
+        assert [(m.target.bits, m.target.rate) for m in played] == [(16, 44100)]
+        gap = (_impulse_ns(liar, 16) - _impulse_ns(den, 24)) * 44100 / 1e9
+        assert abs(gap) <= 1.0, gap
