@@ -8,7 +8,6 @@ ring buffer and pacing stay at the group's rate; each branch has its own frames,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import replace
 from typing import Final
@@ -28,8 +27,6 @@ from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import RingBuffer
 
 BRANCH_RING_S: Final = 10.0
-SETTLE_POLL_S: Final = 0.01
-SETTLE_MAX_S: Final = 0.1
 
 
 class SessionBranches:
@@ -112,21 +109,6 @@ class SessionBranches:
         """The group's PCM (None: its end) to every branch."""
         for branch in self.branches.values():
             branch.write(pcm)
-
-    async def _branches_settled(self) -> None:
-        """Until no branch output is on its way (none grew for a poll; at most `SETTLE_MAX_S`):
-        before a pause, so a branch's members take the pause after the audio fed before it."""
-        if not self.branches:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_MAX_S
-        seen = [b.fed for b in self.branches.values()]
-        while loop.time() < deadline:
-            await asyncio.sleep(SETTLE_POLL_S)
-            now = [b.fed for b in self.branches.values()]
-            if now == seen:
-                return
-            seen = now
 
     async def _stop_branches(self) -> None:
         for branch in list(self.branches.values()):

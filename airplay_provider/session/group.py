@@ -507,7 +507,6 @@ class StreamSession(
         now = position_at(self.clock.ntp(), self.start_ntp, self.rate)
         self._paused_at = max(0, min(self.fed, now))
         self._wakeup.set()
-        await self._branches_settled()  # their members get what was fed before pausing
         members = self.active_members
         frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
         for member, frame in zip(members, frames, strict=True):

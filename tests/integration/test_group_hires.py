@@ -241,7 +241,7 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
 async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
     flow = flow_24(3.0, seed=83)
     expected = flow_to_s24(flow)
-    source = Source(flow, 48000, nap_s=0.25)  # 3 s of audio over 3 s
+    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
@@ -255,7 +255,7 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
         try:
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
-            await asyncio.sleep(0.6)  # the group plays a while before the join (not asserted)
+            await asyncio.sleep(0.3)  # the group plays a while before the join (not asserted)
             await playback.join(players[0].player_id, players[1])
             joiner = session.members[players[1].player_id]
             p = joiner.offset
@@ -302,7 +302,7 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
     """Den plays hi-res alone; Attic (realtime, 16-bit) joins: the group opens its branch at
     the join and Attic hears the impulse (at 2.2 s) when Den does (± 1 frame)."""
     flow = _impulse_flow(3.0, at_frame=round(2.2 * 48000), seed=85)
-    source = Source(flow, 48000, nap_s=0.25)  # 3 s of audio over 3 s
+    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
@@ -317,7 +317,7 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
             assert session.branches == {}
-            await asyncio.sleep(0.6)  # the group plays a while before the join (not asserted)
+            await asyncio.sleep(0.3)  # the group plays a while before the join (not asserted)
             await playback.join(players[0].player_id, players[1])
             joiner = session.members[players[1].player_id]
             assert (joiner.target.bits, joiner.target.rate) == (16, 44100)
@@ -334,8 +334,10 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
 
 @pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
+    """Den (hi-res) and Attic (realtime: 16-bit through the branch) pause and resume on one
+    new timeline; the impulse after the resume is heard together (± 1 frame)."""
     flow = _impulse_flow(3.0, at_frame=round(2.5 * 48000), seed=86)
-    source = Source(flow, 48000, nap_s=0.25)
+    source = Source(flow, 48000)
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
