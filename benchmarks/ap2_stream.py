@@ -6,9 +6,11 @@ afterwards; otherwise (or with `--ntp`) both run on loopback with NTP timing.
 Targets on loopback: connected ≤ 1 s, ≤ 3 % CPU per stream, ≤ 45 MB RSS.
 
     python3 benchmarks/ap2_stream.py [--seconds 10] [--ntp] [--stream-type realtime|buffered]
+                                     [--hires] [--alac on|off]
 
 `--stream-type buffered` makes the emulator offer type 103 (feature bit 40, a non-Apple model)
-and reports the frames that reached it after their play time (`late_frames`).
+and reports the frames that reached it after their play time (`late_frames`). `--hires` streams
+24-bit 48 kHz music-like audio (`--bits 24 --rate 48000`, buffered only); `--alac on` compresses.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from airplay_provider.protocol.streamer_status import parse_status_fields as parse_status  # noqa: E402
 from airplay_provider.protocol.timing import ntp_from_unix_ns  # noqa: E402
-from tests.audio import test_signal  # noqa: E402
+from tests.audio import music_like_24, test_signal  # noqa: E402
 from tests.receivers.ap2_netns import in_netns, netns_hosts  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -59,7 +61,9 @@ def _hosts(use_ptp: bool) -> Iterator[tuple[list[str], list[str], str]]:
         yield in_netns(hosts.sender, []), in_netns(namespace, []), address
 
 
-def run(seconds: float, use_ptp: bool, out_dir: Path, stream_type: str) -> dict[str, object]:
+def run(
+    seconds: float, use_ptp: bool, out_dir: Path, stream_type: str, *, hires: bool, alac: str
+) -> dict[str, object]:
     """One stream; returns the figures."""
     report_path = out_dir / "receiver.json"
     with _hosts(use_ptp) as (sender_prefix, receiver_prefix, address):
@@ -75,12 +79,13 @@ def run(seconds: float, use_ptp: bool, out_dir: Path, stream_type: str) -> dict[
         try:
             assert receiver.stdout is not None
             port = int(receiver.stdout.readline().split()[1])
-            pcm = test_signal(seconds)
+            pcm = music_like_24(seconds) if hires else test_signal(seconds)
             start_ntp = ntp_from_unix_ns(time.time_ns() + 1_500_000_000)
             argv = [sys.executable, str(REPO / "bin" / "cliap2"), "--name", "Bench"]
             argv += ["--hostname", "bench.local", "--address", address, "--port", str(port)]
             argv += ["--txt", '"features=0x0,0x200" ', "--pipe", "-", "--ntpstart", str(start_ntp)]
             argv += ["--timing", "ptp" if use_ptp else "ntp", "--stream-type", stream_type]
+            argv += ["--alac", alac, *(["--bits", "24", "--rate", "48000"] if hires else [])]
             env = {**os.environ, "AIRPLAY_PTP_LINGER_S": "0.5"}
             spawned = time.monotonic()
             sender = subprocess.Popen(
@@ -126,9 +131,15 @@ def run(seconds: float, use_ptp: bool, out_dir: Path, stream_type: str) -> dict[
     return {
         "timing": "ptp" if use_ptp else "ntp",
         "stream_type": stream_type,
+        "bits": 24 if hires else 16,
+        "rate": 48000 if hires else 44100,
+        "alac": alac,
         "exit_code": sender.returncode,
         "connected_s": round(marks.get("connected", float("nan")) - spawned, 3),
         "cpu_percent_streaming": round(100 * streaming_cpu / max(streaming_s, 1e-9), 2),
+        # buffered streams send the input ahead of time (a 6 s lead): CPU per second of audio
+        # is the cost of one stream in steady state, whatever the lead
+        "cpu_percent_of_audio": round(100 * streaming_cpu / seconds, 2),
         "cpu_percent_total": round(
             100 * (usage.ru_utime + usage.ru_stime) / max(ended - spawned, 1e-9), 2
         ),
@@ -148,19 +159,27 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--ntp", action="store_true", help="loopback with NTP timing")
     parser.add_argument("--stream-type", choices=("realtime", "buffered"), default="realtime")
+    parser.add_argument("--hires", action="store_true", help="24-bit 48 kHz (buffered only)")
+    parser.add_argument("--alac", choices=("on", "off"), default="off", help="compressed ALAC")
     args = parser.parse_args()
+    if args.hires and args.stream_type != "buffered":
+        parser.error("--hires needs --stream-type buffered")
     use_ptp = not args.ntp and os.geteuid() == 0
     out_dir = Path(f"/tmp/ap2-bench-{os.getpid()}")
     out_dir.mkdir(exist_ok=True)
     try:
-        figures = run(args.seconds, use_ptp, out_dir, args.stream_type)
+        figures = run(
+            args.seconds, use_ptp, out_dir, args.stream_type, hires=args.hires, alac=args.alac
+        )
     finally:
         for path in out_dir.iterdir():
             path.unlink()
         out_dir.rmdir()
     print(f"timing, stream          {figures['timing']}, {figures['stream_type']}")
+    print(f"format, ALAC            {figures['bits']}/{figures['rate']}, alac {figures['alac']}")
     print(f"start → connected       {figures['connected_s']} s   (target ≤ 1 s)")
     print(f"CPU while streaming     {figures['cpu_percent_streaming']} %  (target ≤ 3 %)")
+    print(f"CPU per second of audio {figures['cpu_percent_of_audio']} %")
     print(f"CPU over the process    {figures['cpu_percent_total']} %")
     print(f"peak RSS                {figures['peak_rss_mb']} MB  (target ≤ 45 MB)")
     print(f"emulator PTP lock       {figures['ptp_lock_s']} s after its first Sync")

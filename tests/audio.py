@@ -237,3 +237,40 @@ def music_like(seconds: float, *, seed: int = 1, peak: float = 0.5, rate: int = 
     out[0::2] = array("h", (max(-32768, min(32767, round(v))) for v in left))
     out[1::2] = array("h", (max(-32768, min(32767, round(v))) for v in right))
     return _to_bytes(out)
+
+
+def to_s24(pcm16: bytes, *, seed: int = 1) -> bytes:
+    """s16le stereo → packed s24le stereo: each sample's top 16 bits, plus a seeded random low
+    byte (so the low byte carries information a 16-bit path would lose)."""
+    rng = random.Random(seed)
+    low = rng.randbytes(len(pcm16) // 2)
+    out = bytearray(len(pcm16) // 2 * 3)
+    out[0::3] = low
+    out[1::3] = pcm16[0::2]
+    out[2::3] = pcm16[1::2]
+    return bytes(out)
+
+
+def music_like_24(seconds: float, *, seed: int = 1, rate: int = 48000) -> bytes:
+    """Deterministic s24le stereo at `rate` that codes like music (`music_like` plus 8 more
+    bits of seeded noise)."""
+    return to_s24(music_like(seconds, seed=seed, rate=rate), seed=seed)
+
+
+def locate_exact(received: bytes, sent: bytes, *, frame_bytes: int) -> int:
+    """The frame offset at which all of `sent` appears in `received`, byte for byte (frame
+    aligned); AudioMismatchError when it does not."""
+    probe = sent[: 352 * frame_bytes]
+    start = received.find(probe)
+    while start >= 0 and start % frame_bytes:
+        start = received.find(probe, start + 1)
+    if start < 0:
+        raise AudioMismatchError("the first packet of the sent audio is nowhere in the received")
+    got = received[start : start + len(sent)]
+    if got != sent:
+        index = next((i for i, (a, b) in enumerate(zip(got, sent, strict=False)) if a != b), None)
+        where = len(got) // frame_bytes if index is None else index // frame_bytes
+        raise AudioMismatchError(
+            f"received audio differs from frame {where} on (of {len(sent) // frame_bytes})"
+        )
+    return start // frame_bytes

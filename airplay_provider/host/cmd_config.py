@@ -24,7 +24,7 @@ from airplay_provider.config import (
     validate_values,
 )
 from airplay_provider.host.cli import add_interface_argument
-from airplay_provider.host.cmd_discover import DEFAULT_TIMEOUT, collect_devices
+from airplay_provider.host.cmd_discover import DEFAULT_TIMEOUT, look_up_devices
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
 from airplay_provider.host.names import ambiguous_message, device_ids, device_name, match_players
 from airplay_provider.protocol.errors import AirplayError
@@ -56,8 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_TIMEOUT,
         metavar="S",
-        help=f"seconds to look for the receiver when it has no stored settings "
-        f"(default {DEFAULT_TIMEOUT})",
+        help=f"at most this long to look for the receiver when it has no stored settings "
+        f"(default {DEFAULT_TIMEOUT}); an exact name or id ends the look-up at once",
     )
     add_interface_argument(parser)
 
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         return EXIT_NOT_FOUND
     devices: list[DeviceRecord] | None = None
     if len(store.find_players(args.name)) != 1:
-        devices = asyncio.run(collect_devices(args.interfaces, args.timeout))
+        devices = asyncio.run(look_up_devices(args.interfaces, args.name, args.timeout))
     try:
         target = resolve_target(store, args.name, devices)
     except LookupFailedError as error:

@@ -14,11 +14,19 @@ from airplay_provider.config import PlayerSettings
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError
+from airplay_provider.host.names import (
+    SUBSTRING_SETTLE_S,
+    device_ids,
+    device_name,
+    is_exact,
+    match_players,
+)
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
 from airplay_provider.session.players import player_format
 
 DEFAULT_TIMEOUT = 3.0
+LOOKUP_POLL_S = 0.05
 _PROTOCOL_NAMES = {StreamingProtocol.RAOP: "raop", StreamingProtocol.AIRPLAY2: "airplay2"}
 _LOGGER = logging.getLogger("airplay_provider.discover")
 
@@ -60,6 +68,25 @@ async def collect_devices(
         await asyncio.sleep(listen_seconds)
         devices = list(discovery.devices.values())
     return sorted(devices, key=lambda device: (device.name.lower(), device.player_id))
+
+
+async def look_up_devices(
+    interfaces: Sequence[str] | None, text: str, timeout: float
+) -> list[DeviceRecord]:
+    """Browse until `text` names a receiver as `play --player` decides (`host.names`): at once
+    for an exact name or id, after `SUBSTRING_SETTLE_S` for a part of a name, else `timeout`.
+    Returns every receiver seen by then."""
+    async with AirPlayDiscovery(_Quiet(), interfaces=interfaces) as discovery:
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        while True:
+            devices = list(discovery.devices.values())
+            elapsed = loop.time() - begun
+            matches = match_players(devices, text, name=device_name, ids=device_ids)
+            exact = [d for d in matches if is_exact(text, d.name, device_ids(d))]
+            if exact or elapsed >= timeout or (matches and elapsed >= SUBSTRING_SETTLE_S):
+                return devices
+            await asyncio.sleep(LOOKUP_POLL_S)
 
 
 def protocol_name(device: DeviceRecord, settings: PlayerSettings | None = None) -> str | None:

@@ -136,8 +136,9 @@ def progress_line(
     session: StreamSession, players: Sequence[AirPlayPlayer], duration: float | None
 ) -> str:
     """`1:02 / 3:45  Kitchen: playing [ptp ready]  Office: failed (receiver gone), rejoining in
-    4 s` (AirPlay 2 members show their timing and its state in brackets; once hi-res is in
-    play, every member shows its format: `[24-bit/48 kHz]`, `[16-bit/44.1 kHz, not hi-res]`)."""
+    4 s` (AirPlay 2 members show their timing and its state in brackets, and a member whose
+    clock was not ready at the start that it joins late, and why; once hi-res is in play,
+    every member shows its format: `[24-bit/48 kHz]`, `[16-bit/44.1 kHz, not hi-res]`)."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
@@ -145,7 +146,8 @@ def progress_line(
     now = asyncio.get_running_loop().time()
     hires_shown = session.pcm_format.hires or bool(session.format_notes)
     for player in players:
-        member = session.members.get(player.player_id) or gone.get(player.player_id)
+        waiting = session.waiting.get(player.player_id)
+        member = session.members.get(player.player_id) or waiting or gone.get(player.player_id)
         state = member.state.value if member is not None else "starting"
         rejoin = session.rejoins.get(player.player_id)
         if member is not None and member.error_code == ErrorCode.RECEIVER_GONE:
@@ -157,6 +159,9 @@ def progress_line(
             note = session.format_notes.get(player.player_id)
             shown = target_format(member.target) if member is not None else session.pcm_format
             state = f"{state} [{format_label(shown, note)}]"
+        if member is not None and member.late_reason is not None and not member.ended:
+            late = "joins late" if waiting is not None else "joined late"
+            state += f" ({late}: {member.late_reason})"
         if rejoin is not None and rejoin.state is not RejoinState.HALTED:
             if player.player_id not in session.members:
                 state += f", {rejoin.describe(now)}"

@@ -260,17 +260,35 @@ def _channel_head(coef: int) -> str:
     return format((((_DEN_SHIFT << 3) | 4) << 5 | 1) << 16 | (coef & 0xFFFF), "032b")
 
 
-def _escape_frame_bytes(bits: int) -> int:
-    """Size of the uncompressed frame: 23 header bits, the samples, END, padding."""
+def encoded_escape_bytes(bits: int) -> int:
+    """Size of the uncompressed frame: 23 header bits, the samples, END, padding (1412 bytes at
+    16 bit, 2116 at 24)."""
     return (23 + _N * 2 * bits + 3 + 7) // 8
+
+
+_ESCAPE24_BYTES = encoded_escape_bytes(24)
+_ESCAPE24_PAD = _ESCAPE24_BYTES * 8 - 23 - _N * 2 * 24 - 3  # zero bits after END
+# header (CPE, escape) and END tag in place; the samples go in between, as one big integer
+_ESCAPE24_FIXED = (((1 << 20) | 1) << (_N * 2 * 24 + 3 + _ESCAPE24_PAD)) | (7 << _ESCAPE24_PAD)
 
 
 def _escape24(pcm: bytes) -> bytes:
     """Uncompressed 24-bit stereo frame: header (escape), big-endian 24-bit samples, END."""
     swapped = bytearray(len(pcm))
     swapped[0::3], swapped[1::3], swapped[2::3] = pcm[2::3], pcm[1::3], pcm[0::3]
-    samples = format(int.from_bytes(swapped, "big"), f"0{len(pcm) * 8}b")
-    return _bits_to_bytes([_HEADER_ESCAPE, samples, _END])
+    samples = int.from_bytes(swapped, "big") << (3 + _ESCAPE24_PAD)
+    return (_ESCAPE24_FIXED | samples).to_bytes(_ESCAPE24_BYTES, "big")
+
+
+def encode_escape(pcm: bytes | bytearray | memoryview, bits: int) -> bytes:
+    """One uncompressed (escape) ALAC frame of 352 stereo frames of s16le or s24le PCM."""
+    if bits == 16:
+        return encode_uncompressed(pcm)
+    if bits != 24:
+        raise AlacError(f"ALAC bit depth must be 16 or 24, got {bits}")
+    if len(pcm) != _N * 6:
+        raise AlacError(f"expected {_N * 6} bytes of PCM, got {len(pcm)}")
+    return _escape24(bytes(pcm))
 
 
 _HEADER_ESCAPE = format((1 << 20) | 1, "023b")  # CPE, tag 0, unused 0, no size, escape
@@ -294,7 +312,7 @@ class AlacEncoder:
         if self.bits not in (16, 24):
             raise AlacError(f"ALAC bit depth must be 16 or 24, got {self.bits}")
         self._pcm_bytes = _N * 2 * (self.bits // 8)
-        self._escape_bytes = _escape_frame_bytes(self.bits)
+        self._escape_bytes = encoded_escape_bytes(self.bits)
 
     def encode(self, pcm: bytes | bytearray | memoryview) -> bytes:
         """352 frames of s16le (or s24le) stereo PCM → one ALAC frame, compressed if smaller."""
@@ -328,6 +346,4 @@ class AlacEncoder:
 
     def _escape(self, pcm: bytes) -> bytes:
         self.uncompressed += 1
-        if self.bits == 16:
-            return encode_uncompressed(pcm)
-        return _escape24(pcm)
+        return encode_escape(pcm, self.bits)

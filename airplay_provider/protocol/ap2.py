@@ -14,11 +14,16 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.protocol.pcm_format import CD, PcmFormat
 
 STREAM_TYPE_REALTIME = 96
 STREAM_TYPE_BUFFERED = 103
 COMPRESSION_ALAC = 2
+# `audioFormat` bits (docs/protocol.md B.13): 18 ALAC/44100/16/2 .. 21 ALAC/48000/24/2
 AUDIO_FORMAT_ALAC_44100_16_2 = 0x40000
+AUDIO_FORMAT_ALAC_44100_24_2 = 0x80000
+AUDIO_FORMAT_ALAC_48000_16_2 = 0x100000
+AUDIO_FORMAT_ALAC_48000_24_2 = 0x200000
 LATENCY_MIN_FRAMES = 11025
 LATENCY_MAX_FRAMES = 88200
 PTP_ANCHOR_OFFSET = 11035  # the receiver anchors frame F1 - 11035 at the 0xD7 time (B.15)
@@ -152,23 +157,26 @@ def setup_stream(
     latency_min: int = LATENCY_MIN_FRAMES,
     latency_max: int = LATENCY_MAX_FRAMES,
     stream_type: int = STREAM_TYPE_REALTIME,
+    pcm: PcmFormat = CD,
 ) -> bytes:
-    """SETUP #2: one ALAC 44100/16/2 stream sealed with `shk` (B.13).
+    """SETUP #2: one ALAC stereo stream of `pcm` (44100/16, or 48000/24) sealed with `shk` (B.13).
 
     Realtime (96) names our control port and the latency range; buffered (103) has neither:
-    no sync or resends, and Sonos adds `latencyMax` as extra delay.
+    no sync or resends, and Sonos adds `latencyMax` as extra delay. `ct` 2 (ALAC) stands for
+    compressed and escape frames alike: both are ALAC.
     """
     if len(shk) != AUDIO_KEY_BYTES:
         raise ValueError("shk must be 32 bytes")
     if stream_type not in (STREAM_TYPE_REALTIME, STREAM_TYPE_BUFFERED):
         raise ValueError(f"unsupported stream type {stream_type}")
+    audio_format = audio_format_of(pcm)
     stream: dict[str, Any] = {
         "type": stream_type,
         "ct": COMPRESSION_ALAC,
-        "audioFormat": AUDIO_FORMAT_ALAC_44100_16_2,
+        "audioFormat": audio_format,
         "audioMode": "default",
         "spf": 352,
-        "sr": 44100,
+        "sr": pcm.rate,
         "shk": shk,
         "isMedia": True,
         "supportsDynamicStreamID": False,
@@ -179,6 +187,16 @@ def setup_stream(
         stream["latencyMin"] = latency_min
         stream["latencyMax"] = latency_max
     return _plist({"streams": [stream]})
+
+
+def audio_format_of(pcm: PcmFormat) -> int:
+    """The `audioFormat` bit of ALAC stereo at `pcm`'s depth and rate."""
+    return {
+        (16, 44100): AUDIO_FORMAT_ALAC_44100_16_2,
+        (24, 44100): AUDIO_FORMAT_ALAC_44100_24_2,
+        (16, 48000): AUDIO_FORMAT_ALAC_48000_16_2,
+        (24, 48000): AUDIO_FORMAT_ALAC_48000_24_2,
+    }[pcm.bits, pcm.rate]
 
 
 @dataclass(frozen=True)

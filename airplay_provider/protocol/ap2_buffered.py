@@ -17,6 +17,7 @@ import plistlib
 import struct
 from typing import Any, Literal
 
+from airplay_provider.protocol.pcm_format import CD, HIRES, PcmFormat
 from airplay_provider.protocol.txt import Feature, has_feature, is_apple, model_info
 
 SEQ_MASK = 0x7FFFFF  # 23-bit sequence numbers
@@ -27,9 +28,13 @@ StreamChoice = Literal["auto", "realtime", "buffered"]
 
 _HEADER = struct.Struct(">BBHII")
 
-# The SSRC of buffered ALAC 44100/16/2 packets, as shairport-sync 5 knows it (Apple senders use
-# 0x15000000 for ALAC/48000/24 and 0x16000000/0x17000000 for AAC 44.1/48 kHz).
+# The SSRC of buffered ALAC packets, as shairport-sync 5 knows them: 0x0000FACE for 44100/16/2
+# (its own id), 0x15000000 for 48000/24/2 as Apple senders send it (0x16000000/0x17000000 are AAC
+# 44.1/48 kHz). It knows no ALAC 44100/24 or 48000/16, so those formats are not offered.
 SSRC_ALAC_44100_16_2 = 0x0000FACE
+SSRC_ALAC_48000_24_2 = 0x15000000
+#: The formats a stream can carry, with the SSRC of their buffered packets.
+STREAM_FORMATS: dict[PcmFormat, int] = {CD: SSRC_ALAC_44100_16_2, HIRES: SSRC_ALAC_48000_24_2}
 # shairport-sync 4 (model "Shairport Sync", with a space) offers bit 40 but decodes every
 # buffered packet as AAC: our ALAC would never play there.
 _AAC_ONLY_BUFFERED_MODELS = frozenset({"Shairport Sync"})
@@ -47,6 +52,19 @@ def choose_stream_type(choice: StreamChoice, *, features: int, model: str) -> St
     if has_feature(features, Feature.BUFFERED_AUDIO) and not is_apple(manufacturer):
         return "buffered"
     return "realtime"
+
+
+def format_possible(pcm: PcmFormat, stream_type: StreamType) -> bool:
+    """Realtime streams carry 44100/16 only; buffered ones any of `STREAM_FORMATS`."""
+    return pcm == CD if stream_type == "realtime" else pcm in STREAM_FORMATS
+
+
+def buffered_ssrc(pcm: PcmFormat) -> int:
+    """The SSRC word of buffered packets in `pcm` (ValueError for a format no receiver knows)."""
+    try:
+        return STREAM_FORMATS[pcm]
+    except KeyError:
+        raise ValueError(f"no buffered ALAC encoding for {pcm}") from None
 
 
 def unwrap_seq(last: int, seq16: int) -> int:

@@ -20,13 +20,15 @@ class Backlog:
     """A ring of recently sent packets, looked up by sequence number (wraps at 2**16).
 
     The capacity is a power of two dividing 2**16, so `seq % capacity` stays a consistent slot
-    across the sequence-number wrap.
+    across the sequence-number wrap. `frame_bytes`: bytes of one input frame in `pcm` (4 for
+    s16le stereo, 6 for s24le).
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 1024, *, frame_bytes: int = 4) -> None:
         if capacity <= 0 or capacity & (capacity - 1) or 65536 % capacity:
             raise ValueError("capacity must be a power of two <= 65536")
         self.capacity = capacity
+        self.frame_bytes = frame_bytes
         self._slots: list[SentPacket | None] = [None] * capacity
         self._newest_seq: int | None = None
 
@@ -62,7 +64,7 @@ class Backlog:
         """
         chunks: list[SentPacket] = []
         for entry in self.newest_first():
-            if entry.first_sample + len(entry.pcm) // 4 <= sample:
+            if entry.first_sample + len(entry.pcm) // self.frame_bytes <= sample:
                 break
             chunks.append(entry)
         if not chunks:
@@ -71,7 +73,7 @@ class Backlog:
         if chunks[0].first_sample > sample:
             return None
         pcm = b"".join(entry.pcm for entry in chunks)
-        skip = (sample - chunks[0].first_sample) * 4
+        skip = (sample - chunks[0].first_sample) * self.frame_bytes
         return sample, pcm[skip:]
 
     def clear(self) -> None:

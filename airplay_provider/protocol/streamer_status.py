@@ -27,6 +27,10 @@ _STATUS_LINE = re.compile(r"^\[STATUS\] (?P<event>[a-z_]+)(?P<rest>.*)$")
 _PAIR = re.compile(r'\s+(?P<key>[a-z_][a-z0-9_]*)=(?P<value>"(?:[^"\\]|\\.)*"|\S*)')
 
 
+CODEC_ALAC = "alac"  # `started codec=`: compressed ALAC frames (escape frames where not smaller)
+CODEC_PCM_ESCAPE = "pcm-escape"  # uncompressed ALAC escape frames
+
+
 class ErrorCode(StrEnum):
     """Every machine code a streamer or the provider gives a failure (`[STATUS] error code=`)."""
 
@@ -57,6 +61,7 @@ class ErrorCode(StrEnum):
     NTP_REFUSED = "ntp_refused"
     FEEDBACK = "feedback"
     CLOCK_NOT_READY = "clock_not_ready"  # buffered: the anchor kept being refused (400)
+    FORMAT_UNSUPPORTED = "format_unsupported"  # --bits/--rate not possible on this stream type
     # the provider's view of a streamer process
     SPAWN_FAILED = "spawn_failed"
     NOT_STARTED = "not_started"
@@ -130,7 +135,9 @@ class Connected(_Event):
 @dataclass(frozen=True, eq=False, repr=False)
 class StartFields(_Event):
     """Where a start or resume landed: sample `first_sample` plays at `actual_ntp`; AirPlay 2
-    names the `stream_type` in use (`realtime` or `buffered`)."""
+    names the `stream_type` in use (`realtime` or `buffered`). `codec` (`alac`: compressed ALAC,
+    `pcm-escape`: uncompressed escape frames), `bits` and `rate` say what the stream carries
+    (absent from older streamers: read as unknown)."""
 
     EVENT: ClassVar[str] = ""
     requested_ntp: int
@@ -140,6 +147,9 @@ class StartFields(_Event):
     rtptime: int
     skipped_frames: int
     stream_type: str | None = None
+    codec: str | None = None
+    bits: int | None = None
+    rate: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

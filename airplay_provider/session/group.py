@@ -40,6 +40,11 @@ from airplay_provider.session.branch import FormatBranch
 from airplay_provider.session.branching import SessionBranches
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
+from airplay_provider.session.late_clock import (
+    CLOCK_HOLD_S,
+    FIRST_AUDIO_WAIT_S,
+    SessionLateClocks,
+)
 from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
@@ -79,7 +84,6 @@ JOIN_PRIME_S: Final = 0.5
 # AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
 # reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
 AP2_EXTRA_LEAD_S: Final = 0.2
-FIRST_AUDIO_WAIT_S: Final = 3.0  # T waits this long, at most, for the source's first audio
 #: Set (True) on the log record of a member's failure: a host that shows failures itself (the
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
@@ -110,7 +114,12 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
 
 
 class StreamSession(
-    SessionBranches, SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins
+    SessionBranches,
+    SessionFeed,
+    SessionAnnouncements,
+    SessionMetadata,
+    SessionRejoins,
+    SessionLateClocks,
 ):
     """One source, several members, one timeline."""
 
@@ -124,6 +133,7 @@ class StreamSession(
         logger: logging.Logger | None = None,
         launcher: ForkServer | None = None,
         rejoin_delays_s: Sequence[float] = REJOIN_DELAYS_S,
+        clock_hold_s: float = CLOCK_HOLD_S,
         pcm_format: PcmFormat = CD_FORMAT,
     ) -> None:
         self.source = source  # flow PCM (f32le stereo) at `pcm_format.rate`
@@ -132,6 +142,8 @@ class StreamSession(
         self.format_notes: dict[str, str] = {}
         #: Members at another format (16-bit/44.1 kHz in a hi-res group): one branch each.
         self.branches: dict[PcmFormat, FormatBranch] = {}
+        self.clock_hold_s = clock_hold_s  # the start waits this long at most for a late clock
+        self.waiting: dict[str, SessionMember] = {}  # set aside until their clock is ready
         self.rejoin_delays_s = tuple(rejoin_delays_s)
         self.rejoins: dict[str, Rejoin] = {}  # members whose receiver went away (latest each)
         self.launcher = launcher  # fork streamers from it (None: run bin/cliraop...)
@@ -229,7 +241,9 @@ class StreamSession(
         once every member connected *and* holds that audio in its streamer (at most
         `PRIME_TIMEOUT_S`), `release_lead_s(n)` from then; each gets NTPSTART=T (+ its
         sync_adjust), ACTION=PLAY. So T is as early as every member can honour and no member
-        starts on a cold pipeline. SessionError when no member connected (all is stopped).
+        starts on a cold pipeline; a member whose receiver's clock is not ready when the others
+        are joins late by itself (late_clock.py). SessionError when no member connected (all is
+        stopped).
         """
         if self.state is not SessionState.IDLE:
             raise SessionError("a session starts only once")
@@ -253,17 +267,31 @@ class StreamSession(
         self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
-        joins = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
-        for _ in range(2):  # PTP stalled → NTP; NTP refused → PTP on the fixed hold
-            if any(join.fallback for join in joins):
-                joins = await self._timing_fallbacks(list(joins))
-                members = list(self.members.values())
+        launches = (self._launch(m, together=len(members), clock=False) for m in members)
+        joins = list(await asyncio.gather(*launches))
+        for _ in range(3):  # nobody's PTP followed → NTP; NTP refused → PTP on the fixed hold
+            for _retry in range(2):
+                if not any(join.fallback for join in joins) or self._stopping:
+                    break
+                joins = await self._timing_fallbacks(joins)
+                for join in joins:
+                    join.fallback = None if join.key in self.members else join.fallback
+            connected = [m for m in self.members.values() if m.paused_frame is not None]
+            ready, late = await self._settle_clocks(connected)
+            if ready:
+                break
+            for member in late:  # every clock failed: restart them on NTP, nothing played yet
+                joins = [self._fell_back(j, member) if j.key == member.key else j for j in joins]
+                await self._remove(member, graceful=False)
+        by_key = {join.key: join for join in joins}
+        for member in late if ready else []:
+            self._set_aside(member, by_key[member.key])
         # T only once the source has audio: a receiver with a short latency (AirPlay 2, 250 ms)
         # would otherwise get the first frames too late for their play time (they are skipped).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
                 await self._first_audio.wait()
-        ready = [m for m in members if not m.ended and m.paused_frame is not None]
+        ready = [m for m in ready if not m.ended and m.paused_frame is not None]
         await self._wait_primed(ready, PRIME_S, PRIME_TIMEOUT_S)
         ready = [m for m in ready if not m.ended]
         plan = resume_plan(
@@ -283,7 +311,7 @@ class StreamSession(
         self._ramp = (loop_now, self._ahead_s())
         self._wakeup.set()  # the fan-out paces on the real T from now on
         for join in joins:
-            join.start_ntp = plan.member_ntp.get(join.key, 0)
+            join.start_ntp = plan.member_ntp.get(join.key, join.start_ntp)
         await asyncio.gather(*(self._release(m, plan.member_ntp[m.key]) for m in ready))
         if self.state is SessionState.STARTING:
             self.state = SessionState.PLAYING
@@ -349,9 +377,12 @@ class StreamSession(
             launcher=self.launcher,
         )
 
-    async def _launch(self, member: SessionMember, *, together: int = 1) -> JoinReport:
-        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE).
-        The caller releases it with `_release` once T is known."""
+    async def _launch(
+        self, member: SessionMember, *, together: int = 1, clock: bool = True
+    ) -> JoinReport:
+        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE) and,
+        with `clock`, until its receiver's clock is ready (the start settles all clocks at once,
+        late_clock.py). The caller releases it with `_release` once T is known."""
         far = start_instant(self.clock.ntp(), FAR_START_S)
         join = JoinReport(member.key, member.offset, 0, name=member.target.name)
         try:
@@ -371,15 +402,16 @@ class StreamSession(
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
-        clock = await hold_until_ready(streamer, measure=member.key not in self._ptp_stalled)
+        measure = member.key not in self._ptp_stalled
+        event = await hold_until_ready(streamer, measure=measure) if clock else None
         stalled = (
-            clock.state
-            if clock and clock.state in (ClockState.STALLED, ClockState.OWN_CLOCK)
+            event.state
+            if event and event.state in (ClockState.STALLED, ClockState.OWN_CLOCK)
             else ""
         )
-        if clock is not None:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
+        if event is not None:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
             level = logging.WARNING if stalled else logging.INFO
-            self.logger.log(level, "%s", describe_clock(member.target.name, clock))
+            self.logger.log(level, "%s", describe_clock(member.target.name, event))
         if stalled and member.target.timing == "auto" and not member.ended:
             # (a player set to PTP timing plays on anyway: it insists)
             join.error = f"{member.target.name}: PTP clock {stalled}; retrying on NTP timing"
@@ -464,6 +496,9 @@ class StreamSession(
             rejoin.halt.set()
         member = self.members.get(key)
         if member is None:
+            if key in self.waiting:  # set aside until its clock is ready: it joins no more
+                await self._drop_waiting(self.waiting[key])
+                return
             if rejoining:
                 return
             raise SessionError(f"{key} is not a member")

@@ -109,6 +109,7 @@ class SessionMember:
         self._holding = False
         self.expected_ntp: int | None = None  # the instant the next `playing` must report
         self.misaligned = False
+        self.late_reason: str | None = None  # joined after the group's start, and why
 
     @property
     def key(self) -> str:

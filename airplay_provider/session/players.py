@@ -344,9 +344,17 @@ class GroupPlayback:
                 if running is session:
                     del self.sessions[leader]
         if self.tokens is not None:
+            # A member retried on NTP, set aside or rejoining keeps its target and so its token:
+            # retire only the tokens no member uses any more.
+            in_use = {
+                *(m.target.active_remote for m in session.members.values()),
+                *(m.target.active_remote for m in session.waiting.values()),
+                *(r.target.active_remote for r in session.rejoins.values() if r.active),
+            }
             for gone in session.departed:
-                if gone.target.active_remote is not None:
-                    self.tokens.retire(str(gone.target.active_remote))
+                token = gone.target.active_remote
+                if token is not None and token not in in_use:
+                    self.tokens.retire(str(token))
         position = session.elapsed_s
         for player in self._known(session):
             member = session.members.get(player.player_id)

@@ -51,6 +51,8 @@ class JoinReport:
     #: The same player on other timing: NTP when its receiver never followed our PTP clock,
     #: PTP again when it then refused NTP.
     fallback: StreamTarget | None = None
+    #: Why it joined after the group's start (its clock was not ready when the others were).
+    late: str | None = None
 
 
 @dataclass

@@ -1,11 +1,12 @@
 """The AirPlay 2 transport: the control session of streamer/airplay2_control.py plus a
 realtime (type 96, here) or buffered (type 103, streamer/airplay2_buffered.py) stream.
 
-The stream type follows `--stream-type` (auto: buffered when the receiver offers it and is not an
-Apple model). Realtime: SETUP stream (type 96, ALAC, `shk`), ChaCha20-Poly1305 audio over UDP,
-0xD4 sync on NTP sessions and 0xD7 on PTP ones, resends, FLUSH with RTP-Info. Both end with
-TEARDOWN of stream then session. A FLUSH (ACTION=FLUSH) keeps the session and the RTP timeline:
-new audio follows a short pre-roll, without new pairing or SETUP.
+The stream type follows `--stream-type` (auto: buffered when the receiver offers it and is not
+an Apple model); 24-bit 48 kHz input (`--bits 24 --rate 48000`) needs it to be buffered.
+Realtime: SETUP stream (type 96, ALAC, `shk`), ChaCha20-Poly1305 audio over UDP, 0xD4 sync on
+NTP sessions and 0xD7 on PTP ones, resends, FLUSH with RTP-Info. Both end with TEARDOWN of
+stream then session. A FLUSH (ACTION=FLUSH) keeps the session and the RTP timeline: new audio
+follows a short pre-roll, without new pairing or SETUP.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 
 from airplay_provider.protocol import ap2
-from airplay_provider.protocol.ap2_buffered import StreamType, choose_stream_type
+from airplay_provider.protocol.ap2_buffered import StreamType, choose_stream_type, format_possible
 from airplay_provider.protocol.rtp import audio_packet
 from airplay_provider.protocol.streamer_status import Connected, ErrorCode, StreamerError
 from airplay_provider.protocol.timing import unix_ns_from_ntp
@@ -59,10 +60,18 @@ class Ap2Transport:
         self._stream_type = choose_stream_type(
             self.options.stream_type, features=info.features, model=info.model
         )
+        pcm = self.loop.opts.pcm
         self.loop.status.log(
             f"stream type {self._stream_type} ({self.options.stream_type}; "
-            f"features 0x{info.features:X}, model {info.model or '?'})"
+            f"features 0x{info.features:X}, model {info.model or '?'}), {pcm} PCM"
         )
+        if not format_possible(pcm, self._stream_type):
+            raise StreamerError(
+                ErrorCode.FORMAT_UNSUPPORTED,
+                f"{pcm.bits}-bit {pcm.rate} Hz needs a buffered stream, and this receiver "
+                f"gets a {self._stream_type} one (it does not offer buffered audio, feature "
+                "bit 40, or is an Apple model): send --bits 16 --rate 44100",
+            )
         family = family_of(rtsp.peer_address)
         if self._stream_type == "realtime":
             self.udp.open_control(family)

@@ -1,11 +1,13 @@
 """AirPlay 2 buffered audio (stream type 103): SETUP, the TCP data connection, the anchor.
 
-Packets leave a deep lead ahead of their play time over TCP (nothing to resend; a Wi-Fi
-blackout shorter than the lead loses nothing). Playback is scheduled by `SETRATEANCHORTIME`:
-frame `rtp_of(s)` plays at `play_ntp_of(s)` on our clock (PTP or NTP), so input sample k is
-audible at `ntpstart + k/44100` as on realtime streams. Strict receivers answer the anchor 400
-until they have measured our clock: it is retried every 0.5 s for at most `ANCHOR_WAIT_S`.
-Pause is rate 0 then `FLUSHBUFFERED`; the resume anchors the restarted timeline.
+Packets leave a deep lead ahead of their play time over TCP (nothing to resend; a Wi-Fi blackout
+shorter than the lead loses nothing). Playback is scheduled by `SETRATEANCHORTIME`: frame
+`rtp_of(s)` plays at `play_ntp_of(s)` on our clock (PTP or NTP), so input sample k is audible at
+`ntpstart + k/rate` as on realtime streams. The SETUP and every packet's SSRC name the stream's
+format (ALAC 44100/16, or 48000/24 with `--bits 24 --rate 48000`). Strict receivers answer the
+anchor 400 until they have measured our clock: it is retried every 0.5 s for at most
+`ANCHOR_WAIT_S`. Pause is rate 0 then `FLUSHBUFFERED`; the resume anchors the restarted
+timeline.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import os
 import socket
 
 from airplay_provider.protocol import ap2
+from airplay_provider.protocol.alac_encoder import encoded_escape_bytes
 from airplay_provider.protocol.ap2_buffered import (
     buffered_header,
+    buffered_ssrc,
     flush_buffered,
     frame_packet,
     network_time_of_ns,
@@ -27,14 +31,14 @@ from airplay_provider.protocol.ap2_buffered import (
     unwrap_seq,
 )
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError, Waiting
-from airplay_provider.protocol.timing import unix_ns_from_ntp
+from airplay_provider.protocol.timing import FRAMES_PER_PACKET, unix_ns_from_ntp
 from airplay_provider.streamer.airplay2_control import PLIST_HEADERS, Ap2Control
 from airplay_provider.streamer.raop_setup import expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError
 from airplay_provider.streamer.transport import LoopView, Slot
 
 BUFFERED_LEAD_MS = 6000  # how far ahead audio leaves: a blackout plus TCP recovery (< backlog)
-BYTES_PER_SECOND = 1448 * 44100 // 352  # uncompressed ALAC packets
+PACKET_OVERHEAD_BYTES = 2 + 12 + 16 + 8  # length prefix, header, tag, nonce
 CONNECT_TIMEOUT_S = 3.0
 ANCHOR_WAIT_S = 10.0
 ANCHOR_RETRY_S = 0.5
@@ -57,6 +61,8 @@ class BufferedAudio:
         self.writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._seq23: int | None = None
+        self.pcm = loop.opts.pcm
+        self.ssrc = buffered_ssrc(self.pcm)
         self.anchors = 0
         # A pause makes a pending anchor stale: anchors and pauses take turns (`_turn`), and an
         # anchor of an older `_generation` is dropped, so rate 1 never follows rate 0 unasked.
@@ -71,6 +77,7 @@ class BufferedAudio:
             control_port=0,
             connection_id=session_id,
             stream_type=ap2.STREAM_TYPE_BUFFERED,
+            pcm=self.pcm,
         )
         response = await rtsp.request("SETUP", self.control.uri, headers=PLIST_HEADERS, body=body)
         expect_ok("SETUP stream", response.status)
@@ -82,8 +89,14 @@ class BufferedAudio:
         self.data_port = reply.data_port
         lead_ms = BUFFERED_LEAD_MS
         if reply.audio_buffer_size:  # keep the lead inside three quarters of its buffer
-            lead_ms = min(lead_ms, reply.audio_buffer_size * 750 // BYTES_PER_SECOND)
+            lead_ms = min(lead_ms, reply.audio_buffer_size * 750 // self.bytes_per_second)
         self.loop.set_lead(max(lead_ms, self.loop.opts.latency_ms))
+
+    @property
+    def bytes_per_second(self) -> int:
+        """TCP bytes a second of uncompressed (escape) packets of this stream's format."""
+        escape = encoded_escape_bytes(self.pcm.bits)
+        return (escape + PACKET_OVERHEAD_BYTES) * self.pcm.rate // FRAMES_PER_PACKET
 
     async def open(self, rtsp: RtspClient) -> None:
         """Connect the TCP data connection (bounded)."""
@@ -196,7 +209,7 @@ class BufferedAudio:
         assert self.sealer is not None
         assert self.writer is not None
         self._seq23 = self.seq23(slot.seq)
-        header = buffered_header(seq=self._seq23, timestamp=slot.rtptime)
+        header = buffered_header(seq=self._seq23, timestamp=slot.rtptime, ssrc=self.ssrc)
         packet = self.sealer.seal(header, self.loop.alac_frame(pcm))
         self.writer.write(frame_packet(packet))
         unsent = self.writer.transport.get_write_buffer_size()

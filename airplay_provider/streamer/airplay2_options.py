@@ -11,9 +11,10 @@ import shlex
 from dataclasses import dataclass
 from typing import Literal
 
-from airplay_provider.protocol.ap2_buffered import StreamChoice
+from airplay_provider.protocol.ap2_buffered import STREAM_FORMATS, StreamChoice
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from airplay_provider.protocol.hap.errors import InvalidCredentials
+from airplay_provider.protocol.pcm_format import CD, SUPPORTED_BITS, SUPPORTED_RATES, PcmFormat
 from airplay_provider.streamer.raop_options import RaopOptions, UsageError, parse_fallbacks
 from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
 
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (GNU long options, as cliairplay's cliap2 takes them)."""
     parser = _Parser(
         prog="cliap2",
-        description="Stream s16le 44.1 kHz stereo PCM from stdin to an AirPlay 2 receiver.",
+        description="Stream stereo PCM (s16le 44.1 kHz, or s24le 48 kHz with --bits 24 --rate "
+        "48000) from stdin to an AirPlay 2 receiver.",
         allow_abbrev=False,
     )
     add = parser.add_argument
@@ -104,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="off",
         help="on: compressed ALAC (saves ~40 %% bandwidth, costs CPU); off (default): uncompressed",
     )
+    add(
+        "--bits",
+        type=int,
+        choices=SUPPORTED_BITS,
+        default=16,
+        help="stdin sample size: 16 (s16le) or 24 (s24le, 3 bytes a sample)",
+    )
+    add(
+        "--rate",
+        type=int,
+        choices=SUPPORTED_RATES,
+        default=44100,
+        help="stdin sample rate; 24/48000 needs a buffered stream (ALAC/48000/24)",
+    )
     add("--bind", dest="bind_address", help="local address to send from")
     add(
         "--fallback_address",
@@ -126,6 +142,8 @@ def parse_options(argv: list[str]) -> Ap2Options:
         raise UsageError(f"--volume must be 0..100, got {ns.volume}")
     if ns.ntpstart is not None and not 0 < ns.ntpstart < 2**64:
         raise UsageError("--ntpstart must be a 64-bit NTP timestamp")
+    pcm = PcmFormat(bits=ns.bits, rate=ns.rate)
+    check_format(pcm, ns.stream_type)
     try:
         secrets = merge_secrets(ns.secrets_fd, {"auth": ns.auth, "active_remote": ns.active_remote})
     except SecretInputError as exc:
@@ -165,6 +183,7 @@ def parse_options(argv: list[str]) -> Ap2Options:
         udn=ns.hostname,
         source=ns.pipe,
         fallback_hosts=parse_fallbacks("--fallback_address", ns.fallback_address),
+        pcm=pcm,
     )
     return Ap2Options(
         common=common,
@@ -177,6 +196,22 @@ def parse_options(argv: list[str]) -> Ap2Options:
         credentials_out=ns.credentials_out,
         stream_type=ns.stream_type,
     )
+
+
+def check_format(pcm: PcmFormat, stream_type: StreamChoice) -> None:
+    """Only the formats a receiver can play: ALAC 44100/16 (realtime or buffered) and ALAC
+    48000/24 (buffered only; shairport-sync 5 knows no other ALAC encoding, and a realtime
+    stream is always 44100/16 there)."""
+    if pcm not in STREAM_FORMATS:
+        raise UsageError(
+            f"--bits {pcm.bits} --rate {pcm.rate} is not an AirPlay 2 audio format: use "
+            "--bits 16 --rate 44100, or --bits 24 --rate 48000 (buffered streams only)"
+        )
+    if pcm != CD and stream_type == "realtime":
+        raise UsageError(
+            f"--bits {pcm.bits} --rate {pcm.rate} needs a buffered stream "
+            "(--stream-type buffered or auto); realtime streams are 16/44100"
+        )
 
 
 def _is_hex(text: str) -> bool:

@@ -1,6 +1,7 @@
 """What the stream loop reports: the start, elapsed time, stats; and the RTSP keepalive.
 
-`[STATUS] started`/`playing` once the first packet of a (re)start left, `elapsed` every second
+`[STATUS] started`/`playing` once the first packet of a (re)start left (with the stream type,
+codec, bits and rate), `elapsed` every second
 while playing, `stats` every `STATS_EVERY_S`, and an RTSP OPTIONS every `KEEPALIVE_S`.
 `LoopReports` holds these methods of `StreamLoop` (stream_loop.py); the state they use lives in
 the loop and is declared below.
@@ -10,8 +11,18 @@ from __future__ import annotations
 
 import asyncio
 
+from airplay_provider.protocol.alac_encoder import AlacEncoder
+from airplay_provider.protocol.pcm_format import PcmFormat
 from airplay_provider.protocol.schedule import Timeline
-from airplay_provider.protocol.streamer_status import Elapsed, Error, Playing, Started, Stats
+from airplay_provider.protocol.streamer_status import (
+    CODEC_ALAC,
+    CODEC_PCM_ESCAPE,
+    Elapsed,
+    Error,
+    Playing,
+    Started,
+    Stats,
+)
 from airplay_provider.protocol.timing import frames_to_ns
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer.pacer import Pacer
@@ -35,6 +46,8 @@ class LoopReports:
     seq: int
     stats: dict[str, int]
     stopping: bool
+    pcm: PcmFormat
+    alac: AlacEncoder | None
 
     @property
     def next_sample(self) -> int:
@@ -59,14 +72,16 @@ class LoopReports:
             "skipped_frames": self.next_sample - pacer.requested_first_sample,
         }
         stream_type = self.transport.stream_type
+        fields.update(bits=self.pcm.bits, rate=self.pcm.rate)
+        codec = CODEC_PCM_ESCAPE if self.alac is None else CODEC_ALAC
         if pacer.resumes == 0:
             self.status.log(
                 f"restarting w/o pause, first sample {self.next_sample} at NTP {actual}"
             )
-            self.status.emit(Started(**fields, stream_type=stream_type))
+            self.status.emit(Started(**fields, stream_type=stream_type, codec=codec))
         else:
             self.status.log(f"restarting w/ pause, sample {self.next_sample} at NTP {actual}")
-        self.status.emit(Playing(**fields, stream_type=stream_type))
+        self.status.emit(Playing(**fields, stream_type=stream_type, codec=codec))
 
     async def _periodic(self) -> None:
         """Elapsed/stats reports and RTSP keepalive."""
@@ -78,7 +93,7 @@ class LoopReports:
             if not self.paused and not self.pacer.first_packet:
                 played = self.timeline.sample_at(self.clock.ntp())
                 if played >= 0:
-                    ms = frames_to_ns(played) // 1_000_000
+                    ms = frames_to_ns(played, self.timeline.rate) // 1_000_000
                     self.status.log(f"elapsed milliseconds: {ms}", level=5)
                     self.status.emit(Elapsed(ms))
             if now - last_stats >= STATS_EVERY_S:

@@ -3,7 +3,9 @@
 The streamer's loop asks `Pacer.next_action(available, eof)` and carries the answer out (send a
 packet, drop late input, sleep); the pacer reads time only through the injected clock, so the
 whole policy is tested with a fake clock (tests/unit/test_pacer.py). Time flows through one
-`Timeline`: input sample k is audible at `anchor + k/44100`.
+`Timeline`: input sample k is audible at `anchor + k/rate` (the timeline's rate: 44100, or 48000
+on hi-res streams; every duration below is in time, every count in packets, so both rates pace
+alike).
 
 The rules, in the order they apply to the next packet:
 
@@ -45,8 +47,8 @@ from typing import Protocol
 from airplay_provider.protocol.schedule import Timeline
 from airplay_provider.protocol.timing import (
     FRAMES_PER_PACKET,
-    SAMPLE_RATE,
     frames_to_ns,
+    ns_to_frames,
     ntp_add_frames,
     ntp_add_ns,
     ntp_diff_ns,
@@ -75,8 +77,6 @@ _WINDOW_NTP = (SEND_WINDOW_NS << 32) // 1_000_000_000
 _MARGIN_NTP = (SEND_MARGIN_NS << 32) // 1_000_000_000
 _PRESTART_NTP = (PRESTART_LEAD_NS << 32) // 1_000_000_000
 _HEAL_NTP = (HEAL_LEAD_NS << 32) // 1_000_000_000
-_PACKET_NTP = (FRAMES_PER_PACKET << 32) // SAMPLE_RATE
-_RATE_INTERVAL = _PACKET_NTP // LEAD_RATE  # GCRA increment per packet, NTP units
 _TOLERANCE = ((BURST_NS << 32) // 1_000_000_000) // LEAD_RATE  # GCRA burst tolerance
 
 
@@ -147,6 +147,9 @@ class Pacer:
     def __init__(self, timeline: Timeline, clock: Clock) -> None:
         self.timeline = timeline
         self.clock = clock
+        self.rate = timeline.rate
+        # GCRA increment per packet (NTP units): a packet's duration over the lead rate
+        self._rate_interval = ((FRAMES_PER_PACKET << 32) // self.rate) // LEAD_RATE
         self.phase = Phase.CONNECTING
         self.next_sample = 0
         self.preroll_end = 0
@@ -179,7 +182,7 @@ class Pacer:
             )
             first_real = 0
         else:
-            margin = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
+            margin = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES, self.rate)
             first_real = max(0, self.timeline.sample_at(ntp_add_ns(now, margin)) + 1)
         self.preroll_end = first_real
         self.next_sample = first_real - PREROLL_FRAMES
@@ -204,23 +207,31 @@ class Pacer:
         self.next_sample = sample
 
     def resume(self, at_ntp: int | None, flush_rtp: int) -> int:
-        """Continue from `next_sample`, audible at `at_ntp` (default or too soon: the earliest
-        safe instant); the pre-roll restarts at `flush_rtp`. Returns the instant used."""
+        """Continue from `next_sample`, audible at `at_ntp` (default: the earliest safe instant);
+        the pre-roll restarts at `flush_rtp`. Returns the instant used.
+
+        An instant too soon (or past: a late joiner held until its receiver was ready) keeps
+        its timeline, as a start does: input that can no longer be played is skipped from the
+        start (`preroll_end`), never shifted; the caller drops it from its input.
+        """
         now = self.clock.ntp()
-        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES)
-        if at_ntp is None or ntp_diff_ns(at_ntp, now) < lead_ns:
+        lead_ns = START_MARGIN_NS + frames_to_ns(PREROLL_FRAMES, self.rate)
+        if at_ntp is None:
             at_ntp = ntp_add_ns(now, lead_ns + RESUME_SLACK_NS)
-        resume_sample = self.next_sample
+        resume_sample = first_real = self.next_sample
+        late_ns = lead_ns - ntp_diff_ns(at_ntp, now)
+        if late_ns > 0:  # the first sample still playable behind a pre-roll
+            first_real += ns_to_frames(late_ns, self.rate) + 1
         self.timeline.restart(
-            sample=resume_sample - PREROLL_FRAMES,
+            sample=first_real - PREROLL_FRAMES,
             rtp=flush_rtp,
-            ntp=ntp_add_frames(at_ntp, -PREROLL_FRAMES),
+            ntp=ntp_add_frames(at_ntp, first_real - resume_sample - PREROLL_FRAMES, self.rate),
         )
-        self.preroll_end = resume_sample
-        self.next_sample = resume_sample - PREROLL_FRAMES
+        self.preroll_end = first_real
+        self.next_sample = first_real - PREROLL_FRAMES
         self.requested_ntp = at_ntp
         self.requested_first_sample = resume_sample
-        self.start_ntp = at_ntp
+        self.start_ntp = self.timeline.play_ntp_of(first_real)
         self.resumes += 1
         self._begin()
         return at_ntp
@@ -288,7 +299,7 @@ class Pacer:
         opened = self.opens_start
         if opened:
             self._start_pending = False
-        self._tat = max(self._tat, now) + _RATE_INTERVAL
+        self._tat = max(self._tat, now) + self._rate_interval
         self.first_packet = False
         self.next_sample += FRAMES_PER_PACKET
         if self.phase is Phase.PREROLL or self.phase is Phase.BUILDING_LEAD:
@@ -316,7 +327,7 @@ class Pacer:
         conform_at = self._tat - _TOLERANCE
         if now >= conform_at:
             return due, True
-        batch_at = conform_at + (BATCH_PACKETS - 1) * _RATE_INTERVAL
+        batch_at = conform_at + (BATCH_PACKETS - 1) * self._rate_interval
         return (batch_at if _signed(batch_at - due) > 0 else due), False
 
 

@@ -2,7 +2,9 @@
 
 The buffer always starts at input sample `first_sample`. Bytes for samples the streamer has
 already given up on (too late to play, or replaced by silence after an underrun) are dropped on
-arrival, so the mapping "input sample k plays at T + k/44100" never slips.
+arrival, so the mapping "input sample k plays at T + k/rate" never slips. A sample is one
+stereo frame: 4 bytes of s16le, or 6 of packed s24le (`bytes_per_frame`); a frame torn across
+reads is carried to the next one.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ import os
 import stat
 from collections.abc import Callable
 
-BYTES_PER_SAMPLE = 4  # s16le stereo frame
+S16_STEREO_BYTES = 4  # the default frame: s16le stereo
 
 
 class PcmInput:
-    """Reads PCM from `fd` on the event loop with a bounded buffer (backpressure)."""
+    """Reads PCM from `fd` on the event loop with a bounded buffer (backpressure);
+    `max_buffer_bytes` is counted in frames (`max_buffer_frames` x `bytes_per_frame`)."""
 
-    def __init__(self, fd: int, *, max_buffer_bytes: int = 44100 * 4 * 4) -> None:
+    def __init__(
+        self,
+        fd: int,
+        bytes_per_frame: int = S16_STEREO_BYTES,
+        *,
+        max_buffer_frames: int = 44100 * 4,
+    ) -> None:
         self.fd = fd
-        self.max_buffer_bytes = max_buffer_bytes
+        self.bytes_per_frame = bytes_per_frame
+        self.max_buffer_bytes = max_buffer_frames * bytes_per_frame
         self.buffer = bytearray()
         self.first_sample = 0
         self.eof = False
@@ -76,19 +86,19 @@ class PcmInput:
             self.eof = True
             self._pause_reading()
             if self._odd:  # a torn last frame: pad it to a whole frame
-                self.buffer.extend(self._odd.ljust(BYTES_PER_SAMPLE, b"\0"))
+                self.buffer.extend(self._odd.ljust(self.bytes_per_frame, b"\0"))
                 self._odd = b""
         else:
             self.total_bytes += len(data)
             if self._odd:
                 data = self._odd + data
-            whole = len(data) - len(data) % BYTES_PER_SAMPLE
+            whole = len(data) - len(data) % self.bytes_per_frame
             self._odd = data[whole:]
             start = 0
             if self._owed:
-                start = min(self._owed, whole // BYTES_PER_SAMPLE) * BYTES_PER_SAMPLE
-                self._owed -= start // BYTES_PER_SAMPLE
-                self.dropped_samples += start // BYTES_PER_SAMPLE
+                start = min(self._owed, whole // self.bytes_per_frame) * self.bytes_per_frame
+                self._owed -= start // self.bytes_per_frame
+                self.dropped_samples += start // self.bytes_per_frame
             self.buffer.extend(memoryview(data)[start:whole])
             if len(self.buffer) >= self.max_buffer_bytes:
                 self._pause_reading()
@@ -99,7 +109,7 @@ class PcmInput:
     @property
     def available_samples(self) -> int:
         """Samples buffered from `first_sample` on."""
-        return len(self.buffer) // BYTES_PER_SAMPLE
+        return len(self.buffer) // self.bytes_per_frame
 
     def skip_to(self, sample: int) -> int:
         """Drop input before `sample` (also samples not yet arrived); returns samples skipped."""
@@ -107,7 +117,7 @@ class PcmInput:
             return 0
         count = sample - self.first_sample
         present = min(count, self.available_samples)
-        del self.buffer[: present * BYTES_PER_SAMPLE]
+        del self.buffer[: present * self.bytes_per_frame]
         self.dropped_samples += present
         self._owed += count - present
         self.first_sample = sample
@@ -116,8 +126,8 @@ class PcmInput:
     def take(self, samples: int) -> bytes:
         """Remove and return up to `samples` samples from the front of the buffer."""
         count = min(samples, self.available_samples)
-        chunk = bytes(self.buffer[: count * BYTES_PER_SAMPLE])
-        del self.buffer[: count * BYTES_PER_SAMPLE]
+        chunk = bytes(self.buffer[: count * self.bytes_per_frame])
+        del self.buffer[: count * self.bytes_per_frame]
         self.first_sample += count
         if len(self.buffer) < self.max_buffer_bytes // 2:
             self._resume_reading()
@@ -138,7 +148,7 @@ class PcmInput:
                 if not data:
                     self.eof = True
                     break
-                dropped += len(data) // BYTES_PER_SAMPLE
+                dropped += len(data) // self.bytes_per_frame
         self._odd = b""
         self._owed = 0
         self._resume_reading()

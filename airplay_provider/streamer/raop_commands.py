@@ -100,8 +100,9 @@ class StreamControl(Protocol):
 class RaopCommandHandler:
     """Turns `KEY=VALUE` commands into RTSP requests and streamer actions."""
 
-    def __init__(self, streamer: StreamControl) -> None:
+    def __init__(self, streamer: StreamControl, *, rate: int = SAMPLE_RATE) -> None:
         self.streamer = streamer
+        self.rate = rate  # RTP frames per second of the stream (progress is in RTP time)
         self.title: str | None = None
         self.artist: str | None = None
         self.album: str | None = None
@@ -258,8 +259,8 @@ class RaopCommandHandler:
         if not streamer.metadata_allowed(METADATA_PROGRESS):
             return
         current = streamer.current_rtp()
-        start = rtp_add(current, -position_s * SAMPLE_RATE)
-        end = rtp_add(start, (self.duration_s or 0) * SAMPLE_RATE)
+        start = rtp_add(current, -position_s * self.rate)
+        end = rtp_add(start, (self.duration_s or 0) * self.rate)
         await streamer.set_parameter(
             {"Content-Type": "text/parameters"},
             f"progress: {start}/{current}/{end}\r\n".encode(),

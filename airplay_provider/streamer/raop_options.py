@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from airplay_provider.protocol.errors import AirplayError
+from airplay_provider.protocol.pcm_format import CD, PcmFormat
 from airplay_provider.streamer.secret_input import SecretInputError, merge_secrets
 
 DEFAULT_LATENCY_MS = 1000
@@ -45,6 +46,8 @@ class RaopOptions:
     source: str
     #: Other addresses of the same receiver, tried in order when `host` does not answer.
     fallback_hosts: tuple[str, ...] = ()
+    #: What stdin carries (RAOP: always 16/44100; cliap2 --bits/--rate).
+    pcm: PcmFormat = CD
 
     @property
     def use_encryption(self) -> bool:

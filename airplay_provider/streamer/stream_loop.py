@@ -1,11 +1,11 @@
 """The one streaming loop: stdin to a receiver through the protocol's `Transport`.
 
-Time flows through one `Timeline` (protocol/schedule.py): input sample k is audible at
-`ntpstart + k/44100`. Which packet leaves when (pre-roll, the paced build-up of the lead,
-skip-late, underruns) is decided by the `Pacer` (streamer/pacer.py, no I/O); this class carries
-its decisions out: reads input, hands packets to the transport, sleeps, pauses and resumes,
-drains, reports. What differs between RAOP and AirPlay 2 lives in the transport
-(streamer/transport.py).
+Time flows through one `Timeline` (protocol/schedule.py): input sample k is audible at `ntpstart
++ k/rate` (rate: the stream's `PcmFormat`, 44100 or 48000). Which packet leaves when (pre-roll,
+the paced build-up of the lead, skip-late, underruns) is decided by the `Pacer`
+(streamer/pacer.py, no I/O); this class carries its decisions out: reads input, hands packets to
+the transport, sleeps, pauses and resumes, drains, reports. What differs between RAOP and
+AirPlay 2 lives in the transport (streamer/transport.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Coroutine
 
-from airplay_provider.protocol.alac import encode_uncompressed
-from airplay_provider.protocol.alac_encoder import AlacEncoder
+from airplay_provider.protocol.alac_encoder import AlacEncoder, encode_escape
 from airplay_provider.protocol.backlog import Backlog, SentPacket
 from airplay_provider.protocol.liveness import ReceiverWatch
 from airplay_provider.protocol.schedule import Timeline
@@ -46,14 +45,12 @@ from airplay_provider.streamer.pacer import (
     Skip,
     Wait,
 )
-from airplay_provider.streamer.pcm_input import BYTES_PER_SAMPLE, PcmInput
+from airplay_provider.streamer.pcm_input import PcmInput
 from airplay_provider.streamer.raop_commands import RaopCommandHandler
 from airplay_provider.streamer.raop_options import RaopOptions
 from airplay_provider.streamer.status import JitterStats, StatusWriter
 from airplay_provider.streamer.transport import LoopView, Slot, Transport
 
-PACKET_BYTES = FRAMES_PER_PACKET * BYTES_PER_SAMPLE
-SILENT_PACKET = bytes(PACKET_BYTES)
 WAKE_EARLY_S = 0.001
 MAX_PACKETS_PER_WAKE = 512  # bounded work per wake-up (about 4 s of audio)
 DRAIN_TAIL_NS = 250_000_000  # after the last frame's play time, before TEARDOWN
@@ -84,15 +81,19 @@ class StreamLoop(LoopReports):
         self.opts = options
         self.status = status
         self.clock = clock or SenderClock()
-        self.input = PcmInput(input_fd)
-        latency_frames = ns_to_frames(options.latency_ms * 1_000_000)
+        self.pcm = pcm = options.pcm
+        # up to 4 s of input buffered ahead (backpressure beyond it)
+        self.input = PcmInput(input_fd, pcm.bytes_per_frame, max_buffer_frames=pcm.rate * 4)
+        self._silent_packet = bytes(pcm.packet_bytes)
+        latency_frames = ns_to_frames(options.latency_ms * 1_000_000, pcm.rate)
         self.timeline = Timeline(
             start_ntp=options.ntpstart or 0,
             first_rtp=random.getrandbits(32),
             latency_frames=latency_frames,
+            rate=pcm.rate,
         )
         self.seq = random.getrandbits(16)
-        self.backlog = Backlog(1024)
+        self.backlog = Backlog(1024, frame_bytes=pcm.bytes_per_frame)
         self.watch = ReceiverWatch()
         self.gone: str | None = None  # why the receiver is surely gone (protocol/liveness.py)
         self.failure: StreamerError | None = None  # a background step's fatal error
@@ -102,6 +103,7 @@ class StreamLoop(LoopReports):
         self._waiter: asyncio.Future[None] | None = None
         self._waiting_for_input = False
         self._resume_rtp = 0
+        self._input_end: int | None = None  # the sample after the last input sample, once known
         self._copies: deque[tuple[int, bytes]] = deque()  # (packet number, wire) to send again
         self.input.on_change = self._on_input
         self.stats = {
@@ -116,8 +118,8 @@ class StreamLoop(LoopReports):
             "payload_bytes": 0,
         }
         #: -alac: compressed ALAC frames (sent uncompressed when that is not smaller)
-        self.alac = AlacEncoder() if options.alac else None
-        self.commands = RaopCommandHandler(self)
+        self.alac = AlacEncoder(bits=pcm.bits) if options.alac else None
+        self.commands = RaopCommandHandler(self, rate=pcm.rate)
         self.jitter = JitterStats()
         self._tasks: set[asyncio.Task[None]] = set()
         self.transport = transport(self)
@@ -181,7 +183,7 @@ class StreamLoop(LoopReports):
         """Send audio `lead_ms` ahead of its play time (only before the start is placed)."""
         if self.pacer.phase is not Phase.CONNECTING:
             raise RuntimeError("the lead is fixed once the start is placed")
-        self.timeline.latency_frames = ns_to_frames(lead_ms * 1_000_000)
+        self.timeline.latency_frames = ns_to_frames(lead_ms * 1_000_000, self.pcm.rate)
         self.pacer = Pacer(self.timeline, self.clock)
 
     @property
@@ -206,9 +208,26 @@ class StreamLoop(LoopReports):
         self.started_at_mono = loop.time()
         self.watch.restarted(self.started_at_mono)
         self.spawn(self._periodic())
+        while await self._send_input():
+            self._input_end = self.next_sample
+            self.status.emit(Eof(self.next_sample))
+            await self._drain()
+            if self.stopping or self.pacer.phase is Phase.DRAINING:
+                break
+            # Paused while the tail played: the unplayed input is back in front of the input;
+            # it is sent after the resume, then the tail drains again.
+        if self.failure is not None:
+            raise self.failure
+        if self.gone is not None:
+            raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
+
+    async def _send_input(self) -> bool:
+        """Send input as the pacer says until it all left (True) or STOP / receiver gone
+        (False); waits out a pause."""
+        loop = asyncio.get_running_loop()
         while not self.stopping:
             if self._watch_rtsp():
-                break
+                return False
             if self.paused:
                 await self._sleep(WATCH_EVERY_S)
                 continue
@@ -218,7 +237,7 @@ class StreamLoop(LoopReports):
             if isinstance(wait, InputDone):
                 if self.input.total_bytes == 0:
                     raise StreamerError(ErrorCode.EMPTY_INPUT, "no audio arrived on stdin")
-                break
+                return True
             delay = max(0.0, self.clock.seconds_until(wait.until_ntp))
             planned = loop.time() + delay
             # The event loop's poll timeout has 1 ms granularity and rounds up; ask for the wake
@@ -230,13 +249,7 @@ class StreamLoop(LoopReports):
             await self._sleep(sleep_s, wake_on_input=wait.wake_on_input)
             if not wait.wake_on_input and not self._interrupted():
                 self.jitter.add(loop.time() - planned)
-        if not self.stopping:
-            self.status.emit(Eof(self.next_sample))
-            await self._drain()
-        if self.failure is not None:
-            raise self.failure
-        if self.gone is not None:
-            raise StreamerError(ErrorCode.RECEIVER_GONE, self.gone)
+        return False
 
     # ---- a receiver gone (protocol/liveness.py decides) ----------------------------------------
 
@@ -320,8 +333,8 @@ class StreamLoop(LoopReports):
                     source.skip_to(self.next_sample + FRAMES_PER_PACKET)
                     self.stats["underruns"] += 1
                 else:
-                    pcm = SILENT_PACKET
-                self._send_packet(pcm.ljust(PACKET_BYTES, b"\0"), copy=action.copy)
+                    pcm = self._silent_packet
+                self._send_packet(pcm.ljust(self.pcm.packet_bytes, b"\0"), copy=action.copy)
             elif isinstance(action, Skip):
                 source.skip_to(action.to_sample)
                 self.stats["late"] += action.to_sample - action.from_sample
@@ -352,7 +365,7 @@ class StreamLoop(LoopReports):
     def alac_frame(self, pcm: bytes) -> bytes:
         """One ALAC frame of `pcm`: compressed with -alac, else uncompressed (escape)."""
         if self.alac is None:
-            frame = encode_uncompressed(pcm)
+            frame = encode_escape(pcm, self.pcm.bits)
         else:
             frame = self.alac.encode(pcm)
             self.stats["compressed"] = self.alac.compressed
@@ -378,11 +391,13 @@ class StreamLoop(LoopReports):
         end = self.timeline.play_ntp_of(self.next_sample)
         teardown_at = ntp_add_frames(end, ns_to_frames(DRAIN_TAIL_NS))
         while not self.stopping and self.clock.seconds_until(teardown_at) > 0:
+            if self.pacer.phase is not Phase.DRAINING:
+                return  # paused (and maybe resumed): the stream goes on (`stream`)
             if self._watch_rtsp():
                 break
             action = self.pacer.next_drain_action()
             if isinstance(action, Send):
-                self._send_packet(SILENT_PACKET)
+                self._send_packet(self._silent_packet)
                 continue
             delay = min(
                 self.clock.seconds_until(teardown_at),
@@ -401,6 +416,9 @@ class StreamLoop(LoopReports):
         keep_from = self.pacer.pause()
         if keep_from is not None:
             kept = self.backlog.pcm_from(keep_from)
+            if kept is not None and self._input_end is not None:  # not the tail's silence
+                end = max(0, self._input_end - kept[0]) * self.pcm.bytes_per_frame
+                kept = (kept[0], kept[1][:end]) if end else None
             if kept is not None:
                 self.input.prepend(kept[0], kept[1])
                 self.pacer.rewind_to(kept[0])
@@ -421,6 +439,9 @@ class StreamLoop(LoopReports):
         resume_sample = self.next_sample
         # The flush discarded everything before `_resume_rtp`: the pre-roll starts there.
         self.pacer.resume(at_ntp, self._resume_rtp)
+        skipped = self.input.skip_to(self.pacer.preroll_end)  # an instant already (partly) past
+        if skipped:
+            self.stats["late"] += skipped
         self.transport.resumed()
         self.started_at_mono = asyncio.get_running_loop().time()
         self.watch.restarted(self.started_at_mono)

@@ -51,6 +51,7 @@ async def test_auto_streams_buffered_bit_exact_and_on_time() -> None:
         assert session.errors == []
         started = run.status("started")[0]
         assert started["stream_type"] == "buffered"
+        assert (started["codec"], started["bits"], started["rate"]) == ("pcm-escape", "16", "44100")
         assert started["actual_ntp"] == started["requested_ntp"] == str(start_ntp)
         assert session.stream_types == [103]  # and no latencyMin/Max (else an error above)
         # the emulator said 400 until it had 3 clock samples; we retried until it took it
@@ -76,6 +77,7 @@ async def test_compressed_alac_over_buffered_is_bit_exact() -> None:
         assert await run.finish() == 0, run.text()
         session, buffered = _session(receiver), _buffered(receiver)
         assert session.stream_types == [103]
+        assert run.status("started")[0]["codec"] == "alac"
         stats = run.status("stats")[-1]
         assert int(stats["compressed"]) == int(stats["sent"])  # every frame compressed ...
         (segment,) = session.segments

@@ -16,28 +16,28 @@ from tests.streamer_driver import ntp_in, run_cliraop
 
 pytestmark = pytest.mark.receiver
 
-SIGNAL_10S = test_signal(10.0, seed=11)
+SIGNAL_5S = test_signal(5.0, seed=11)
 
 
 async def test_plain_stream_arrives_complete(start_shairport: StartShairport) -> None:
     receiver = await start_shairport("plain")
-    run = await run_cliraop(receiver.port, SIGNAL_10S, lead_s=1.0, args=["-volume", "50"])
+    run = await run_cliraop(receiver.port, SIGNAL_5S, lead_s=1.0, args=["-volume", "50"])
     assert run.returncode == 0, run.log
     started = run.status("started")
     assert started["actual_ntp"] == started["requested_ntp"]
     assert started["skipped_frames"] == "0"
     assert run.status("volume")["value"] == "50"
     assert run.status("exit")["code"] == "0"
-    comparison = assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
-    assert comparison.frames_compared == len(SIGNAL_10S) // 4
+    comparison = assert_audio_delivered(await receiver.settled_output(), SIGNAL_5S)
+    assert comparison.frames_compared == len(SIGNAL_5S) // 4
 
 
 async def test_encrypted_stream_arrives_complete(start_shairport: StartShairport) -> None:
     receiver = await start_shairport("crypt")
-    run = await run_cliraop(receiver.port, SIGNAL_10S, args=["-encrypt", "-et", "0,1"])
+    run = await run_cliraop(receiver.port, SIGNAL_5S, args=["-encrypt", "-et", "0,1"])
     assert run.returncode == 0, run.log
     assert run.status("connected")["encrypted"] == "true"
-    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_5S)
 
 
 async def test_compressed_encrypted_stream_arrives_complete(
@@ -46,7 +46,7 @@ async def test_compressed_encrypted_stream_arrives_complete(
     # -alac as Music Assistant passes it by default: shairport-sync 3.3.8 decodes our compressed
     # frames (its own ALAC decoder), AES-CBC over their variable length; ±2 LSB is its dither.
     receiver = await start_shairport("alac")
-    signal = music_like(6.0, seed=14, peak=0.9)
+    signal = music_like(4.0, seed=14, peak=0.9)
     run = await run_cliraop(receiver.port, signal, args=["-alac", "-encrypt", "-et", "0,1"])
     assert run.returncode == 0, run.log
     stats = run.all("stats")[-1]
@@ -58,15 +58,15 @@ async def test_compressed_encrypted_stream_arrives_complete(
 
 async def test_password_protected_receiver(start_shairport: StartShairport) -> None:
     receiver = await start_shairport("locked", password="s3cret pass")
-    run = await run_cliraop(receiver.port, SIGNAL_10S, args=["-password", "s3cret pass"])
+    run = await run_cliraop(receiver.port, SIGNAL_5S, args=["-password", "s3cret pass"])
     assert run.returncode == 0, run.log
     assert "s3cret" not in run.log  # never logged
-    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_5S)
 
-    wrong = await run_cliraop(receiver.port, SIGNAL_10S[:44100], args=["-password", "nope"])
+    wrong = await run_cliraop(receiver.port, SIGNAL_5S[:44100], args=["-password", "nope"])
     assert wrong.returncode == 1
     assert wrong.status("error")["code"] == "auth_failed"
-    missing = await run_cliraop(receiver.port, SIGNAL_10S[:44100])
+    missing = await run_cliraop(receiver.port, SIGNAL_5S[:44100])
     assert missing.returncode == 1
     assert missing.status("error")["code"] == "password_required"
 
@@ -75,11 +75,11 @@ async def test_five_percent_loss_is_healed_by_resends(start_shairport: StartShai
     receiver = await start_shairport("lossy")
     audio_port = receiver.udp_port_base + 2  # shairport-sync: control, timing, audio
     with drop_udp_packets(audio_port, 0.05):
-        run = await run_cliraop(receiver.port, SIGNAL_10S, lead_s=1.0)
+        run = await run_cliraop(receiver.port, SIGNAL_5S, lead_s=1.0)
     assert run.returncode == 0, run.log
     stats = run.all("stats")[-1]
     assert int(stats["resent"]) > 10  # ~60 of 1270 packets dropped on the way in
-    assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
+    assert_audio_delivered(await receiver.settled_output(), SIGNAL_5S)
 
 
 async def test_pause_then_resume_loses_nothing(start_shairport: StartShairport) -> None:
@@ -142,8 +142,8 @@ async def test_two_receivers_with_one_start_instant(start_shairport: StartShairp
     first, second = await start_shairport("room1"), await start_shairport("room2")
     start = ntp_in(2.0)  # two cold streamers + the timing wait, with room for a loaded machine
     runs = await asyncio.gather(
-        run_cliraop(first.port, SIGNAL_10S, ntpstart=start),
-        run_cliraop(second.port, SIGNAL_10S, ntpstart=start),
+        run_cliraop(first.port, SIGNAL_5S, ntpstart=start),
+        run_cliraop(second.port, SIGNAL_5S, ntpstart=start),
     )
     for run in runs:
         assert run.returncode == 0, run.log
@@ -151,4 +151,4 @@ async def test_two_receivers_with_one_start_instant(start_shairport: StartShairp
         assert int(started["actual_ntp"]) == start  # both scheduled on the same instant
         assert started["skipped_frames"] == "0"
     for receiver in (first, second):
-        assert_audio_delivered(await receiver.settled_output(), SIGNAL_10S)
+        assert_audio_delivered(await receiver.settled_output(), SIGNAL_5S)

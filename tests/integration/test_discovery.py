@@ -221,7 +221,8 @@ async def test_config_command_validates_and_persists(
     stored = json.loads(config_file.read_text())["players"][player_id]["values"]
     assert stored == {"sync_adjust": -30, "ap2_stream_type": "buffered"}
 
-    code, _, err = await run_cli("config", "No Such Speaker 4242", *net, env=env)
+    look_briefly = ("--interface", "127.0.0.1", "--timeout", "1")
+    code, _, err = await run_cli("config", "No Such Speaker 4242", *look_briefly, env=env)
     assert code == 1
     assert "No AirPlay receiver named 'No Such Speaker 4242' found" in err
 

@@ -270,3 +270,50 @@ async def test_each_stream_gets_a_random_token_that_dies_with_it(zeroconf: Async
             await provider.cmd_stop(other.player_id)
     finally:
         await provider.unload()
+
+
+class LongPlayingHost(RecordingHost):
+    """A recording host whose flow audio is 12 s of silence."""
+
+    async def _silence(self) -> AsyncIterator[bytes]:
+        for _ in range(24):
+            yield bytes(22050 * 8)
+
+
+async def test_a_member_that_rejoins_keeps_its_token_working(zeroconf: AsyncZeroconf) -> None:
+    """A grouped receiver that went away and came back (the session's rejoin, same stream
+    target) is still the player its buttons name: its token is not retired with the departed
+    member."""
+    host = LongPlayingHost()
+    provider = AirPlayProvider(
+        host, browse=False, zeroconf=zeroconf, interfaces=[HOST], dacp_id=DACP_ID
+    )
+    await provider.handle_async_init()
+    try:
+        async with RaopEmulator() as leader_emu:
+            leader = manual_device(HOST, leader_emu.port, name="Hall")
+            await provider.device_added(leader)
+            async with RaopEmulator() as emu:
+                port = emu.port
+                device = manual_device(HOST, port, name="Porch")
+                await provider.device_added(device)
+                porch = device.player_id
+                await provider.set_members(leader.player_id, [porch])
+                await provider.play_media(
+                    leader.player_id, PlayerMedia(uri="x", media_type=MediaType.TRACK)
+                )
+                token = emu.core.requests[-1].headers["active-remote"]
+                emu.kill()
+            async with RaopEmulator(port=port) as back:  # the first rejoin comes 5 s later
+                await back.wait_for(
+                    lambda core: any(r.method == "RECORD" for r in core.requests), 15
+                )
+                assert back.core.requests[-1].headers["active-remote"] == token
+                assert (await send(provider, "nextitem", token)).status == 204
+                assert await host.next_call() == ("next", porch, None)
+                await provider.cmd_stop(leader.player_id)
+            assert (await send(provider, "nextitem", token)).status == 204  # stopped: retired
+            with pytest.raises(TimeoutError):
+                await host.next_call()
+    finally:
+        await provider.unload()

@@ -3,8 +3,9 @@
 The TCP data stream is split at its 2-byte length prefixes (the length counts itself); each
 packet must carry marker + a 23-bit sequence number that goes up by one, the SSRC word naming
 its encoding (shairport-sync 5 takes its decoder and sample rate from it, and plays nothing --
-silently -- behind one it does not know; for the ALAC 44100/16/2 this emulator sets up that is
-0x0000FACE), and the nonce tail the sender's counter (0, 1, 2, ... under one key: anything else
+silently -- behind one it does not know; it must be the one of the format the SETUP named:
+0x0000FACE for ALAC 44100/16/2, 0x15000000 for ALAC 48000/24/2, whose audio is kept as s24le at
+48000 Hz), and the nonce tail the sender's counter (0, 1, 2, ... under one key: anything else
 is recorded as an error and the packet refused). Playback follows SETRATEANCHORTIME: rate 1 at
 an anchor (refused with 400 until the receiver has measured the sender's clock), rate 0 pauses;
 FLUSHBUFFERED starts a new segment and drops later-arriving packets before its `flushUntilTS`.
@@ -22,8 +23,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from tests.receivers.alac_decoder import AlacConfig, AlacDecodeError, decode_alac
 from tests.receivers.ap2_stream import Anchor, Segment, ntp_to_unix_ns
-from tests.receivers.raop_emulator_wire import WireError, decode_alac_frame
 
 MIN_PACKET = 12 + 16 + 8 + 1
 # SSRC → encoding, as shairport-sync 5's buffered reader knows them (ALAC 44.1/16 is its own id)
@@ -63,7 +64,11 @@ class BufferedStream:
         timing: str,
         clock_ids: set[int],
         clock_ready: Callable[[], bool],
+        encoding: tuple[int, int, int] = (SSRC_ALAC_44100_16_2, 16, 44100),
     ) -> None:
+        """`encoding`: (SSRC, bits, rate) of the format the SETUP named."""
+        self.ssrc, self.bits, self.rate = encoding
+        self._alac = AlacConfig(frame_length=352, bit_depth=self.bits)
         self._aead = ChaCha20Poly1305(key)
         self.segments = segments
         self.errors = errors
@@ -117,20 +122,24 @@ class BufferedStream:
         if tail != expected:
             self.errors.append(f"buffered seq {seq}: nonce {tail.hex()}, expected {expected.hex()}")
             return
+        ssrc = int.from_bytes(packet[8:12], "big")
         try:
             frame = self._aead.decrypt(bytes(4) + tail, packet[12:-8], packet[4:12])
-            pcm = decode_alac_frame(frame, 352)
-        except (InvalidTag, WireError) as exc:
-            self.errors.append(f"buffered seq {seq} does not decrypt/decode: {exc!r}")
+        except InvalidTag as exc:
+            self.errors.append(f"buffered seq {seq} does not decrypt: {exc!r}")
             return
         self.next_nonce += 1
-        ssrc = int.from_bytes(packet[8:12], "big")
-        if ssrc != SSRC_ALAC_44100_16_2:
+        if ssrc != self.ssrc:
             name = SSRC_ENCODINGS.get(ssrc, "no encoding")
             self.errors.append(
                 f"buffered seq {seq}: SSRC 0x{ssrc:08X} names {name}, the stream is "
-                f"ALAC/44100/16/2 (0x{SSRC_ALAC_44100_16_2:08X}): nothing plays"
+                f"{SSRC_ENCODINGS[self.ssrc]} (0x{self.ssrc:08X}): nothing plays"
             )
+            return
+        try:
+            pcm = decode_alac(frame, self._alac)
+        except AlacDecodeError as exc:
+            self.errors.append(f"buffered seq {seq} does not decode: {exc!r}")
             return
         self.packets += 1
         if self.flush_until_ts is not None and signed32(rtp - self.flush_until_ts) < 0:
@@ -145,6 +154,11 @@ class BufferedStream:
             return
         segment.packets[offset] = pcm
         self.arrivals.setdefault(segment.index, Arrivals()).by_offset[offset] = now_ns
+
+    def new_segment(self, *, flush_rtp: int | None = None) -> Segment:
+        """The next segment, in this stream's rate and frame size."""
+        frame_bytes = 2 * self.bits // 8
+        return Segment(len(self.segments), flush_rtp, rate=self.rate, frame_bytes=frame_bytes)
 
     # ---- requests -----------------------------------------------------------------------------
 
@@ -187,7 +201,7 @@ class BufferedStream:
             self.errors.append(f"FLUSHBUFFERED without flushUntilSeq/TS: {body!r:.100}")
             return 400
         self.flush_until_ts = body["flushUntilTS"] & 0xFFFFFFFF
-        self.segments.append(Segment(len(self.segments), flush_rtp=self.flush_until_ts))
+        self.segments.append(self.new_segment(flush_rtp=self.flush_until_ts))
         return 200
 
     # ---- what the tests read --------------------------------------------------------------------
@@ -202,11 +216,11 @@ class BufferedStream:
         for offset, arrived in arrivals.items():
             play_ns = segment.scheduled_ns((segment.first_rtp + offset) & 0xFFFFFFFF)
             if arrived + remote_minus_local_ns > play_ns:
-                late += len(segment.packets[offset]) // 4
+                late += len(segment.packets[offset]) // segment.frame_bytes
         return late
 
     def played_frames(self, segment: Segment, until_ns: int) -> int:
         """Frames of `segment` (from its first packet) whose play time is before `until_ns`."""
         assert segment.first_rtp is not None
         first_ns = segment.scheduled_ns(segment.first_rtp)
-        return max(0, (until_ns - first_ns) * 44100 // 10**9)
+        return max(0, (until_ns - first_ns) * segment.rate // 10**9)

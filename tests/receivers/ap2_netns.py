@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ import pytest
 
 from tests.receivers.ap2_emulator_core import FEATURES
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_stream import Segment
 
 SUBNET = "10.209.0"
 
@@ -119,6 +120,28 @@ def in_netns(name: str, argv: list[str]) -> list[str]:
 BUFFERED_DEVICE: dict[str, Any] = {"features": FEATURES | (1 << 40), "model": "Speaker1,1"}
 
 
+def _print_schedule(receiver: Ap2Receiver, segments: Sequence[Segment]) -> None:
+    """`SCHED {...}`: the latest anchor (RTP frame, its play time on the sender's timeline: NTP
+    wall-clock ns, or PTP ns of our grandmaster) and, on PTP, the wall-clock instant the
+    receiver plays that frame by its own servo (its local clock may run `--clock-ppm` fast),
+    for a long run's drift figures."""
+    anchored = [segment for segment in segments if segment.anchors]
+    if not anchored:
+        return
+    anchor = anchored[-1].anchors[-1]
+    offset = receiver.slave.offset_at(receiver.ptp_local_ns())
+    played = None
+    if receiver.ptp and offset is not None:
+        played = receiver.wall_of_ptp_local(anchor.remote_ns - offset)
+    line = {
+        "wall_ns": time.time_ns(),
+        "segment": anchored[-1].index,
+        "anchor": [anchor.rtp, anchor.remote_ns],
+        "receiver_wall_ns": played,
+    }
+    print("SCHED " + json.dumps(line), flush=True)
+
+
 async def _serve(args: argparse.Namespace) -> dict[str, object]:
     options: dict[str, object] = {"drop_rate": args.drop_rate, "drop_seed": 7}
     if args.ptp_only:  # as shairport-sync: an NTP SETUP is refused
@@ -130,6 +153,7 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         ptp_probe_after_s=args.probe_after,
         ptp_silent=args.silent_ptp,
         ptp_own_clock=args.own_clock,
+        ptp_clock_ppm=args.clock_ppm,
         session_options=options,
         **device,
     ) as receiver:
@@ -140,13 +164,19 @@ async def _serve(args: argparse.Namespace) -> dict[str, object]:
         session = receiver.session
         assert session is not None
         deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline and session.teardowns.count("session") < args.sessions:  # noqa: ASYNC110
+        every = args.report_every
+        report_at = time.monotonic() + every if every else None
+        while time.monotonic() < deadline and session.teardowns.count("session") < args.sessions:
             await asyncio.sleep(0.05)
+            if report_at is not None and time.monotonic() >= report_at:
+                report_at += every
+                _print_schedule(receiver, session.segments)
         out = Path(args.out)
         segments = []
         for segment in session.segments:
             pcm_path = out.with_suffix(f".seg{segment.index}.pcm")
-            pcm_path.write_bytes(segment.pcm())
+            if not args.no_audio:
+                pcm_path.write_bytes(segment.pcm())
             segments.append(
                 {
                     "pcm": str(pcm_path),
@@ -214,6 +244,11 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1, help="session TEARDOWNs to serve")
     parser.add_argument("--ptp-only", action="store_true", help="refuse NTP timing (400)")
     parser.add_argument("--own-clock", action="store_true", help="announce our own clock only")
+    parser.add_argument(
+        "--report-every", type=float, default=0.0, help="print the latest anchor every N s"
+    )
+    parser.add_argument("--no-audio", action="store_true", help="write no audio files")
+    parser.add_argument("--clock-ppm", type=float, default=0.0, help="PTP local clock rate error")
     args = parser.parse_args()
     report = asyncio.run(_serve(args))
     Path(args.out).write_text(json.dumps(report))

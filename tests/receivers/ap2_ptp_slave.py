@@ -4,7 +4,8 @@ Like devices it ignores plain IEEE 1588 messages (transportSpecific must be 1) a
 are not in the session's timing-peer list, waits for an Announce from the master before
 trusting it, then pairs Sync/Follow_Up (t1, t2) with its own Delay_Req/Delay_Resp (t3, t4):
 offset(master - local) = ((t1 - t2) + (t4 - t3)) / 2, kept from the exchange with the shortest
-round trip. Own parsers; nothing is imported from ``airplay_provider``.
+round trip (`offset_at`: a line through the recent ones, for a clock with a rate error). Own
+parsers; nothing is imported from ``airplay_provider``.
 
 Field behaviours on request: `probe_after_s` delays the first Delay_Req (a receiver that is
 slow to take our clock, as Sonos ~1 s after SETPEERS); `silent` never sends one (a TV that
@@ -21,6 +22,7 @@ SYNC, DELAY_REQ, FOLLOW_UP, DELAY_RESP, ANNOUNCE = 0x0, 0x1, 0x8, 0x9, 0xB
 LOCK_SAMPLES = 4
 LOCK_SPREAD_NS = 500_000
 DELAY_REQ_INTERVAL_S = 0.125
+FIT_SAMPLES = 128  # `offset_at`: the last 16 s of exchanges
 OWN_PRIORITY1 = 248  # a HomePod's (and Sonos's) own clock
 
 
@@ -69,6 +71,7 @@ class PtpSlave:
     first_sync_local: int | None = None
     locked_at_local: int | None = None
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (round trip, master - local)
+    offset_times: list[int] = field(default_factory=list)  # local ns of each `offsets` entry
     _t2: dict[int, int] = field(default_factory=dict)
     _last_pair: tuple[int, int] | None = None  # (t1, t2)
     _t3: dict[int, int] = field(default_factory=dict)
@@ -126,6 +129,7 @@ class PtpSlave:
         t1, t2 = self._last_pair
         round_trip = (t2 - t1) + (t4 - t3)
         self.offsets.append((round_trip, ((t1 - t2) + (t4 - t3)) // 2))
+        self.offset_times.append(t3)
         recent = [offset for _, offset in self.offsets[-LOCK_SAMPLES:]]
         if (
             self.locked_at_local is None
@@ -140,6 +144,25 @@ class PtpSlave:
         if not self.offsets:
             return None
         return min(self.offsets[-32:])[1]
+
+    def offset_at(self, local_ns: int, window: int = FIT_SAMPLES) -> float | None:
+        """master - local at `local_ns`, following a clock that runs at another rate (as a real
+        receiver's servo does): a least-squares line through the better half (shortest round
+        trips) of the last `window` exchanges. None before two exchanges."""
+        recent = list(zip(self.offset_times[-window:], self.offsets[-window:], strict=True))
+        if len(recent) < 2:
+            return None if not recent else float(recent[0][1][1])
+        best = sorted(recent, key=lambda item: item[1][0])[: max(2, len(recent) // 2)]
+        times = [float(t - best[0][0]) for t, _ in best]
+        values = [float(offset) for _, (_, offset) in best]
+        mean_t, mean_v = sum(times) / len(times), sum(values) / len(values)
+        spread = sum((t - mean_t) ** 2 for t in times)
+        slope = (
+            sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / spread
+            if spread
+            else 0.0
+        )
+        return mean_v + slope * (local_ns - best[0][0] - mean_t)
 
     def poll(self, now: float, local_ns: int) -> bytes | None:
         """A Delay_Req to send now to the master's port 319 (stamped t3 = `local_ns`)."""

@@ -53,6 +53,7 @@ class Ap2Receiver:
         ptp_probe_after_s: float = 0.0,
         ptp_silent: bool = False,
         ptp_own_clock: bool = False,
+        ptp_clock_ppm: float = 0.0,
         rtsp_port: int = 0,
         session_options: dict[str, Any] | None = None,
         **device_options: Any,
@@ -66,6 +67,10 @@ class Ap2Receiver:
             probe_after_s=ptp_probe_after_s, silent=ptp_silent, own_clock=ptp_own_clock
         )
         self.session: Ap2StreamSession | None = None
+        # The PTP slave's local clock: the wall clock running `ptp_clock_ppm` fast (a crystal's
+        # rate error, as real receivers have; 0: the wall clock itself).
+        self.clock_ppm = ptp_clock_ppm
+        self._clock_origin = time.time_ns()
         self.event_replies = 0
         self._udp: dict[str, _Udp] = {}
         self._event_server: asyncio.Server | None = None
@@ -73,6 +78,15 @@ class Ap2Receiver:
         self._blackout_until = 0.0
         self._buffered_writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def ptp_local_ns(self, wall_ns: int | None = None) -> int:
+        """The PTP slave's local clock at wall-clock `wall_ns` (default now)."""
+        wall = time.time_ns() if wall_ns is None else wall_ns
+        return wall + round((wall - self._clock_origin) * self.clock_ppm / 1e6)
+
+    def wall_of_ptp_local(self, local_ns: float) -> float:
+        """The wall-clock instant of a PTP-slave local time (inverse of `ptp_local_ns`)."""
+        return self._clock_origin + (local_ns - self._clock_origin) / (1 + self.clock_ppm / 1e6)
 
     @property
     def errors(self) -> ErrorLog:
@@ -156,9 +170,9 @@ class Ap2Receiver:
         elif kind == "timing":
             session.timing_reply(data, time.time_ns())
         elif kind == "ptp_event":
-            self.slave.event_received(data, addr[0], time.time_ns())
+            self.slave.event_received(data, addr[0], self.ptp_local_ns())
         else:
-            self.slave.general_received(data, addr[0], time.time_ns())
+            self.slave.general_received(data, addr[0], self.ptp_local_ns())
 
     async def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         session = self.session
@@ -176,7 +190,7 @@ class Ap2Receiver:
                 general = self._udp["ptp_general"].transport
                 if general is not None:
                     general.sendto(announce, (self.slave.master_address, 320))
-            delay_req = self.slave.poll(now, time.time_ns())
+            delay_req = self.slave.poll(now, self.ptp_local_ns())
             if delay_req is not None and self.slave.master_address is not None:
                 transport = self._udp["ptp_event"].transport
                 if transport is not None:

@@ -1,11 +1,12 @@
 """Sans-I/O AirPlay 2 session of the receiver emulator: RTSP after pairing, then the UDP stream.
 
 Strict like devices: SETUP session (NTP or PTP; a PTP-only receiver refuses NTP with 400),
-optionally no stream SETUP before RECORD, type-96 ALAC 44100/16/2 streams only, SETPEERS only on
-PTP sessions. The stream side decrypts ChaCha20-Poly1305 audio, decodes ALAC escape frames,
-records every sync anchor (0xD4 on NTP, 0xD7 on PTP; the wrong kind is an error), simulates loss
-and asks for resends, and keeps one segment per RECORD/FLUSH. Nothing is imported from
-``airplay_provider``: its own plist checks, packet parsers and timing maths.
+optionally no stream SETUP before RECORD, type-96 ALAC 44100/16/2 streams only (type 103 also
+ALAC 48000/24/2, as shairport-sync 5), SETPEERS only on PTP sessions. The stream side decrypts
+ChaCha20-Poly1305 audio, decodes ALAC escape frames, records every sync anchor (0xD4 on NTP,
+0xD7 on PTP; the wrong kind is an error), simulates loss and asks for resends, and keeps one
+segment per RECORD/FLUSH. Nothing is imported from ``airplay_provider``: its own plist checks,
+packet parsers and timing maths.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 SocketKind = Literal["control", "timing"]
 Datagram = tuple[SocketKind, bytes, tuple[str, int]]
 RATE = 44100
+# (audioFormat, sr) of the type-103 SETUPs this receiver plays → (SSRC of its packets, bits, rate)
+BUFFERED_FORMATS: dict[tuple[object, object], tuple[int, int, int]] = {
+    (0x40000, 44100): (0x0000FACE, 16, 44100),  # ALAC/44100/16/2
+    (0x200000, 48000): (0x15000000, 24, 48000),  # ALAC/48000/24/2
+}
 NTP_UNIX_OFFSET_S = 2208988800
 PLIST = "application/x-apple-binary-plist"
 
@@ -69,33 +75,37 @@ class Segment:
     first_rtp: int | None = None
     packets: dict[int, bytes] = field(default_factory=dict)  # frame offset from first_rtp
     anchors: list[Anchor] = field(default_factory=list)
+    rate: int = RATE  # the stream's: 44100, or 48000 (buffered ALAC/48000/24/2)
+    frame_bytes: int = 4  # of the decoded PCM: s16le stereo, or 6 (s24le stereo)
 
     def pcm(self) -> bytes:
-        """Everything received, in RTP order from the first packet; gaps are zero-filled."""
+        """Everything received (s16le, or s24le on 24-bit streams), in RTP order from the first
+        packet; gaps are zero-filled."""
         if not self.packets:
             return b""
-        end = max(offset + len(pcm) // 4 for offset, pcm in self.packets.items())
-        out = bytearray(end * 4)
+        size = self.frame_bytes
+        end = max(offset + len(pcm) // size for offset, pcm in self.packets.items())
+        out = bytearray(end * size)
         for offset, pcm in self.packets.items():
-            out[offset * 4 : offset * 4 + len(pcm)] = pcm
+            out[offset * size : offset * size + len(pcm)] = pcm
         return bytes(out)
 
     def missing_frames(self) -> int:
         """Frames between the first and last packet that never arrived."""
-        have = sum(len(pcm) // 4 for pcm in self.packets.values())
-        return len(self.pcm()) // 4 - have
+        have = sum(len(pcm) // self.frame_bytes for pcm in self.packets.values())
+        return len(self.pcm()) // self.frame_bytes - have
 
     def scheduled_ns(self, rtp: int) -> int:
         """When frame `rtp` plays on the sender timeline, from the latest anchor."""
         anchor = self.anchors[-1]
-        return anchor.remote_ns + _signed32(rtp - anchor.rtp) * 10**9 // RATE
+        return anchor.remote_ns + _signed32(rtp - anchor.rtp) * 10**9 // self.rate
 
     def anchor_spread_ns(self) -> int:
         """How far the anchors disagree about one frame (0 for one fixed anchor line)."""
         if not self.anchors:
             return 0
-        probe = self.anchors[0].rtp
-        times = [a.remote_ns + _signed32(probe - a.rtp) * 10**9 // RATE for a in self.anchors]
+        probe, rate = self.anchors[0].rtp, self.rate
+        times = [a.remote_ns + _signed32(probe - a.rtp) * 10**9 // rate for a in self.anchors]
         return max(times) - min(times)
 
 
@@ -277,8 +287,10 @@ class Ap2StreamSession:
         """Type 103: no latencyMin/Max (Sonos would add latencyMax as delay), TCP dataPort."""
         from tests.receivers.ap2_buffered import BufferedStream  # noqa: PLC0415 - import cycle
 
-        wanted = {"type": 103, "ct": 2, "audioFormat": 0x40000, "spf": 352, "sr": 44100}
-        if any(stream.get(k) != v for k, v in wanted.items()):
+        # audioFormat and sr must name the same ALAC format; shairport-sync 5 plays no other
+        encoding = BUFFERED_FORMATS.get((stream.get("audioFormat"), stream.get("sr")))
+        wanted = {"type": 103, "ct": 2, "spf": 352}
+        if encoding is None or any(stream.get(k) != v for k, v in wanted.items()):
             self._error(f"unsupported buffered stream {stream!r:.200}")
             return EmuResponse(400, "Bad Request")
         if "latencyMin" in stream or "latencyMax" in stream:
@@ -295,10 +307,11 @@ class Ap2StreamSession:
             timing=self.timing,
             clock_ids=self.timing_clock_ids,
             clock_ready=self.clock_ready,
+            encoding=encoding,
         )
         self.stream_setups += 1
         self.stream_types.append(103)
-        self.segments.append(Segment(len(self.segments)))
+        self.segments.append(self.buffered.new_segment())
         reply: dict[str, Any] = {"type": 103, "dataPort": self.buffered_port}
         if self.audio_buffer_size is not None:
             reply["audioBufferSize"] = self.audio_buffer_size

@@ -10,6 +10,7 @@ import pytest
 
 from airplay_provider.protocol import ap2
 from airplay_provider.protocol.alac import encode_uncompressed
+from airplay_provider.protocol.alac_encoder import AlacEncoder, encode_escape
 from airplay_provider.protocol.ap2_buffered import (
     SEQ_MASK,
     SSRC_ALAC_44100_16_2,
@@ -244,3 +245,86 @@ def test_emulator_plays_nothing_behind_an_ssrc_that_is_not_the_streams_encoding(
     session.buffered_received(_packet(shk, seq=11, rtp=1352, nonce=1, pcm=pcm), 0)
     assert len(session.errors) == 1
     assert segment.pcm() == pcm
+
+
+# ---- hi-res: ALAC/48000/24/2 ---------------------------------------------------------------------
+
+
+def _hires_session() -> tuple[Ap2StreamSession, BufferedStream, bytes]:
+    session = _ntp_session(samples=3)
+    conn = AccessoryConnection(AccessoryDevice())
+    shk = os.urandom(32)
+    setup = _stream(shk, audioFormat=0x200000, sr=48000)
+    reply = session.handle(conn, _request("SETUP", setup))
+    assert reply is not None
+    assert reply.status == 200
+    assert session.handle(conn, _request("RECORD", {})) is not None
+    assert session.buffered is not None
+    return session, session.buffered, shk
+
+
+def _packet24(shk: bytes, *, seq: int, rtp: int, nonce: int, frame: bytes, ssrc: int) -> bytes:
+    sealer = ap2.AudioSealer(shk)
+    sealer.counter = nonce
+    return frame_packet(sealer.seal(buffered_header(seq=seq, timestamp=rtp, ssrc=ssrc), frame))
+
+
+def test_emulator_plays_alac_48000_24_escape_and_compressed_as_s24le_at_48k() -> None:
+    session, buffered, shk = _hires_session()
+    escape_pcm = os.urandom(352 * 6)
+    ramp = b"".join((i * 5000 + 77).to_bytes(3, "little", signed=True) for i in range(-352, 352))
+    encoder = AlacEncoder(bits=24)
+    compressed = encoder.encode(ramp)
+    assert encoder.compressed == 1
+    stream = _packet24(
+        shk, seq=1, rtp=500, nonce=0, frame=encode_escape(escape_pcm, 24), ssrc=0x15000000
+    )
+    stream += _packet24(shk, seq=2, rtp=852, nonce=1, frame=compressed, ssrc=0x15000000)
+    session.buffered_received(stream, 0)
+    assert session.errors == []
+    segment: Segment = session.segments[0]
+    assert (segment.rate, segment.frame_bytes) == (48000, 6)
+    assert segment.pcm() == escape_pcm + ramp
+    conn = AccessoryConnection(AccessoryDevice())
+    assert session.handle(conn, _request("SETRATEANCHORTIME", _anchor_body(500))) is not None
+    first = segment.scheduled_ns(500)
+    assert segment.scheduled_ns(500 + 48000) - first == 10**9  # the stream's rate
+    assert buffered.played_frames(segment, first + 10**9) == 48000
+
+
+def test_emulator_refuses_16_bit_packets_on_a_24_bit_stream_and_vice_versa() -> None:
+    session, buffered, shk = _hires_session()
+    pcm = os.urandom(352 * 4)
+    session.buffered_received(_packet(shk, seq=1, rtp=0, nonce=0, pcm=pcm), 0)
+    assert session.errors == [
+        "buffered seq 1: SSRC 0x0000FACE names ALAC/44100/16/2, the stream is "
+        "ALAC/48000/24/2 (0x15000000): nothing plays"
+    ]
+    assert buffered.packets == 0
+    session16, buffered16, shk16 = _buffered_session(samples=3)
+    frame = encode_escape(os.urandom(352 * 6), 24)
+    session16.buffered_received(
+        _packet24(shk16, seq=1, rtp=0, nonce=0, frame=frame, ssrc=0x15000000), 0
+    )
+    assert len(session16.errors) == 1
+    assert "SSRC 0x15000000 names ALAC/48000/24/2" in session16.errors[0]
+    assert buffered16.packets == 0
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        {"type": 103, "audioFormat": 0x200000, "sr": 44100},  # format and rate disagree
+        {"type": 103, "audioFormat": 0x40000, "sr": 48000},
+        {"type": 103, "audioFormat": 0x80000, "sr": 44100},  # ALAC 44100/24: no SSRC for it
+        {"type": 96, "audioFormat": 0x200000, "sr": 48000, "controlPort": 9},  # realtime: 44.1/16
+    ],
+)
+def test_emulator_refuses_setups_the_real_receiver_cannot_play(stream: dict[str, object]) -> None:
+    session = _ntp_session(samples=3)
+    conn = AccessoryConnection(AccessoryDevice())
+    reply = session.handle(conn, _request("SETUP", _stream(bytes(32), **stream)))
+    assert reply is not None
+    assert reply.status == 400
+    assert len(session.errors) == 1
+    assert "unsupported" in session.errors[0]

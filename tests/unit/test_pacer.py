@@ -308,13 +308,33 @@ def test_pause_and_resume_at_an_instant() -> None:
     assert run.skips == []
 
 
-def test_a_resume_too_soon_moves_to_the_earliest_safe_instant() -> None:
+def test_a_resume_without_an_instant_starts_at_the_earliest_safe_one() -> None:
     pacer, clock = make(0.4)
     pacer.place_start(ntp_add_ns(T0, 400_000_000))
     simulate(pacer, clock, seconds=1.0)
     pacer.pause()
-    used = pacer.resume(ntp_add_ns(clock.now, 10_000_000), flush_rtp=0)
+    used = pacer.resume(None, flush_rtp=0)
     assert ntp_diff_ns(used, clock.now) == 150_000_000 + frames_to_ns(PREROLL_FRAMES) + 50_000_000
+
+
+def test_a_resume_at_a_past_instant_keeps_its_timeline_and_skips_what_is_too_late() -> None:
+    # a late joiner held until its receiver's clock was ready: its frame 0 was due 2 s ago
+    pacer, clock = make(0.25)
+    pacer.place_start(ntp_add_ns(T0, 60_000_000_000))  # far away, held before any audio left
+    pacer.pause()
+    at = ntp_add_ns(clock.now, -2_000_000_000)
+    assert pacer.resume(at, flush_rtp=7) == at
+    first_real = pacer.preroll_end
+    lead_ns = 150_000_000 + frames_to_ns(PREROLL_FRAMES)
+    # the first sample that can still play behind a pre-roll, on the line sample 0 @ `at`
+    assert first_real == (2_000_000_000 + lead_ns) * SAMPLE_RATE // 1_000_000_000 + 1
+    assert pacer.timeline.play_ntp_of(0) == at  # (to the NTP unit)
+    assert pacer.timeline.rtp_of(first_real - PREROLL_FRAMES) == 7
+    assert pacer.requested_first_sample == 0
+    assert 0 < ntp_diff_ns(pacer.start_ntp, clock.now) <= lead_ns
+    run = simulate(pacer, clock, seconds=2.0)
+    assert run.sends[10][1] == first_real  # behind 10 pre-roll packets, nothing shifted
+    assert run.skips == []
 
 
 def test_wakeups_that_come_late_lose_nothing() -> None:
