@@ -9,9 +9,7 @@ PY=.venv/bin/python
 "$PY" -m ruff check .
 "$PY" -m ruff format --check airplay_provider tests benchmarks
 "$PY" -m mypy
-# Two test files at a time (tests/conftest.py groups them): most tests wait on real-time audio
-# (~20 % of a core each), so two workers halve the wall time on a 2-core machine.
-"$PY" -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
+"$PY" -m pytest -q -p no:cacheprovider "$@"
 if [ -x .venv313/bin/python ]; then
     echo "== Python 3.13 run: $(.venv313/bin/python -c 'import importlib.metadata as m, sys; print(sys.version.split()[0], "music-assistant-models", m.version("music-assistant-models"))')"
     .venv313/bin/python -m mypy --python-version 3.13
