@@ -1,7 +1,8 @@
 """Audio sources through ffmpeg/ffprobe: tags and cover art, and decoding to flow PCM.
 
 Flow PCM is the session format: f32le, 44 100 Hz, stereo (what Music Assistant's flow stream
-gives). `decode_source` yields it from anything ffmpeg reads: a file, a URL or stdin ("-").
+gives), or 48 kHz for a hi-res group. `decode_source` yields it from anything ffmpeg reads: a
+file, a URL or stdin ("-").
 """
 
 from __future__ import annotations
@@ -186,8 +187,8 @@ async def extract_cover(
     return target
 
 
-def decoder_argv(source: str) -> list[str]:
-    """ffmpeg decoding `source` ("-" = stdin) to flow PCM on stdout."""
+def decoder_argv(source: str, rate: int = FLOW_RATE) -> list[str]:
+    """ffmpeg decoding `source` ("-" = stdin) to flow PCM at `rate` on stdout."""
     ffmpeg = _require("ffmpeg")
     reader = ["-i", "pipe:0"] if source == "-" else ["-nostdin", "-i", source]
     return [
@@ -200,7 +201,7 @@ def decoder_argv(source: str) -> list[str]:
         "-f",
         "f32le",
         "-ar",
-        str(FLOW_RATE),
+        str(rate),
         "-ac",
         "2",
         "pipe:1",
@@ -208,9 +209,14 @@ def decoder_argv(source: str) -> list[str]:
 
 
 async def decode_source(
-    source: str, *, stdin_fd: int | None = None, chunk_bytes: int = FLOW_CHUNK_BYTES
+    source: str,
+    *,
+    stdin_fd: int | None = None,
+    chunk_bytes: int = FLOW_CHUNK_BYTES,
+    rate: int = FLOW_RATE,
 ) -> AsyncIterator[bytes]:
-    """Yield flow PCM chunks (whole frames) of `source`; ffmpeg is killed when iteration ends.
+    """Yield flow PCM chunks (whole frames) of `source` at `rate` Hz; ffmpeg is killed when
+    iteration ends.
 
     The first chunk is yielded as soon as ffmpeg produced anything (a fast start); later ones
     are whole `chunk_bytes` (1 s) chunks. AudioSourceError if ffmpeg fails before any audio.
@@ -219,7 +225,7 @@ async def decode_source(
     if source == "-":
         stdin = 0 if stdin_fd is None else stdin_fd
     proc = await asyncio.create_subprocess_exec(
-        *decoder_argv(source),
+        *decoder_argv(source, rate),
         stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

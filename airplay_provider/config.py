@@ -30,6 +30,7 @@ CONF_AIRPLAY_PROTOCOL: Final = "airplay_protocol"
 CONF_ENCRYPTION: Final = "encryption"
 CONF_ALAC_ENCODE: Final = "alac_encode"
 CONF_AP2_STREAM_TYPE: Final = "ap2_stream_type"
+CONF_HIRES_AUDIO: Final = "hires_audio"
 CONF_PASSWORD: Final = "password"  # noqa: S105  (a config key, not a secret)
 CONF_SYNC_ADJUST: Final = "sync_adjust"
 CONF_OUTPUT_BUFFER: Final = "output_buffer_ms"
@@ -189,6 +190,22 @@ def player_config_entries(
             description=(
                 "How AirPlay 2 audio is sent. Automatic: buffered when the receiver offers it "
                 "and is not an Apple device, else realtime."
+            ),
+            depends_on=CONF_AIRPLAY_PROTOCOL,
+            depends_on_value_not=int(ProtocolPreference.RAOP),
+            category=CATEGORY,
+            advanced=True,
+        ),
+        ConfigEntry(
+            key=CONF_HIRES_AUDIO,
+            type=ConfigEntryType.BOOLEAN,
+            label="Hi-res audio (24-bit/48 kHz)",
+            default_value=False,
+            description=(
+                "Stream 24-bit/48 kHz ALAC instead of 16-bit/44.1 kHz. Needs an AirPlay 2 "
+                "receiver with buffered audio (other receivers, and groups with one, play "
+                "16-bit/44.1 kHz, as the status says). Off by default: HomePods crackled over "
+                "Wi-Fi with it in Music Assistant."
             ),
             depends_on=CONF_AIRPLAY_PROTOCOL,
             depends_on_value_not=int(ProtocolPreference.RAOP),
@@ -437,6 +454,7 @@ class PlayerSettings:
     encryption: bool = True
     alac_encode: bool = False  # compression costs ~6 % of a core per stream (README)
     ap2_stream_type: StreamChoice = "auto"  # cliap2 --stream-type
+    hires_audio: bool = False  # 24-bit/48 kHz where the receiver (and its group) can take it
     password: str | None = None
     sync_adjust_ms: int = 0
     output_buffer_ms: int = 2000
@@ -463,6 +481,7 @@ class PlayerSettings:
             encryption=bool(pick(CONF_ENCRYPTION)),
             alac_encode=bool(pick(CONF_ALAC_ENCODE)),
             ap2_stream_type=_STREAM_CHOICES[str(pick(CONF_AP2_STREAM_TYPE))],
+            hires_audio=bool(pick(CONF_HIRES_AUDIO)),
             password=_as_optional_str(pick(CONF_PASSWORD)),
             sync_adjust_ms=_as_int(pick(CONF_SYNC_ADJUST)),
             output_buffer_ms=_as_int(pick(CONF_OUTPUT_BUFFER)),

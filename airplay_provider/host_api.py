@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
     from airplay_provider.player import AirPlayPlayer
 
-#: Format of `flow_audio_source` chunks: f32le, 44 100 Hz, 2 channels, interleaved.
+#: Format of `flow_audio_source` chunks: f32le, 44 100 Hz, 2 channels, interleaved (48 kHz
+#: when the session asks for it: hi-res groups).
 FLOW_PCM_SAMPLE_RATE: Final = 44100
 FLOW_PCM_CHANNELS: Final = 2
 FLOW_PCM_BYTES_PER_SAMPLE: Final = 4
@@ -90,8 +91,11 @@ class ProviderHost(Protocol):
         """Persist one per-player value (pairing credentials, for example)."""
         ...
 
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
-        """The continuous PCM stream for `media` (f32le 44.1 kHz stereo), flow mode."""
+    def flow_audio_source(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = FLOW_PCM_SAMPLE_RATE
+    ) -> AsyncIterator[bytes]:
+        """The continuous PCM stream for `media` (f32le stereo at `sample_rate`: 44100, or
+        48000 for a hi-res group), flow mode."""
         ...
 
     async def cmd_play(self, player_id: str) -> None:

@@ -193,6 +193,10 @@ class ListenAlongServer:
             raise ListenAlongError(f"bad stream path {path!r}")
         if path in self.streams:
             raise ListenAlongError(f"stream path {path!r} already served")
+        if session.pcm_format.hires:  # its taps carry s24le 48 kHz, not what we announce
+            raise ListenAlongError(
+                f"listen along serves 16-bit/44.1 kHz only; this group plays {session.pcm_format}"
+            )
         stream = _Stream(path, session)
         self.streams[path] = stream
         session.pcm_taps.append(stream.tap)

@@ -57,7 +57,9 @@ class RecordingHost:
     async def _silence(self) -> AsyncIterator[bytes]:
         yield b""
 
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
+    def flow_audio_source(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = 44100
+    ) -> AsyncIterator[bytes]:
         return self._silence()
 
     def _record(self, name: str, player_id: str, value: int | None = None) -> None:

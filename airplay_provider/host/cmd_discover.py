@@ -23,6 +23,7 @@ from airplay_provider.host.names import (
 )
 from airplay_provider.player import AirPlayPlayer, settings_from_values
 from airplay_provider.protocol.txt import DeviceRecord, StreamingProtocol
+from airplay_provider.session.players import player_format
 
 DEFAULT_TIMEOUT = 3.0
 LOOKUP_POLL_S = 0.05
@@ -99,6 +100,16 @@ def protocol_name(device: DeviceRecord, settings: PlayerSettings | None = None) 
     return None if protocol is None else _PROTOCOL_NAMES[protocol]
 
 
+def play_format(
+    device: DeviceRecord, settings: PlayerSettings | None = None
+) -> tuple[str | None, str | None]:
+    """(format `play` streams to this player alone, why it is not hi-res when it asked for it):
+    ``("24-bit/48 kHz", None)``, ``("16-bit/44.1 kHz", "plays 16-bit/44.1 kHz, not hi-res: …")``;
+    (None, None) when it has no route. The same choice the session makes (`group_format`); in a
+    group, a member that cannot take hi-res brings everyone to 16-bit/44.1 kHz."""
+    return player_format(AirPlayPlayer(device, settings))
+
+
 def stored_settings(store: ConfigStore | None) -> SettingsLookup:
     """Each player's settings as `play` reads them from the config `store` (None: defaults)."""
 
@@ -117,10 +128,13 @@ def _defaults(device: DeviceRecord) -> PlayerSettings:
 
 def device_summary(device: DeviceRecord, settings: SettingsLookup = _defaults) -> dict[str, object]:
     """JSON-ready description of one receiver."""
+    pcm_format, note = play_format(device, settings(device))
     return {
         "player_id": device.player_id,
         "name": device.name,
         "protocol": protocol_name(device, settings(device)),
+        "format": pcm_format,
+        "format_note": note,
         "airplay2_capable": device.supports_airplay2,
         "manufacturer": device.manufacturer,
         "model": device.model,
@@ -138,8 +152,8 @@ def device_summary(device: DeviceRecord, settings: SettingsLookup = _defaults) -
 
 
 def format_table(devices: Sequence[DeviceRecord], settings: SettingsLookup = _defaults) -> str:
-    """Aligned columns: name, protocol (the one `play` uses), model, address, pairing."""
-    header = ("NAME", "PROTOCOL", "MODEL", "ADDRESS", "PAIRING")
+    """Aligned columns: name, protocol and format (what `play` uses), model, address, pairing."""
+    header = ("NAME", "PROTOCOL", "FORMAT", "MODEL", "ADDRESS", "PAIRING")
     rows = [header]
     for device in devices:
         protocol = (protocol_name(device, settings(device)) or "none").upper()
@@ -150,7 +164,9 @@ def format_table(devices: Sequence[DeviceRecord], settings: SettingsLookup = _de
             pairing += ", password"
         address = device.address or "-"
         port = device.raop_port or device.airplay_port
-        rows.append((device.name, protocol, device.model, f"{address}:{port}", pairing))
+        pcm_format, note = play_format(device, settings(device))
+        shown = (pcm_format or "-") + (" (hi-res not possible)" if note else "")
+        rows.append((device.name, protocol, shown, device.model, f"{address}:{port}", pairing))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:

@@ -23,7 +23,7 @@ from music_assistant_models.enums import MediaType
 from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError, TrackInfo, extract_cover, probe
-from airplay_provider.config import CONF_AIRPLAY2_TIMING, CONF_SYNC_ADJUST
+from airplay_provider.config import CONF_AIRPLAY2_TIMING, CONF_HIRES_AUDIO, CONF_SYNC_ADJUST
 from airplay_provider.host import listen_cli
 from airplay_provider.host.cmd_play_args import EarlyProbe
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, identity_path
@@ -36,7 +36,7 @@ from airplay_provider.host.names import (
 from airplay_provider.host.signals import GracefulStop, run_interruptible
 from airplay_provider.host.standalone import StandaloneHost, manual_device
 from airplay_provider.identity import IdentityError, load_or_create_dacp_id
-from airplay_provider.listen_along import ListenAlongServer
+from airplay_provider.listen_along import ListenAlongError, ListenAlongServer
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
 from airplay_provider.protocol.streamer_status import ErrorCode, Stats
@@ -49,6 +49,7 @@ from airplay_provider.session.group import (
     SessionState,
     StreamSession,
 )
+from airplay_provider.session.pcm_format import FORMAT_NOTE, format_label, target_format
 from airplay_provider.session.players import PlaybackError
 from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
@@ -136,12 +137,14 @@ def progress_line(
 ) -> str:
     """`1:02 / 3:45  Kitchen: playing [ptp ready]  Office: failed (receiver gone), rejoining in
     4 s` (AirPlay 2 members show their timing and its state in brackets, and a member whose
-    clock was not ready at the start that it joins late, and why)."""
+    clock was not ready at the start that it joins late, and why; once hi-res is in play,
+    every member shows its format: `[24-bit/48 kHz]`, `[16-bit/44.1 kHz, not hi-res]`)."""
     position = _clock(session.position_s)
     total = f" / {_clock(duration)}" if duration else ""
     states = []
     gone = {m.key: m for m in session.departed}
     now = asyncio.get_running_loop().time()
+    hires_shown = session.pcm_format.hires or bool(session.format_notes)
     for player in players:
         waiting = session.waiting.get(player.player_id)
         member = session.members.get(player.player_id) or waiting or gone.get(player.player_id)
@@ -152,6 +155,10 @@ def progress_line(
         clock = clock_label(member.streamer) if member is not None else None
         if clock is not None:  # AirPlay 2: `ptp ready`, `ptp probing`, `ntp`, …
             state = f"{state} [{clock}]"
+        if hires_shown:  # `24-bit/48 kHz`, or `16-bit/44.1 kHz, not hi-res` (it wanted it)
+            note = session.format_notes.get(player.player_id)
+            shown = target_format(member.target) if member is not None else session.pcm_format
+            state = f"{state} [{format_label(shown, note)}]"
         if member is not None and member.late_reason is not None and not member.ended:
             late = "joins late" if waiting is not None else "joined late"
             state += f" ({late}: {member.late_reason})"
@@ -312,6 +319,9 @@ async def _play_found(
         if not chosen:
             raise PlayCommandError(f"--sync-adjust {name}: not one of the --player names", 2)
         host.overrides.setdefault(chosen[0].player_id, {})[CONF_SYNC_ADJUST] = ms
+    if getattr(args, "hires", None) is not None:  # --hires / --no-hires: this run only
+        for player in players:
+            host.overrides.setdefault(player.player_id, {})[CONF_HIRES_AUDIO] = args.hires
     if getattr(args, "timing", None):
         for player in players:
             host.overrides.setdefault(player.player_id, {})[CONF_AIRPLAY2_TIMING] = args.timing
@@ -371,7 +381,12 @@ async def _listen_along(
         print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
         return None
     if server is not None:
-        listen_cli.serve(server, session, name, sys.stderr)
+        try:
+            listen_cli.serve(server, session, name, sys.stderr)
+        except ListenAlongError as err:  # (a hi-res group) play goes on without it
+            print(f"warning: listen along: {err}", file=sys.stderr, flush=True)
+            await server.close()
+            return None
     return server
 
 
@@ -394,6 +409,10 @@ async def _follow(
     """Show progress until the session ends or the user stops it; the exit code."""
     title = session.metadata.title if session.metadata else None
     print(f"playing {title!r} on {', '.join(p.name for p in players)}", file=out)
+    for player in players:  # no hidden down-conversion: why a player is not hi-res
+        note = session.format_notes.get(player.player_id)
+        if note is not None:
+            print(f"{player.name} {note}", file=out)
     tty = out.isatty()
     last_print, last_states = 0.0, ""
     reported: set[str] = set()
@@ -449,10 +468,13 @@ def _report_failures(session: StreamSession, reported: set[str], out: TextIO, tt
 
 
 class _ShownByCommand(logging.Filter):
-    """Leaves out the log records of what the command prints itself (member failures)."""
+    """Leaves out the log records of what the command prints itself (member failures, format
+    notes)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, MEMBER_FAILURE, False)
+        return not getattr(record, MEMBER_FAILURE, False) and not getattr(
+            record, FORMAT_NOTE, False
+        )
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -89,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " auto: PTP, NTP when the receiver never follows it)",
     )
     parser.add_argument(
+        "--hires",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="24-bit/48 kHz for every player that can take it, this run only (default: each"
+        " player's hires_audio setting; needs AirPlay 2 buffered receivers, else 16-bit/44.1 kHz"
+        " with the reason shown)",
+    )
+    parser.add_argument(
         "--discovery-timeout",
         type=float,
         default=DEFAULT_DISCOVERY_S,

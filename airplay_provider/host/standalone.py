@@ -18,6 +18,7 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.audio_source import decode_source
 from airplay_provider.host.config_store import ConfigStore
+from airplay_provider.host_api import FLOW_PCM_SAMPLE_RATE
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.txt import (
     RAOP_SERVICE_TYPE,
@@ -112,9 +113,11 @@ class StandaloneHost:
         self.store.set_player_values(player_id, {key: value})
         self.store.save()
 
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
-        """`media.uri` decoded by ffmpeg to flow PCM ("-" reads our stdin)."""
-        return decode_source(media.uri, stdin_fd=self.stdin_fd)
+    def flow_audio_source(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = FLOW_PCM_SAMPLE_RATE
+    ) -> AsyncIterator[bytes]:
+        """`media.uri` decoded by ffmpeg to flow PCM at `sample_rate` ("-" reads our stdin)."""
+        return decode_source(media.uri, stdin_fd=self.stdin_fd, rate=sample_rate)
 
     async def cmd_play(self, player_id: str) -> None:
         """Remote: play (resume)."""

@@ -31,6 +31,20 @@ FLOW_PCM_FORMAT: Final = AudioFormat(
     bit_depth=FLOW_PCM_BYTES_PER_SAMPLE * 8,
     channels=FLOW_PCM_CHANNELS,
 )
+
+
+def flow_pcm_format(sample_rate: int) -> AudioFormat:
+    """`FLOW_PCM_FORMAT` at another rate (48 kHz: hi-res groups)."""
+    if sample_rate == FLOW_PCM_SAMPLE_RATE:
+        return FLOW_PCM_FORMAT
+    return AudioFormat(
+        content_type=ContentType.PCM_F32LE,
+        sample_rate=sample_rate,
+        bit_depth=FLOW_PCM_BYTES_PER_SAMPLE * 8,
+        channels=FLOW_PCM_CHANNELS,
+    )
+
+
 #: Music Assistant's own AirPlay receiver provider (its shairport-sync): never a player.
 RECEIVER_DOMAIN: Final = "airplay_receiver"
 #: Keys whose values Music Assistant keeps encrypted (SECURE_STRING entries).
@@ -98,9 +112,12 @@ class MassHost:
         except KeyError:
             self.logger.warning("%s has no settings yet; %s not stored", player_id, key)
 
-    def flow_audio_source(self, player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
-        """The queue's flow-mode PCM for `media`, from Music Assistant's stream controller."""
-        return self._mass.streams.get_stream(media, FLOW_PCM_FORMAT, player_id)
+    def flow_audio_source(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = FLOW_PCM_SAMPLE_RATE
+    ) -> AsyncIterator[bytes]:
+        """The queue's flow-mode PCM for `media`, from Music Assistant's stream controller
+        (f32le stereo at `sample_rate`: 48 kHz for a hi-res group)."""
+        return self._mass.streams.get_stream(media, flow_pcm_format(sample_rate), player_id)
 
     async def cmd_play(self, player_id: str) -> None:
         """Remote play: Music Assistant resumes the player or its queue."""

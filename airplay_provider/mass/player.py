@@ -20,7 +20,7 @@ from music_assistant_models.player import DeviceInfo, PlayerMedia
 
 from airplay_provider.audio_source import AudioSourceError
 from airplay_provider.config import CONF_ENABLE_LATE_JOIN, PAIRING_ACTIONS, enabled_by_default
-from airplay_provider.session.players import PlaybackError
+from airplay_provider.session.players import PlaybackError, player_format
 
 if TYPE_CHECKING:
     from airplay_provider.mass.provider import MassAirPlayProvider
@@ -120,6 +120,19 @@ class MassAirPlayPlayer(Player):
             self._attr_current_media = None
         elif state.current_media is not None:
             self._attr_current_media = state.current_media
+        self._show_format()
+
+    def _show_format(self) -> None:
+        """`audio_format` (and `audio_format_note`, why not hi-res) in the player's extra
+        attributes: what its stream plays, or what the next one would."""
+        found = self.core.playback.session_of(self.player_id)
+        shown, note = player_format(self.core_player, found[1] if found else None)
+        extras = self.extra_attributes
+        for key, value in (("audio_format", shown), ("audio_format_note", note)):
+            if value is None:
+                extras.pop(key, None)
+            else:
+                extras[key] = value
 
     def _settings_from_mass(self) -> None:
         """Re-read this player's stored settings (so changes apply to the next play)."""

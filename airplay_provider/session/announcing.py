@@ -27,6 +27,7 @@ from airplay_provider.session.mixing import (
     AnnouncementMixer,
     announcement_at,
 )
+from airplay_provider.session.pcm_format import PcmFormat
 from airplay_provider.session.reports import SessionError, SessionState
 from airplay_provider.session.timeline import FLOW_FRAME_BYTES
 
@@ -80,6 +81,7 @@ class SessionAnnouncements:
     """The announcement part of `StreamSession` (a mixin: its state lives in the session)."""
 
     mixer: AnnouncementMixer
+    pcm_format: PcmFormat
     fed: int
     state: SessionState
     logger: logging.Logger
@@ -126,6 +128,8 @@ class SessionAnnouncements:
         return placed
 
     def _check_can_announce(self) -> None:
+        if self.pcm_format.hires:  # the mixer works on s16 44.1 kHz session frames
+            raise SessionError(f"announcements are not mixed into {self.pcm_format} sessions yet")
         if self._stopping or self.state in (SessionState.DRAINING, SessionState.ENDED):
             raise SessionError(f"cannot announce on a {self.state} session")
 

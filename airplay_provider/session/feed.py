@@ -16,10 +16,12 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
-from airplay_provider.pcm_convert import flow_to_s16
-from airplay_provider.protocol.timing import SAMPLE_RATE, ntp_diff_ns
-from airplay_provider.session.member import S16_FRAME_BYTES, SessionMember
+from airplay_provider.pcm_convert import flow_to_s16, flow_to_s24
+from airplay_provider.protocol.timing import ntp_diff_ns
+from airplay_provider.session.branch import FormatBranch
+from airplay_provider.session.member import SessionMember
 from airplay_provider.session.mixing import AnnouncementMixer
+from airplay_provider.session.pcm_format import PcmFormat
 from airplay_provider.session.reports import SessionState
 from airplay_provider.session.timeline import (
     FEED_PIECE_S,
@@ -51,6 +53,7 @@ class SessionFeed:
     state: SessionState
     start_ntp: int
     ahead_s: float
+    pcm_format: PcmFormat  # what members get: s16le 44.1 kHz, or s24le 48 kHz (the source's rate)
     members: dict[str, SessionMember]
     ring: RingBuffer
     fed: int
@@ -71,6 +74,12 @@ class SessionFeed:
     _drain_guard: asyncio.Task[None] | None
 
     def _notify(self) -> None:
+        raise NotImplementedError
+
+    def _branch_of(self, member: SessionMember) -> FormatBranch | None:
+        raise NotImplementedError
+
+    def _feed_branches(self, pcm: bytes | None) -> None:
         raise NotImplementedError
 
     def _check_end(self) -> None:
@@ -116,7 +125,7 @@ class SessionFeed:
                 await self._wakeup.wait()
                 continue
             if self._priming:  # no T yet: fill every member's pipeline with the first audio
-                if self._pending and self.fed < PRIME_S * SAMPLE_RATE:
+                if self._pending and self.fed < PRIME_S * self.pcm_format.rate:
                     self._pending_to_members()
                 else:
                     await self._wakeup.wait()
@@ -137,13 +146,13 @@ class SessionFeed:
             elif self.state is SessionState.STARTING and not self._first_audio.is_set():
                 await self._wakeup.wait()  # T is not chosen before the first audio: no silence
             else:
-                frames = round(WATCHDOG_CHUNK_S * SAMPLE_RATE)
+                frames = round(WATCHDOG_CHUNK_S * self.pcm_format.rate)
                 self.silence_frames += frames
                 self._distribute(bytes(frames * FLOW_FRAME_BYTES))
 
     def _ahead_s(self) -> float:
         """Seconds of audio fed beyond the audible position."""
-        return ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+        return ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / self.pcm_format.rate
 
     def _ahead_limit_s(self) -> float:
         if self._ramp is None:
@@ -158,7 +167,7 @@ class SessionFeed:
         """Feed the next piece of source audio (≤ FEED_PIECE_S while starting or ramping)."""
         chunk = self._pending.popleft()
         if self._priming or self._ramp is not None:
-            piece = round(FEED_PIECE_S * SAMPLE_RATE) * FLOW_FRAME_BYTES
+            piece = round(FEED_PIECE_S * self.pcm_format.rate) * FLOW_FRAME_BYTES
             if len(chunk) > piece:
                 self._pending.appendleft(chunk[piece:])
                 chunk = chunk[:piece]
@@ -172,19 +181,26 @@ class SessionFeed:
 
     def _distribute(self, chunk: bytes) -> None:
         """Convert a flow chunk once for everyone, mix in announcements; keep it for late
-        joins; queue it."""
-        pcm = self.mixer.mix(self.fed, flow_to_s16(chunk))
+        joins; queue it. (Announcements are s16: hi-res sessions take none, see `announce`.)"""
+        if self.pcm_format.bits == 24:
+            pcm = flow_to_s24(chunk)
+        else:
+            pcm = self.mixer.mix(self.fed, flow_to_s16(chunk))
         self.ring.append(self.fed, pcm)
         for tap in self.pcm_taps:
             tap(self.fed, pcm)
-        self.fed += len(pcm) // S16_FRAME_BYTES
+        self.fed += len(pcm) // self.pcm_format.frame_bytes
         for member in self.members.values():
-            member.feed(pcm)
+            if self._branch_of(member) is None:
+                member.feed(pcm)
+        self._feed_branches(pcm)
 
     def _end_input(self) -> None:
         self.state = SessionState.DRAINING
         for member in self.members.values():
-            member.feed(None)
+            if self._branch_of(member) is None:
+                member.feed(None)
+        self._feed_branches(None)  # (their members get theirs when the branch drained)
         self._arm_drain_guard()
         self._notify()
         self._check_end()
@@ -196,7 +212,7 @@ class SessionFeed:
         self._drain_guard = asyncio.create_task(self._guard_drain(), name="session-drain")
 
     async def _guard_drain(self) -> None:
-        end = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / SAMPLE_RATE
+        end = ntp_diff_ns(self.start_ntp, self.clock.ntp()) / 1e9 + self.fed / self.pcm_format.rate
         await asyncio.sleep(max(0.0, end) + END_GRACE_S)
         self.logger.warning("members did not finish after the end of the source; stopping")
         await self.stop()

@@ -1,14 +1,15 @@
 """StreamSession: one group playing one source in sync (docs/ARCHITECTURE.md §4–5).
 
 Every member gets the same start instant T (plus its own sync_adjust), so session frame s is
-audible at ``T + s/44100`` everywhere. T is as early as the members can honour: they are
-spawned with a far start instant and held (ACTION=PAUSE) once connected, while the first
-`PRIME_S` of audio is fed into each streamer. Only when every member is connected *and* holds
-that audio is T set `release_lead_s(n)` ahead and sent to all with NTPSTART=…, ACTION=PLAY: a
-start on cold pipelines (N streamers just spawned) underruns. After T the audio fed ahead grows
-paced (`ahead_limit_s`), never seconds at once. Late joiners connect the same way, get the ring
-buffer from the first frame p they can still play (`JOIN_LEAD_S` ahead), are primed, and start
-at ``T + p``.
+audible at ``T + s/rate`` everywhere (one format per group, `pcm_format`: 16-bit/44.1 kHz, or
+24-bit/48 kHz when every member plays hi-res; the source then delivers 48 kHz). T is as early
+as the members can honour: they are spawned with a far start instant and held (ACTION=PAUSE)
+once connected, while the first `PRIME_S` of audio is fed into each streamer. Only when every
+member is connected *and* holds that audio is T set `release_lead_s(n)` ahead and sent to all
+with NTPSTART=…, ACTION=PLAY: a start on cold pipelines (N streamers just spawned) underruns.
+After T the audio fed ahead grows paced (`ahead_limit_s`), never seconds at once. Late joiners
+connect the same way, get the ring buffer from the first frame p they can still play
+(`JOIN_LEAD_S` ahead), are primed, and start at ``T + p``.
 
 The fan-out task paces the source against that timeline (never more than `ahead_s` seconds
 of audio fed ahead of what is audible), feeds silence when the source stalls (before the
@@ -33,9 +34,10 @@ from typing import Any, Final
 
 from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
-from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
+from airplay_provider.session.branch import FormatBranch
+from airplay_provider.session.branching import SessionBranches
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
 from airplay_provider.session.late_clock import (
@@ -43,14 +45,10 @@ from airplay_provider.session.late_clock import (
     FIRST_AUDIO_WAIT_S,
     SessionLateClocks,
 )
-from airplay_provider.session.member import (
-    CONNECT_TIMEOUT_S,
-    S16_FRAME_BYTES,
-    MemberState,
-    SessionMember,
-)
+from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
+from airplay_provider.session.pcm_format import CD_FORMAT, PcmFormat, target_format
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.rejoin import REJOIN_CODES, REJOIN_DELAYS_S, Rejoin, SessionRejoins
 from airplay_provider.session.reports import (
@@ -90,6 +88,9 @@ AP2_EXTRA_LEAD_S: Final = 0.2
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
 FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
+#: cliap2's error code when its receiver cannot take the format asked (`--bits 24` on a stream
+#: that turned out realtime: its `/info` features lack buffered audio): retried at 16-bit.
+FORMAT_UNSUPPORTED: Final = "format_unsupported"
 
 __all__ = [  # the report types are defined in reports.py; callers import them from here too
     "MEMBER_FAILURE",
@@ -113,7 +114,12 @@ def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
 
 
 class StreamSession(
-    SessionFeed, SessionAnnouncements, SessionMetadata, SessionRejoins, SessionLateClocks
+    SessionBranches,
+    SessionFeed,
+    SessionAnnouncements,
+    SessionMetadata,
+    SessionRejoins,
+    SessionLateClocks,
 ):
     """One source, several members, one timeline."""
 
@@ -128,8 +134,14 @@ class StreamSession(
         launcher: ForkServer | None = None,
         rejoin_delays_s: Sequence[float] = REJOIN_DELAYS_S,
         clock_hold_s: float = CLOCK_HOLD_S,
+        pcm_format: PcmFormat = CD_FORMAT,
     ) -> None:
-        self.source = source
+        self.source = source  # flow PCM (f32le stereo) at `pcm_format.rate`
+        self.pcm_format = pcm_format
+        #: Members that wanted hi-res but play `pcm_format`, and why (for status lines).
+        self.format_notes: dict[str, str] = {}
+        #: Members at another format (16-bit/44.1 kHz in a hi-res group): one branch each.
+        self.branches: dict[PcmFormat, FormatBranch] = {}
         self.clock_hold_s = clock_hold_s  # the start waits this long at most for a late clock
         self.waiting: dict[str, SessionMember] = {}  # set aside until their clock is ready
         self.rejoin_delays_s = tuple(rejoin_delays_s)
@@ -144,7 +156,10 @@ class StreamSession(
         self.members: dict[str, SessionMember] = {}
         self.departed: list[SessionMember] = []
         self._ptp_stalled: set[str] = set()  # members whose receiver never followed our PTP
-        self.ring = RingBuffer(ring_seconds, frame_bytes=S16_FRAME_BYTES)  # what members get
+        # what members get, in the group's format
+        self.ring = RingBuffer(
+            ring_seconds, frame_bytes=pcm_format.frame_bytes, rate=pcm_format.rate
+        )
         self.fed = 0  # session frames handed to members so far
         self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)
         self.silence_frames = 0  # of those, silence fed while the source had nothing
@@ -152,7 +167,7 @@ class StreamSession(
         self.metadata: TrackMetadata | None = None
         self.track_origin_s = 0.0  # session position where the current track began
         self.listeners: list[Callable[[StreamSession], None]] = []
-        # (first session frame, s16le PCM): what the members get, e.g. for listen_along.py
+        # (first session frame, PCM in `pcm_format`): what the members get, e.g. for listen_along
         self.pcm_taps: list[Callable[[int, bytes], None]] = []
         self._pending: collections.deque[bytes] = collections.deque()
         self._carry = b""
@@ -182,11 +197,11 @@ class StreamSession(
     def position_s(self) -> float:
         """Seconds of session audio played so far (frozen while paused)."""
         if self._paused_at is not None:
-            return self._paused_at / SAMPLE_RATE
+            return self._paused_at / self.rate
         if self.state in (SessionState.IDLE, SessionState.STARTING) and not self.start_ntp:
             return 0.0
-        frames = position_at(self.clock.ntp(), self.start_ntp)
-        return max(0, min(self.fed, frames)) / SAMPLE_RATE
+        frames = position_at(self.clock.ntp(), self.start_ntp, self.rate)
+        return max(0, min(self.fed, frames)) / self.rate
 
     @property
     def elapsed_s(self) -> float:
@@ -194,7 +209,12 @@ class StreamSession(
         extrapolate elapsed time from the moment it was reported)."""
         if self._paused_at is not None or not self.start_ntp:
             return self.position_s
-        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp)) / SAMPLE_RATE
+        return min(self.fed, position_at(self.clock.ntp(), self.start_ntp, self.rate)) / self.rate
+
+    @property
+    def rate(self) -> int:
+        """Session frames per second (44100, or 48000 for a hi-res group)."""
+        return self.pcm_format.rate
 
     @property
     def active_members(self) -> list[SessionMember]:
@@ -238,6 +258,12 @@ class StreamSession(
         self.start_ntp = start_instant(self.clock.ntp(), lead_s)
         members = [self._new_member(t, offset=0) for t in targets]
         self.members = {m.key: m for m in members}
+        try:
+            for pcm_format in {target_format(m.target) for m in members} - {self.pcm_format}:
+                await self._open_branch(pcm_format, 0)
+        except (OSError, RuntimeError) as exc:  # no ffmpeg, no process
+            await self.stop()
+            raise SessionError(f"cannot resample for the 16-bit members: {exc}") from exc
         self._priming = True
         self._reader = asyncio.create_task(self._read_source(), name="session-source")
         self._fanout = asyncio.create_task(self._fan_out(), name="session-fanout")
@@ -266,12 +292,14 @@ class StreamSession(
             async with asyncio.timeout(FIRST_AUDIO_WAIT_S):
                 await self._first_audio.wait()
         ready = [m for m in ready if not m.ended and m.paused_frame is not None]
-        await self._wait_primed(ready, round(PRIME_S * SAMPLE_RATE), PRIME_TIMEOUT_S)
+        await self._wait_primed(ready, PRIME_S, PRIME_TIMEOUT_S)
         ready = [m for m in ready if not m.ended]
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
             release_lead_s(len(ready)) + _ap2_extra_lead_s(ready),
+            self.rate,
+            {m.key: m.target.rate for m in ready},
         )
         if plan is None:
             await self.stop()
@@ -304,8 +332,12 @@ class StreamSession(
         members = []
         for join in retries:
             assert join.fallback is not None
-            member = self._new_member(join.fallback, offset=self.ring.start)
-            for chunk in self.ring.since(self.ring.start):
+            member = self._new_member(join.fallback, offset=0)
+            if target_format(member.target) != self.pcm_format:
+                await self._open_branch(target_format(member.target), 0)  # (still priming)
+            ring, _ = self._ring_and_fed(target_format(member.target))
+            member.offset = ring.start
+            for chunk in ring.since(ring.start):
                 member.feed(chunk)
             self.members[member.key] = member
             members.append(member)
@@ -314,16 +346,18 @@ class StreamSession(
         return [by_key.get(join.key, join) if join in retries else join for join in joins]
 
     async def _wait_primed(
-        self, members: Sequence[SessionMember], frames: int, timeout: float
+        self, members: Sequence[SessionMember], seconds: float, timeout: float
     ) -> bool:
-        """Until each member's streamer holds `frames` of audio (or all it was fed, once the
+        """Until each member's streamer holds `seconds` of audio (or all it was fed, once the
         source ended); False after `timeout`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            enough = self._source_done or self.fed >= frames or not self._priming
+            enough = self._source_done or self.fed >= seconds * self.rate or not self._priming
             if enough and all(
-                primed(m.frames_in_streamer(), m.frames_fed, frames) for m in members if not m.ended
+                primed(m.frames_in_streamer(), m.frames_fed, round(seconds * m.target.rate))
+                for m in members
+                if not m.ended
             ):
                 return True
             if loop.time() >= deadline:
@@ -333,6 +367,7 @@ class StreamSession(
 
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
+        target = self._formatted(target)
         return SessionMember(
             target,
             offset=offset,
@@ -362,6 +397,8 @@ class StreamSession(
             if exc.code == ErrorCode.NTP_REFUSED and member.key in self._ptp_stalled:
                 # its PTP stalled and it refuses NTP: PTP after all, on the fixed hold
                 join.fallback = dataclasses.replace(member.target, timing="ptp")
+            elif exc.code == FORMAT_UNSUPPORTED and member.target.bits != CD_FORMAT.bits:
+                join.fallback = self._without_hires(member.target, str(exc))
             await self._remove(member, graceful=False)
             return join
         streamer = member.streamer
@@ -413,6 +450,12 @@ class StreamSession(
             self._joins_after_resume.append(target)
             return JoinReport(target.key, -1, 0, error="joins at resume", name=target.name)
         member = self._new_member(target, offset=0)
+        pcm_format = target_format(member.target)
+        if pcm_format != self.pcm_format and pcm_format not in self.branches:
+            wanted = join_position(
+                self.clock.ntp(), self.start_ntp, 0.0, self.ring.start, self.fed, rate=self.rate
+            )
+            await self._open_branch(pcm_format, self._branch_start_frame(wanted))
         join = await self._launch(member)
         if join.fallback is not None and not self._stopping:
             self.logger.info("%s", join.error)
@@ -424,18 +467,18 @@ class StreamSession(
             join.error = f"session became {self.state} while {target.name} connected"
             return join
         # No await from here until it is registered: the fan-out cannot slip a chunk between.
+        ring, fed = self._ring_and_fed(pcm_format)  # (a branch member: in its frames)
+        rate = pcm_format.rate
         position = join_position(
-            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, self.ring.start, self.fed
+            self.clock.ntp(), self.start_ntp, JOIN_LEAD_S, ring.start, fed, rate=rate
         )
         member.offset = join.offset = position
-        for chunk in self.ring.since(position):
+        for chunk in ring.since(position):
             member.feed(chunk)
         self.members[member.key] = member
-        join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms)
+        join.start_ntp = member_start_ntp(self.start_ntp, position, target.sync_adjust_ms, rate)
         # Its first frame is JOIN_LEAD_S away: prime its pipeline, keeping RESUME_LEAD_S.
-        await self._wait_primed(
-            [member], round(JOIN_PRIME_S * SAMPLE_RATE), JOIN_LEAD_S - RESUME_LEAD_S
-        )
+        await self._wait_primed([member], JOIN_PRIME_S, JOIN_LEAD_S - RESUME_LEAD_S)
         if member.ended or self.state is not SessionState.PLAYING:
             join.error = member.error or f"session became {self.state} while it joined"
             await self._remove(member, graceful=True)
@@ -496,7 +539,8 @@ class StreamSession(
         if self._drain_guard is not None:
             self._drain_guard.cancel()
         self.state = SessionState.PAUSED
-        self._paused_at = max(0, min(self.fed, position_at(self.clock.ntp(), self.start_ntp)))
+        now = position_at(self.clock.ntp(), self.start_ntp, self.rate)
+        self._paused_at = max(0, min(self.fed, now))
         self._wakeup.set()
         members = self.active_members
         frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
@@ -514,6 +558,8 @@ class StreamSession(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
             RESUME_LEAD_S + _ap2_extra_lead_s(members),
+            self.rate,
+            {m.key: m.target.rate for m in members},
         )
         if plan is not None:
             self.start_ntp = plan.start_ntp
@@ -561,6 +607,7 @@ class StreamSession(
         self.members.clear()
         self.departed.extend(members)
         await asyncio.gather(*(m.stop(graceful=True) for m in members))
+        await self._stop_branches()
         if self._fifo_dir is not None:
             shutil.rmtree(self._fifo_dir, ignore_errors=True)
         self.state = SessionState.ENDED

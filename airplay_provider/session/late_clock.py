@@ -36,6 +36,7 @@ from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ClockStatus
 from airplay_provider.session.clock import CLOCK_POLL_S, CLOCK_WAIT_S, describe_clock, timing_of
 from airplay_provider.session.member import SessionMember
+from airplay_provider.session.pcm_format import PcmFormat, target_format
 from airplay_provider.session.processes import StreamerProcess, StreamTarget
 from airplay_provider.session.reports import JoinReport, SessionState
 from airplay_provider.session.timeline import PTP_SETTLE_S, RingBuffer, member_start_ntp
@@ -146,6 +147,9 @@ class SessionLateClocks:
     _stopping: bool
 
     async def add_member(self, target: StreamTarget) -> JoinReport:
+        raise NotImplementedError
+
+    def _ring_and_fed(self, pcm_format: PcmFormat) -> tuple[RingBuffer, int]:
         raise NotImplementedError
 
     async def _release(self, member: SessionMember, ntp: int) -> None:
@@ -266,18 +270,20 @@ class SessionLateClocks:
         """Its input continues from the ring buffer; its frame `offset` plays at the instant it
         has on the group timeline (in the past: the streamer skips what is too late)."""
         next_frame = member.offset + member.frames_fed
-        if next_frame < self.ring.start:  # waited longer than the ring holds: start afresh
+        pcm_format = target_format(member.target)  # (a branch member: its ring, its frames)
+        ring, _ = self._ring_and_fed(pcm_format)
+        if next_frame < ring.start:  # waited longer than the ring holds: start afresh
             await self._drop_waiting(member)
             again = await self.add_member(member.target)
             join.error, join.offset, join.start_ntp = again.error, again.offset, again.start_ntp
             return
         # No await until it is registered: the fan-out cannot slip a chunk between.
-        for chunk in self.ring.since(next_frame):
+        for chunk in ring.since(next_frame):
             member.feed(chunk)
         del self.waiting[member.key]
         self.members[member.key] = member
         join.start_ntp = member_start_ntp(
-            self.start_ntp, member.offset, member.target.sync_adjust_ms
+            self.start_ntp, member.offset, member.target.sync_adjust_ms, pcm_format.rate
         )
         await self._release(member, join.start_ntp)
         self.logger.info("%s joined late: %s", member.target.name, member.late_reason)

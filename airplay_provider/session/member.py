@@ -39,8 +39,8 @@ WRITE_TIMEOUT_S: Final = 5.0
 CONNECT_TIMEOUT_S: Final = 10.0
 CLOSE_TIMEOUT_S: Final = 2.0
 EXIT_CAUSE_WAIT_S: Final = 1.0  # a closed audio pipe: how long to wait for the streamer to say why
-S16_FRAME_BYTES: Final = 4  # s16le stereo, what the streamers read
-MAX_BACKLOG_BYTES: Final = 12 * 44100 * S16_FRAME_BYTES  # 12 s of audio not written yet
+S16_FRAME_BYTES: Final = 4  # s16le stereo, what the streamers read (s24le: 6, hi-res)
+MAX_BACKLOG_S: Final = 12  # seconds of audio not written yet
 
 
 class MemberState(enum.StrEnum):
@@ -151,17 +151,22 @@ class SessionMember:
         self._pipe = asyncio.StreamWriter(transport, protocol, None, loop)
         self._writer = asyncio.create_task(self._write_loop(), name=f"feed-{self.key}")
 
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes per stereo frame of its input: s16le (4) or s24le (6, hi-res)."""
+        return self.target.bits // 8 * 2
+
     def feed(self, chunk: bytes | None) -> None:
-        """Queue an s16le chunk (None: end of input). Never blocks."""
+        """Queue an s16le/s24le chunk (None: end of input). Never blocks."""
         if self.ended or self._input_closed:
             return
         if chunk is None:
             self._input_closed = True
         else:
             self._queued_bytes += len(chunk)
-            self.frames_fed += len(chunk) // S16_FRAME_BYTES
+            self.frames_fed += len(chunk) // self.frame_bytes
         self._queue.put_nowait(chunk)
-        if self._queued_bytes > MAX_BACKLOG_BYTES:
+        if self._queued_bytes > MAX_BACKLOG_S * self.target.rate * self.frame_bytes:
             self._fail("stopped reading audio (backlog)")
 
     def frames_in_streamer(self) -> int | None:
@@ -179,7 +184,7 @@ class SessionMember:
             pending += _unread_bytes(fileobj.fileno())
         except (OSError, ValueError, AttributeError):
             return None
-        return self.frames_fed - pending // S16_FRAME_BYTES
+        return self.frames_fed - pending // self.frame_bytes
 
     async def _write_loop(self) -> None:
         assert self._pipe is not None
@@ -276,7 +281,7 @@ class SessionMember:
         expected, self.expected_ntp = self.expected_ntp, None
         if expected is None:
             return
-        on_timeline = ntp_add_frames(expected, event.skipped_frames)
+        on_timeline = ntp_add_frames(expected, event.skipped_frames, self.target.rate)
         if abs(ntp_diff_ns(event.actual_ntp, on_timeline)) > 1:
             self.misaligned = True
             self.logger.warning(

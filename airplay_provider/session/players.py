@@ -13,11 +13,11 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.errors import AirplayError
-from airplay_provider.protocol.timing import SAMPLE_RATE
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import collect_announcement
 from airplay_provider.session.group import SessionError, SessionState, StreamSession, TrackMetadata
 from airplay_provider.session.member import MemberState
+from airplay_provider.session.pcm_format import CD_FORMAT, group_format, target_format
 from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
@@ -27,8 +27,17 @@ from airplay_provider.streamer_launcher import ForkServer
 #: session stopped, as Music Assistant's own announcement does for a paused player).
 _ANNOUNCEABLE: Final = (SessionState.STARTING, SessionState.PLAYING)
 ANNOUNCE_GRACE_S: Final = 5.0  # past its expected end, waiting for an announcement gives up
-SourceFactory = Callable[[str, PlayerMedia], AsyncIterator[bytes]]
 UpdateCallback = Callable[[AirPlayPlayer], None]
+
+
+class SourceFactory(Protocol):
+    """The host's flow PCM (f32le stereo) for `media` at `sample_rate` (44100 or 48000)."""
+
+    def __call__(
+        self, player_id: str, media: PlayerMedia, sample_rate: int = CD_FORMAT.rate
+    ) -> AsyncIterator[bytes]:
+        """An async iterator of PCM chunks."""
+        ...
 
 
 class PlaybackError(AirplayError):
@@ -75,6 +84,7 @@ def target_for_player(
         encrypt=settings.encryption,
         alac=settings.alac_encode,
         ap2_stream_type=settings.ap2_stream_type,
+        hires=settings.hires_audio,
         txt=dict(record.txt),
         password=settings.password,
         secret=player.credentials,
@@ -86,6 +96,24 @@ def target_for_player(
         fallback_hosts=tuple(a for a in device.fallback_addresses if a != player.address),
         timing=settings.airplay2_timing,
     )
+
+
+def player_format(
+    player: AirPlayPlayer, session: StreamSession | None = None
+) -> tuple[str | None, str | None]:
+    """(format the player streams, why not hi-res when it asked for it): in `session` when it
+    plays there, else what a play of it alone would use (the session's own choice,
+    `group_format`); (None, None) when it has no route."""
+    if session is not None:
+        member = session.members.get(player.player_id)
+        shown = target_format(member.target) if member is not None else session.pcm_format
+        return str(shown), session.format_notes.get(player.player_id)
+    try:
+        target = target_for_player(player)
+    except PlaybackError:
+        return None, None
+    choice = group_format([target])
+    return str(choice.members[target.key]), choice.notes.get(target.key)
 
 
 def metadata_from_media(media: PlayerMedia) -> TrackMetadata:
@@ -167,8 +195,20 @@ class GroupPlayback:
         if self._overtaken(claim):
             return None
         targets = [self._target(p) for p in everyone]
+        # The group's format (the session sets each member's and logs why a member that wanted
+        # hi-res does not get it: no hidden down-conversion).
+        choice = group_format(targets)
+        for target in targets:
+            if choice.members[target.key].hires:
+                self.logger.info("%s plays %s (hi-res)", target.name, choice.format)
+        rate = choice.format.rate
+        source = (
+            self._source(leader.player_id, media, rate)
+            if rate != CD_FORMAT.rate
+            else self._source(leader.player_id, media)
+        )
         session = StreamSession(
-            self._source(leader.player_id, media), logger=self.logger, launcher=self.launcher
+            source, logger=self.logger, launcher=self.launcher, pcm_format=choice.format
         )
         session.listeners.append(self._sync_states)
         self.sessions[leader.player_id] = session
@@ -278,7 +318,7 @@ class GroupPlayback:
             placed = await session.announce(pcm)
         except SessionError as exc:
             raise PlaybackError(str(exc)) from exc
-        left_s = placed.duck_end / SAMPLE_RATE - session.position_s
+        left_s = placed.duck_end / session.rate - session.position_s
         if not await session.wait_announced(placed, timeout=left_s + ANNOUNCE_GRACE_S):
             self.logger.info("announcement on %s not played to the end", player_id)
 

@@ -65,6 +65,9 @@ class StreamTarget:
     encrypt: bool = True
     alac: bool = False  # compressed ALAC: cliraop "-alac", cliap2 "--alac on"
     ap2_stream_type: StreamChoice = "auto"  # cliap2 --stream-type (auto: not passed)
+    hires: bool = False  # the player's hi-res opt-in (the session decides `bits`/`rate`)
+    bits: int = 16  # what stdin carries: s16le or s24le (cliap2 --bits, 24: buffered only)
+    rate: int = 44100  # cliap2 --rate
     txt: Mapping[str, str] = field(default_factory=dict)
     password: str | None = None
     secret: str | None = None
@@ -108,6 +111,8 @@ def build_raop_argv(
     With `secrets_fd`, the password, pairing secret and Active-Remote token are left out and
     the streamer reads them from that inherited fd instead (nothing secret in its cmdline).
     """
+    if (target.bits, target.rate) != (16, 44100):
+        raise ValueError(f"cliraop plays 16-bit/44.1 kHz only, not {target.bits}/{target.rate}")
     argv = ["-ntpstart", str(ntpstart), "-port", str(target.port)]
     argv += ["-latency", str(target.latency_ms)]
     if target.volume is not None:
@@ -171,6 +176,10 @@ def build_ap2_argv(
         argv += ["--dacp_id", target.dacp_id]
     if target.alac:
         argv += ["--alac", "on"]
+    if (target.bits, target.rate) != (16, 44100):  # (16/44.1: the arguments cliap2 always had)
+        # With `auto`, cliap2 decides from the receiver's `/info` and refuses 24-bit on a
+        # stream that turns out realtime (`format_unsupported`): the session retries at 16-bit.
+        argv += ["--bits", str(target.bits), "--rate", str(target.rate)]
     if target.ap2_stream_type != "auto":
         argv += ["--stream-type", target.ap2_stream_type]
     secrets = streamer_secrets(target)

@@ -1,8 +1,9 @@
 """Sans-I/O arithmetic of a group session: start lead, member start instants, late-join
 position, group resume instants, and the ring buffer of recent session audio.
 
-Session frame s is audible at ``T + s/44100`` on every member (+ that member's sync_adjust).
-A member whose stdin begins at session frame ``offset`` gets ``-ntpstart T + offset/44100``.
+Session frame s is audible at ``T + s/rate`` on every member (+ that member's sync_adjust);
+rate is the session's (44100, or 48000 for hi-res: `pcm_format`). A member whose stdin begins
+at session frame ``offset`` gets ``-ntpstart T + offset/rate``.
 """
 
 from __future__ import annotations
@@ -125,22 +126,32 @@ def start_instant(now_ntp: int, lead_s: float) -> int:
     return ntp_add_ns(now_ntp, round(lead_s * 1e9))
 
 
-def member_start_ntp(start_ntp: int, offset_frames: int, sync_adjust_ms: int) -> int:
+def member_start_ntp(
+    start_ntp: int, offset_frames: int, sync_adjust_ms: int, rate: int = SAMPLE_RATE
+) -> int:
     """`-ntpstart` for a member whose stdin begins at session frame `offset_frames`."""
-    return ntp_add_ns(ntp_add_frames(start_ntp, offset_frames), sync_adjust_ms * 1_000_000)
+    return ntp_add_ns(ntp_add_frames(start_ntp, offset_frames, rate), sync_adjust_ms * 1_000_000)
 
 
-def position_at(now_ntp: int, start_ntp: int) -> int:
+def position_at(now_ntp: int, start_ntp: int, rate: int = SAMPLE_RATE) -> int:
     """The session frame audible at `now_ntp` (negative before T)."""
-    return ns_to_frames(ntp_diff_ns(now_ntp, start_ntp))
+    return ns_to_frames(ntp_diff_ns(now_ntp, start_ntp), rate)
 
 
-def join_position(now_ntp: int, start_ntp: int, lead_s: float, oldest: int, fed: int) -> int:
+def join_position(
+    now_ntp: int,
+    start_ntp: int,
+    lead_s: float,
+    oldest: int,
+    fed: int,
+    *,
+    rate: int = SAMPLE_RATE,
+) -> int:
     """First session frame a late joiner gets: the earliest it can still play, in the buffer.
 
     It is the frame audible `lead_s` from now, clamped to the buffered range [oldest, fed].
     """
-    wanted = position_at(start_instant(now_ntp, lead_s), start_ntp) + 1
+    wanted = position_at(start_instant(now_ntp, lead_s), start_ntp, rate) + 1
     return max(oldest, min(fed, wanted))
 
 
@@ -153,26 +164,32 @@ class ResumePlan:
 
 
 def resume_plan(
-    now_ntp: int, members: Mapping[str, tuple[int, int]], lead_s: float
+    now_ntp: int,
+    members: Mapping[str, tuple[int, int]],
+    lead_s: float,
+    rate: int = SAMPLE_RATE,
+    rates: Mapping[str, int] | None = None,
 ) -> ResumePlan | None:
-    """Plan a resume from members' (first unplayed session frame, sync_adjust_ms).
+    """Plan a resume from members' (first unplayed frame, sync_adjust_ms); frames count at
+    `rate`, or at a member's own rate in `rates` (a member of a format branch).
 
     Members may have stopped at slightly different frames; each one resumes at the instant its
     own frame has on the new common timeline, and the earliest of them `lead_s` from now.
     """
     if not members:
         return None
+    own = rates or {}
     earliest = start_instant(now_ntp, lead_s)
     # New T such that min over members of (T + frame + adjust) == earliest.
     candidates = [
-        ntp_add_ns(ntp_add_frames(earliest, -frame), -adjust * 1_000_000)
-        for frame, adjust in members.values()
+        ntp_add_ns(ntp_add_frames(earliest, -frame, own.get(key, rate)), -adjust * 1_000_000)
+        for key, (frame, adjust) in members.items()
     ]
     new_start = max(candidates, key=lambda ntp: ntp_diff_ns(ntp, earliest))
     return ResumePlan(
         start_ntp=new_start,
         member_ntp={
-            key: member_start_ntp(new_start, frame, adjust)
+            key: member_start_ntp(new_start, frame, adjust, own.get(key, rate))
             for key, (frame, adjust) in members.items()
         },
     )
@@ -182,8 +199,10 @@ class RingBuffer:
     """The last `seconds` of session audio by session frame, for late joins (frames of
     `frame_bytes`: f32le stereo by default, s16le stereo in a session)."""
 
-    def __init__(self, seconds: float = 10.0, *, frame_bytes: int = FLOW_FRAME_BYTES) -> None:
-        self.capacity_frames = int(seconds * SAMPLE_RATE)
+    def __init__(
+        self, seconds: float = 10.0, *, frame_bytes: int = FLOW_FRAME_BYTES, rate: int = SAMPLE_RATE
+    ) -> None:
+        self.capacity_frames = int(seconds * rate)
         self.frame_bytes = frame_bytes
         self._chunks: collections.deque[tuple[int, bytes]] = collections.deque()
         self.end = 0  # session frame after the last buffered one

@@ -69,7 +69,7 @@ async def test_mdns_add_registers_a_player_with_our_entries() -> None:
         keys = [e.key for e in entries]
         for key in ("airplay_protocol", "encryption", "alac_encode", "password", "sync_adjust",
                     "ignore_volume", "raop_credentials", "airplay_credentials",
-                    "ap2_stream_type"):  # fmt: skip
+                    "ap2_stream_type", "hires_audio"):  # fmt: skip
             assert key in keys, key
         hidden = {e.key for e in entries if e.hidden}
         assert {"raop_credentials", "airplay_credentials", "sample_rates", "output_codec"} <= hidden
@@ -92,6 +92,7 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
                 "encryption": False,
                 "alac_encode": False,
                 "ap2_stream_type": "realtime",
+                "hires_audio": True,
             },
         )
         stored = mass.config.get_raw_player_config_value(PLAYER_ID, "password")
@@ -111,6 +112,8 @@ async def test_saved_settings_reach_the_core_player_secrets_decrypted() -> None:
         assert target.sync_adjust_ms == -40
         assert core.settings.ap2_stream_type == "realtime"
         assert target.ap2_stream_type == "realtime"  # cliap2 --stream-type, when it plays AP2
+        assert core.settings.hires_audio is True
+        assert target.hires is True  # wanted; a RAOP receiver still plays 16-bit/44.1 kHz
 
 
 async def test_disabled_player_is_not_registered_and_comes_back_when_enabled() -> None:

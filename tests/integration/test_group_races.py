@@ -19,7 +19,7 @@ from tests.receivers.raop_emulator import RaopEmulator
 WAIT_S = 10.0
 
 
-def _source(player_id: str, media: PlayerMedia) -> AsyncIterator[bytes]:
+def _source(player_id: str, media: PlayerMedia, sample_rate: int = 44100) -> AsyncIterator[bytes]:
     return flow_source(test_signal(8.0, seed=7))
 
 

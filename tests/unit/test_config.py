@@ -18,6 +18,7 @@ from airplay_provider.config import (
     CONF_BROKEN_ALERT,
     CONF_ENABLED,
     CONF_ENCRYPTION,
+    CONF_HIRES_AUDIO,
     CONF_SYNC_ADJUST,
     ConfigValidationError,
     PlayerSettings,
@@ -100,6 +101,25 @@ def test_protocol_words_and_options() -> None:
     assert parse_text_value(protocol, "0") == 0
     with pytest.raises(ConfigValidationError, match="must be one of 0"):
         parse_text_value(protocol, "3")
+
+
+def test_hires_audio_is_an_opt_in_for_airplay_2_players() -> None:
+    hires = entry(CONF_HIRES_AUDIO)
+    assert hires.type is ConfigEntryType.BOOLEAN
+    assert hires.default_value is False
+    assert "24-bit/48 kHz" in hires.label
+    assert hires.description is not None
+    assert "buffered" in hires.description
+    assert "HomePod" in hires.description
+    assert hires.depends_on == CONF_AIRPLAY_PROTOCOL
+    assert hires.depends_on_value_not == int(ProtocolPreference.RAOP)
+    assert PlayerSettings.from_values({}).hires_audio is False
+    assert PlayerSettings.from_values({CONF_HIRES_AUDIO: True}).hires_audio is True
+    with pytest.raises(ConfigValidationError, match="true or false"):
+        PlayerSettings.from_values({CONF_HIRES_AUDIO: "24"})
+    entries = player_config_entries(include_enabled=True)
+    assert parse_assignments(entries, ["hires_audio=on"]) == {CONF_HIRES_AUDIO: True}
+    assert parse_assignments(entries, ["hires_audio=no"]) == {CONF_HIRES_AUDIO: False}
 
 
 def test_ap2_stream_type_choices() -> None:
