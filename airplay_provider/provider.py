@@ -275,7 +275,8 @@ class AirPlayProvider:
 
         While the group plays it is mixed over the music in every room at one instant (the
         music ducked, no stream restarted; the receivers' volume is left as it is). Otherwise
-        it plays as a stream of its own at `volume_level` (each player's volume restored after).
+        (idle, or paused: that session is stopped) it plays as a stream of its own at
+        `volume_level` (each player's volume restored after).
         """
         player = self._require(player_id)
         key = str((media.custom_data or {}).get("announcement_url") or media.uri)

@@ -6,6 +6,7 @@ State lives in the core `AirPlayPlayer` (driven by the sessions); `refresh()` co
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Final
 
 from music_assistant.models.player import Player
@@ -14,7 +15,12 @@ from music_assistant_models.config_entries import (
     ConfigEntry,
     ConfigValueType,
 )
-from music_assistant_models.enums import ConfigEntryType, IdentifierType, PlaybackState
+from music_assistant_models.enums import (
+    ConfigEntryType,
+    IdentifierType,
+    PlaybackState,
+    PlayerType,
+)
 from music_assistant_models.errors import PlayerCommandFailed
 from music_assistant_models.player import DeviceInfo, PlayerMedia
 
@@ -54,6 +60,20 @@ def hidden_http_entries() -> list[ConfigEntry]:
         )
         for key, entry_type, default, multi in _HTTP_ONLY_ENTRIES
     ]
+
+
+def without_value_condition(entry: ConfigEntry) -> ConfigEntry:
+    """`entry` without its `depends_on` value condition (a copy; unchanged when it has none).
+
+    Music Assistant shows a protocol player's entries inside its universal player and replaces
+    each `depends_on` with that protocol's "enabled" toggle, keeping the value condition: the
+    toggle (True == 1) is then compared with our protocol choice and the entry stays greyed out.
+    """
+    if entry.depends_on_value is None and entry.depends_on_value_not is None:
+        return entry
+    return dataclasses.replace(
+        entry, depends_on=None, depends_on_value=None, depends_on_value_not=None
+    )
 
 
 def user_message(error: str) -> str:
@@ -224,6 +244,8 @@ class MassAirPlayPlayer(Player):
             entries = await self.core.handle_player_config_action(self.player_id, action, values)
         else:
             entries = self.core.get_player_config_entries(self.player_id)
+        if self.core_player.player_type is PlayerType.PROTOCOL:
+            entries = [without_value_condition(entry) for entry in entries]
         return [*entries, *hidden_http_entries()]
 
     async def on_config_updated(self) -> None:

@@ -22,8 +22,10 @@ from airplay_provider.session.processes import StreamTarget
 from airplay_provider.streamer.raop_options import MAX_LATENCY_MS, MIN_LATENCY_MS
 from airplay_provider.streamer_launcher import ForkServer
 
-#: Sessions an announcement can be mixed into (a paused one plays it at the resume).
-_ANNOUNCEABLE: Final = (SessionState.STARTING, SessionState.PLAYING, SessionState.PAUSED)
+#: Sessions an announcement can be mixed into. Not a paused one: mixed in, it would only be
+#: heard at the resume, maybe hours later; the announcement plays alone instead (the paused
+#: session stopped, as Music Assistant's own announcement does for a paused player).
+_ANNOUNCEABLE: Final = (SessionState.STARTING, SessionState.PLAYING)
 ANNOUNCE_GRACE_S: Final = 5.0  # past its expected end, waiting for an announcement gives up
 UpdateCallback = Callable[[AirPlayPlayer], None]
 

@@ -1,6 +1,7 @@
 """PLAY_ANNOUNCEMENT through Music Assistant's (stand-in) `players.play_announcement`: mixed
 over a playing group's music once, whoever of the group is asked; played alone, at the
-announcement volume, on an idle player. Audio compared sample by sample (RAOP emulators)."""
+announcement volume, on an idle player, and at once on a paused one. Audio compared sample by
+sample (RAOP emulators)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from music_assistant_models.enums import PlaybackState, PlayerFeature
 from music_assistant_models.errors import PlayerCommandFailed
 
 from airplay_provider.protocol.timing import volume_to_db
+from airplay_provider.session.group import SessionState
 from tests.adapter.mass_fixtures import loaded_provider
 from tests.adapter.test_mass_playback import (
     WAIT_S,
@@ -86,3 +88,26 @@ async def test_idle_player_plays_the_announcement_alone_at_its_volume() -> None:
         await wait_until(lambda: player.state.playback_state is PlaybackState.IDLE)
         with pytest.raises(PlayerCommandFailed, match="URL"):  # the server's own check
             await mass.players.play_announcement(player.player_id, "/tmp/local.mp3")
+
+
+async def test_paused_player_hears_the_announcement_now_alone() -> None:
+    music, voice = test_signal(8.0, seed=85), test_signal(1.0, seed=86)
+    async with loaded_provider() as provider, RaopEmulator() as emu:
+        mass = provider.mass
+        (player,) = await add_receivers(provider, (emu,))
+        mass.streams.sources["item1"] = s16_to_f32(music)
+        mass.streams.sources[TTS_URL] = s16_to_f32(voice)
+        await player.play_media(queue_media("item1", player.player_id, "Tone", 8))
+        paused = provider.core.playback.sessions[player.player_id]
+        music_stream = emu.stream
+        await wait_until(lambda: len(music_stream.reconstructed_pcm()) > 44100 * 4)
+        await player.pause()
+        assert paused.state is SessionState.PAUSED
+        await asyncio.wait_for(mass.players.play_announcement(player.player_id, TTS_URL), WAIT_S)
+        # Not mixed into the paused music (it would only be heard at a resume): the paused
+        # session stopped, the announcement was heard on its own stream before the call returned.
+        assert not paused.mixer.placed
+        assert paused.state is SessionState.ENDED
+        assert emu.stream is not music_stream
+        assert delivered(emu)[: len(voice)] == voice
+        await wait_until(lambda: player.state.playback_state is PlaybackState.IDLE)

@@ -44,10 +44,12 @@ async def test_pin_pairing_through_player_config_actions() -> None:
         player = mass.players.get_player(SPEAKER)
         assert isinstance(player, MassAirPlayPlayer)
         assert not player.state.available  # needs pairing first
-        assert keys(await player.get_config_entries())[:2] == [
-            "pairing_instructions",
-            "start_pairing",
-        ]
+        entries = await player.get_config_entries()
+        assert keys(entries)[:2] == ["pairing_instructions", "start_pairing"]
+        # A native player's entries are shown as they are: the AirPlay 2 ones follow the choice.
+        by_key = {entry.key: entry for entry in entries}
+        assert by_key["hires_audio"].depends_on == "airplay_protocol"
+        assert by_key["hires_audio"].depends_on_value_not == 1  # not with "Prefer AirPlay 1"
 
         values: dict[str, ConfigValueType] = {}
         entries = await player.get_config_entries(action="start_pairing", values=values)

@@ -73,6 +73,11 @@ async def test_mdns_add_registers_a_player_with_our_entries() -> None:
             assert key in keys, key
         hidden = {e.key for e in entries if e.hidden}
         assert {"raop_credentials", "airplay_credentials", "sample_rates", "output_codec"} <= hidden
+        # Shown inside a universal player, whose `depends_on` replaces ours (the protocol's
+        # "enabled" toggle): no value condition may stay behind to compare that toggle with.
+        conditioned = [e.key for e in entries if e.depends_on_value or e.depends_on_value_not]
+        assert conditioned == []
+        assert not any(e.depends_on for e in entries)
         assert all(isinstance(e, ConfigEntry) for e in entries)
 
         await provider.on_mdns_service_state_change(info.name, ServiceStateChange.Removed, None)
