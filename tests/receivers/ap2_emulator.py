@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +32,9 @@ class Ap2Emulator:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        #: Awaited before each RTSP request is handled (`Ap2Receiver`: read the audio datagrams
+        #: already queued, tests/receivers/queued.py).
+        self.before_request: Callable[[], Awaitable[None]] | None = None
 
     @property
     def errors(self) -> ErrorLog:
@@ -87,6 +90,8 @@ class Ap2Emulator:
                 data = await asyncio.wait_for(reader.read(65536), READ_TIMEOUT)
                 if not data:
                     break
+                if self.before_request is not None:
+                    await self.before_request()  # audio sent before this request comes first
                 reply = connection.feed(data)
                 if reply:
                     writer.write(reply)

@@ -20,6 +20,7 @@ from tests.receivers.ap2_emulator_core import BadRequest, EmuFraming
 from tests.receivers.ap2_ptp_own import OwnClock, OwnClockMaster
 from tests.receivers.ap2_ptp_slave import PtpSlave
 from tests.receivers.ap2_stream import Ap2StreamSession, Datagram
+from tests.receivers.queued import read_queued_datagrams
 from tests.receivers.strict import ErrorLog
 
 TICK_S = 0.005
@@ -68,6 +69,7 @@ class Ap2Receiver:
         self.rtsp_port = rtsp_port
         self.session_options = session_options or {}
         self.emulator = Ap2Emulator(host, **device_options)
+        self.emulator.before_request = self._read_queued_datagrams
         self.slave = PtpSlave(
             probe_after_s=ptp_probe_after_s,
             silent=ptp_silent,
@@ -160,6 +162,9 @@ class Ap2Receiver:
             lambda: _Udp(on_datagram), local_addr=(self.host, port)
         )
         self._udp[kind] = protocol
+
+    async def _read_queued_datagrams(self) -> None:
+        await read_queued_datagrams(protocol.transport for protocol in self._udp.values())
 
     def _local_port(self, kind: str) -> int:
         transport = self._udp[kind].transport

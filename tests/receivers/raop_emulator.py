@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import functools
 import itertools
-import struct
-import termios
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+from tests.receivers.queued import read_queued_datagrams
 from tests.receivers.raop_emulator_core import RaopReceiverCore
 from tests.receivers.raop_emulator_stream import RaopStreamReceiver
 from tests.receivers.raop_emulator_wire import RECEIVER_FIXED_DELAY, Datagram, UdpSocket
@@ -37,23 +35,9 @@ from tests.receivers.strict import ErrorLog
 
 _CLOSE_TIMEOUT = 5.0
 _MAX_IDLE_WAIT = 1.0
-_MAX_QUEUED_DATAGRAMS = 1000  # a bound: a sender flooding us can't hold RTSP forever
 
 if TYPE_CHECKING:
     from tests.receivers.ap2_emulator_legacy import LegacyAccessory
-
-
-def _queued_bytes(transport: asyncio.DatagramTransport) -> int:
-    """Size of the next datagram waiting in the socket's receive queue (0: none)."""
-    if transport.is_closing():
-        return 0
-    fd = transport.get_extra_info("socket").fileno()
-    try:
-        answer = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
-    except OSError:
-        return 0
-    size: int = struct.unpack("i", answer)[0]
-    return size
 
 
 class _UdpEndpoint(asyncio.DatagramProtocol):
@@ -244,7 +228,7 @@ class RaopEmulator:
                 data = await asyncio.wait_for(reader.read(65536), self._idle_timeout)
                 if not data:
                     break
-                await self._read_queued_datagrams()
+                await read_queued_datagrams(self._udp.values())  # sent before this request
                 output = self.core.rtsp_received(conn, data, time.time())
                 self._changed()
                 if output.data:
@@ -262,15 +246,6 @@ class RaopEmulator:
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
                 await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
             self._client_tasks.discard(task)
-
-    async def _read_queued_datagrams(self) -> None:
-        """Let the loop read every datagram already queued on our UDP sockets, so audio sent
-        before an RTSP request (TEARDOWN, FLUSH) is handled before it however late this busy
-        process gets to run (asyncio reads one datagram per loop pass)."""
-        for _ in range(_MAX_QUEUED_DATAGRAMS):
-            if not any(_queued_bytes(t) for t in self._udp.values()):
-                return
-            await asyncio.sleep(0)
 
     def _datagram(self, kind: UdpSocket, data: bytes) -> None:
         now = time.time()
