@@ -52,7 +52,7 @@ def _children_cpu_s() -> float:
 
 async def _branch_run(seconds: int) -> None:
     rng = random.Random(2)
-    second = rng.randbytes(48000 * HIRES_FORMAT.frame_bytes)
+    second = rng.randbytes(48000 * HIRES_FORMAT.bytes_per_frame)
     branch = FormatBranch(
         CD_FORMAT,
         HIRES_FORMAT,

@@ -41,12 +41,17 @@ class PcmFormat:
         return FRAMES_PER_PACKET * self.bytes_per_frame
 
     @property
+    def hires(self) -> bool:
+        """True for anything beyond 16-bit/44.1 kHz."""
+        return self != CD
+
+    @property
     def ffmpeg_format(self) -> str:
         """FFmpeg's name of the stdin format (`s16le`, `s24le`)."""
         return f"s{self.bits}le"
 
     def __str__(self) -> str:
-        return f"{self.bits}/{self.rate}"
+        return f"{self.bits}-bit/{self.rate / 1000:g} kHz"
 
 
 CD = PcmFormat()

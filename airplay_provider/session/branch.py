@@ -92,7 +92,7 @@ class FormatBranch:
         self.source = source
         self.fed = first_frame  # branch frames produced so far (from `first_frame`)
         self.ring = RingBuffer(
-            ring_seconds, frame_bytes=pcm_format.frame_bytes, rate=pcm_format.rate
+            ring_seconds, frame_bytes=pcm_format.bytes_per_frame, rate=pcm_format.rate
         )
         self.ring.end = first_frame
         self.ended = asyncio.Event()  # the resampler's output ended

@@ -189,7 +189,7 @@ class SessionFeed:
         self.ring.append(self.fed, pcm)
         for tap in self.pcm_taps:
             tap(self.fed, pcm)
-        self.fed += len(pcm) // self.pcm_format.frame_bytes
+        self.fed += len(pcm) // self.pcm_format.bytes_per_frame
         for member in self.members.values():
             if self._branch_of(member) is None:
                 member.feed(pcm)

@@ -158,7 +158,7 @@ class StreamSession(
         self._ptp_stalled: set[str] = set()  # members whose receiver never followed our PTP
         # what members get, in the group's format
         self.ring = RingBuffer(
-            ring_seconds, frame_bytes=pcm_format.frame_bytes, rate=pcm_format.rate
+            ring_seconds, frame_bytes=pcm_format.bytes_per_frame, rate=pcm_format.rate
         )
         self.fed = 0  # session frames handed to members so far
         self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)

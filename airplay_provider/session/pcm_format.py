@@ -21,44 +21,32 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from airplay_provider.protocol.ap2_buffered import choose_stream_type
+from airplay_provider.protocol.pcm_format import CD, HIRES, PcmFormat
 from airplay_provider.protocol.txt import StreamingProtocol, TxtError, parse_features
 
 if TYPE_CHECKING:
     from airplay_provider.session.processes import StreamTarget
 
-CHANNELS: Final = 2
 #: Set (True) on the log record of a member's format note: a host that shows the notes itself
 #: (the `play` command) can leave these records out.
 FORMAT_NOTE: Final = "airplay_format_note"
-
-
-@dataclass(frozen=True)
-class PcmFormat:
-    """Interleaved stereo little-endian signed PCM: `bits` per sample at `rate` Hz."""
-
-    bits: int
-    rate: int
-
-    def __post_init__(self) -> None:
-        if self.bits not in (16, 24) or self.rate not in (44100, 48000):
-            raise ValueError(f"unsupported PCM format {self.bits}-bit/{self.rate} Hz")
-
-    @property
-    def frame_bytes(self) -> int:
-        """Bytes per stereo frame (4 for s16le, 6 for s24le)."""
-        return self.bits // 8 * CHANNELS
-
-    @property
-    def hires(self) -> bool:
-        """True for anything beyond 16-bit/44.1 kHz."""
-        return self != CD_FORMAT
-
-    def __str__(self) -> str:
-        return f"{self.bits}-bit/{self.rate / 1000:g} kHz"
-
-
-CD_FORMAT: Final = PcmFormat(16, 44100)
-HIRES_FORMAT: Final = PcmFormat(24, 48000)
+#: The streamer's formats (protocol/pcm_format.py), by the names the session uses.
+CD_FORMAT: Final = CD
+HIRES_FORMAT: Final = HIRES
+__all__ = [  # PcmFormat is the streamer's own, re-exported
+    "CD_FORMAT",
+    "FORMAT_NOTE",
+    "HIRES_FORMAT",
+    "FormatChoice",
+    "PcmFormat",
+    "format_label",
+    "format_note",
+    "group_format",
+    "hires_obstacle",
+    "member_format",
+    "target_format",
+    "target_in_format",
+]
 
 
 def _features_and_model(txt: Mapping[str, str]) -> tuple[int, str]:

@@ -55,11 +55,11 @@ def raop(name: str) -> StreamTarget:
 
 
 def test_formats_and_their_frames() -> None:
-    assert (CD_FORMAT.frame_bytes, HIRES_FORMAT.frame_bytes) == (4, 6)
+    assert (CD_FORMAT.bytes_per_frame, HIRES_FORMAT.bytes_per_frame) == (4, 6)
     assert (str(CD_FORMAT), str(HIRES_FORMAT)) == ("16-bit/44.1 kHz", "24-bit/48 kHz")
     assert HIRES_FORMAT.hires
     assert not CD_FORMAT.hires
-    with pytest.raises(ValueError, match="unsupported PCM format 32-bit/96000 Hz"):
+    with pytest.raises(ValueError, match="bit depth must be 16 or 24, got 32"):
         PcmFormat(32, 96000)
 
 
