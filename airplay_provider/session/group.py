@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import logging
 import shutil
 import tempfile
@@ -32,20 +31,18 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from airplay_provider.protocol.ptp_readiness import ClockState
-from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
 from airplay_provider.session.branch import FormatBranch
 from airplay_provider.session.branching import SessionBranches
-from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.feed import PRIME_S, SessionFeed
 from airplay_provider.session.late_clock import (
     CLOCK_HOLD_S,
     FIRST_AUDIO_WAIT_S,
     SessionLateClocks,
 )
-from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
+from airplay_provider.session.launch import PAUSE_TIMEOUT_S, SessionLaunch
+from airplay_provider.session.member import MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
 from airplay_provider.session.pcm_format import CD_FORMAT, PcmFormat, target_format
@@ -65,7 +62,6 @@ from airplay_provider.session.timeline import (
     join_position,
     member_start_ntp,
     position_at,
-    primed,
     release_lead_s,
     resume_plan,
     start_instant,
@@ -74,9 +70,7 @@ from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer_launcher import ForkServer
 
 AHEAD_S: Final = 2.5  # audio fed ahead of the audible position, at most
-PAUSE_TIMEOUT_S: Final = 3.0
 PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (then: silence)
-PRIME_POLL_S: Final = 0.01
 # A late joiner's first frame is audible this long after it connected: priming its pipeline
 # (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
 JOIN_LEAD_S: Final = 0.6
@@ -87,10 +81,6 @@ AP2_EXTRA_LEAD_S: Final = 0.2
 #: Set (True) on the log record of a member's failure: a host that shows failures itself (the
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
-FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is chosen
-#: cliap2's error code when its receiver cannot take the format asked (`--bits 24` on a stream
-#: that turned out realtime: its `/info` features lack buffered audio): retried at 16-bit.
-FORMAT_UNSUPPORTED: Final = "format_unsupported"
 
 __all__ = [  # the report types are defined in reports.py; callers import them from here too
     "MEMBER_FAILURE",
@@ -118,6 +108,7 @@ class StreamSession(
     SessionFeed,
     SessionAnnouncements,
     SessionMetadata,
+    SessionLaunch,  # before the mixins that only declare its methods (they must not shadow)
     SessionRejoins,
     SessionLateClocks,
 ):
@@ -321,50 +312,6 @@ class StreamSession(
         self._check_end()
         return StartReport(self.start_ntp, lead_s, joins)
 
-    async def _timing_fallbacks(self, joins: list[JoinReport]) -> list[JoinReport]:
-        """Start members whose receiver never followed our PTP clock again on NTP timing, fed
-        the audio the first attempt had (the start is still priming: nothing played yet)."""
-        retries = [
-            j for j in joins if j.fallback is not None and j.fallback.key not in self.members
-        ]
-        if not retries or self._stopping:
-            return joins
-        members = []
-        for join in retries:
-            assert join.fallback is not None
-            member = self._new_member(join.fallback, offset=0)
-            if target_format(member.target) != self.pcm_format:
-                await self._open_branch(target_format(member.target), 0)  # (still priming)
-            ring, _ = self._ring_and_fed(target_format(member.target))
-            member.offset = ring.start
-            for chunk in ring.since(ring.start):
-                member.feed(chunk)
-            self.members[member.key] = member
-            members.append(member)
-        again = await asyncio.gather(*(self._launch(m, together=len(members)) for m in members))
-        by_key = {join.key: join for join in again}
-        return [by_key.get(join.key, join) if join in retries else join for join in joins]
-
-    async def _wait_primed(
-        self, members: Sequence[SessionMember], seconds: float, timeout: float
-    ) -> bool:
-        """Until each member's streamer holds `seconds` of audio (or all it was fed, once the
-        source ended); False after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            enough = self._source_done or self.fed >= seconds * self.rate or not self._priming
-            if enough and all(
-                primed(m.frames_in_streamer(), m.frames_fed, round(seconds * m.target.rate))
-                for m in members
-                if not m.ended
-            ):
-                return True
-            if loop.time() >= deadline:
-                self.logger.info("start: members' input not primed after %.1f s", timeout)
-                return False
-            await asyncio.sleep(PRIME_POLL_S)
-
     def _new_member(self, target: StreamTarget, *, offset: int) -> SessionMember:
         assert self._fifo_dir is not None
         target = self._formatted(target)
@@ -376,65 +323,6 @@ class StreamSession(
             logger=self.logger,
             launcher=self.launcher,
         )
-
-    async def _launch(
-        self, member: SessionMember, *, together: int = 1, clock: bool = True
-    ) -> JoinReport:
-        """Spawn a member held far in the future, wait for `connected`, hold it (PAUSE) and,
-        with `clock`, until its receiver's clock is ready (the start settles all clocks at once,
-        late_clock.py). The caller releases it with `_release` once T is known."""
-        far = start_instant(self.clock.ntp(), FAR_START_S)
-        join = JoinReport(member.key, member.offset, 0, name=member.target.name)
-        try:
-            await member.start(far)
-            await member.wait_connected(CONNECT_TIMEOUT_S)
-            if await member.request_pause(PAUSE_TIMEOUT_S, hold=True) is None:
-                raise StreamerError(
-                    ErrorCode.NO_HOLD, f"{member.target.name}: did not take ACTION=PAUSE"
-                )
-        except StreamerError as exc:
-            join.error = str(exc)
-            if exc.code == ErrorCode.NTP_REFUSED and member.key in self._ptp_stalled:
-                # its PTP stalled and it refuses NTP: PTP after all, on the fixed hold
-                join.fallback = dataclasses.replace(member.target, timing="ptp")
-            elif exc.code == FORMAT_UNSUPPORTED and member.target.bits != CD_FORMAT.bits:
-                join.fallback = self._without_hires(member.target, str(exc))
-            await self._remove(member, graceful=False)
-            return join
-        streamer = member.streamer
-        measure = member.key not in self._ptp_stalled
-        event = await hold_until_ready(streamer, measure=measure) if clock else None
-        stalled = (
-            event.state
-            if event and event.state in (ClockState.STALLED, ClockState.OWN_CLOCK)
-            else ""
-        )
-        if event is not None:  # "Kitchen: PTP clock ready after 3.4 s (27 probes)"
-            level = logging.WARNING if stalled else logging.INFO
-            self.logger.log(level, "%s", describe_clock(member.target.name, event))
-        if stalled and member.target.timing == "auto" and not member.ended:
-            # (a player set to PTP timing plays on anyway: it insists)
-            join.error = f"{member.target.name}: PTP clock {stalled}; retrying on NTP timing"
-            join.fallback = dataclasses.replace(member.target, timing="ntp")
-            self._ptp_stalled.add(member.key)
-            await self._remove(member, graceful=False)
-            return join
-        if streamer.connected_at is not None:
-            join.connect_s = streamer.connected_at - streamer.spawned_at
-            self.lead.record(join.connect_s, together)
-        return join
-
-    async def _release(self, member: SessionMember, ntp: int) -> None:
-        """Let a held member play: its first unplayed frame becomes audible at `ntp`.
-
-        Metadata and artwork follow the PLAY: a streamer runs its commands in order, and an
-        artwork upload queued before the PLAY could make it miss its instant.
-        """
-        member.start_ntp = member.expected_ntp = ntp
-        if not await member.send(f"NTPSTART={ntp}", "ACTION=PLAY"):
-            member.state = MemberState.FAILED  # gone meanwhile: the exit handler removes it
-        elif self.metadata is not None:
-            await self._send_metadata(member, self.metadata)
 
     # ---- membership -------------------------------------------------------------------------
 
