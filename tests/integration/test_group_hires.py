@@ -3,9 +3,6 @@ AirPlay 2 emulator): the source is asked for 48 kHz, converted once to s24le and
 bit-exact at ``T + k/48000`` to members that opted in and stream buffered; the group's other
 members play 16-bit/44.1 kHz through one resampling branch, in sync (an impulse heard at the
 same instant ± 1 frame); a member that wanted hi-res and cannot have it says why.
-
-The 24-bit tests need `cliap2 --bits 24 --rate 48000` and an emulator that decodes buffered
-ALAC/48000/24 (the hires branch): it is skipped until `cliap2` takes `--bits`.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import s16_to_f32
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
-from tests.unit.test_hires_format import cliap2_takes_bits
 
 BUFFERED = NO_PTP_FEATURES | (1 << 40)
 NOT_APPLE = "Speaker1,1"
@@ -111,7 +107,6 @@ async def _play(players: list[AirPlayPlayer], source: Source) -> StreamSession:
     return session
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_hires_group_plays_24_bit_48k_bit_exact_on_its_timeline() -> None:
     flow = flow_24(2.0, seed=81)
     expected = flow_to_s24(flow)
@@ -187,7 +182,6 @@ def _impulse_flow(seconds: float, *, at_frame: int, seed: int) -> bytes:
     return floats.tobytes()
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
     """Den (hi-res, buffered) gets the 48 kHz source bit-exact at 24 bits; Attic (realtime:
     16-bit/44.1 kHz) gets it through the group's one resampling branch. An impulse at 1.0 s
@@ -237,7 +231,6 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
             assert abs(heard[key] - t_plus_1) * 44100 / 1e9 <= 1.0, (key, heard[key] - t_plus_1)
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
     flow = flow_24(3.0, seed=83)
     expected = flow_to_s24(flow)
@@ -297,7 +290,6 @@ def _impulse_ns(receiver: Ap2Receiver, bits: int) -> int:
     return segment.scheduled_ns((segment.first_rtp + index) & 0xFFFFFFFF)
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -> None:
     """Den plays hi-res alone; Attic (realtime, 16-bit) joins: the group opens its branch at
     the join and Attic hears the impulse (at 2.2 s) when Den does (± 1 frame)."""
@@ -332,7 +324,6 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
             assert abs(error) <= 1.0, (bits, error)
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
     """Den (hi-res) and Attic (realtime: 16-bit through the branch) pause and resume on one
     new timeline; the impulse after the resume is heard together (± 1 frame)."""
@@ -365,7 +356,6 @@ async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
         assert abs(den_ns - at) * 44100 / 1e9 <= 1.0
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_a_member_whose_receiver_refuses_hires_plays_16_bit_in_sync() -> None:
     """Liar's TXT offers buffered audio, its `/info` does not: cliap2 refuses 24-bit there
     (`format_unsupported`); the session starts it again at 16-bit/44.1 kHz in the group's

@@ -2,8 +2,6 @@
 mDNS on loopback) grouped with a RAOP one: the AirPlay 2 member gets the file decoded at
 48 kHz, 24-bit, exactly as ffmpeg decodes it; the RAOP member plays 16-bit/44.1 kHz and the
 command says why; the progress line names each member's format.
-
-Needs `cliap2 --bits` (the hires branch): skipped until then.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import secrets
 import subprocess
 from pathlib import Path
 
-import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.pcm_convert import flow_to_s24
@@ -23,7 +20,6 @@ from tests.integration.test_play_cli import run_cli, write_track
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 from tests.receivers.raop_emulator import RaopEmulator
-from tests.unit.test_hires_format import cliap2_takes_bits
 
 HOST = "127.0.0.1"
 AIRPLAY = "_airplay._tcp.local."
@@ -56,7 +52,6 @@ def ffmpeg_flow_48k(track: Path) -> bytes:
     return subprocess.run([*argv, "-ac", "2", "pipe:1"], capture_output=True, check=True).stdout
 
 
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 async def test_play_hires_streams_24_bit_48k_and_names_each_members_format(
     tmp_path: Path, zeroconf: AsyncZeroconf
 ) -> None:

@@ -31,7 +31,6 @@ from airplay_provider.session.pcm_format import (
 from airplay_provider.session.players import target_for_player
 from airplay_provider.session.processes import StreamTarget, build_ap2_argv, build_raop_argv
 from airplay_provider.streamer.airplay2_options import parse_options as parse_ap2
-from airplay_provider.streamer.raop_options import UsageError
 
 NTP = 0xE8E8E8E800000000
 BUFFERED_TXT = {"features": "0x4A7FDFD5,0xBC157FDE", "model": "ShairportSync"}  # bit 40 set
@@ -129,25 +128,11 @@ def test_raop_refuses_anything_but_16_bit_44k() -> None:
         build_raop_argv(target_in_format(raop("Attic"), HIRES_FORMAT), NTP, "p")
 
 
-def cliap2_takes_bits() -> bool:
-    """Whether this checkout's cliap2 knows `--bits` (the hires branch merged)."""
-    try:
-        parse_ap2(build_ap2_argv(target_in_format(ap2("Den"), HIRES_FORMAT), NTP, "p"))
-    except UsageError as exc:
-        if "--bits" in str(exc):
-            return False
-        raise
-    return True
-
-
-@pytest.mark.skipif(not cliap2_takes_bits(), reason="cliap2 has no --bits yet (hires branch)")
 def test_hires_argv_parses_with_cliap2() -> None:
     argv = build_ap2_argv(target_in_format(ap2("Den"), HIRES_FORMAT), NTP, "p")
     options = parse_ap2(argv)
     assert options.stream_type == "auto"
-    pcm = getattr(options.common, "pcm", None)  # (named by the hires branch)
-    assert pcm is not None
-    assert (pcm.bits, pcm.rate) == (24, 48000)
+    assert (options.common.pcm.bits, options.common.pcm.rate) == (24, 48000)
 
 
 def test_target_for_player_carries_the_hires_opt_in() -> None:
