@@ -248,7 +248,8 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
         try:
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
-            await asyncio.sleep(0.3)  # the group plays a while before the join (not asserted)
+            # the join comes at T + 0.5 s, well after the start (not an assertion)
+            await asyncio.sleep(session.clock.seconds_until(session.start_ntp) + 0.5)
             await playback.join(players[0].player_id, players[1])
             joiner = session.members[players[1].player_id]
             p = joiner.offset
@@ -309,7 +310,8 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
             assert session.branches == {}
-            await asyncio.sleep(0.3)  # the group plays a while before the join (not asserted)
+            # the join comes at T + 0.5 s, well after the start (not an assertion)
+            await asyncio.sleep(session.clock.seconds_until(session.start_ntp) + 0.5)
             await playback.join(players[0].player_id, players[1])
             joiner = session.members[players[1].player_id]
             assert (joiner.target.bits, joiner.target.rate) == (16, 44100)
