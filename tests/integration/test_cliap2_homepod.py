@@ -40,7 +40,8 @@ def _schedule_errors(
 ) -> list[float]:
     """For every anchor on the HomePod's clock: when it plays sample k (k = the anchored frame,
     and the frame 0.125 s later, when the next anchor is due) on our PTP timeline, minus when
-    sample k is due there (`--ntpstart` + k / 44100); in frames."""
+    sample k is due there (`--ntpstart` + k / 44100); in frames. Only the samples it governs
+    that are heard count (from sample 0 on)."""
     homepod = report["homepod"]
     clock = OwnClock(**homepod["clock"])
     segment = _heard_segment(report)
@@ -52,8 +53,11 @@ def _schedule_errors(
     for rtp, own_ns, clock_id, _arrived in homepod["anchors"]:
         if clock_id != homepod["clock_id"]:
             continue
-        for ahead in (0, RATE // 8):
-            k = ((rtp - rtp0 + 2**31) & 0xFFFFFFFF) - 2**31 + ahead  # signed: before sample 0 too
+        first = ((rtp - rtp0 + 2**31) & 0xFFFFFFFF) - 2**31  # signed: before sample 0 too
+        if first + RATE // 8 < 0:
+            continue  # replaced before sample 0: it never governs a sound
+        for k in (max(first, 0), first + RATE // 8):
+            ahead = k - first
             plays_own = own_ns + ahead * 10**9 // RATE
             plays_ptp = clock.local(plays_own) - wall_minus_mono + ptp_minus_mono_ns
             errors.append((plays_ptp - (start_ptp + k * 10**9 / RATE)) / FRAME_NS)
@@ -99,6 +103,7 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
     own_anchors = [a for a in homepod["anchors"] if a[2] == homepod["clock_id"]]
     assert len(own_anchors) >= 56  # eight a second once tracking, through the 8 s
     errors = _schedule_errors(report, signal, start_unix, int(timing["ptp_minus_mono_ns"]))
+    assert len(errors) >= 2 * 56  # the anchors through the 8 s of audio
     assert max(abs(error) for error in errors) <= 1.0, errors
 
 
@@ -209,14 +214,17 @@ async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock
     assert all(a[2] == homepod["clock_id"] for a in anchors)  # never one on our clock
     assert 8 <= len(anchors) <= 40  # re-anchored for the drift, not on every check
     errors = _buffered_errors(report, signal, start_unix, int(timing["ptp_minus_mono_ns"]))
+    assert len(errors) >= 2 * 8  # 8 s of audio re-anchored every ~0.6 s
     assert max(abs(error) for error in errors) <= 1.0, errors
 
 
 def _buffered_errors(
     report: dict[str, Any], sent: bytes, start_unix: int, ptp_minus_mono: int
 ) -> list[float]:
-    """Per anchor, in frames: when the sample audible as it takes over (and as the next one
-    does, or the last sample) plays on our PTP timeline, minus when that sample is due there."""
+    """Per anchor in force while the audio plays, in frames: when the sample audible as it
+    takes over (or as sample 0 plays) and as the next one does (or the last sample) plays on
+    our PTP timeline, minus when that sample is due there. An anchor replaced before sample 0
+    is due never governs a sound, so it is not counted."""
     homepod = report["homepod"]
     anchors = homepod["anchors"]
     wall_minus_mono = report["ptp"]["local_wall_minus_mono_ns"]
@@ -229,7 +237,10 @@ def _buffered_errors(
     errors = []
     for index, (rtp, own_ns, _clock_id, arrived) in enumerate(anchors):
         until = anchors[index + 1][3] if index + 1 < len(anchors) else last_wall
-        for at_wall in (arrived, min(until, last_wall)):
+        begin, end = max(arrived, start_unix), min(until, last_wall)
+        if begin >= end:
+            continue
+        for at_wall in (begin, end):
             delta = (clock.own(at_wall) - own_ns) * RATE // 10**9
             k = ((rtp + delta - rtp0 + 2**31) & 0xFFFFFFFF) - 2**31
             plays_ptp = clock.local(own_ns + delta * 10**9 // RATE) - wall_minus_mono
