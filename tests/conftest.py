@@ -1,3 +1,3 @@
 """Shared test configuration: fixture modules are registered as plugins here."""
 
-pytest_plugins = ["tests.receivers.shairport"]
+pytest_plugins = ["tests.receivers.shairport", "tests.sharding"]
