@@ -4,10 +4,11 @@
 # daemon socket, so the parts cannot disturb each other. Most tests wait on real time (audio
 # plays at its rate), so the parts share the cores well. Prints one progress line a minute,
 # then every part's output; exits non-zero when any part failed.
-# Usage: scripts/pytest_parts.sh PYTHON N
+# Usage: scripts/pytest_parts.sh PYTHON N [PYTEST-OPTION...]  (options go to every part)
 set -uo pipefail
 PY="$1"
 PARTS="$2"
+shift 2
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/pytest-parts.XXXXXX")"
 TAG="$$"
 NAMESPACES=()
@@ -30,7 +31,7 @@ for part in $(seq 1 "$PARTS"); do
     ip netns add "$ns" || exit 1
     NAMESPACES+=("$ns")
     ip netns exec "$ns" ip link set lo up || exit 1
-    ip netns exec "$ns" "$PY" -m pytest -q -p no:cacheprovider --shard "$part/$PARTS" \
+    ip netns exec "$ns" "$PY" -m pytest -q -p no:cacheprovider --shard "$part/$PARTS" "$@" \
         >"$LOGS/$part.log" 2>&1 &
     PIDS+=("$!")
 done
