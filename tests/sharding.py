@@ -3,7 +3,7 @@
 Most of the suite waits on real time (audio plays at its rate), so `scripts/test.sh` runs the
 parts side by side, each in a network namespace of its own. Files are dealt out longest first
 to the part with the least so far, by the seconds recorded in `shard_weights.json` (a file not
-in it counts `UNKNOWN_FILE_S`), so the parts end close together. `--shard-record PATH` writes
+in it counts `UNKNOWN_FILE_S`), so the parts end close together. `--shard-record=PATH` writes
 what this run measured per file into a table of that form (merged with what it holds).
 """
 
