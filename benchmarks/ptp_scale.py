@@ -43,8 +43,8 @@ from airplay_provider.protocol.ptp_readiness import (  # noqa: E402
     PeerContact,
     assess,
 )
+from airplay_provider.streamer.ptp_lease import PtpLease  # noqa: E402
 from airplay_provider.streamer.ptp_master import (  # noqa: E402
-    PtpLease,
     enable_receive_timestamps,
     recv_stamped,
     socket_name,
