@@ -9,7 +9,8 @@ from typing import Any
 
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session.group import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
+from airplay_provider.session.group import StreamSession
+from airplay_provider.session.launch import AP2_EXTRA_LEAD_S, ap2_extra_lead_s
 from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import flow_source
@@ -51,5 +52,5 @@ def test_ap2_members_get_more_room_before_the_start_instant() -> None:
         return SimpleNamespace(target=StreamTarget(name="x", host="h", port=1, protocol=protocol))
 
     raop, ap2 = member(StreamingProtocol.RAOP), member(StreamingProtocol.AIRPLAY2)
-    assert _ap2_extra_lead_s([raop]) == 0.0
-    assert _ap2_extra_lead_s([raop, ap2]) == AP2_EXTRA_LEAD_S
+    assert ap2_extra_lead_s([raop]) == 0.0
+    assert ap2_extra_lead_s([raop, ap2]) == AP2_EXTRA_LEAD_S
