@@ -14,8 +14,9 @@ from pathlib import Path
 from tests.audio import assert_audio_delivered, music_like, test_signal
 from tests.receivers.ap2_buffered import BufferedStream
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment
+from tests.receivers.ap2_stream import Ap2StreamSession
 
 FRAME_NS = 1e9 / 44100
 BUFFERED_FEATURES = NO_PTP_FEATURES | (1 << 40)

@@ -19,8 +19,8 @@ import pytest
 
 from tests.audio import assert_audio_delivered, test_signal
 from tests.receivers.ap2_netns import in_netns, netns_hosts
+from tests.receivers.ap2_segment import Anchor, Segment
 from tests.receivers.ap2_sender import REPO, Cliap2, ntp_in
-from tests.receivers.ap2_stream import Anchor, Segment
 
 pytestmark = pytest.mark.netns
 FRAME_NS = 1e9 / 44100

@@ -30,8 +30,8 @@ from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import flow_source
 from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver
 from tests.receivers.ap2_netns import in_netns, netns_hosts
+from tests.receivers.ap2_segment import RATE
 from tests.receivers.ap2_sender import REPO
-from tests.receivers.ap2_stream import RATE
 
 pytestmark = pytest.mark.netns
 SIGNAL_SEED = 29

@@ -35,8 +35,8 @@ from tests.integration.test_cliap2_homepod import (
 )
 from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver, _segment
 from tests.receivers.ap2_netns import in_netns, netns_hosts
+from tests.receivers.ap2_segment import ntp_to_unix_ns
 from tests.receivers.ap2_sender import REPO
-from tests.receivers.ap2_stream import ntp_to_unix_ns
 from tests.receivers.raop_emulator import RaopEmulator
 
 pytestmark = pytest.mark.netns
