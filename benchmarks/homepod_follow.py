@@ -32,9 +32,9 @@ from tests.integration.test_cliap2_homepod import (  # noqa: E402
     _buffered_errors,
     _schedule_errors,
 )
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver  # noqa: E402
 from tests.receivers.ap2_netns import netns_hosts  # noqa: E402
 from tests.receivers.ap2_sender import Cliap2, ntp_in  # noqa: E402
+from tests.receivers.netns_driver import DAEMON_ENV, netns_receiver  # noqa: E402
 
 
 async def run(seconds: float, offset_ms: float, drift_ppm: float, buffered: bool) -> dict[str, Any]:
@@ -69,7 +69,7 @@ async def _stream(
         namespace, address = hosts.receivers[0]
         out = tmp / "rx.json"
         extra = [f"--homepod-clock={offset_ms},{drift_ppm}", "--timeout", str(seconds + 40)]
-        async with _receiver(namespace, address, out, extra=extra, buffered=buffered) as (
+        async with netns_receiver(namespace, address, out, extra=extra, buffered=buffered) as (
             port,
             _,
         ):

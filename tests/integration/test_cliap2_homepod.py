@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from tests.audio import assert_audio_delivered, test_signal
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver, _segment
+from tests.integration.test_cliap2_ptp import FRAME_NS, _segment
 from tests.receivers.ap2_netns import netns_hosts
 from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_sender import Cliap2, ntp_in
+from tests.receivers.netns_driver import DAEMON_ENV, netns_receiver
 
 pytestmark = pytest.mark.netns
 HOMEPOD_TXT = '"model=AudioAccessory5,1" "igl=1" "gid=5F0E2A" '
@@ -72,7 +73,7 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
         namespace, address = hosts.receivers[0]
         out = tmp_path / "rx.json"
         extra = ["--homepod-clock=-4321.5,40"]
-        async with _receiver(namespace, address, out, extra=extra) as (port, _):
+        async with netns_receiver(namespace, address, out, extra=extra) as (port, _):
             start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
             run = await Cliap2.start(
                 address=address,
@@ -140,8 +141,8 @@ async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together
         (ns_h, ip_h), (ns_p, ip_p) = hosts.receivers
         out_h, out_p = tmp_path / "homepod.json", tmp_path / "ptp.json"
         async with (
-            _receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
-            _receiver(ns_p, ip_p, out_p) as (port_p, _),
+            netns_receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
+            netns_receiver(ns_p, ip_p, out_p) as (port_p, _),
         ):
             start_unix, start_ntp = ntp_in(4.0)  # two cold streamers, one waits for its lock
             runs = [
@@ -192,7 +193,7 @@ async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock
         namespace, address = hosts.receivers[0]
         out = tmp_path / "rx.json"
         extra = ["--homepod-clock=-1234.5,40"]
-        async with _receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
+        async with netns_receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
             start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
             run = await Cliap2.start(
                 address=address,
