@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,42 @@ def _heard_segment(report: dict[str, Any]) -> dict[str, Any]:
     assert len(heard) == 1, report["segments"]
     segment: dict[str, Any] = heard[0]
     return segment
+
+
+async def stream_to_homepod(
+    tmp: Path,
+    signal: bytes,
+    extra: Sequence[str],
+    *,
+    buffered: bool = False,
+    wait_s: float = 30,
+    check: bool = True,
+) -> tuple[dict[str, Any], int, Cliap2, int]:
+    """cliap2 (PTP, the HomePod's TXT) plays `signal` from 3 s on to one emulated receiver (with
+    `extra` options) in a namespace: its report, the start (Unix ns), the run and its exit code
+    (with `check`, 0 or the test fails with cliap2's output)."""
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp / "rx.json"
+        async with netns_receiver(namespace, address, out, extra=extra, buffered=buffered) as (
+            port,
+            _,
+        ):
+            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
+            run = await Cliap2.start(
+                address=address,
+                port=port,
+                ntpstart=start_ntp,
+                netns=hosts.sender,
+                env=DAEMON_ENV,
+                txt=HOMEPOD_TXT,
+            )
+            await run.feed(signal)
+            code = await run.finish(wait_s=wait_s)
+            if check:
+                assert code == 0, run.text()
+        report = json.loads(out.read_text())
+    return report, start_unix, run, code
 
 
 def _schedule_errors(
@@ -69,23 +106,9 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
     tmp_path: Path,
 ) -> None:
     signal = test_signal(8.0, seed=31)
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        extra = ["--homepod-clock=-4321.5,40"]
-        async with netns_receiver(namespace, address, out, extra=extra) as (port, _):
-            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
-            run = await Cliap2.start(
-                address=address,
-                port=port,
-                ntpstart=start_ntp,
-                netns=hosts.sender,
-                env=DAEMON_ENV,
-                txt=HOMEPOD_TXT,
-            )
-            await run.feed(signal)
-            assert await run.finish(wait_s=30) == 0, run.text()
-        report = json.loads(out.read_text())
+    report, start_unix, run, _ = await stream_to_homepod(
+        tmp_path, signal, ["--homepod-clock=-4321.5,40"]
+    )
     timing = run.status("timing")[0]
     assert timing["protocol"] == "ptp"
     assert timing["reason"] == "receiver_clock"  # known from the TXT
@@ -189,23 +212,9 @@ async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock
     anchors on the HomePod's clock once it is measured, and again whenever the drift reaches a
     frame; every anchor plays its samples within a frame of their due time, up to the next."""
     signal = test_signal(8.0, seed=33)
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        extra = ["--homepod-clock=-1234.5,40"]
-        async with netns_receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
-            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
-            run = await Cliap2.start(
-                address=address,
-                port=port,
-                ntpstart=start_ntp,
-                netns=hosts.sender,
-                env=DAEMON_ENV,
-                txt=HOMEPOD_TXT,
-            )
-            await run.feed(signal)
-            assert await run.finish(wait_s=30) == 0, run.text()
-        report = json.loads(out.read_text())
+    report, start_unix, run, _ = await stream_to_homepod(
+        tmp_path, signal, ["--homepod-clock=-1234.5,40"], buffered=True
+    )
     timing = run.status("timing")[0]
     assert run.status("started")[0]["stream_type"] == "buffered"
     assert report["errors"] == []
