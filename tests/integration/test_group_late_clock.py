@@ -22,11 +22,9 @@ import pytest
 from airplay_provider.protocol.ptp_readiness import PROBE_LOCK_S, STALL_S
 from airplay_provider.protocol.streamer_status import ClockStatus, Connected, Timing
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
+from tests.group_helpers import ap2_target, flow_source
 from tests.receivers.ap2_segment import RATE
 from tests.receivers.netns_driver import receiver_end, run_session
 
@@ -40,18 +38,7 @@ SLOW_PROBE_S = 3.2  # silent still when the other is ready (~2.5 s): set aside, 
 async def drive(receivers: list[tuple[str, int]]) -> dict[str, object]:
     """Play the test signal to the receivers as one group; what the test checks."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    targets = [
-        StreamTarget(
-            name=f"rx{index}",
-            host=host,
-            port=port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id=f"rx{index}",
-        )
-        for index, (host, port) in enumerate(receivers)
-    ]
+    targets = [ap2_target(f"rx{index}", port, host) for index, (host, port) in enumerate(receivers)]
     asked = time.time_ns()
     try:
         report = await session.start(targets)

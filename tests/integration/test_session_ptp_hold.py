@@ -21,12 +21,10 @@ import pytest
 
 from airplay_provider.protocol.streamer_status import Connected
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import PTP_SETTLE_S
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
+from tests.group_helpers import ap2_target, flow_source
 from tests.receivers.netns_driver import receiver_end, run_session
 
 pytestmark = pytest.mark.netns
@@ -39,15 +37,7 @@ NQPTP_FOLLOW_S = 1.2
 async def drive(address: str, port: int) -> dict[str, object]:
     """Play the test signal to one AirPlay 2 receiver in a session; what the test checks."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    target = StreamTarget(
-        name="ptp",
-        host=address,
-        port=port,
-        protocol=StreamingProtocol.AIRPLAY2,
-        latency_ms=250,
-        txt={"model": "Test"},
-        player_id="ptp",
-    )
+    target = ap2_target("ptp", port, address)
     try:
         report = await session.start([target])
         ended = await session.wait_ended(20)

@@ -36,12 +36,10 @@ from airplay_provider.protocol.streamer_status import (
     parse_status,
 )
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import PTP_SETTLE_S, member_start_ntp
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
+from tests.group_helpers import ap2_target, flow_source
 from tests.receivers.netns_driver import receiver_end, run_session
 
 pytestmark = pytest.mark.netns
@@ -56,15 +54,7 @@ DRIVER = "tests.integration.test_session_ptp_readiness"
 async def drive(address: str, port: int) -> dict[str, object]:
     """Play the test signal to one AirPlay 2 receiver in a session; what the tests check."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    target = StreamTarget(
-        name="tv",
-        host=address,
-        port=port,
-        protocol=StreamingProtocol.AIRPLAY2,
-        latency_ms=250,
-        txt={"model": "Test"},
-        player_id="tv",
-    )
+    target = ap2_target("tv", port, address)
     try:
         report = await session.start([target])
         ended = await session.wait_ended(25)
@@ -101,16 +91,7 @@ async def drive_late(first: tuple[str, int], late: tuple[str, int]) -> dict[str,
     signal = test_signal(LATE_SIGNAL_S, seed=SIGNAL_SEED)
     session = StreamSession(flow_source(signal))
     targets = [
-        StreamTarget(
-            name=name,
-            host=host,
-            port=port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id=name,
-        )
-        for name, (host, port) in (("first", first), ("late", late))
+        ap2_target(name, port, host) for name, (host, port) in (("first", first), ("late", late))
     ]
     try:
         report = await session.start(targets[:1])
