@@ -14,7 +14,7 @@ from tests.integration.test_cliap2_buffered import (
     NOT_APPLE,
     _buffered,
     _session,
-    _until,
+    pause_and_resume,
 )
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
@@ -87,19 +87,13 @@ async def test_24_bit_48k_pause_and_resume_keep_the_48k_timeline(tmp_path: Path)
             address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, fifo=fifo, extra=HIRES
         )
         await run.feed(signal, close=False)
-        await run.wait_status("elapsed", wait_s=5.0)
-        await _until(
+        paused, resume_unix = await pause_and_resume(
+            run,
             lambda: bool(
                 receiver.session and receiver.session.buffered and receiver.session.buffered.rates
-            )
-        )  # anchored
-        run.command("ACTION=PAUSE")
-        paused = await run.wait_status("paused")
-        resume_unix, resume_ntp = ntp_in(0.8)
-        run.command(f"NTPSTART={resume_ntp}")
-        run.command("ACTION=PLAY")
-        await run.wait_status("playing", wait_s=5.0)
-        await run.feed(b"")
+            ),  # anchored
+            0.8,
+        )
         assert await run.finish(wait_s=30.0) == 0, run.text()
         session, buffered = _session(receiver), _buffered(receiver)
         assert session.errors == []
