@@ -17,9 +17,9 @@ from airplay_provider.config import (
     CONF_ENABLED,
     CONF_MDNS_INTERFACES,
     PlayerSettings,
-    parse_interfaces,
     player_config_entries,
 )
+from airplay_provider.config_text import parse_interfaces
 from airplay_provider.discovery import AirPlayDiscovery
 from airplay_provider.host_api import ProviderHost
 from airplay_provider.identity import new_dacp_id

@@ -47,12 +47,10 @@ sys.path[:0] = [str(ROOT)]
 
 from airplay_provider.protocol.streamer_status import Connected, Playing, Timing  # noqa: E402
 from airplay_provider.protocol.timing import unix_ns_from_ntp  # noqa: E402
-from airplay_provider.protocol.txt import StreamingProtocol  # noqa: E402
 from airplay_provider.session import StreamSession  # noqa: E402
-from airplay_provider.session.processes import StreamTarget  # noqa: E402
 from airplay_provider.session.timeline import position_at  # noqa: E402
 from tests.audio import test_signal  # noqa: E402
-from tests.group_helpers import play_ntp, raop_target, s16_to_f32  # noqa: E402
+from tests.group_helpers import ap2_target, play_ntp, raop_target, s16_to_f32  # noqa: E402
 from tests.receivers.ap2_netns import in_netns, netns_hosts  # noqa: E402
 from tests.receivers.raop_emulator import RaopEmulator  # noqa: E402
 
@@ -91,16 +89,7 @@ async def drive(ap2: list[tuple[str, int]], minutes: float, every: float) -> Non
     """The group session; prints MAP (frame -> RTP per member), SAMPLE lines, DONE."""
     async with RaopEmulator(idle_timeout=600.0) as emu:
         targets = [
-            StreamTarget(
-                name=name,
-                host=host,
-                port=port,
-                protocol=StreamingProtocol.AIRPLAY2,
-                latency_ms=250,
-                txt={"model": "Test"},
-                player_id=name,
-                timing=name,  # (the emulator advertises PTP either way)
-            )
+            ap2_target(name, port, host, timing=name)  # (the emulator advertises PTP either way)
             for name, (host, port) in zip(("ptp", "ntp"), ap2, strict=True)
         ]
         targets.append(raop_target("raop", emu.port))

@@ -28,21 +28,19 @@ sys.path.insert(0, str(REPO))
 
 from tests.audio import test_signal  # noqa: E402
 from tests.integration.test_cliap2_homepod import (  # noqa: E402
-    HOMEPOD_TXT,
     _buffered_errors,
     _schedule_errors,
+    stream_to_homepod,
 )
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver  # noqa: E402
-from tests.receivers.ap2_netns import netns_hosts  # noqa: E402
-from tests.receivers.ap2_sender import Cliap2, ntp_in  # noqa: E402
 
 
 async def run(seconds: float, offset_ms: float, drift_ppm: float, buffered: bool) -> dict[str, Any]:
     """One stream; the figures."""
     signal = test_signal(seconds, seed=51)
     with TemporaryDirectory() as tmp:
-        report, start_unix, cliap2, code = await _stream(
-            Path(tmp), signal, offset_ms, drift_ppm, buffered, seconds
+        extra = [f"--homepod-clock={offset_ms},{drift_ppm}", "--timeout", str(seconds + 40)]
+        report, start_unix, cliap2, code = await stream_to_homepod(
+            Path(tmp), signal, extra, buffered=buffered, wait_s=seconds + 30, check=False
         )
         if code != 0 or report["errors"]:
             raise SystemExit(f"stream failed ({code}): {report['errors']}\n{cliap2.text()}")
@@ -60,32 +58,6 @@ async def run(seconds: float, offset_ms: float, drift_ppm: float, buffered: bool
         "p50_error_frames": round(statistics.median(errors), 3),
         "p99_error_frames": round(sorted(errors)[int(len(errors) * 0.99)], 3),
     }
-
-
-async def _stream(
-    tmp: Path, signal: bytes, offset_ms: float, drift_ppm: float, buffered: bool, seconds: float
-) -> tuple[dict[str, Any], int, Cliap2, int]:
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp / "rx.json"
-        extra = [f"--homepod-clock={offset_ms},{drift_ppm}", "--timeout", str(seconds + 40)]
-        async with _receiver(namespace, address, out, extra=extra, buffered=buffered) as (
-            port,
-            _,
-        ):
-            start_unix, start_ntp = ntp_in(3.0)
-            cliap2 = await Cliap2.start(
-                address=address,
-                port=port,
-                ntpstart=start_ntp,
-                netns=hosts.sender,
-                env=DAEMON_ENV,
-                txt=HOMEPOD_TXT,
-            )
-            await cliap2.feed(signal)
-            code = await cliap2.finish(wait_s=seconds + 30)
-        report = json.loads(out.read_text())
-    return report, start_unix, cliap2, code
 
 
 def main() -> int:

@@ -43,8 +43,8 @@ from airplay_provider.protocol.ptp_readiness import (  # noqa: E402
     PeerContact,
     assess,
 )
+from airplay_provider.streamer.ptp_lease import PtpLease  # noqa: E402
 from airplay_provider.streamer.ptp_master import (  # noqa: E402
-    PtpLease,
     enable_receive_timestamps,
     recv_stamped,
     socket_name,
@@ -254,25 +254,12 @@ def run_timing(n: int, seconds: float) -> dict[str, Any]:
 async def _drive(targets: list[tuple[str, int]]) -> dict[str, Any]:
     """Inside the sender namespace: play the signal to every receiver in one session."""
     from airplay_provider.protocol.streamer_status import ClockStatus, Timing  # noqa: PLC0415
-    from airplay_provider.protocol.txt import StreamingProtocol  # noqa: PLC0415
     from airplay_provider.session import StreamSession  # noqa: PLC0415
-    from airplay_provider.session.processes import StreamTarget  # noqa: PLC0415
     from tests.audio import test_signal  # noqa: PLC0415
-    from tests.group_helpers import flow_source  # noqa: PLC0415
+    from tests.group_helpers import ap2_target, flow_source  # noqa: PLC0415
 
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    members = [
-        StreamTarget(
-            name=f"rx{i}",
-            host=host,
-            port=port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id=f"rx{i}",
-        )
-        for i, (host, port) in enumerate(targets)
-    ]
+    members = [ap2_target(f"rx{i}", port, host) for i, (host, port) in enumerate(targets)]
     started = time.monotonic()
     daemon_pid, cpu0 = None, 0.0
     try:

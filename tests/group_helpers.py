@@ -9,6 +9,7 @@ from array import array
 from collections.abc import AsyncIterator, Callable
 
 from airplay_provider.protocol.streamer_status import Playing
+from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
 from airplay_provider.session.member import SessionMember
 from airplay_provider.session.processes import StreamTarget
@@ -62,6 +63,20 @@ def raop_target(name: str, port: int, **kwargs: object) -> StreamTarget:
     """A plain RAOP target on loopback (no encryption: the emulator is plain RAOP)."""
     options: dict[str, object] = {"encrypt": False, "latency_ms": 1000, **kwargs}
     return StreamTarget(name=name, host="127.0.0.1", port=port, **options)  # type: ignore[arg-type]
+
+
+def ap2_target(name: str, port: int, host: str = "127.0.0.1", timing: str = "auto") -> StreamTarget:
+    """An AirPlay 2 target for the emulator (model `Test`, 250 ms latency, player id = name)."""
+    return StreamTarget(
+        name=name,
+        host=host,
+        port=port,
+        protocol=StreamingProtocol.AIRPLAY2,
+        latency_ms=250,
+        txt={"model": "Test"},
+        player_id=name,
+        timing=timing,
+    )
 
 
 def play_ntp(emu: object, member: SessionMember, session_frame: int) -> int:

@@ -19,10 +19,10 @@ from music_assistant_models.enums import ConfigEntryType
 
 from airplay_provider.config import (
     ConfigValidationError,
-    parse_text_value,
     player_config_entries,
     validate_values,
 )
+from airplay_provider.config_text import parse_text_value
 from airplay_provider.host.cli import add_interface_argument
 from airplay_provider.host.cmd_discover import DEFAULT_TIMEOUT, look_up_devices
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError

@@ -16,7 +16,8 @@ of audio fed ahead of what is audible), feeds silence when the source stalls (be
 first chunk and later), keeps a ring buffer for late joins and hands identical chunks to every
 member's queue; members write on their own tasks, so a stuck one never stalls the others.
 Pause sends ACTION=PAUSE to all; resume gives each member the instant its own first unplayed
-frame has on a new common timeline (NTPSTART=…, ACTION=PLAY), so the group stays aligned.
+frame has on a new common timeline (NTPSTART=…, ACTION=PLAY), so the group stays aligned
+(transport.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.announcing import SessionAnnouncements
 from airplay_provider.session.branch import FormatBranch
 from airplay_provider.session.branching import SessionBranches
@@ -41,7 +41,7 @@ from airplay_provider.session.late_clock import (
     FIRST_AUDIO_WAIT_S,
     SessionLateClocks,
 )
-from airplay_provider.session.launch import PAUSE_TIMEOUT_S, SessionLaunch
+from airplay_provider.session.launch import SessionLaunch, ap2_extra_lead_s
 from airplay_provider.session.member import MemberState, SessionMember
 from airplay_provider.session.metadata import SessionMetadata
 from airplay_provider.session.mixing import AnnouncementMixer
@@ -66,6 +66,7 @@ from airplay_provider.session.timeline import (
     resume_plan,
     start_instant,
 )
+from airplay_provider.session.transport import SessionTransport
 from airplay_provider.streamer.clock import SenderClock
 from airplay_provider.streamer_launcher import ForkServer
 
@@ -75,9 +76,6 @@ PRIME_TIMEOUT_S: Final = 2.0  # at most this long for the source and pipelines (
 # (at most JOIN_LEAD_S − RESUME_LEAD_S) plus the release lead.
 JOIN_LEAD_S: Final = 0.6
 JOIN_PRIME_S: Final = 0.5
-# AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
-# reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
-AP2_EXTRA_LEAD_S: Final = 0.2
 #: Set (True) on the log record of a member's failure: a host that shows failures itself (the
 #: `play` command) can leave these records out.
 MEMBER_FAILURE: Final = "airplay_member_failure"
@@ -96,13 +94,6 @@ __all__ = [  # the report types are defined in reports.py; callers import them f
 DEFAULT_LEAD = LeadEstimator()
 
 
-def _ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
-    """More lead when an AirPlay 2 member (a short receiver buffer) is released."""
-    if any(m.target.protocol is StreamingProtocol.AIRPLAY2 for m in members):
-        return AP2_EXTRA_LEAD_S
-    return 0.0
-
-
 class StreamSession(
     SessionBranches,
     SessionFeed,
@@ -111,6 +102,7 @@ class StreamSession(
     SessionLaunch,  # before the mixins that only declare its methods (they must not shadow)
     SessionRejoins,
     SessionLateClocks,
+    SessionTransport,  # last: it only declares what it calls
 ):
     """One source, several members, one timeline."""
 
@@ -288,7 +280,7 @@ class StreamSession(
         plan = resume_plan(
             self.clock.ntp(),
             {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in ready},
-            release_lead_s(len(ready)) + _ap2_extra_lead_s(ready),
+            release_lead_s(len(ready)) + ap2_extra_lead_s(ready),
             self.rate,
             {m.key: m.target.rate for m in ready},
         )
@@ -416,57 +408,6 @@ class StreamSession(
             return
         if not self.active_members and self._end_task is None:
             self._end_task = asyncio.create_task(self.stop(), name="session-end")
-
-    # ---- transport control ------------------------------------------------------------------
-
-    async def pause(self) -> None:
-        """Pause every member; each keeps its unplayed audio for the resume."""
-        if self.state not in (SessionState.PLAYING, SessionState.DRAINING):
-            return
-        self._state_before_pause = self.state
-        if self._drain_guard is not None:
-            self._drain_guard.cancel()
-        self.state = SessionState.PAUSED
-        now = position_at(self.clock.ntp(), self.start_ntp, self.rate)
-        self._paused_at = max(0, min(self.fed, now))
-        self._wakeup.set()
-        members = self.active_members
-        frames = await asyncio.gather(*(m.request_pause(PAUSE_TIMEOUT_S) for m in members))
-        for member, frame in zip(members, frames, strict=True):
-            if frame is None:  # it would play on out of sync: drop it
-                await self._remove(member, graceful=False)
-        self._notify()
-
-    async def resume(self) -> None:
-        """Resume all members on one new timeline (each from its own first unplayed frame)."""
-        if self.state is not SessionState.PAUSED:
-            return
-        members = [m for m in self.active_members if m.paused_frame is not None]
-        plan = resume_plan(
-            self.clock.ntp(),
-            {m.key: (m.paused_frame or 0, m.target.sync_adjust_ms) for m in members},
-            RESUME_LEAD_S + _ap2_extra_lead_s(members),
-            self.rate,
-            {m.key: m.target.rate for m in members},
-        )
-        if plan is not None:
-            self.start_ntp = plan.start_ntp
-            for member in members:
-                member.expected_ntp = plan.member_ntp[member.key]
-            await asyncio.gather(
-                *(m.send(f"NTPSTART={plan.member_ntp[m.key]}", "ACTION=PLAY") for m in members)
-            )
-        self._paused_at = None
-        self.state = self._state_before_pause
-        if self.state is SessionState.DRAINING:
-            self._arm_drain_guard()
-        self._wakeup.set()
-        joins, self._joins_after_resume = self._joins_after_resume, []
-        for target in joins:
-            with contextlib.suppress(SessionError):
-                await self.add_member(target)
-        await self._send_progress()
-        self._notify()
 
     # ---- stop -------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import Final
 from airplay_provider.protocol.pcm_format import PcmFormat
 from airplay_provider.protocol.ptp_readiness import ClockState
 from airplay_provider.protocol.streamer_status import ErrorCode, StreamerError
+from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session.branch import FormatBranch
 from airplay_provider.session.clock import describe_clock, hold_until_ready
 from airplay_provider.session.member import CONNECT_TIMEOUT_S, MemberState, SessionMember
@@ -30,6 +31,16 @@ FAR_START_S: Final = 60.0  # where members wait (connected, held) until T is cho
 #: cliap2's error code when its receiver cannot take the format asked (`--bits 24` on a stream
 #: that turned out realtime: its `/info` features lack buffered audio): retried at 16-bit.
 FORMAT_UNSUPPORTED: Final = "format_unsupported"
+# AirPlay 2 receivers buffer only `latency_ms` (250 ms): more room before T, or a start that
+# reaches the streamer a little late loses its first frames (measured ~0.1 s inside MA).
+AP2_EXTRA_LEAD_S: Final = 0.2
+
+
+def ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
+    """More lead when an AirPlay 2 member (a short receiver buffer) is released."""
+    if any(m.target.protocol is StreamingProtocol.AIRPLAY2 for m in members):
+        return AP2_EXTRA_LEAD_S
+    return 0.0
 
 
 class SessionLaunch:

@@ -31,7 +31,8 @@ from airplay_provider.streamer.airplay2_options import Ap2Options
 from airplay_provider.streamer.airplay2_session import EventChannel, ReceiverInfo, get_info, pair
 from airplay_provider.streamer.clock_follow import LOCK_WAIT_S, PeerClock, follow_clock
 from airplay_provider.streamer.clock_watch import start_watch, stop_watch
-from airplay_provider.streamer.ptp_master import PtpLease, PtpUnavailable, join_ptp_daemon
+from airplay_provider.streamer.ptp_lease import PtpLease, join_ptp_daemon
+from airplay_provider.streamer.ptp_master import PtpUnavailable
 from airplay_provider.streamer.raop import open_rtsp, session_uri
 from airplay_provider.streamer.raop_setup import expect_ok
 from airplay_provider.streamer.rtsp_client import RtspClient, RtspClientError

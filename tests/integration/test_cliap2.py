@@ -16,8 +16,9 @@ import pytest
 from airplay_provider.protocol.hap.credentials import HapCredentials
 from tests.audio import assert_audio_delivered, test_signal
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment
+from tests.receivers.ap2_stream import Ap2StreamSession
 
 FRAME_NS = 1e9 / 44100
 PAIRING_ID = "00112233AABBCCDD"

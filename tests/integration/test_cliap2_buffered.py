@@ -14,8 +14,9 @@ from pathlib import Path
 from tests.audio import assert_audio_delivered, music_like, test_signal
 from tests.receivers.ap2_buffered import BufferedStream
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment
+from tests.receivers.ap2_stream import Ap2StreamSession
 
 FRAME_NS = 1e9 / 44100
 BUFFERED_FEATURES = NO_PTP_FEATURES | (1 << 40)
@@ -129,15 +130,10 @@ async def test_pause_and_resume_by_rate_and_flushbuffered(tmp_path: Path) -> Non
             address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, fifo=fifo
         )
         await run.feed(signal, close=False)
-        await run.wait_status("elapsed", wait_s=5.0)
-        await _until(lambda: bool(_buffered(receiver).rates))  # the start is anchored
-        run.command("ACTION=PAUSE")
-        paused = await run.wait_status("paused")
-        resume_unix, resume_ntp = ntp_in(1.0)
-        run.command(f"NTPSTART={resume_ntp}")
-        run.command("ACTION=PLAY")
-        await run.wait_status("playing", wait_s=5.0)
-        await run.feed(b"")
+        # pause once the start is anchored
+        paused, resume_unix = await pause_and_resume(
+            run, lambda: bool(_buffered(receiver).rates), 1.0
+        )
         assert await run.finish(wait_s=30.0) == 0, run.text()
         session, buffered = _session(receiver), _buffered(receiver)
         assert session.errors == []
@@ -262,6 +258,23 @@ async def _until(condition: Callable[[], bool], wait_s: float = 10.0) -> None:
     async with asyncio.timeout(wait_s):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+async def pause_and_resume(
+    run: Cliap2, anchored: Callable[[], bool], resume_in_s: float
+) -> tuple[dict[str, str], int]:
+    """Once `run` plays and `anchored()` holds, pause it, resume it `resume_in_s` from then and
+    end its input: the `paused` status and the resume instant (Unix ns)."""
+    await run.wait_status("elapsed", wait_s=5.0)
+    await _until(anchored)
+    run.command("ACTION=PAUSE")
+    paused = await run.wait_status("paused")
+    resume_unix, resume_ntp = ntp_in(resume_in_s)
+    run.command(f"NTPSTART={resume_ntp}")
+    run.command("ACTION=PLAY")
+    await run.wait_status("playing", wait_s=5.0)
+    await run.feed(b"")
+    return paused, resume_unix
 
 
 def session_packets(receiver: Ap2Receiver) -> int:

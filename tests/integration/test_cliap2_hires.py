@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 
 from tests.audio import locate_exact, music_like_24
-from tests.integration.test_cliap2_buffered import _until
+from tests.integration.test_cliap2_buffered import (
+    BUFFERED_FEATURES,
+    NOT_APPLE,
+    _buffered,
+    _session,
+    pause_and_resume,
+)
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES, Cliap2, ntp_in
 
-BUFFERED_FEATURES = NO_PTP_FEATURES | (1 << 40)
-NOT_APPLE = "Speaker1,1"
 HIRES = ["--bits", "24", "--rate", "48000"]
 
 
@@ -29,10 +33,7 @@ async def test_24_bit_48k_buffered_is_bit_exact_and_on_time(alac: str, codec: st
         )
         await run.feed(signal)
         assert await run.finish() == 0, run.text()
-        session = receiver.session
-        assert session is not None
-        buffered = session.buffered
-        assert buffered is not None
+        session, buffered = _session(receiver), _buffered(receiver)
         assert session.errors == []
         started = run.status("started")[0]
         assert started["stream_type"] == "buffered"
@@ -86,24 +87,15 @@ async def test_24_bit_48k_pause_and_resume_keep_the_48k_timeline(tmp_path: Path)
             address="127.0.0.1", port=receiver.port, ntpstart=start_ntp, fifo=fifo, extra=HIRES
         )
         await run.feed(signal, close=False)
-        await run.wait_status("elapsed", wait_s=5.0)
-        await _until(
+        paused, resume_unix = await pause_and_resume(
+            run,
             lambda: bool(
                 receiver.session and receiver.session.buffered and receiver.session.buffered.rates
-            )
-        )  # anchored
-        run.command("ACTION=PAUSE")
-        paused = await run.wait_status("paused")
-        resume_unix, resume_ntp = ntp_in(0.8)
-        run.command(f"NTPSTART={resume_ntp}")
-        run.command("ACTION=PLAY")
-        await run.wait_status("playing", wait_s=5.0)
-        await run.feed(b"")
+            ),  # anchored
+            0.8,
+        )
         assert await run.finish(wait_s=30.0) == 0, run.text()
-        session = receiver.session
-        assert session is not None
-        buffered = session.buffered
-        assert buffered is not None
+        session, buffered = _session(receiver), _buffered(receiver)
         assert session.errors == []
         assert buffered.rates == [1, 0, 1]  # anchor, pause, resume
         before, after = session.segments

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.audio import assert_audio_delivered, test_signal
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver, _segment
+from tests.integration.test_cliap2_ptp import FRAME_NS, _segment
 from tests.receivers.ap2_netns import netns_hosts
 from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_sender import Cliap2, ntp_in
+from tests.receivers.netns_driver import DAEMON_ENV, netns_receiver
 
 pytestmark = pytest.mark.netns
 HOMEPOD_TXT = '"model=AudioAccessory5,1" "igl=1" "gid=5F0E2A" '
@@ -33,6 +35,42 @@ def _heard_segment(report: dict[str, Any]) -> dict[str, Any]:
     assert len(heard) == 1, report["segments"]
     segment: dict[str, Any] = heard[0]
     return segment
+
+
+async def stream_to_homepod(
+    tmp: Path,
+    signal: bytes,
+    extra: Sequence[str],
+    *,
+    buffered: bool = False,
+    wait_s: float = 30,
+    check: bool = True,
+) -> tuple[dict[str, Any], int, Cliap2, int]:
+    """cliap2 (PTP, the HomePod's TXT) plays `signal` from 3 s on to one emulated receiver (with
+    `extra` options) in a namespace: its report, the start (Unix ns), the run and its exit code
+    (with `check`, 0 or the test fails with cliap2's output)."""
+    with netns_hosts(1) as hosts:
+        namespace, address = hosts.receivers[0]
+        out = tmp / "rx.json"
+        async with netns_receiver(namespace, address, out, extra=extra, buffered=buffered) as (
+            port,
+            _,
+        ):
+            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
+            run = await Cliap2.start(
+                address=address,
+                port=port,
+                ntpstart=start_ntp,
+                netns=hosts.sender,
+                env=DAEMON_ENV,
+                txt=HOMEPOD_TXT,
+            )
+            await run.feed(signal)
+            code = await run.finish(wait_s=wait_s)
+            if check:
+                assert code == 0, run.text()
+        report = json.loads(out.read_text())
+    return report, start_unix, run, code
 
 
 def _schedule_errors(
@@ -68,23 +106,9 @@ async def test_a_standalone_homepod_plays_on_its_own_drifting_clock_within_a_fra
     tmp_path: Path,
 ) -> None:
     signal = test_signal(8.0, seed=31)
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        extra = ["--homepod-clock=-4321.5,40"]
-        async with _receiver(namespace, address, out, extra=extra) as (port, _):
-            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
-            run = await Cliap2.start(
-                address=address,
-                port=port,
-                ntpstart=start_ntp,
-                netns=hosts.sender,
-                env=DAEMON_ENV,
-                txt=HOMEPOD_TXT,
-            )
-            await run.feed(signal)
-            assert await run.finish(wait_s=30) == 0, run.text()
-        report = json.loads(out.read_text())
+    report, start_unix, run, _ = await stream_to_homepod(
+        tmp_path, signal, ["--homepod-clock=-4321.5,40"]
+    )
     timing = run.status("timing")[0]
     assert timing["protocol"] == "ptp"
     assert timing["reason"] == "receiver_clock"  # known from the TXT
@@ -140,8 +164,8 @@ async def test_a_group_of_a_homepod_and_a_ptp_follower_plays_each_frame_together
         (ns_h, ip_h), (ns_p, ip_p) = hosts.receivers
         out_h, out_p = tmp_path / "homepod.json", tmp_path / "ptp.json"
         async with (
-            _receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
-            _receiver(ns_p, ip_p, out_p) as (port_p, _),
+            netns_receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=2718.2,40"]) as (port_h, _),
+            netns_receiver(ns_p, ip_p, out_p) as (port_p, _),
         ):
             start_unix, start_ntp = ntp_in(4.0)  # two cold streamers, one waits for its lock
             runs = [
@@ -188,23 +212,9 @@ async def test_buffered_audio_to_a_standalone_homepod_is_reanchored_as_its_clock
     anchors on the HomePod's clock once it is measured, and again whenever the drift reaches a
     frame; every anchor plays its samples within a frame of their due time, up to the next."""
     signal = test_signal(8.0, seed=33)
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        extra = ["--homepod-clock=-1234.5,40"]
-        async with _receiver(namespace, address, out, extra=extra, buffered=True) as (port, _):
-            start_unix, start_ntp = ntp_in(3.0)  # connect + its clock locked (1 s of Syncs)
-            run = await Cliap2.start(
-                address=address,
-                port=port,
-                ntpstart=start_ntp,
-                netns=hosts.sender,
-                env=DAEMON_ENV,
-                txt=HOMEPOD_TXT,
-            )
-            await run.feed(signal)
-            assert await run.finish(wait_s=30) == 0, run.text()
-        report = json.loads(out.read_text())
+    report, start_unix, run, _ = await stream_to_homepod(
+        tmp_path, signal, ["--homepod-clock=-1234.5,40"], buffered=True
+    )
     timing = run.status("timing")[0]
     assert run.status("started")[0]["stream_type"] == "buffered"
     assert report["errors"] == []

@@ -9,50 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.audio import assert_audio_delivered, test_signal
-from tests.receivers.ap2_netns import in_netns, netns_hosts
-from tests.receivers.ap2_sender import REPO, Cliap2, ntp_in
-from tests.receivers.ap2_stream import Anchor, Segment
+from tests.receivers.ap2_netns import netns_hosts
+from tests.receivers.ap2_segment import Anchor, Segment
+from tests.receivers.ap2_sender import Cliap2, ntp_in
+from tests.receivers.netns_driver import DAEMON_ENV, netns_receiver
 
 pytestmark = pytest.mark.netns
 FRAME_NS = 1e9 / 44100
-DAEMON_ENV = {"AIRPLAY_PTP_LINGER_S": "0.5"}
-
-
-@asynccontextmanager
-async def _receiver(
-    namespace: str,
-    address: str,
-    out: Path,
-    drop_rate: float = 0.0,
-    extra: Sequence[str] = (),
-    *,
-    buffered: bool = False,
-) -> AsyncIterator[tuple[int, asyncio.subprocess.Process]]:
-    argv = [sys.executable, "-m", "tests.receivers.ap2_netns", address, "--ptp"]
-    argv += ["--out", str(out), "--timeout", "40", "--drop-rate", str(drop_rate), *extra]
-    argv += ["--buffered"] if buffered else []
-    process = await asyncio.create_subprocess_exec(
-        *in_netns(namespace, argv), stdout=asyncio.subprocess.PIPE, cwd=REPO
-    )
-    try:
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), 10.0)
-        assert line.startswith(b"READY "), line
-        yield int(line.split()[1]), process
-        await asyncio.wait_for(process.wait(), 10.0)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def _segment(report: dict[str, object]) -> Segment:
@@ -85,7 +54,7 @@ async def test_ten_seconds_over_ptp_bit_exact_on_time_with_loss(tmp_path: Path) 
     with netns_hosts(1) as hosts:
         namespace, address = hosts.receivers[0]
         out = tmp_path / "rx.json"
-        async with _receiver(namespace, address, out, drop_rate=0.05) as (port, _):
+        async with netns_receiver(namespace, address, out, drop_rate=0.05) as (port, _):
             start_unix, start_ntp = ntp_in(1.5)
             run = await Cliap2.start(
                 address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
@@ -125,8 +94,8 @@ async def test_group_over_ptp_shares_one_grandmaster_and_agrees(tmp_path: Path) 
         (ns_a, ip_a), (ns_b, ip_b) = hosts.receivers
         out_a, out_b = tmp_path / "a.json", tmp_path / "b.json"
         async with (
-            _receiver(ns_a, ip_a, out_a) as (port_a, _),
-            _receiver(ns_b, ip_b, out_b) as (port_b, _),
+            netns_receiver(ns_a, ip_a, out_a) as (port_a, _),
+            netns_receiver(ns_b, ip_b, out_b) as (port_b, _),
         ):
             _, start_ntp = ntp_in(2.5)  # two cold streamers + PTP lock, one after the other
             runs = [
@@ -155,7 +124,7 @@ async def test_buffered_over_ptp_anchors_on_the_grandmaster_and_plays_on_time(
     with netns_hosts(1) as hosts:
         namespace, address = hosts.receivers[0]
         out = tmp_path / "rx.json"
-        async with _receiver(namespace, address, out, buffered=True) as (port, _):
+        async with netns_receiver(namespace, address, out, buffered=True) as (port, _):
             start_unix, start_ntp = ntp_in(2.5)
             run = await Cliap2.start(
                 address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV
@@ -192,7 +161,7 @@ async def test_buffered_loses_nothing_with_5_percent_loss_and_a_3_second_blackou
         lossy += ["--probability", "0.05", "-j", "DROP"]
         _receiver_firewall(namespace, "-A", *lossy)
         out = tmp_path / "rx.json"
-        async with _receiver(namespace, address, out, buffered=True) as (port, _):
+        async with netns_receiver(namespace, address, out, buffered=True) as (port, _):
             start_unix, start_ntp = ntp_in(2.5)
             run = await Cliap2.start(
                 address=address, port=port, ntpstart=start_ntp, netns=hosts.sender, env=DAEMON_ENV

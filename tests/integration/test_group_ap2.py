@@ -9,10 +9,11 @@ from typing import Any
 
 from airplay_provider.protocol.streamer_status import Stats
 from airplay_provider.protocol.txt import StreamingProtocol
-from airplay_provider.session.group import AP2_EXTRA_LEAD_S, StreamSession, _ap2_extra_lead_s
+from airplay_provider.session.group import StreamSession
+from airplay_provider.session.launch import AP2_EXTRA_LEAD_S, ap2_extra_lead_s
 from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
+from tests.group_helpers import ap2_target, flow_source
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 
@@ -22,15 +23,7 @@ async def test_ap2_member_loses_nothing_at_the_start() -> None:
     async with Ap2Receiver(features=NO_PTP_FEATURES) as receiver:
         source: AsyncIterator[bytes] = flow_source(signal)
         session = StreamSession(source)
-        target = StreamTarget(
-            name="den",
-            host="127.0.0.1",
-            port=receiver.port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id="den",
-        )
+        target = ap2_target("den", receiver.port)
         try:
             report = await session.start([target])
             assert report.failed == []
@@ -51,5 +44,5 @@ def test_ap2_members_get_more_room_before_the_start_instant() -> None:
         return SimpleNamespace(target=StreamTarget(name="x", host="h", port=1, protocol=protocol))
 
     raop, ap2 = member(StreamingProtocol.RAOP), member(StreamingProtocol.AIRPLAY2)
-    assert _ap2_extra_lead_s([raop]) == 0.0
-    assert _ap2_extra_lead_s([raop, ap2]) == AP2_EXTRA_LEAD_S
+    assert ap2_extra_lead_s([raop]) == 0.0
+    assert ap2_extra_lead_s([raop, ap2]) == AP2_EXTRA_LEAD_S

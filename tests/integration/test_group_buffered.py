@@ -8,12 +8,17 @@ import asyncio
 
 from airplay_provider.protocol.streamer_status import Playing
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
 from airplay_provider.session.member import SessionMember
-from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import FRAME_NTP, flow_source, play_ntp, raop_target, schedule_error_frames
+from tests.group_helpers import (
+    FRAME_NTP,
+    ap2_target,
+    flow_source,
+    play_ntp,
+    raop_target,
+    schedule_error_frames,
+)
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 from tests.receivers.ap2_stream import Ap2StreamSession
@@ -21,18 +26,6 @@ from tests.receivers.raop_emulator import RaopEmulator
 
 RATE = 44100
 FRAME_NS = 1e9 / RATE
-
-
-def _ap2_target(name: str, port: int) -> StreamTarget:
-    return StreamTarget(
-        name=name,
-        host="127.0.0.1",
-        port=port,
-        protocol=StreamingProtocol.AIRPLAY2,
-        latency_ms=250,
-        txt={"model": "Test"},
-        player_id=name,
-    )
 
 
 def _ap2_play_ns(receiver: Ap2Receiver, member: SessionMember, frame: int) -> int:
@@ -77,8 +70,8 @@ async def test_buffered_realtime_and_raop_members_play_each_frame_together() -> 
     ):
         session = StreamSession(flow_source(signal))
         targets = [
-            _ap2_target("buffered", buffered.port),
-            _ap2_target("realtime", realtime.port),
+            ap2_target("buffered", buffered.port),
+            ap2_target("realtime", realtime.port),
             raop_target("raop", raop.port),
         ]
         try:
@@ -122,9 +115,7 @@ async def test_group_pause_and_resume_keep_a_buffered_member_with_a_raop_one() -
         RaopEmulator() as raop,
     ):
         session = StreamSession(flow_source(signal))
-        await session.start(
-            [_ap2_target("buffered", buffered.port), raop_target("raop", raop.port)]
-        )
+        await session.start([ap2_target("buffered", buffered.port), raop_target("raop", raop.port)])
         await asyncio.sleep(1.6)  # let it play a while (not an assertion)
         await session.pause()
         ap2_member, raop_member = session.members["buffered"], session.members["raop"]
@@ -155,7 +146,7 @@ async def test_a_buffered_member_joins_late_on_the_groups_timeline() -> None:
         session = StreamSession(flow_source(signal))
         await session.start([raop_target("raop", raop.port)])
         await asyncio.sleep(2.0)  # the group plays a while before the join (not an assertion)
-        join = await session.add_member(_ap2_target("buffered", buffered.port))
+        join = await session.add_member(ap2_target("buffered", buffered.port))
         assert join.error is None
         p = join.offset
         assert await session.wait_ended(20)

@@ -21,11 +21,12 @@ from airplay_provider.pcm_convert import flow_to_s24
 from airplay_provider.player import AirPlayPlayer
 from airplay_provider.protocol.timing import ntp_add_frames, unix_ns_from_ntp
 from airplay_provider.protocol.txt import AIRPLAY_SERVICE_TYPE, merge_records, parse_service
-from airplay_provider.session import GroupPlayback, StreamSession
+from airplay_provider.session import GroupPlayback, SessionMember, StreamSession
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT
 from tests.audio import assert_audio_delivered, test_signal
 from tests.group_helpers import s16_to_f32
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 
 BUFFERED = NO_PTP_FEATURES | (1 << 40)
@@ -95,9 +96,31 @@ def _locate_s24(received: bytes, sent: bytes) -> int:
     return start // 6
 
 
-async def _play(players: list[AirPlayPlayer], source: Source) -> StreamSession:
+def _playback(players: list[AirPlayPlayer], source: Source) -> GroupPlayback:
     by_id = {p.player_id: p for p in players}
-    playback = GroupPlayback(by_id.get, source, lambda _: None)
+    return GroupPlayback(by_id.get, source, lambda _: None)
+
+
+def _last_segment(receiver: Ap2Receiver) -> Segment:
+    """The receiver's last segment, checking that the emulator saw no protocol error."""
+    emulated = receiver.session
+    assert emulated is not None
+    assert emulated.errors == []
+    return emulated.segments[-1]
+
+
+async def _join_late(
+    playback: GroupPlayback, session: StreamSession, player: AirPlayPlayer, leader: str
+) -> SessionMember:
+    """`player` joins `leader`'s group; the member it became."""
+    # the join comes at T + 0.5 s, well after the start (not an assertion)
+    await asyncio.sleep(session.clock.seconds_until(session.start_ntp) + 0.5)
+    await playback.join(leader, player)
+    return session.members[player.player_id]
+
+
+async def _play(players: list[AirPlayPlayer], source: Source) -> StreamSession:
+    playback = _playback(players, source)
     session = await playback.play(players[0], players[1:], PlayerMedia(uri="test://hires"))
     assert session is not None
     try:
@@ -129,10 +152,7 @@ async def test_a_hires_group_plays_24_bit_48k_bit_exact_on_its_timeline() -> Non
             started = member.started
             assert started is not None
             assert started.stream_type == "buffered"
-            emulated = receiver.session
-            assert emulated is not None
-            assert emulated.errors == []
-            segment = emulated.segments[-1]
+            segment = _last_segment(receiver)
             offset = _locate_s24(segment.pcm(), expected)  # every sample, all 24 bits
             assert segment.first_rtp is not None
             # session frame k plays at T + k/48000 (± 1 frame) on each member
@@ -166,10 +186,7 @@ async def test_a_group_where_no_member_can_take_hires_plays_16_bit_and_says_why(
         assert "streams realtime" in session.format_notes[attic_id]
         assert "Attic plays 16-bit/44.1 kHz, not hi-res: 24-bit/48 kHz needs" in caplog.text
         for receiver in (den, attic):
-            emulated = receiver.session
-            assert emulated is not None
-            assert emulated.errors == []
-            assert_audio_delivered(emulated.segments[-1].pcm(), signal, tolerance_lsb=0)
+            assert_audio_delivered(_last_segment(receiver).pcm(), signal, tolerance_lsb=0)
 
 
 def _impulse_flow(seconds: float, *, at_frame: int, seed: int) -> bytes:
@@ -211,10 +228,7 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
             assert member.started.skipped_frames == 0
         heard = {}
         for receiver, key in ((den, den_id), (attic, attic_id)):
-            emulated = receiver.session
-            assert emulated is not None
-            assert emulated.errors == []
-            segment = emulated.segments[-1]
+            segment = _last_segment(receiver)
             assert segment.first_rtp is not None
             pcm = segment.pcm()
             if key == den_id:
@@ -243,25 +257,18 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
             _player("Den", "AA:BB:CC:00:04:01", den.port, BUFFERED, HIRES),
             _player("Hall", "AA:BB:CC:00:04:02", hall.port, BUFFERED, HIRES),
         ]
-        by_id = {p.player_id: p for p in players}
-        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        playback = _playback(players, source)
         try:
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
-            # the join comes at T + 0.5 s, well after the start (not an assertion)
-            await asyncio.sleep(session.clock.seconds_until(session.start_ntp) + 0.5)
-            await playback.join(players[0].player_id, players[1])
-            joiner = session.members[players[1].player_id]
+            joiner = await _join_late(playback, session, players[1], players[0].player_id)
             p = joiner.offset
             assert p > 0
             assert await session.wait_ended(20)
         finally:
             await playback.close()
         assert (joiner.target.bits, joiner.target.rate) == (24, 48000)
-        emulated = hall.session
-        assert emulated is not None
-        assert emulated.errors == []
-        segment = emulated.segments[-1]
+        segment = _last_segment(hall)
         offset = _locate_s24(segment.pcm(), expected[p * 6 :])
         assert segment.first_rtp is not None
         for k in (0, 48000):  # its first frame, session frame p, at T + p/48000 (± 1 frame)
@@ -273,10 +280,7 @@ async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None
 
 def _impulse_ns(receiver: Ap2Receiver, bits: int) -> int:
     """When the emulator plays the loudest sample of its last segment (Unix ns)."""
-    emulated = receiver.session
-    assert emulated is not None
-    assert emulated.errors == []
-    segment = emulated.segments[-1]
+    segment = _last_segment(receiver)
     assert segment.first_rtp is not None
     pcm = segment.pcm()
     if bits == 24:
@@ -304,16 +308,12 @@ async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -
             _player("Den", "AA:BB:CC:00:06:01", den.port, BUFFERED, HIRES),
             _player("Attic", "AA:BB:CC:00:06:02", attic.port, NO_PTP_FEATURES, PLAIN),
         ]
-        by_id = {p.player_id: p for p in players}
-        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        playback = _playback(players, source)
         try:
             session = await playback.play(players[0], [], PlayerMedia(uri="test://hires"))
             assert session is not None
             assert session.branches == {}
-            # the join comes at T + 0.5 s, well after the start (not an assertion)
-            await asyncio.sleep(session.clock.seconds_until(session.start_ntp) + 0.5)
-            await playback.join(players[0].player_id, players[1])
-            joiner = session.members[players[1].player_id]
+            joiner = await _join_late(playback, session, players[1], players[0].player_id)
             assert (joiner.target.bits, joiner.target.rate) == (16, 44100)
             assert list(session.branches) == [CD_FORMAT]
             assert joiner.offset > 0
@@ -339,8 +339,7 @@ async def test_a_mixed_group_pauses_and_resumes_in_sync() -> None:
             _player("Den", "AA:BB:CC:00:07:01", den.port, BUFFERED, HIRES),
             _player("Attic", "AA:BB:CC:00:07:02", attic.port, NO_PTP_FEATURES, PLAIN),
         ]
-        by_id = {p.player_id: p for p in players}
-        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        playback = _playback(players, source)
         try:
             session = await playback.play(players[0], players[1:], PlayerMedia(uri="test://x"))
             assert session is not None

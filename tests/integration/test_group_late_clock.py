@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -23,15 +22,11 @@ import pytest
 from airplay_provider.protocol.ptp_readiness import PROBE_LOCK_S, STALL_S
 from airplay_provider.protocol.streamer_status import ClockStatus, Connected, Timing
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver
-from tests.receivers.ap2_netns import in_netns, netns_hosts
-from tests.receivers.ap2_sender import REPO
-from tests.receivers.ap2_stream import RATE
+from tests.group_helpers import ap2_target, flow_source
+from tests.receivers.ap2_segment import RATE
+from tests.receivers.netns_driver import receiver_end, run_session
 
 pytestmark = pytest.mark.netns
 SIGNAL_SEED = 29
@@ -43,18 +38,7 @@ SLOW_PROBE_S = 3.2  # silent still when the other is ready (~2.5 s): set aside, 
 async def drive(receivers: list[tuple[str, int]]) -> dict[str, object]:
     """Play the test signal to the receivers as one group; what the test checks."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    targets = [
-        StreamTarget(
-            name=f"rx{index}",
-            host=host,
-            port=port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id=f"rx{index}",
-        )
-        for index, (host, port) in enumerate(receivers)
-    ]
+    targets = [ap2_target(f"rx{index}", port, host) for index, (host, port) in enumerate(receivers)]
     asked = time.time_ns()
     try:
         report = await session.start(targets)
@@ -99,36 +83,9 @@ async def run_group(
 ) -> tuple[dict[str, Any], list[Any]]:
     """Receivers with these emulator options in namespaces, the driver in the sender's (with
     `env` added to its environment)."""
-    with netns_hosts(len(extras)) as hosts:
-        outs = [tmp_path / f"rx{index}.json" for index in range(len(extras))]
-        async with contextlib.AsyncExitStack() as stack:
-            ports = []
-            for (namespace, address), out, extra in zip(hosts.receivers, outs, extras, strict=True):
-                port, _ = await stack.enter_async_context(
-                    _receiver(namespace, address, out, extra=extra)
-                )
-                ports.append(port)
-            argv = [sys.executable, "-m", "tests.integration.test_group_late_clock"]
-            argv += [
-                f"{address}:{port}"
-                for (_, address), port in zip(hosts.receivers, ports, strict=True)
-            ]
-            process = await asyncio.create_subprocess_exec(
-                *in_netns(hosts.sender, argv),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=REPO,
-                env={**os.environ, **DAEMON_ENV, **(env or {})},
-            )
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == 0, stderr.decode()
-        reports = [json.loads(out.read_text()) for out in outs]
-    return json.loads(stdout.decode().splitlines()[-1]), reports
+    return await run_session(
+        tmp_path, "tests.integration.test_group_late_clock", extras, timeout_s=60, env=env
+    )
 
 
 def heard(report: dict[str, Any]) -> dict[str, Any]:
@@ -236,7 +193,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("receivers", nargs="+", help="ADDRESS:PORT of each receiver")
     args = parser.parse_args()
-    receivers = [(text.rsplit(":", 1)[0], int(text.rsplit(":", 1)[1])) for text in args.receivers]
+    receivers = [receiver_end(text) for text in args.receivers]
     result = asyncio.run(drive(receivers))
     print(json.dumps(result), flush=True)
     return 0

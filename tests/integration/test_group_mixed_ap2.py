@@ -32,8 +32,9 @@ from tests.audio import assert_audio_delivered, test_signal
 from tests.integration.test_play_cli import write_track
 from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment, ntp_to_unix_ns
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment, ntp_to_unix_ns
+from tests.receivers.ap2_stream import Ap2StreamSession
 from tests.receivers.raop_emulator import RaopEmulator
 from tests.receivers.raop_emulator_wire import SyncRecord, parse_dmap, play_time_ntp
 

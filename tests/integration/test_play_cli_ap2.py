@@ -19,8 +19,9 @@ from tests.integration.test_group_mixed_ap2 import RequestLog
 from tests.integration.test_play_cli import run_cli, sample0_ntp, write_track
 from tests.integration.test_play_cli_stops import run
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment, ntp_to_unix_ns
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment, ntp_to_unix_ns
+from tests.receivers.ap2_stream import Ap2StreamSession
 from tests.receivers.raop_emulator import RaopEmulator
 
 HOST = "127.0.0.1"

@@ -33,10 +33,9 @@ from tests.integration.test_cliap2_homepod import (
     _heard_segment,
     _homepod_sample_ns,
 )
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, FRAME_NS, _receiver, _segment
-from tests.receivers.ap2_netns import in_netns, netns_hosts
-from tests.receivers.ap2_sender import REPO
-from tests.receivers.ap2_stream import ntp_to_unix_ns
+from tests.integration.test_cliap2_ptp import FRAME_NS, _segment
+from tests.receivers.ap2_segment import ntp_to_unix_ns
+from tests.receivers.netns_driver import receiver_end, run_session
 from tests.receivers.raop_emulator import RaopEmulator
 
 pytestmark = pytest.mark.netns
@@ -106,31 +105,10 @@ async def drive(homepod: tuple[str, int], follower: tuple[str, int]) -> dict[str
 
 async def test_homepod_ptp_follower_and_raop_play_each_frame_together(tmp_path: Path) -> None:
     signal = test_signal(SIGNAL_S, seed=SIGNAL_SEED)
-    with netns_hosts(2) as hosts:
-        (ns_h, ip_h), (ns_f, ip_f) = hosts.receivers
-        out_h, out_f = tmp_path / "homepod.json", tmp_path / "follower.json"
-        async with (
-            _receiver(ns_h, ip_h, out_h, extra=["--homepod-clock=1500,40"]) as (port_h, _),
-            _receiver(ns_f, ip_f, out_f) as (port_f, _),
-        ):
-            argv = [sys.executable, "-m", "tests.integration.test_session_homepod_group"]
-            argv += [f"{ip_h}:{port_h}", f"{ip_f}:{port_f}"]
-            process = await asyncio.create_subprocess_exec(
-                *in_netns(hosts.sender, argv),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=REPO,
-                env={**os.environ, **DAEMON_ENV},
-            )
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == 0, stderr.decode()
-        sent = json.loads(stdout.decode().splitlines()[-1])
-        reports = [json.loads(out.read_text()) for out in (out_h, out_f)]
+    homepod = ["--homepod-clock=1500,40"]
+    sent, reports = await run_session(
+        tmp_path, "tests.integration.test_session_homepod_group", [homepod, []], timeout_s=60
+    )
     _check(sent, reports, signal)
 
 
@@ -165,11 +143,8 @@ def main() -> int:
     parser.add_argument("homepod", help="ADDRESS:PORT")
     parser.add_argument("follower", help="ADDRESS:PORT")
     args = parser.parse_args()
-    ends = []
-    for text in (args.homepod, args.follower):
-        host, port = text.rsplit(":", 1)
-        ends.append((host, int(port)))
-    print(json.dumps(asyncio.run(drive(ends[0], ends[1]))), flush=True)
+    ends = receiver_end(args.homepod), receiver_end(args.follower)
+    print(json.dumps(asyncio.run(drive(*ends))), flush=True)
     return 0
 
 

@@ -4,7 +4,7 @@ receiver has heard our clock well before (shairport-sync with nqptp drops audio 
 follows our clock), and the audio arrives bit-exact.
 
 The session runs inside the sender's namespace: this module is also its driver
-(``python -m tests.integration.test_session_ptp_hold ADDRESS PORT``), printing a JSON line.
+(``python -m tests.integration.test_session_ptp_hold ADDRESS:PORT``), printing a JSON line.
 """
 
 from __future__ import annotations
@@ -21,15 +21,11 @@ import pytest
 
 from airplay_provider.protocol.streamer_status import Connected
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import PTP_SETTLE_S
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver
-from tests.receivers.ap2_netns import in_netns, netns_hosts
-from tests.receivers.ap2_sender import REPO
+from tests.group_helpers import ap2_target, flow_source
+from tests.receivers.netns_driver import receiver_end, run_session
 
 pytestmark = pytest.mark.netns
 SIGNAL_SEED = 21
@@ -41,15 +37,7 @@ NQPTP_FOLLOW_S = 1.2
 async def drive(address: str, port: int) -> dict[str, object]:
     """Play the test signal to one AirPlay 2 receiver in a session; what the test checks."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    target = StreamTarget(
-        name="ptp",
-        host=address,
-        port=port,
-        protocol=StreamingProtocol.AIRPLAY2,
-        latency_ms=250,
-        txt={"model": "Test"},
-        player_id="ptp",
-    )
+    target = ap2_target("ptp", port, address)
     try:
         report = await session.start([target])
         ended = await session.wait_ended(20)
@@ -72,27 +60,9 @@ async def test_a_ptp_member_starts_only_once_the_receiver_follows_our_clock(
     tmp_path: Path,
 ) -> None:
     signal = test_signal(SIGNAL_S, seed=SIGNAL_SEED)
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        async with _receiver(namespace, address, out) as (port, _):
-            argv = [sys.executable, "-m", "tests.integration.test_session_ptp_hold"]
-            process = await asyncio.create_subprocess_exec(
-                *in_netns(hosts.sender, [*argv, address, str(port)]),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=REPO,
-                env={**os.environ, **DAEMON_ENV},
-            )
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), 40)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == 0, stderr.decode()
-    sent = json.loads(stdout.decode().splitlines()[-1])
-    report = json.loads(out.read_text())
+    sent, (report,) = await run_session(
+        tmp_path, "tests.integration.test_session_ptp_hold", [[]], timeout_s=40
+    )
     assert sent["failed"] == []
     assert sent["ended"] is True
     assert sent["timing"] == "ptp"
@@ -115,10 +85,9 @@ async def test_a_ptp_member_starts_only_once_the_receiver_follows_our_clock(
 def main() -> int:
     """The driver (runs inside the sender's namespace)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("address")
-    parser.add_argument("port", type=int)
+    parser.add_argument("receiver", help="ADDRESS:PORT")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(drive(args.address, args.port))), flush=True)
+    print(json.dumps(asyncio.run(drive(*receiver_end(args.receiver)))), flush=True)
     return 0
 
 

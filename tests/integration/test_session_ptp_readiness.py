@@ -11,7 +11,8 @@ sender and emulated receivers in network namespaces:
 - a receiver seen keeping its own clock (a standalone HomePod) is followed, not put on NTP.
 
 The session runs inside the sender's namespace: this module is also its driver
-(``python -m tests.integration.test_session_ptp_readiness ADDRESS PORT``), printing a JSON line.
+(``python -m tests.integration.test_session_ptp_readiness ADDRESS:PORT [LATE:PORT --late]``),
+printing a JSON line.
 """
 
 from __future__ import annotations
@@ -35,15 +36,11 @@ from airplay_provider.protocol.streamer_status import (
     parse_status,
 )
 from airplay_provider.protocol.timing import unix_ns_from_ntp
-from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import StreamSession
-from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import PTP_SETTLE_S, member_start_ntp
 from tests.audio import assert_audio_delivered, test_signal
-from tests.group_helpers import flow_source
-from tests.integration.test_cliap2_ptp import DAEMON_ENV, _receiver
-from tests.receivers.ap2_netns import in_netns, netns_hosts
-from tests.receivers.ap2_sender import REPO
+from tests.group_helpers import ap2_target, flow_source
+from tests.receivers.netns_driver import receiver_end, run_session
 
 pytestmark = pytest.mark.netns
 SIGNAL_SEED = 23
@@ -51,20 +48,13 @@ SIGNAL_S = 2.0
 SLOW_PROBE_S = 2.0
 LATE_SIGNAL_S = 9.0
 JOIN_AFTER_S = 1.0
+DRIVER = "tests.integration.test_session_ptp_readiness"
 
 
 async def drive(address: str, port: int) -> dict[str, object]:
     """Play the test signal to one AirPlay 2 receiver in a session; what the tests check."""
     session = StreamSession(flow_source(test_signal(SIGNAL_S, seed=SIGNAL_SEED)))
-    target = StreamTarget(
-        name="tv",
-        host=address,
-        port=port,
-        protocol=StreamingProtocol.AIRPLAY2,
-        latency_ms=250,
-        txt={"model": "Test"},
-        player_id="tv",
-    )
+    target = ap2_target("tv", port, address)
     try:
         report = await session.start([target])
         ended = await session.wait_ended(25)
@@ -101,16 +91,7 @@ async def drive_late(first: tuple[str, int], late: tuple[str, int]) -> dict[str,
     signal = test_signal(LATE_SIGNAL_S, seed=SIGNAL_SEED)
     session = StreamSession(flow_source(signal))
     targets = [
-        StreamTarget(
-            name=name,
-            host=host,
-            port=port,
-            protocol=StreamingProtocol.AIRPLAY2,
-            latency_ms=250,
-            txt={"model": "Test"},
-            player_id=name,
-        )
-        for name, (host, port) in (("first", first), ("late", late))
+        ap2_target(name, port, host) for name, (host, port) in (("first", first), ("late", late))
     ]
     try:
         report = await session.start(targets[:1])
@@ -136,26 +117,8 @@ async def drive_late(first: tuple[str, int], late: tuple[str, int]) -> dict[str,
 
 
 async def _play(extra: list[str], tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    with netns_hosts(1) as hosts:
-        namespace, address = hosts.receivers[0]
-        out = tmp_path / "rx.json"
-        async with _receiver(namespace, address, out, extra=extra) as (port, _):
-            argv = [sys.executable, "-m", "tests.integration.test_session_ptp_readiness"]
-            process = await asyncio.create_subprocess_exec(
-                *in_netns(hosts.sender, [*argv, address, str(port)]),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=REPO,
-                env={**os.environ, **DAEMON_ENV},
-            )
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), 50)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == 0, stderr.decode()
-    return json.loads(stdout.decode().splitlines()[-1]), json.loads(out.read_text())
+    sent, (report,) = await run_session(tmp_path, DRIVER, [extra], timeout_s=50)
+    return sent, report
 
 
 async def _assert_bit_exact(report: dict[str, Any]) -> None:
@@ -276,32 +239,10 @@ async def test_a_late_joiner_starts_at_its_readiness_on_the_group_timeline(
     tmp_path: Path,
 ) -> None:
     signal = test_signal(LATE_SIGNAL_S, seed=SIGNAL_SEED)
-    with netns_hosts(2) as hosts:
-        (ns0, address0), (ns1, address1) = hosts.receivers
-        out0, out1 = tmp_path / "rx0.json", tmp_path / "rx1.json"
-        slow = ["--probe-after", str(SLOW_PROBE_S)]
-        async with (
-            _receiver(ns0, address0, out0) as (port0, _),
-            _receiver(ns1, address1, out1, extra=slow) as (port1, _),
-        ):
-            argv = [sys.executable, "-m", "tests.integration.test_session_ptp_readiness"]
-            argv += [address0, str(port0), "--late", f"{address1}:{port1}"]
-            process = await asyncio.create_subprocess_exec(
-                *in_netns(hosts.sender, argv),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=REPO,
-                env={**os.environ, **DAEMON_ENV},
-            )
-            try:
-                stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.returncode == 0, stderr.decode()
-        sent = json.loads(stdout.decode().splitlines()[-1])
-        late = json.loads(out1.read_text())
+    slow = ["--probe-after", str(SLOW_PROBE_S)]
+    sent, (_, late) = await run_session(
+        tmp_path, DRIVER, [[], slow], timeout_s=60, driver_args=["--late"]
+    )
     assert sent["failed"] == []
     assert sent["ended"] is True
     assert sent["states"]["late"] == ["cold", "probing", "ready"]
@@ -326,15 +267,16 @@ async def test_a_late_joiner_starts_at_its_readiness_on_the_group_timeline(
 def main() -> int:
     """The driver (runs inside the sender's namespace)."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("address")
-    parser.add_argument("port", type=int)
-    parser.add_argument("--late", help="ADDRESS:PORT of a receiver that joins late")
+    parser.add_argument("receivers", nargs="+", help="ADDRESS:PORT of each receiver")
+    parser.add_argument("--late", action="store_true", help="the second receiver joins late")
     args = parser.parse_args()
+    ends = [receiver_end(text) for text in args.receivers]
     if args.late:
-        host, port = args.late.rsplit(":", 1)
-        result = asyncio.run(drive_late((args.address, args.port), (host, int(port))))
+        first, late = ends
+        result = asyncio.run(drive_late(first, late))
     else:
-        result = asyncio.run(drive(args.address, args.port))
+        (end,) = ends
+        result = asyncio.run(drive(*end))
     print(json.dumps(result), flush=True)
     return 0
 

@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.alac_decoder import AlacConfig, AlacDecodeError, decode_alac
-from tests.receivers.ap2_stream import Anchor, Segment, ntp_to_unix_ns
+from tests.receivers.ap2_segment import Anchor, Segment, ntp_to_unix_ns
 
 MIN_PACKET = 12 + 16 + 8 + 1
 # SSRC → encoding, as shairport-sync 5's buffered reader knows them (ALAC 44.1/16 is its own id)

@@ -31,7 +31,7 @@ import pytest
 from tests.receivers.ap2_emulator_core import FEATURES
 from tests.receivers.ap2_ptp_own import OwnClock
 from tests.receivers.ap2_receiver import Ap2Receiver
-from tests.receivers.ap2_stream import Segment
+from tests.receivers.ap2_segment import Segment
 
 SUBNET = "10.209.0"
 

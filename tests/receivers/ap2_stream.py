@@ -16,13 +16,20 @@ import random
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from tests.receivers.ap2_emulator_core import AccessoryConnection, EmuRequest, EmuResponse
+from tests.receivers.ap2_segment import (
+    Anchor,
+    Segment,
+    ntp_to_unix_ns,
+    signed32,
+    unix_ns_to_ntp,
+)
 from tests.receivers.raop_emulator_wire import WireError, decode_alac_frame
 from tests.receivers.strict import ErrorLog
 
@@ -31,82 +38,12 @@ if TYPE_CHECKING:
 
 SocketKind = Literal["control", "timing"]
 Datagram = tuple[SocketKind, bytes, tuple[str, int]]
-RATE = 44100
 # (audioFormat, sr) of the type-103 SETUPs this receiver plays → (SSRC of its packets, bits, rate)
 BUFFERED_FORMATS: dict[tuple[object, object], tuple[int, int, int]] = {
     (0x40000, 44100): (0x0000FACE, 16, 44100),  # ALAC/44100/16/2
     (0x200000, 48000): (0x15000000, 24, 48000),  # ALAC/48000/24/2
 }
-NTP_UNIX_OFFSET_S = 2208988800
 PLIST = "application/x-apple-binary-plist"
-
-
-def ntp_to_unix_ns(ntp: int) -> int:
-    """64-bit NTP (era 0) → Unix ns."""
-    return ((ntp >> 32) - NTP_UNIX_OFFSET_S) * 10**9 + ((ntp & 0xFFFFFFFF) * 10**9 >> 32)
-
-
-def unix_ns_to_ntp(ns: int) -> int:
-    """Unix ns → 64-bit NTP."""
-    seconds, rest = divmod(ns, 10**9)
-    return ((seconds + NTP_UNIX_OFFSET_S) << 32) | ((rest << 32) // 10**9)
-
-
-def _signed32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value >> 31 else value
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """Frame `rtp` plays at `remote_ns` on the sender's timeline (NTP as Unix ns, or PTP ns)."""
-
-    rtp: int
-    remote_ns: int
-    first: bool
-
-
-@dataclass
-class Segment:
-    """Audio between RECORD (or a FLUSH) and the next FLUSH."""
-
-    index: int
-    flush_rtp: int | None = None
-    first_rtp: int | None = None
-    packets: dict[int, bytes] = field(default_factory=dict)  # frame offset from first_rtp
-    anchors: list[Anchor] = field(default_factory=list)
-    rate: int = RATE  # the stream's: 44100, or 48000 (buffered ALAC/48000/24/2)
-    frame_bytes: int = 4  # of the decoded PCM: s16le stereo, or 6 (s24le stereo)
-
-    def pcm(self) -> bytes:
-        """Everything received (s16le, or s24le on 24-bit streams), in RTP order from the first
-        packet; gaps are zero-filled."""
-        if not self.packets:
-            return b""
-        size = self.frame_bytes
-        end = max(offset + len(pcm) // size for offset, pcm in self.packets.items())
-        out = bytearray(end * size)
-        for offset, pcm in self.packets.items():
-            out[offset * size : offset * size + len(pcm)] = pcm
-        return bytes(out)
-
-    def missing_frames(self) -> int:
-        """Frames between the first and last packet that never arrived."""
-        have = sum(len(pcm) // self.frame_bytes for pcm in self.packets.values())
-        return len(self.pcm()) // self.frame_bytes - have
-
-    def scheduled_ns(self, rtp: int) -> int:
-        """When frame `rtp` plays on the sender timeline, from the latest anchor."""
-        anchor = self.anchors[-1]
-        return anchor.remote_ns + _signed32(rtp - anchor.rtp) * 10**9 // self.rate
-
-    def anchor_spread_ns(self) -> int:
-        """How far the anchors disagree about one frame (0 for one fixed anchor line)."""
-        if not self.anchors:
-            return 0
-        probe, rate = self.anchors[0].rtp, self.rate
-        times = [a.remote_ns + _signed32(probe - a.rtp) * 10**9 // rate for a in self.anchors]
-        return max(times) - min(times)
 
 
 @dataclass
@@ -446,7 +383,7 @@ class Ap2StreamSession:
             if not segment.anchors or not segment.anchors[0].first:
                 self._error("audio before the first (0x90) sync packet")
             segment.first_rtp = rtp
-        offset = _signed32(rtp - segment.first_rtp)
+        offset = signed32(rtp - segment.first_rtp)
         if offset < 0:
             self._error(f"audio packet before the segment start ({offset} frames)")
             return
@@ -474,11 +411,11 @@ class Ap2StreamSession:
         first = data[0] == 0x90
         if kind == "NTP" and len(data) == 20:
             t_lat, ntp, t_now = struct.unpack_from(">IQI", data, 4)
-            latency = _signed32(t_now - t_lat) + 11025  # bytes 2-3 are 7 (SPS rule)
+            latency = signed32(t_now - t_lat) + 11025  # bytes 2-3 are 7 (SPS rule)
             anchor = Anchor((t_now - latency) & 0xFFFFFFFF, ntp_to_unix_ns(ntp), first)
         elif kind == "PTP" and len(data) == 28:
             f1, ptp_ns, f2, clock_id = struct.unpack_from(">IQIQ", data, 4)
-            if _signed32(f2 - f1) != 77175:
+            if signed32(f2 - f1) != 77175:
                 self._error("0xD7 F2 - F1 is not the iOS 77175")
             anchor = Anchor((f1 - 11035) & 0xFFFFFFFF, ptp_ns, first)
             self.ptp_anchors.append((anchor.rtp, ptp_ns, clock_id, self._now_ns()))

@@ -27,7 +27,8 @@ from airplay_provider.protocol.ap2_buffered import (
 from airplay_provider.protocol.timing import ntp_from_unix_ns
 from tests.receivers.ap2_buffered import BufferedStream
 from tests.receivers.ap2_emulator_core import AccessoryConnection, AccessoryDevice, EmuRequest
-from tests.receivers.ap2_stream import Ap2StreamSession, Segment
+from tests.receivers.ap2_segment import Segment
+from tests.receivers.ap2_stream import Ap2StreamSession
 
 BIT40 = 1 << 40
 

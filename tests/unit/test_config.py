@@ -22,12 +22,11 @@ from airplay_provider.config import (
     CONF_SYNC_ADJUST,
     ConfigValidationError,
     PlayerSettings,
-    parse_interfaces,
-    parse_text_value,
     player_config_entries,
     provider_config_entries,
     validate_values,
 )
+from airplay_provider.config_text import parse_interfaces, parse_text_value
 from airplay_provider.host.cmd_config import LookupFailedError, parse_assignments, resolve_target
 from airplay_provider.host.config_store import ConfigStore, ConfigStoreError, default_config_path
 from airplay_provider.protocol.txt import (

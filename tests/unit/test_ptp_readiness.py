@@ -29,10 +29,10 @@ from airplay_provider.protocol.ptp_readiness import (
 )
 from airplay_provider.protocol.streamer_status import ClockStatus, StatusEvent
 from airplay_provider.streamer.clock_watch import watch_clock
+from airplay_provider.streamer.ptp_lease import PtpLease
 from airplay_provider.streamer.ptp_master import (
     CONTACT_TTL_S,
     Grandmaster,
-    PtpLease,
     _Daemon,
     enable_receive_timestamps,
     recv_stamped,
