@@ -45,7 +45,8 @@ def ap2_extra_lead_s(members: Sequence[SessionMember]) -> float:
 
 class SessionLaunch:
     """Launching, holding, priming and releasing members (a mixin: its state lives in the
-    session; listed last among `StreamSession`'s bases, so these declarations never shadow)."""
+    session; listed among `StreamSession`'s bases before the mixins that only declare its
+    methods, so their declarations never shadow these)."""
 
     members: dict[str, SessionMember]
     metadata: TrackMetadata | None
