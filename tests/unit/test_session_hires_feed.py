@@ -100,10 +100,9 @@ def test_members_take_the_sessions_format_and_count_its_frames(tmp_path: Path) -
     assert target_in_format(target, CD_FORMAT) == target
 
 
-async def test_a_hires_session_takes_no_announcement_and_no_listen_along() -> None:
+async def test_a_hires_session_takes_no_listen_along() -> None:
+    """(Announcements are mixed in its format: tests/unit/test_announce_mixing_hires.py.)"""
     session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
-    with pytest.raises(SessionError, match="not mixed into 24-bit/48 kHz sessions"):
-        await session.announce(bytes(400))
     server = ListenAlongServer("127.0.0.1", 0)
     with pytest.raises(ListenAlongError, match=r"serves 16-bit/44\.1 kHz only"):
         server.add("/den", session)
