@@ -214,10 +214,7 @@ class AnnouncementMixer:
         per_sample = [g for g in gains for _ in (0, 1)]
         low, top = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
         mixed = [
-            low if v < low else top if v > top else v
-            for v in (
-                ((m * g + 16384) >> 15) + a
-                for m, g, a in zip(music, per_sample, added, strict=True)
-            )
+            low if (v := ((m * g + 16384) >> 15) + a) < low else top if v > top else v
+            for m, g, a in zip(music, per_sample, added, strict=True)
         ]
         return _pcm(mixed, bits) + pcm[count * size :]
