@@ -3,16 +3,20 @@ emulator), the provider's Music Assistant path (`GroupPlayback.announce`): the a
 asked for at 48 kHz, mixed once in s24le on the session's 48 kHz frames; the hi-res member
 receives the independent reference mix (tests/announce_reference.py) bit for bit, and the
 16-bit member, fed by the group's resampling branch, hears it at the same instant (± 1 frame).
+A listen-along listener (real ffmpeg, RTP/L24/48000/2) hears the same mix bit for bit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import subprocess
 from array import array
 from collections.abc import AsyncIterator
 
 from music_assistant_models.player import PlayerMedia
 
+from airplay_provider.listen_along import ListenAlongServer
 from airplay_provider.pcm_convert import flow_to_s24
 from airplay_provider.protocol.timing import ntp_add_frames, unix_ns_from_ntp
 from airplay_provider.session import GroupPlayback
@@ -122,3 +126,50 @@ async def test_an_announcement_is_mixed_into_a_mixed_hires_group_and_heard_toget
         assert abs(gap) <= 1.0, gap
         for ns in (den_ns, attic_ns):
             assert abs(ns - at) * 44100 / 1e9 <= 1.0, (ns - at) * 44100 / 1e9
+
+
+async def ffmpeg_record_s24(url: str) -> bytes:
+    """What `ffmpeg -rtsp_transport tcp -i URL` receives until the stream ends, as s24le."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+        "-c:a", "pcm_s24le", "-f", "s24le", "pipe:1",
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 40)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    return out
+
+
+async def test_a_listener_of_a_hires_group_hears_the_announcement_mix_bit_for_bit() -> None:
+    music, voice = _quiet_music(5.0, seed=93), _voice(0.6, seed=94)
+    sources = Sources({MUSIC_URI: music})
+    async with Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den:
+        player = _player("Den", "AA:BB:CC:00:09:03", den.port, BUFFERED, HIRES)
+        playback = GroupPlayback({player.player_id: player}.get, sources, lambda _: None)
+        server = ListenAlongServer("127.0.0.1", 0)
+        await server.start()
+        try:
+            session = await playback.play(player, [], PlayerMedia(uri=MUSIC_URI))
+            assert session is not None
+            server.add("/den", session)
+            recording = asyncio.create_task(ffmpeg_record_s24(server.url("/den")))
+            placed = await session.announce(flow_to_s24(voice), pcm_format=HIRES_FORMAT)
+            assert await session.wait_ended(20)
+            heard = await recording
+        finally:
+            await playback.close()
+            await server.close()
+    expected = expected_mix(
+        flow_to_s24(music), flow_to_s24(voice), placed.start, ramp=RAMP_48K, bits=24
+    )
+    first = _locate_s24(expected, heard)  # a contiguous, exact part of the mix ...
+    assert first + len(heard) // 6 == len(expected) // 6  # ... to the end of the music
+    assert first <= placed.duck_start  # ... with all of the announcement
+    emulated = den.session
+    assert emulated is not None
+    _locate_s24(emulated.segments[-1].pcm(), expected)  # and the room got the same mix
