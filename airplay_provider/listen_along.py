@@ -1,15 +1,16 @@
 """Listen along: an opt-in RTSP server that lets VLC or ffmpeg hear what a session's rooms play.
 
 One TCP port; each registered session is a path. A client runs OPTIONS → DESCRIBE → SETUP
-(RTP/AVP/TCP, interleaved) → PLAY and then receives RTP/L16/44100/2 on the same connection
-(protocol/rtsp_listen.py answers the requests, protocol/rtp_l16.py builds the packets).
+(RTP/AVP/TCP, interleaved) → PLAY and then receives RTP/L16/44100/2 (RTP/L24/48000/2 from a
+hi-res session) on the same connection (protocol/rtsp_listen.py answers the requests,
+protocol/rtp_l16.py builds the packets).
 
 The session hands every chunk of PCM it gives its members to `_Stream.tap` (session frame,
-s16le). The stream releases each chunk when it becomes audible in the rooms (minus
-`RELEASE_EARLY_S`) to every playing listener. A listener is a bounded queue: its connection's
-write buffer may hold `QUEUE_S` of audio (and the kernel a small send buffer); a listener that
-falls further behind (stalled, too slow) is dropped at once. Writes never wait, so no listener
-slows the rooms or another listener.
+s16le, or s24le in a hi-res session). The stream releases each chunk when it becomes audible
+in the rooms (minus `RELEASE_EARLY_S`) to every playing listener. A listener is a bounded
+queue: its connection's write buffer may hold `QUEUE_S` of audio (and the kernel a small send
+buffer); a listener that falls further behind (stalled, too slow) is dropped at once. Writes
+never wait, so no listener slows the rooms or another listener.
 """
 
 from __future__ import annotations
@@ -22,13 +23,8 @@ import socket
 from typing import Final
 
 from airplay_provider.protocol.errors import AirplayError
-from airplay_provider.protocol.rtp_l16 import (
-    FRAME_BYTES,
-    MAX_PACKET_FRAMES,
-    SAMPLE_RATE,
-    L16Packetizer,
-    s16le_to_be,
-)
+from airplay_provider.protocol.pcm_format import PcmFormat
+from airplay_provider.protocol.rtp_l16 import MAX_PACKET_FRAMES, L16Packetizer, pcm_to_be
 from airplay_provider.protocol.rtsp_listen import (
     SESSION_TIMEOUT_S,
     ListenConnection,
@@ -45,7 +41,12 @@ RELEASE_EARLY_S: Final = 0.1  # a chunk leaves this long before the rooms play i
 IDLE_TIMEOUT_S: Final = 2.0 * SESSION_TIMEOUT_S  # no request for this long: the client is gone
 PUMP_MAX_SLEEP_S: Final = 0.05  # re-read the session's timeline at least this often
 CLOSE_TIMEOUT_S: Final = 1.0
-_QUEUE_BYTES: Final = round(QUEUE_S * SAMPLE_RATE * FRAME_BYTES * 1.01)  # + RTP headers
+
+
+def _queue_bytes(pcm_format: PcmFormat) -> int:
+    """`QUEUE_S` of audio in `pcm_format`, plus RTP headers."""
+    return round(QUEUE_S * pcm_format.rate * pcm_format.bytes_per_frame * 1.01)
+
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,16 @@ class ListenAlongError(AirplayError):
 class _Listener:
     """One playing client: its packetiser and its connection's bounded write queue."""
 
-    def __init__(self, writer: asyncio.StreamWriter, play: Play) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, play: Play, pcm_format: PcmFormat) -> None:
         self.writer = writer
         self.packetizer = L16Packetizer(
             ssrc=play.ssrc,
             first_seq=play.first_seq,
             first_timestamp=play.first_timestamp,
             channel=play.channel,
+            pcm_format=pcm_format,
         )
+        self.queue_bytes = _queue_bytes(pcm_format)
         self.dropped = False
 
     def send(self, big: bytes) -> bool:
@@ -74,7 +77,7 @@ class _Listener:
         if self.dropped or transport.is_closing():
             return False
         data = self.packetizer.packetize_be(big)
-        if transport.get_write_buffer_size() + len(data) > _QUEUE_BYTES:
+        if transport.get_write_buffer_size() + len(data) > self.queue_bytes:
             self.dropped = True
             transport.abort()
             return False
@@ -96,16 +99,18 @@ class _Stream:
         self._pump = asyncio.create_task(self._run(), name=f"listen-along {path}")
 
     def tap(self, first_frame: int, pcm: bytes) -> None:
-        """The session's hook: `pcm` (s16le) starts at session frame `first_frame`; kept in
-        packet-sized pieces, each released on time."""
-        step = MAX_PACKET_FRAMES * FRAME_BYTES
+        """The session's hook: `pcm` (its format) starts at session frame `first_frame`; kept
+        in packet-sized pieces, each released on time."""
+        size = self.session.pcm_format.bytes_per_frame
+        step = MAX_PACKET_FRAMES * size
         for start in range(0, len(pcm), step):
-            self._pending.append((first_frame + start // FRAME_BYTES, pcm[start : start + step]))
+            self._pending.append((first_frame + start // size, pcm[start : start + step]))
         self._wakeup.set()
 
     def _due_in_s(self, frame: int) -> float:
         session = self.session
-        audible = ntp_add_ns(session.start_ntp, round(frame * 1e9 / SAMPLE_RATE))
+        rate = session.pcm_format.rate
+        audible = ntp_add_ns(session.start_ntp, round(frame * 1e9 / rate))
         return session.clock.seconds_until(audible) - RELEASE_EARLY_S
 
     async def _run(self) -> None:
@@ -136,7 +141,7 @@ class _Stream:
     def _release(self, pcm: bytes) -> None:
         if not self.listeners:
             return
-        big = s16le_to_be(pcm)
+        big = pcm_to_be(pcm, self.session.pcm_format)
         kept = [listener for listener in self.listeners if listener.send(big)]
         behind = sum(listener.dropped for listener in self.listeners)
         if behind:
@@ -193,10 +198,6 @@ class ListenAlongServer:
             raise ListenAlongError(f"bad stream path {path!r}")
         if path in self.streams:
             raise ListenAlongError(f"stream path {path!r} already served")
-        if session.pcm_format.hires:  # its taps carry s24le 48 kHz, not what we announce
-            raise ListenAlongError(
-                f"listen along serves 16-bit/44.1 kHz only; this group plays {session.pcm_format}"
-            )
         stream = _Stream(path, session)
         self.streams[path] = stream
         session.pcm_taps.append(stream.tap)
@@ -236,6 +237,9 @@ class ListenAlongServer:
         host = f"[{host}]" if ":" in host else host
         return f"rtsp://{host}:{self.port}{path}"
 
+    def _format_of(self, path: str) -> PcmFormat:
+        return self.streams[path].session.pcm_format
+
     def _serving(self, path: str) -> bool:
         stream = self.streams.get(path)
         return stream is not None and not stream.ended
@@ -257,7 +261,7 @@ class ListenAlongServer:
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         local = writer.get_extra_info("sockname")
-        conn = ListenConnection(self._serving, host=str(local[0]))
+        conn = ListenConnection(self._serving, host=str(local[0]), formats=self._format_of)
         listener: _Listener | None = None
         stream: _Stream | None = None
         try:
@@ -277,7 +281,7 @@ class ListenAlongServer:
                 for event in events:
                     if isinstance(event, Play) and self._serving(event.path):
                         stream = self.streams[event.path]
-                        listener = _Listener(writer, event)
+                        listener = _Listener(writer, event, stream.session.pcm_format)
                         stream.listeners.append(listener)
                     elif isinstance(event, Teardown):
                         return

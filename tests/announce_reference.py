@@ -1,5 +1,6 @@
 """The announcement mix written out from its definition (session/mixing.py docstring), frame by
-frame, for tests to compare against: independent of the session's implementation."""
+frame, for tests to compare against: independent of the session's implementation. Either s16le
+(44.1 kHz sessions) or packed s24le (hi-res 48 kHz sessions): `bits`."""
 
 from __future__ import annotations
 
@@ -9,8 +10,18 @@ import wave
 from pathlib import Path
 
 
-def _samples(pcm: bytes) -> list[int]:
-    return list(struct.unpack(f"<{len(pcm) // 2}h", pcm[: len(pcm) - len(pcm) % 4]))
+def _samples(pcm: bytes, bits: int = 16) -> list[int]:
+    """Signed samples of whole stereo frames of s16le or s24le `pcm`."""
+    if bits == 16:
+        return list(struct.unpack(f"<{len(pcm) // 2}h", pcm[: len(pcm) - len(pcm) % 4]))
+    whole = len(pcm) - len(pcm) % 6
+    return [int.from_bytes(pcm[i : i + 3], "little", signed=True) for i in range(0, whole, 3)]
+
+
+def _pack(values: list[int], bits: int) -> bytes:
+    if bits == 16:
+        return struct.pack(f"<{len(values)}h", *values)
+    return b"".join(value.to_bytes(3, "little", signed=True) for value in values)
 
 
 def music_gain(frame: int, start: int, length: int, duck_db: float, ramp: int) -> int:
@@ -26,25 +37,34 @@ def music_gain(frame: int, start: int, length: int, duck_db: float, ramp: int) -
 
 
 def expected_mix(
-    music: bytes, voice: bytes, start: int, *, duck_db: float = -18.0, ramp: int = 3528
+    music: bytes,
+    voice: bytes,
+    start: int,
+    *,
+    duck_db: float = -18.0,
+    ramp: int = 3528,
+    bits: int = 16,
 ) -> bytes:
-    """`music` (s16le stereo) with `voice` mixed in from frame `start`, the music ducked."""
-    m, v = _samples(music), _samples(voice)
+    """`music` (s16le or s24le stereo: `bits`) with `voice` (the same) mixed in from frame
+    `start`, the music ducked; `ramp` in frames (80 ms: 3528 at 44.1 kHz, 3840 at 48 kHz)."""
+    m, v = _samples(music, bits), _samples(voice, bits)
     length = len(v) // 2
+    lowest, highest = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     out = []
     for index, value in enumerate(m):
         frame = index // 2
         gain = music_gain(frame, start, length, duck_db, ramp)
         extra = v[2 * (frame - start) + index % 2] if start <= frame < start + length else 0
-        out.append(max(-32768, min(32767, ((value * gain + 16384) >> 15) + extra)))
-    return struct.pack(f"<{len(out)}h", *out)
+        out.append(max(lowest, min(highest, ((value * gain + 16384) >> 15) + extra)))
+    return _pack(out, bits)
 
 
-def write_wav(path: Path, pcm: bytes) -> Path:
-    """A 44.1 kHz 16-bit stereo WAV of `pcm` (decodes back to exactly `pcm`)."""
+def write_wav(path: Path, pcm: bytes, *, bits: int = 16, rate: int = 44100) -> Path:
+    """A stereo WAV of `pcm` (s16le, or s24le with `bits` 24), which decodes back to exactly
+    `pcm` at `rate`."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(44100)
+        out.setsampwidth(bits // 8)
+        out.setframerate(rate)
         out.writeframes(pcm)
     return path

@@ -49,7 +49,12 @@ from airplay_provider.session.group import (
     SessionState,
     StreamSession,
 )
-from airplay_provider.session.pcm_format import FORMAT_NOTE, format_label, target_format
+from airplay_provider.session.pcm_format import (
+    CD_FORMAT,
+    FORMAT_NOTE,
+    format_label,
+    target_format,
+)
 from airplay_provider.session.players import PlaybackError
 from airplay_provider.session.rejoin import RejoinState
 from airplay_provider.streamer_launcher import ForkServer
@@ -350,9 +355,12 @@ async def _play_found(
     session = found[1]
     listen = await _listen_along(args, session, leader.name)
     if announcement is not None:
+        # Decoded at 16-bit/44.1 kHz while the players were looked up (a bad file fails early);
+        # a hi-res session decodes the file again in its own format.
+        what = announcement if session.pcm_format == CD_FORMAT else args.announce
         try:
-            placed = await session.announce(announcement, at=args.announce_at)
-        except SessionError as err:
+            placed = await session.announce(what, at=args.announce_at)
+        except (SessionError, AudioSourceError) as err:
             print(f"announcement not played: {err}", file=out)
         else:
             print(f"announcement at {_clock(placed.start_s)}", file=out)

@@ -3,7 +3,8 @@
 Feed it the bytes a client sends; it returns what to write back (responses) and what happened
 (`Play`, `Teardown`). Requests: OPTIONS, DESCRIBE, SETUP (TCP interleaved only), PLAY, PAUSE
 (answered, ignored: a live stream), GET_PARAMETER / SET_PARAMETER (keep-alives), TEARDOWN.
-A stream is chosen by the request path; `paths` says which exist. Interleaved frames the client
+A stream is chosen by the request path; `paths` says which exist, `formats` which PCM each
+carries (L16/44.1 kHz unless said; L24/48 kHz for a hi-res session). Interleaved frames the client
 sends between requests (RTCP receiver reports) are skipped. Message parsing is protocol/rtsp.py's.
 """
 
@@ -16,7 +17,8 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from airplay_provider.protocol.errors import AirplayError
-from airplay_provider.protocol.rtp_l16 import CHANNELS, PAYLOAD_TYPE, SAMPLE_RATE
+from airplay_provider.protocol.pcm_format import CD, PcmFormat
+from airplay_provider.protocol.rtp_l16 import payload_type, rtpmap
 from airplay_provider.protocol.rtsp import (
     Headers,
     MessageParser,
@@ -76,8 +78,9 @@ def stream_path(uri: str) -> str:
     return path or "/"
 
 
-def describe_sdp(path: str, host: str) -> bytes:
-    """The SDP of a stream: one L16/44100/2 audio track, its control URL relative."""
+def describe_sdp(path: str, host: str, pcm_format: PcmFormat = CD) -> bytes:
+    """The SDP of a stream: one audio track (L16/44100/2, or L24/48000/2 for a hi-res
+    `pcm_format`), its control URL relative."""
     family = "IP6" if ":" in host else "IP4"
     lines = [
         "v=0",
@@ -87,8 +90,8 @@ def describe_sdp(path: str, host: str) -> bytes:
         "t=0 0",
         "a=control:*",
         "a=recvonly",
-        f"m=audio 0 RTP/AVP {PAYLOAD_TYPE}",
-        f"a=rtpmap:{PAYLOAD_TYPE} L16/{SAMPLE_RATE}/{CHANNELS}",
+        f"m=audio 0 RTP/AVP {payload_type(pcm_format)}",
+        f"a=rtpmap:{rtpmap(pcm_format)}",
         f"a=control:{TRACK}",
     ]
     return ("\r\n".join(lines) + "\r\n").encode()
@@ -103,8 +106,10 @@ class ListenConnection:
         *,
         host: str,
         random_bits: Callable[[int], int] = secrets.randbits,
+        formats: Callable[[str], PcmFormat] | None = None,
     ) -> None:
         self._exists = paths
+        self._format = formats or (lambda _: CD)
         self._host = host
         self._random = random_bits
         self._parser = MessageParser(max_header_bytes=MAX_REQUEST_BYTES, max_body_bytes=4096)
@@ -184,7 +189,8 @@ class ListenConnection:
             base = request.uri if request.uri.endswith("/") else request.uri + "/"
             headers.add("Content-Base", base)
             headers.add("Content-Type", "application/sdp")
-            return _answer(200, headers, describe_sdp(path, self._host)), None
+            sdp = describe_sdp(path, self._host, self._format(path))
+            return _answer(200, headers, sdp), None
         if method == "SETUP":
             return self._setup(request, path, headers)
         if method in ("PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "SET_PARAMETER"):

@@ -180,12 +180,10 @@ class SessionFeed:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     def _distribute(self, chunk: bytes) -> None:
-        """Convert a flow chunk once for everyone, mix in announcements; keep it for late
-        joins; queue it. (Announcements are s16: hi-res sessions take none, see `announce`.)"""
-        if self.pcm_format.bits == 24:
-            pcm = flow_to_s24(chunk)
-        else:
-            pcm = self.mixer.mix(self.fed, flow_to_s16(chunk))
+        """Convert a flow chunk once for everyone, mix in announcements (in the session's
+        format: branches resample the mixed audio); keep it for late joins; queue it."""
+        convert = flow_to_s24 if self.pcm_format.bits == 24 else flow_to_s16
+        pcm = self.mixer.mix(self.fed, convert(chunk))
         self.ring.append(self.fed, pcm)
         for tap in self.pcm_taps:
             tap(self.fed, pcm)

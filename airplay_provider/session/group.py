@@ -144,7 +144,7 @@ class StreamSession(
             ring_seconds, frame_bytes=pcm_format.bytes_per_frame, rate=pcm_format.rate
         )
         self.fed = 0  # session frames handed to members so far
-        self.mixer = AnnouncementMixer()  # announcements over the music (announcing.py)
+        self.mixer = AnnouncementMixer(pcm_format)  # announcements over the music (announcing.py)
         self.silence_frames = 0  # of those, silence fed while the source had nothing
         self.source_error: str | None = None
         self.metadata: TrackMetadata | None = None

@@ -313,9 +313,14 @@ class GroupPlayback:
         return True
 
     async def _announce(self, session: StreamSession, player_id: str, media: PlayerMedia) -> None:
-        pcm = await collect_announcement(self._source(player_id, media), media.title or media.uri)
+        pcm_format = session.pcm_format  # (a hi-res session: decoded at 48 kHz, mixed in s24)
+        pcm = await collect_announcement(
+            self._source(player_id, media, pcm_format.rate),
+            media.title or media.uri,
+            pcm_format=pcm_format,
+        )
         try:
-            placed = await session.announce(pcm)
+            placed = await session.announce(pcm, pcm_format=pcm_format)
         except SessionError as exc:
             raise PlaybackError(str(exc)) from exc
         left_s = placed.duck_end / session.rate - session.position_s

@@ -7,6 +7,7 @@ command says why; the progress line names each member's format.
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import secrets
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from airplay_provider.pcm_convert import flow_to_s24
+from tests.announce_reference import expected_mix, write_wav
 from tests.audio import test_signal
 from tests.integration.test_play_cli import run_cli, write_track
 from tests.receivers.ap2_receiver import Ap2Receiver
@@ -87,3 +89,40 @@ async def test_play_hires_streams_24_bit_48k_and_names_each_members_format(
         assert start >= 0
         assert received[start : start + len(expected)] == expected  # all 24 bits, every sample
         assert raop.errors == []
+
+
+async def test_play_hires_mixes_an_announcement_at_24_bit_48k(
+    tmp_path: Path, zeroconf: AsyncZeroconf
+) -> None:
+    """`--announce` into a hi-res session: the file, decoded before the group's format was
+    known, is decoded again at 48 kHz and mixed in s24le from `--announce-at` (48 kHz frames);
+    the receiver gets the reference mix bit for bit."""
+    name = f"Hall {secrets.token_hex(2).upper()}"
+    track = write_track(tmp_path / "track.flac", test_signal(4.0, seed=93), tags=False)
+    rng = random.Random(94)
+    chime = b"".join(
+        rng.randint(-(2**22), 2**22).to_bytes(3, "little", signed=True) for _ in range(2 * 24000)
+    )
+    bell = write_wav(tmp_path / "bell.wav", chime, bits=24, rate=48000)
+    expected = expected_mix(
+        flow_to_s24(ffmpeg_flow_48k(track)), chime, 2 * 48000, ramp=3840, bits=24
+    )
+    device_id = ":".join(["02", "A4", *(secrets.token_hex(1).upper() for _ in range(4))])
+    async with Ap2Receiver(features=BUFFERED, model=MODEL, device_id=device_id, name=name) as ap2:
+        await announce(zeroconf, ap2, name)
+        code, out, err = await run_cli(
+            "play", str(track), "--player", name, "--hires", "--announce", str(bell),
+            "--announce-at", "2", "--interface", HOST, tmp_path=tmp_path,
+        )  # fmt: skip
+        assert code == 0, out + err
+        assert "announcement at 0:02.0" in out
+        session = ap2.session
+        assert session is not None
+        assert session.errors == []
+        (segment,) = [segment for segment in session.segments if segment.packets]
+        received = segment.pcm()
+        start = received.find(expected[: 352 * 6])
+        while start >= 0 and start % 6:
+            start = received.find(expected[: 352 * 6], start + 1)
+        assert start >= 0
+        assert received[start : start + len(expected)] == expected  # 0 LSB, every sample

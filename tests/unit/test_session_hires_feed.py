@@ -100,14 +100,19 @@ def test_members_take_the_sessions_format_and_count_its_frames(tmp_path: Path) -
     assert target_in_format(target, CD_FORMAT) == target
 
 
-async def test_a_hires_session_takes_no_announcement_and_no_listen_along() -> None:
+async def test_a_hires_session_is_served_to_listen_along_in_its_format() -> None:
+    """(L24/48000/2: tests/unit/test_listen_along_hires.py; announcements are mixed in its
+    format: tests/unit/test_announce_mixing_hires.py.)"""
     session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
-    with pytest.raises(SessionError, match="not mixed into 24-bit/48 kHz sessions"):
-        await session.announce(bytes(400))
     server = ListenAlongServer("127.0.0.1", 0)
-    with pytest.raises(ListenAlongError, match=r"serves 16-bit/44\.1 kHz only"):
+    server.add("/den", session)
+    stream = server.streams["/den"]
+    assert session.pcm_taps == [stream.tap]
+    stream.tap(48000, bytes(6 * 1500))  # 6-byte frames: one packet of 1024, one of 476
+    assert [(first, len(pcm)) for first, pcm in stream._pending] == [(48000, 6144), (49024, 2856)]
+    with pytest.raises(ListenAlongError, match="already served"):
         server.add("/den", session)
-    assert server.streams == {}
+    await server.close()
 
 
 def test_members_are_set_to_their_format_in_the_group(
