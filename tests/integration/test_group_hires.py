@@ -246,9 +246,11 @@ async def test_a_mixed_group_plays_24_bit_and_16_bit_members_in_sync() -> None:
 
 
 async def test_a_hires_player_joins_a_hires_group_late_on_its_timeline() -> None:
-    flow = flow_24(3.0, seed=83)
+    flow = flow_24(5.0, seed=83)
     expected = flow_to_s24(flow)
-    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
+    # 5 s of audio over 4 s: still flowing when the joiner has connected on a loaded machine
+    # (a source read to its end drains the session, which then takes no joiner)
+    source = Source(flow, 48000, nap_s=0.2)
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as hall,
@@ -298,8 +300,8 @@ def _impulse_ns(receiver: Ap2Receiver, bits: int) -> int:
 async def test_a_16_bit_player_joins_a_hires_group_late_through_a_new_branch() -> None:
     """Den plays hi-res alone; Attic (realtime, 16-bit) joins: the group opens its branch at
     the join and Attic hears the impulse (at 2.2 s) when Den does (± 1 frame)."""
-    flow = _impulse_flow(3.0, at_frame=round(2.2 * 48000), seed=85)
-    source = Source(flow, 48000, nap_s=0.2)  # 3 s of audio over 2.4 s
+    flow = _impulse_flow(5.0, at_frame=round(2.2 * 48000), seed=85)
+    source = Source(flow, 48000, nap_s=0.2)  # 5 s of audio over 4 s (still flowing at the join)
     async with (
         Ap2Receiver(features=BUFFERED, model=NOT_APPLE) as den,
         Ap2Receiver(features=NO_PTP_FEATURES, model=NOT_APPLE) as attic,
