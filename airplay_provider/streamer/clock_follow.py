@@ -151,7 +151,8 @@ async def follow_clock(
             status.emit(ClockStatus("ptp", ClockState.OWN_CLOCK.value, peer=peer, cause=cause))
             return ClockState.OWN_CLOCK
         drift = report.translation.rate_ppb if report and report.translation else 0
-        if state is not last or abs(drift - reported_drift) >= DRIFT_REPORT_PPB:
+        moved = state is ClockState.TRACKING and abs(drift - reported_drift) >= DRIFT_REPORT_PPB
+        if state is not last or moved:  # (while locking, the fit's rate is not news yet)
             last, reported_drift = state, drift
             status.emit(follow_event(peer, report, since))
         await asyncio.sleep(TRACK_POLL_S if state is ClockState.TRACKING else POLL_S)

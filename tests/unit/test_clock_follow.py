@@ -86,6 +86,7 @@ async def test_a_receiver_keeping_its_own_clock_is_followed_not_reported_as_own_
     assert daemon.followed[0] == ["10.0.0.2"]
     assert "own_clock" not in sink.states()
     assert sink.states()[-2:] == ["locking", "tracking"]
+    assert sink.states().count("locking") == 1  # a rate fitted while locking is no news
     tracking = sink.events[-1]
     assert isinstance(tracking, ClockStatus)
     assert tracking.offset_us == -4_000_000
