@@ -144,7 +144,7 @@ class ClockFollower:
     used: int = 0  # exchanges in the current fit
     error_ns: int | None = None  # 99 % bound of the fitted offset's error at its reference
     _locked: bool = False  # once good enough it stays so (until the peer's clock steps)
-    _scatter_ns: int = 0  # standard deviation of the kept exchanges around the fit
+    _scatter_ns: int = 0  # the link's: kept exchanges around the last fit of enough of them
     outliers: int = 0
     steps: int = 0
     _suspects: list[Exchange] = field(default_factory=list)
@@ -257,7 +257,7 @@ class ClockFollower:
         return trips[max(0, min(len(trips) - 1, round(len(trips) * KEEP_FRACTION) - 1))]
 
     def _refit(self) -> None:
-        self.error_ns, self._scatter_ns = None, 0
+        self.error_ns = None
         if not self.samples:
             self.translation, self.used = None, 0
             return
@@ -276,7 +276,9 @@ class ClockFollower:
             self.outliers += len(chosen) - len(kept)
             fit = _fit(kept)
         self.translation, self.used = fit, len(kept)
-        self.error_ns, self._scatter_ns = _fit_error(kept, fit)
+        self.error_ns, scatter = _fit_error(kept, fit)
+        if len(kept) >= LOCK_FIT_SAMPLES or scatter > self._scatter_ns:  # (fewer say little:
+            self._scatter_ns = scatter  # after a step, the link stays as noisy as it was)
 
 
 def _remember(table: dict[int, int], key: int, value: int) -> None:

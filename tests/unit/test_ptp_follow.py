@@ -298,3 +298,24 @@ def test_a_standalone_homepod_is_known_by_its_txt() -> None:
     assert not keeps_own_clock({**standalone, "igl": "0"})
     assert not keeps_own_clock({**standalone, "model": "Sonos Era 100"})
     assert keeps_own_clock({"igl": "1"})  # no model in the TXT: the flags decide
+
+
+def test_wifi_jitter_is_no_step_of_the_peer_clock_but_a_real_step_is() -> None:
+    """Ms of jitter put quick exchanges 200 µs off the fit several times in a row; on such a
+    link a step must stand out of the scatter (`STEP_SCATTERS`) to restart the fit."""
+    peer = PeerClock(offset_ns=NS, drift_ppb=40_000)
+    follower = ClockFollower()
+    rng = random.Random(12)
+    now = 10 * NS
+    for index in range(8 * 20):
+        if index == 8 * 15:  # after 15 s, its clock steps by 250 ms
+            peer = PeerClock(offset_ns=NS + 250_000_000, drift_ppb=40_000)
+        up, down = _wifi(rng)
+        t3 = now + up + 1_000_000
+        follower.add(Exchange(peer.at(now), now + up, t3, peer.at(t3 + down)))
+        if index == 8 * 15 - 1:
+            assert follower.locked
+            assert follower.steps == 0
+        now += NS // 8
+    assert follower.steps == 1
+    assert abs(follower.to_peer(now) - peer.at(now)) < 5_000_000
