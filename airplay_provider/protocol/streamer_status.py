@@ -302,7 +302,8 @@ class ClockStatus(_Event):
     ready, stalled (with the likely `cause`) or unmeasured; `after_ms` since SETPEERS,
     `probes` Delay_Req heard so far, `ready_in_ms` the expected wait while locking. A receiver
     keeping its own clock that we follow instead: `locking`, then `tracking` with its clock's
-    `offset_us` from our PTP timeline and `drift_ppb` (`probes`: exchanges in the servo)."""
+    `offset_us` from our PTP timeline, `drift_ppb` and `error_us`, the offset's measured 99 %
+    error bound (`probes`: exchanges in the servo)."""
 
     EVENT: ClassVar[str] = "clock"
     mode: str
@@ -314,6 +315,7 @@ class ClockStatus(_Event):
     cause: str | None = None
     offset_us: int | None = None
     drift_ppb: int | None = None
+    error_us: int | None = None
 
 
 @dataclass(frozen=True, eq=False, repr=False)

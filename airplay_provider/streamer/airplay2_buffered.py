@@ -44,9 +44,12 @@ ANCHOR_WAIT_S = 10.0
 ANCHOR_RETRY_S = 0.5
 #: Following a receiver's own (drifting) clock: how often the anchor line is checked, and how
 #: far (frames) it may drift before it is re-anchored. The anchor is set half a frame ahead in
-#: the drift's direction, so the error stays within half a frame either way.
+#: the drift's direction, so the error stays within half a frame either way; a new fit that
+#: moves the line back against that lead (a measured correction, not drift) re-anchors too once
+#: it moved `REANCHOR_BACK_FRAMES`, so the error stays under 0.75 frame.
 DRIFT_CHECK_S = 0.05
 REANCHOR_FRAMES = 1.0
+REANCHOR_BACK_FRAMES = 0.25
 MAX_UNSENT_BYTES = 8 * 2**20  # ~45 s of audio the receiver has not taken: it is gone
 # After a blackout TCP retransmits only when its backed-off timer fires: with the default cap
 # (120 s) a 3 s blackout can stall the stream ~6 s, beyond the lead. Capped at 1 s (the least
@@ -76,6 +79,7 @@ class BufferedAudio:
         #: Following the receiver's clock: the anchored line (sample, its exact time on the
         #: receiver's clock before the half-frame lead) and re-anchors for its drift.
         self._line: tuple[int, int] | None = None
+        self._lead_sign = 0  # the direction the line's anchor was led in
         self.reanchors = 0
 
     async def setup(self, rtsp: RtspClient, session_id: int) -> None:
@@ -151,8 +155,9 @@ class BufferedAudio:
             peer_ns, clock_id = self.control.network_time(ptp_ns)
             network = network_time_of_ns(peer_ns)
             if following:
-                self._line = (sample, peer_ns)
-                network = network_time_of_ns(peer_ns + self._lead_ns())
+                lead = self._lead_ns()
+                self._line, self._lead_sign = (sample, peer_ns), (lead > 0) - (lead < 0)
+                network = network_time_of_ns(peer_ns + lead)
         else:
             network, clock_id = network_time_of_ntp(play_ntp), 0
         return set_rate_anchor_time(
@@ -184,7 +189,8 @@ class BufferedAudio:
             await asyncio.sleep(DRIFT_CHECK_S)
             if self.loop.paused or self._line is None or not self.control.peer_clock.locked:
                 continue
-            if abs(self.drift_frames()) >= REANCHOR_FRAMES:
+            drift = self.drift_frames()
+            if abs(drift) >= REANCHOR_FRAMES or drift * self._lead_sign <= -REANCHOR_BACK_FRAMES:
                 self.reanchors += 1
                 await self.anchor_in_background()
 

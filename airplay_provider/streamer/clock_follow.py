@@ -4,7 +4,8 @@ The host's grandmaster daemon owns UDP 319/320, so it runs the servo (`streamer.
 this side asks it to follow the receiver, polls the result (`PeerClockReport`) and keeps it in
 a `PeerClock`, through which every network time we send (realtime 0xD7 sync packets, buffered
 SETRATEANCHORTIME) is translated onto the receiver's clock and named by its clock id. Status:
-`[STATUS] clock mode=ptp state=locking`, then `state=tracking offset_us=… drift_ppb=…`; a clock
+`[STATUS] clock mode=ptp state=locking`, then `state=tracking offset_us=… drift_ppb=…
+error_us=…` (the fit's measured error bound, known only once the rate is fitted); a clock
 that never reaches us within `LOCK_WAIT_S` ends as `own_clock` (the session's stall handling).
 """
 
@@ -108,6 +109,7 @@ def follow_event(peer: str, report: PeerClockReport | None, since_ns: int) -> Cl
         probes=report.exchanges,
         offset_us=report.translation.offset_ns // 1000,
         drift_ppb=report.translation.rate_ppb,
+        error_us=None if report.error_ns is None else -(-report.error_ns // 1000),
     )
 
 
@@ -149,7 +151,8 @@ async def follow_clock(
             status.emit(ClockStatus("ptp", ClockState.OWN_CLOCK.value, peer=peer, cause=cause))
             return ClockState.OWN_CLOCK
         drift = report.translation.rate_ppb if report and report.translation else 0
-        if state is not last or abs(drift - reported_drift) >= DRIFT_REPORT_PPB:
+        moved = state is ClockState.TRACKING and abs(drift - reported_drift) >= DRIFT_REPORT_PPB
+        if state is not last or moved:  # (while locking, the fit's rate is not news yet)
             last, reported_drift = state, drift
             status.emit(follow_event(peer, report, since))
         await asyncio.sleep(TRACK_POLL_S if state is ClockState.TRACKING else POLL_S)

@@ -59,7 +59,9 @@ class _Daemon:
         locked = asked > self.lock_after
         translation = Translation(ref_ns=0, offset_ns=-4 * NS, rate_ppb=40_000)
         return {
-            peer: PeerClockReport(HOMEPOD, asked * 8, locked, translation if asked > 1 else None)
+            peer: PeerClockReport(
+                HOMEPOD, asked * 8, locked, translation if asked > 1 else None, 4_200
+            )
             for peer in peers
         }
 
@@ -84,15 +86,17 @@ async def test_a_receiver_keeping_its_own_clock_is_followed_not_reported_as_own_
     assert daemon.followed[0] == ["10.0.0.2"]
     assert "own_clock" not in sink.states()
     assert sink.states()[-2:] == ["locking", "tracking"]
+    assert sink.states().count("locking") == 1  # a rate fitted while locking is no news
     tracking = sink.events[-1]
     assert isinstance(tracking, ClockStatus)
     assert tracking.offset_us == -4_000_000
     assert tracking.drift_ppb == 40_000
+    assert tracking.error_us == 5  # the fit's error bound, rounded up
     assert clock_final(tracking)  # the session may schedule on it
     assert "PTP clock tracking" in describe_clock("Kitchen", tracking)
     line = format_status(tracking)
     assert "state=tracking" in line
-    assert "drift_ppb=40000" in line
+    assert "drift_ppb=40000 error_us=5" in line
     assert parse_status(line) == tracking
     # 10 s after the translation's reference: 4 s behind, plus 40 ppm of 10 s (400 µs)
     assert clock.network_time(10 * NS, OURS) == (6 * NS + 400_000, HOMEPOD)

@@ -124,6 +124,20 @@ GOLDEN: list[tuple[StatusEvent, str]] = [
         ClockStatus("ptp", "stalled", peer="10.0.0.2", after_ms=5000, probes=0, cause="no PTP"),
         '[STATUS] clock mode=ptp state=stalled peer=10.0.0.2 after_ms=5000 probes=0 cause="no PTP"',
     ),
+    (
+        ClockStatus(
+            "ptp",
+            "tracking",
+            peer="10.0.0.9",
+            after_ms=2125,
+            probes=13,
+            offset_us=-4321500,
+            drift_ppb=39512,
+            error_us=4,
+        ),
+        "[STATUS] clock mode=ptp state=tracking peer=10.0.0.9 after_ms=2125 probes=13"
+        " offset_us=-4321500 drift_ppb=39512 error_us=4",
+    ),
 ]
 
 
