@@ -76,11 +76,16 @@ def _branch_reference(flow: bytes) -> bytes:
 
 
 def _error_ns(
-    segment: Segment, member: SessionMember, first: int, expected: bytes, start_ntp: int
+    segment: Segment,
+    member: SessionMember,
+    span: tuple[int, int | None],
+    expected: bytes,
+    start_ntp: int,
 ) -> int:
-    """The segment holds the member's audio from its frame `first` exactly (to the segment's
-    end, or all of it); how far from ``start_ntp + (first + rate/2)/rate`` the emulator
-    schedules the frame half a second on (ns)."""
+    """The segment holds the member's audio from its frame `first` exactly, at least up to
+    `end` (its next pause; None: all the rest); how far from ``start_ntp + (first +
+    rate/2)/rate`` the emulator schedules the frame half a second on (ns)."""
+    first, end = span
     rate, size = member.target.rate, member.frame_bytes
     received = segment.pcm()
     probe = expected[first * size : (first + 352) * size]
@@ -91,6 +96,8 @@ def _error_ns(
     assert not any(received[:head]), (member.key, first, "sound before the first frame")
     tail = expected[first * size :][: len(received) - head]
     offset = locate_exact(received, tail, frame_bytes=size)
+    wanted = len(expected) // size if end is None else end
+    assert len(tail) // size >= wanted - first, (member.key, first, end, "audio missing")
     assert not any(received[offset * size + len(tail) :]), (member.key, "sound after the end")
     assert segment.first_rtp is not None
     k = rate // 2
@@ -153,12 +160,14 @@ async def test_a_mixed_group_on_a_real_time_source_pauses_twice_bit_exact_in_syn
         played = emulated.segments[first_heard:]
         assert len(played) == len(timelines), (member.key, len(played), len(timelines))
         ends = [frames[member.key] for _, frames in timelines[1:]] + [None]
-        for segment, (start_ntp, frames), end in zip(played, timelines, ends, strict=True):
+        for index, (segment, end) in enumerate(zip(played, ends, strict=True)):
+            start_ntp, frames = timelines[index]
             first = frames[member.key]
             if end == first and not any(segment.pcm()):
                 continue  # paused again before the resumed start: nothing sent, nothing heard
-            error_ns = _error_ns(segment, member, first, expected[member.target.bits], start_ntp)
-            errors[timelines.index((start_ntp, frames))][member.key] = error_ns
+            errors[index][member.key] = _error_ns(
+                segment, member, (first, end), expected[member.target.bits], start_ntp
+            )
     for timeline_errors in errors:
         for key, error_ns in timeline_errors.items():  # each on its timeline, ± 1 frame
             assert abs(error_ns) * 44100 / 1e9 <= 1.0, (key, error_ns, errors)
