@@ -61,6 +61,12 @@ def resampler_argv(source: PcmFormat, rate: int) -> list[str]:
         str(source.rate),
         "-ac",
         "2",
+        # No probing: ffmpeg would otherwise hold ~1 s of input before its first output (a
+        # live source's branch members got their first audio after their start instant).
+        "-probesize",
+        "32",
+        "-analyzeduration",
+        "0",
         "-i",
         "pipe:0",
         "-af",

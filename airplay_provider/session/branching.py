@@ -27,6 +27,8 @@ from airplay_provider.session.processes import StreamTarget
 from airplay_provider.session.timeline import RingBuffer
 
 BRANCH_RING_S: Final = 10.0
+#: Audio a branch's resampler may keep until more input comes (its input packet, ~21 ms).
+BRANCH_HOLDBACK_S: Final = 0.05
 
 
 class SessionBranches:
@@ -109,6 +111,16 @@ class SessionBranches:
         """The group's PCM (None: its end) to every branch."""
         for branch in self.branches.values():
             branch.write(pcm)
+
+    def _branches_caught_up(self) -> bool:
+        """Whether every branch put out what the group fed it (but for what its resampler keeps
+        until more comes): before T, a branch's members hold the audio the others hold."""
+        for branch in self.branches.values():
+            due = self.fed * branch.rate // self.pcm_format.rate
+            kept = due - branch.fed
+            if kept > round(BRANCH_HOLDBACK_S * branch.rate) and not branch.ended.is_set():
+                return False
+        return True
 
     async def _stop_branches(self) -> None:
         for branch in list(self.branches.values()):

@@ -82,6 +82,9 @@ class SessionLaunch:
     async def _send_metadata(self, member: SessionMember, metadata: TrackMetadata) -> None:
         raise NotImplementedError
 
+    def _branches_caught_up(self) -> bool:
+        raise NotImplementedError
+
     async def _timing_fallbacks(self, joins: list[JoinReport]) -> list[JoinReport]:
         """Start members whose receiver never followed our PTP clock again on NTP timing, fed
         the audio the first attempt had (the start is still priming: nothing played yet)."""
@@ -110,15 +113,20 @@ class SessionLaunch:
         self, members: Sequence[SessionMember], seconds: float, timeout: float
     ) -> bool:
         """Until each member's streamer holds `seconds` of audio (or all it was fed, once the
-        source ended); False after `timeout`."""
+        source ended; a branch's members: once the branch put out what the group fed it);
+        False after `timeout`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             enough = self._source_done or self.fed >= seconds * self.rate or not self._priming
-            if enough and all(
-                primed(m.frames_in_streamer(), m.frames_fed, round(seconds * m.target.rate))
-                for m in members
-                if not m.ended
+            if (
+                enough
+                and self._branches_caught_up()
+                and all(
+                    primed(m.frames_in_streamer(), m.frames_fed, round(seconds * m.target.rate))
+                    for m in members
+                    if not m.ended
+                )
             ):
                 return True
             if loop.time() >= deadline:

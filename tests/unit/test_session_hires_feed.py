@@ -19,6 +19,7 @@ from airplay_provider.protocol.timing import ntp_add_frames, ntp_from_unix_ns
 from airplay_provider.protocol.txt import StreamingProtocol
 from airplay_provider.session import SessionError, StreamSession, StreamTarget
 from airplay_provider.session.branch import branch_frame, step_frames
+from airplay_provider.session.branching import BRANCH_HOLDBACK_S
 from airplay_provider.session.member import SessionMember
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT, target_in_format
 from airplay_provider.session.timeline import (
@@ -204,3 +205,20 @@ async def test_stopping_a_branch_mid_stream_leaves_no_process(tmp_path: Path) ->
     assert proc is not None
     assert proc.returncode is not None  # killed and reaped
     assert all(task.done() for task in branch._tasks)
+
+
+async def test_a_branch_puts_out_its_input_while_more_is_to_come() -> None:
+    """A live source: 0.2 s fed and the input still open. The branch puts it out at once (but
+    for what its resampler keeps until more comes), not after ~1 s of input (ffmpeg probing
+    its input held that back: a live group's 16-bit members started holding nothing)."""
+    session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT)
+    branch = await session._open_branch(CD_FORMAT, 0)
+    try:
+        session._distribute(_flow(9600, 6))
+        assert not session._branches_caught_up()  # nothing came out yet
+        assert await session._wait_primed([], 0.2, timeout=5.0)  # the start waits for it
+        assert session._branches_caught_up()
+        assert not branch.ended.is_set()  # (caught up, not ended)
+    finally:
+        await session._stop_branches()
+    assert 8820 - round(BRANCH_HOLDBACK_S * 44100) <= branch.fed <= 8820
