@@ -31,8 +31,8 @@ from tests.integration.test_group_hires import (
     flow_24,
 )
 from tests.receivers.ap2_receiver import Ap2Receiver
+from tests.receivers.ap2_segment import Segment
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
-from tests.receivers.ap2_stream import Segment
 
 CHUNK_S = 0.02  # the source yields 20 ms of audio per 20 ms of wall clock
 PAUSE_S = 0.4
