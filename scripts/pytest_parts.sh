@@ -31,7 +31,8 @@ for part in $(seq 1 "$PARTS"); do
     ip netns add "$ns" || exit 1
     NAMESPACES+=("$ns")
     ip netns exec "$ns" ip link set lo up || exit 1
-    ip netns exec "$ns" "$PY" -m pytest -q -p no:cacheprovider --shard "$part/$PARTS" "$@" \
+    ip netns exec "$ns" "$PY" -m pytest -q -p no:cacheprovider --shard "$part/$PARTS" \
+        --basetemp="$LOGS/tmp$part" "$@" \
         >"$LOGS/$part.log" 2>&1 &
     PIDS+=("$!")
 done
