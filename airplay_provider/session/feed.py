@@ -138,6 +138,7 @@ class SessionFeed:
                 await self._nap((ahead - limit) / rate)
             elif self._pending:
                 self._pending_to_members()
+                await asyncio.sleep(0)  # one piece per pass: the loop's other work goes on
             elif self._source_done and not self.mixer.busy_after(self.fed):
                 self._end_input()  # (an announcement still due is carried by silence)
                 return
@@ -164,9 +165,11 @@ class SessionFeed:
         return limit
 
     def _pending_to_members(self) -> None:
-        """Feed the next piece of source audio (≤ FEED_PIECE_S while starting or ramping)."""
+        """Feed the next piece of source audio (≤ FEED_PIECE_S while starting, ramping or
+        mixing an announcement: the mix is per sample in Python, ~65 ms a second of 24/48
+        audio, so a whole source chunk at once held the event loop 0.1 s and more)."""
         chunk = self._pending.popleft()
-        if self._priming or self._ramp is not None:
+        if self._priming or self._ramp is not None or self.mixer.busy_after(self.fed):
             piece = round(FEED_PIECE_S * self.pcm_format.rate) * FLOW_FRAME_BYTES
             if len(chunk) > piece:
                 self._pending.appendleft(chunk[piece:])

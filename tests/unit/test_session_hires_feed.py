@@ -21,8 +21,10 @@ from airplay_provider.session import SessionError, StreamSession, StreamTarget
 from airplay_provider.session.branch import branch_frame, step_frames
 from airplay_provider.session.branching import BRANCH_HOLDBACK_S
 from airplay_provider.session.member import SessionMember
+from airplay_provider.session.mixing import announcement_at
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT, target_in_format
 from airplay_provider.session.timeline import (
+    FEED_PIECE_S,
     join_position,
     member_start_ntp,
     position_at,
@@ -222,3 +224,31 @@ async def test_a_branch_puts_out_its_input_while_more_is_to_come() -> None:
     finally:
         await session._stop_branches()
     assert 8820 - round(BRANCH_HOLDBACK_S * 44100) <= branch.fed <= 8820
+
+
+def test_while_an_announcement_is_mixed_the_source_is_fed_in_short_pieces() -> None:
+    """The mix is per sample in Python (~65 ms a second of 24/48 audio): a whole source chunk
+    at once held the event loop over 0.1 s (seen in Music Assistant). With an announcement
+    due, each pass feeds at most FEED_PIECE_S; without one, the chunk goes whole."""
+    chunk = _flow(96000, 7)  # 2 s at 48 kHz
+    for announcing in (False, True):
+        session = StreamSession(_nothing(), pcm_format=HIRES_FORMAT, ring_seconds=3.0)
+        session._priming = False
+        tapped: list[int] = []
+
+        def tap(first: int, pcm: bytes, seen: list[int] = tapped) -> None:
+            seen.append(len(pcm) // 6)
+
+        session.pcm_taps.append(tap)
+        if announcing:
+            voice = flow_to_s24(_flow(24000, 8))
+            placed = announcement_at(voice, 48000, earliest_frame=0, pcm_format=HIRES_FORMAT)
+            session.mixer.add(placed)
+        session._pending.append(chunk)
+        session._pending_to_members()
+        if announcing:
+            assert tapped == [round(FEED_PIECE_S * 48000)]
+            assert len(session._pending) == 1  # the rest waits for the next pass
+        else:
+            assert tapped == [96000]
+            assert not session._pending
