@@ -34,6 +34,9 @@ from airplay_provider.session.timeline import FLOW_FRAME_BYTES
 MAX_ANNOUNCEMENT_S: Final = 600.0
 DECODE_TIMEOUT_S: Final = 30.0
 WAIT_POLL_S: Final = 0.05
+#: Audio converted per event-loop pass (~6 ms of work): a host that hands the announcement
+#: over in one long chunk (Music Assistant) held its loop 0.16 s otherwise.
+CONVERT_PIECE_S: Final = 0.25
 
 
 async def collect_announcement(
@@ -50,6 +53,7 @@ async def collect_announcement(
     it in the message."""
     convert = flow_to_s24 if pcm_format.bits == 24 else flow_to_s16
     limit = round(max_seconds * pcm_format.rate) * pcm_format.bytes_per_frame
+    step = round(CONVERT_PIECE_S * pcm_format.rate) * FLOW_FRAME_BYTES
     pieces: list[bytes] = []
     size = 0
     carry = b""
@@ -59,11 +63,13 @@ async def collect_announcement(
                 data = carry + chunk
                 whole = len(data) - len(data) % FLOW_FRAME_BYTES
                 carry = data[whole:]
-                piece = convert(data[:whole])
-                size += len(piece)
-                if size > limit:
-                    raise AudioSourceError(f"{what}: longer than {max_seconds:g} s")
-                pieces.append(piece)
+                for start in range(0, whole, step):  # a long chunk in pieces, one per pass
+                    piece = convert(data[start : min(start + step, whole)])
+                    size += len(piece)
+                    if size > limit:
+                        raise AudioSourceError(f"{what}: longer than {max_seconds:g} s")
+                    pieces.append(piece)
+                    await asyncio.sleep(0)
     except TimeoutError:
         raise AudioSourceError(f"{what}: not complete within {timeout:g} s") from None
     finally:

@@ -5,6 +5,7 @@ placement counted at 48 kHz; checked against the independent reference
 
 from __future__ import annotations
 
+import asyncio
 import random
 from array import array
 from collections.abc import AsyncIterator
@@ -16,7 +17,11 @@ from hypothesis import strategies as st
 
 from airplay_provider.pcm_convert import flow_to_s24
 from airplay_provider.session import StreamSession
-from airplay_provider.session.announcing import collect_announcement, decode_announcement
+from airplay_provider.session.announcing import (
+    CONVERT_PIECE_S,
+    collect_announcement,
+    decode_announcement,
+)
 from airplay_provider.session.mixing import (
     Announcement,
     AnnouncementMixer,
@@ -131,6 +136,30 @@ async def test_collect_converts_the_announcement_like_the_music() -> None:
     assert got == flow_to_s24(flow) == s24(*values)
     cd = await collect_announcement(_chunks(flow, 1001), "voice", pcm_format=CD_FORMAT)
     assert len(cd) == len(values) * 2  # (the 16-bit default, unchanged)
+
+
+async def test_one_long_chunk_is_converted_a_piece_per_loop_pass() -> None:
+    """A host may hand the whole announcement over at once (Music Assistant did: 0.16 s of its
+    loop): the conversion yields every `CONVERT_PIECE_S`, and the result is the same."""
+    values = [random.Random(8).randint(BOTTOM, TOP) for _ in range(2 * 48000 * 3)]  # 3 s
+    flow = flow_of_s24(values)
+    passes = 0
+    done = False
+
+    async def count_passes() -> None:
+        nonlocal passes
+        while not done:
+            passes += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(count_passes())
+    await asyncio.sleep(0)
+    start = passes
+    got = await collect_announcement(_chunks(flow, len(flow)), "voice", pcm_format=HIRES_FORMAT)
+    done = True
+    await ticker
+    assert got == flow_to_s24(flow)
+    assert passes - start >= 3.0 / CONVERT_PIECE_S  # the loop ran between the pieces
 
 
 async def test_a_24_bit_48k_file_decodes_to_its_exact_samples(tmp_path: Path) -> None:
