@@ -17,7 +17,6 @@ from music_assistant_models.player import PlayerMedia
 
 from airplay_provider.pcm_convert import flow_to_s16, flow_to_s24
 from airplay_provider.protocol.timing import ntp_add_frames, unix_ns_from_ntp
-from airplay_provider.session import GroupPlayback
 from airplay_provider.session.branch import resampler_argv
 from airplay_provider.session.member import MemberState, SessionMember
 from airplay_provider.session.pcm_format import CD_FORMAT, HIRES_FORMAT
@@ -27,6 +26,8 @@ from tests.integration.test_group_hires import (
     HIRES,
     NOT_APPLE,
     PLAIN,
+    Source,
+    _playback,
     _player,
     flow_24,
 )
@@ -38,20 +39,13 @@ CHUNK_S = 0.02  # the source yields 20 ms of audio per 20 ms of wall clock
 PAUSE_S = 0.4
 
 
-class RealTimeSource:
+class RealTimeSource(Source):
     """A flow source at 48 kHz whose chunk n comes no earlier than n · CHUNK_S after the first
     (on the wall clock, catching up after a wait as a live stream does): the session never has
     audio ahead of real time."""
 
     def __init__(self, flow: bytes) -> None:
-        self.flow = flow
-        self.asked: list[int] = []
-
-    def __call__(
-        self, player_id: str, media: PlayerMedia, sample_rate: int = 44100
-    ) -> AsyncIterator[bytes]:
-        self.asked.append(sample_rate)
-        return self._chunks()
+        super().__init__(flow, 48000)
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -126,8 +120,7 @@ async def test_a_mixed_group_on_a_real_time_source_pauses_twice_bit_exact_in_syn
             _player("Den", "AA:BB:CC:00:09:01", den.port, BUFFERED, HIRES),
             _player("Attic", "AA:BB:CC:00:09:02", attic.port, NO_PTP_FEATURES, PLAIN),
         ]
-        by_id = {p.player_id: p for p in players}
-        playback = GroupPlayback(by_id.get, source, lambda _: None)
+        playback = _playback(players, source)
         try:
             session = await playback.play(players[0], players[1:], PlayerMedia(uri="test://rt"))
             assert session is not None
