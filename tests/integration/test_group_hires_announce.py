@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import subprocess
 from array import array
 from collections.abc import AsyncIterator
 
@@ -32,6 +31,7 @@ from tests.integration.test_group_hires import (
     _player,
     flow_24,
 )
+from tests.integration.test_listen_along import ffmpeg_record
 from tests.receivers.ap2_receiver import Ap2Receiver
 from tests.receivers.ap2_sender import NO_PTP_FEATURES
 
@@ -128,23 +128,6 @@ async def test_an_announcement_is_mixed_into_a_mixed_hires_group_and_heard_toget
             assert abs(ns - at) * 44100 / 1e9 <= 1.0, (ns - at) * 44100 / 1e9
 
 
-async def ffmpeg_record_s24(url: str) -> bytes:
-    """What `ffmpeg -rtsp_transport tcp -i URL` receives until the stream ends, as s24le."""
-    proc = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
-        "-c:a", "pcm_s24le", "-f", "s24le", "pipe:1",
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 40)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, err.decode()
-    return out
-
-
 async def test_a_listener_of_a_hires_group_hears_the_announcement_mix_bit_for_bit() -> None:
     music, voice = _quiet_music(5.0, seed=93), _voice(0.6, seed=94)
     sources = Sources({MUSIC_URI: music})
@@ -157,7 +140,9 @@ async def test_a_listener_of_a_hires_group_hears_the_announcement_mix_bit_for_bi
             session = await playback.play(player, [], PlayerMedia(uri=MUSIC_URI))
             assert session is not None
             server.add("/den", session)
-            recording = asyncio.create_task(ffmpeg_record_s24(server.url("/den")))
+            recording = asyncio.create_task(
+                ffmpeg_record(server.url("/den"), None, bits=24, wait_s=40)
+            )
             placed = await session.announce(flow_to_s24(voice), pcm_format=HIRES_FORMAT)
             assert await session.wait_ended(20)
             heard = await recording

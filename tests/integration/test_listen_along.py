@@ -90,17 +90,22 @@ async def play_with_listen(
             await reader
 
 
-async def ffmpeg_record(url: str, seconds: float | None) -> bytes:
+async def ffmpeg_record(
+    url: str, seconds: float | None, *, bits: int = 16, wait_s: float | None = None
+) -> bytes:
     """What `ffmpeg -rtsp_transport tcp -i URL` receives in `seconds` (None: until the stream
-    ends), as s16le."""
+    ends), as s16le (or s24le with `bits=24`); it must end within `wait_s` (default: the
+    recording's length + 20 s, or 50 s)."""
     limit = ["-t", str(seconds)] if seconds is not None else []
+    sample = f"s{bits}le"
     proc = await asyncio.create_subprocess_exec(
         "ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-i", url, *limit,
-        "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1",
+        "-c:a", f"pcm_{sample}", "-f", sample, "pipe:1",
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
+    wait = (seconds or 30) + 20 if wait_s is None else wait_s
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), (seconds or 30) + 20)
+        out, err = await asyncio.wait_for(proc.communicate(), wait)
     finally:
         if proc.returncode is None:
             proc.kill()
