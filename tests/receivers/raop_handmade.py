@@ -105,3 +105,13 @@ def streaming_core(drop_rate: float = 0.0, drop_seed: int = 0) -> RaopReceiverCo
     session(core)
     core.control_received(SYNC_FIRST, NOW)
     return core
+
+
+def datagram(core: RaopReceiverCore, kind: str, data: bytes) -> None:
+    """`data` arrives at NOW on the core's audio or control port, by `kind` (else timing)."""
+    if kind == "audio":
+        core.audio_received(data, NOW)
+    elif kind == "control":
+        core.control_received(data, NOW)
+    else:
+        core.timing_received(data, NOW)

@@ -22,6 +22,7 @@ from tests.receivers.raop_handmade import (
     SYNC_LATER,
     alac_packet,
     audio,
+    datagram,
     escape_frame,
     pcm_le,
     ramp,
@@ -201,12 +202,7 @@ def test_stream_strictness(datagrams: list[tuple[str, bytes]], expected: str) ->
     core = RaopReceiverCore()
     session(core)
     for kind, data in datagrams:
-        if kind == "audio":
-            core.audio_received(data, NOW)
-        elif kind == "control":
-            core.control_received(data, NOW)
-        else:
-            core.timing_received(data, NOW)
+        datagram(core, kind, data)
     assert any(expected in error for error in core.errors), core.errors
 
 

@@ -25,6 +25,7 @@ from tests.receivers.raop_handmade import (
     TRANSPORT,
     alac_packet,
     announce,
+    datagram,
     header_of,
     pcm_le,
     ramp,
@@ -224,12 +225,8 @@ def test_random_bytes_never_crash(data: bytes, where: str) -> None:
         core.connection_made(2, SENDER)
         output = core.rtsp_received(2, data, NOW)
         assert output.data == b"" or output.data.startswith(b"RTSP/1.0 ")
-    elif where == "audio":
-        core.audio_received(data, NOW)
-    elif where == "control":
-        core.control_received(data, NOW)
     else:
-        core.timing_received(data, NOW)
+        datagram(core, where, data)
     assert core.state == "recording"
 
 
