@@ -41,18 +41,18 @@ done_count() {  # tests finished so far in one part's log (pytest -q progress ch
     grep -E '^[.FEsxX]+ *(\[ *[0-9]+%\])?$' "$1" 2>/dev/null | tr -cd '.FEsxX' | wc -c
 }
 
+any_running() {
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && return 0; done
+    return 1
+}
+
 started=$SECONDS
-while :; do
-    running=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
-    [ "$running" = 1 ] || break
+while any_running; do
     for _ in $(seq 60); do
         sleep 1
-        running=0
-        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && running=1; done
-        [ "$running" = 1 ] || break
+        any_running || break
     done
-    [ "$running" = 1 ] || break
+    any_running || break
     line="pytest parts, $(((SECONDS - started) / 60)) min:"
     for part in $(seq 1 "$PARTS"); do line+=" part $part $(done_count "$LOGS/$part.log") done;"; done
     echo "$line"
