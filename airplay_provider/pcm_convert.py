@@ -81,9 +81,13 @@ def flow_to_s24(flow: bytes) -> bytes:
         samples = array("i", map(_sample32, floats))
     if sys.byteorder == "big":
         samples.byteswap()
-    wide = samples.tobytes()
-    # The upper three bytes of each little-endian int32: the value shifted right by 8 (floor).
-    out = bytearray(len(samples) * 3)
+    return s32le_to_s24le(samples.tobytes())
+
+
+def s32le_to_s24le(wide: bytes) -> bytes:
+    """The upper three bytes of each little-endian int32 (the value shifted right by 8, floor)
+    as packed s24le."""
+    out = bytearray(len(wide) // 4 * 3)
     out[0::3] = wide[1::4]
     out[1::3] = wide[2::4]
     out[2::3] = wide[3::4]

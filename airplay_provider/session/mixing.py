@@ -23,6 +23,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Final
 
+from airplay_provider.pcm_convert import s32le_to_s24le
 from airplay_provider.protocol.pcm_format import CD, PcmFormat
 
 Q15: Final = 1 << 15
@@ -153,12 +154,7 @@ def _pcm(samples: list[int], bits: int) -> bytes:
     out = array("h", samples) if bits == 16 else array("i", [s << 8 for s in samples])
     if sys.byteorder == "big":
         out.byteswap()
-    if bits == 16:
-        return out.tobytes()
-    wide = out.tobytes()
-    packed = bytearray(len(samples) * 3)
-    packed[0::3], packed[1::3], packed[2::3] = wide[1::4], wide[2::4], wide[3::4]
-    return bytes(packed)
+    return out.tobytes() if bits == 16 else s32le_to_s24le(out.tobytes())
 
 
 class AnnouncementMixer:
